@@ -1,0 +1,469 @@
+"""The ResourcesManager: one sequencer, group commit, published state, ring and subscriptions.
+
+Write path (one thread, the sequencer): take every queued write (up to a group), validate each
+against the working state that already contains every earlier accepted write, assign revisions,
+commit the whole group in one storage transaction, then apply it to the published state,
+acknowledge the writers and deliver the events to subscribers, in revision order. A failed commit
+fails the whole group, drops the working state and starts a new epoch (every subscriber resyncs).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from uuid import UUID
+
+from backend.settings import Settings
+from backend.state import State
+from backend.storage.base import EventStore
+from backend.subscription import Subscription
+from resources.errors import AlreadyExists, Conflict, LeaError, NotFound, ShuttingDown, StorageFailed
+from resources.events import SCHEMA_VERSION, Checkpoint, Event, EventType, StateSnapshot
+from resources.kinds import PERSISTED_KINDS, ResourceKind
+from resources.resource import AnyResource
+from resources.wire import EventBatch, Hello, Resync
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Put:
+    """Create or replace a resource. ``expected_version`` 0 means "must not exist yet"."""
+
+    resource: AnyResource
+    expected_version: int | None = None
+    create_only: bool = False
+
+
+@dataclass(frozen=True)
+class Delete:
+    kind: ResourceKind
+    id: UUID
+    expected_version: int | None = None
+    missing_ok: bool = False
+
+
+Change = Put | Delete
+#: A rule check: raises a LeaError when ``change`` may not be applied to ``state``.
+RuleCheck = Callable[[State, Change], None]
+
+
+def _no_rules(state: State, change: Change) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """The outcome of one accepted transaction."""
+
+    events: tuple[Event, ...]
+
+    @property
+    def revision(self) -> int:
+        return self.events[-1].revision if self.events else 0
+
+    def version_of(self, kind: ResourceKind, id: UUID) -> int:
+        for event in reversed(self.events):
+            if event.kind == kind and event.id == id:
+                return 0 if event.resource is None else event.resource.version
+        raise KeyError((kind, id))
+
+
+@dataclass
+class _Write:
+    changes: Sequence[Change]
+    actor: str
+    future: Future[TxResult] = field(default_factory=Future)
+
+
+_STOP = object()
+
+
+class ResourcesManager:
+    def __init__(
+        self,
+        store: EventStore,
+        settings: Settings | None = None,
+        rules: RuleCheck = _no_rules,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.settings = settings or Settings()
+        self._rules = rules
+        self._clock = clock
+        self._published = State()
+        self._working = State()
+        self._publish_lock = threading.RLock()
+        self._subscribers: list[Subscription] = []
+        self._ring: deque[Event] = deque(maxlen=self.settings.ring_size)
+        self._queue: queue.SimpleQueue[_Write | object] = queue.SimpleQueue()
+        self._epoch = uuid.uuid4().hex
+        self._published_revision = 0
+        self._next_revision = 1
+        self._reserved = 0
+        self._since_checkpoint = 0
+        self._thread: threading.Thread | None = None
+        self._accepting = False
+        self._closed = False
+        self._restored = False
+        self._state_lock = threading.Lock()  # guards _accepting/_closed transitions
+
+    # -- life cycle ------------------------------------------------------------------------
+    def restore(self) -> None:
+        """The seed's ApplySnapshot + ApplyEvent: newest valid checkpoint, then every later event."""
+        checkpoint = self.store.load_checkpoint()
+        state = State()
+        after = 0
+        if checkpoint is not None:
+            for resource in checkpoint.resources:
+                state.put(resource)
+            after = checkpoint.revision
+        replayed = 0
+        for change in self.store.replay(after):
+            if change.resource is None:
+                state.delete(change.kind, change.id)
+            else:
+                state.put(change.resource)
+            replayed += 1
+        base = max(self.store.reserved_revision(), self.store.last_revision(), after)
+        with self._publish_lock:
+            self._published = state
+            self._working = state.copy()
+            self._published_revision = base
+            self._next_revision = base + 1
+            self._since_checkpoint = replayed
+        # Reserve a fresh block now: revisions of this run never collide with a crashed run's.
+        self._reserved = base + self.settings.revision_block
+        self.store.append([], reserve_up_to=self._reserved)
+        self._restored = True
+        log.info("restored revision %d (%d events replayed) in epoch %s", base, replayed, self._epoch)
+
+    def start(self) -> None:
+        """Accept writes. Operators subscribe between restore() and start()."""
+        if not self._restored:
+            self.restore()
+        with self._state_lock:
+            if self._thread is not None:
+                return
+            self._accepting = True
+            self._thread = threading.Thread(target=self._run, name="lea-sequencer", daemon=True)
+            self._thread.start()
+
+    def close(self, checkpoint: bool = True) -> None:
+        """Finish every queued write, write a checkpoint, close every subscription."""
+        with self._state_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._accepting = False
+            thread = self._thread
+        if thread is not None:
+            self._queue.put(_STOP)
+            thread.join()
+        if checkpoint and self._restored and self._since_checkpoint > 0 and not self.store.read_only:
+            try:
+                self.write_checkpoint()
+            except Exception:
+                log.exception("final checkpoint failed")
+        with self._publish_lock:
+            subscribers, self._subscribers = self._subscribers, []
+        for sub in subscribers:
+            sub._finish()
+
+    # -- reading ---------------------------------------------------------------------------
+    @property
+    def epoch(self) -> str:
+        return self._epoch
+
+    @property
+    def revision(self) -> int:
+        return self._published_revision
+
+    def get(self, kind: ResourceKind, id: UUID) -> AnyResource | None:
+        with self._publish_lock:
+            return self._published.get(kind, id)
+
+    def resources_of(self, kind: ResourceKind) -> list[AnyResource]:
+        with self._publish_lock:
+            return list(self._published.of_kind(kind).values())
+
+    def read(self, fn: Callable[[State], object]) -> object:
+        """Run ``fn`` on the published state under the publish lock (it must not keep the state)."""
+        with self._publish_lock:
+            return fn(self._published)
+
+    def fetch_snapshot(self, kinds: Iterable[ResourceKind] | None = None) -> StateSnapshot:
+        """Every persisted and volatile resource as of exactly the published revision."""
+        with self._publish_lock:
+            return StateSnapshot(
+                epoch=self._epoch,
+                revision=self._published_revision,
+                schema_version=SCHEMA_VERSION,
+                resources=tuple(self._published.all(kinds)),
+            )
+
+    def subscribe(
+        self,
+        after: int | None = None,
+        kinds: Iterable[ResourceKind] | None = None,
+        epoch: str | None = None,
+        max_queued_events: int | None = None,
+    ) -> Subscription:
+        """Every event after ``after`` (default: from now), in order, filtered by ``kinds``.
+
+        The first delivery is a Hello. An ``after`` from another epoch or older than the ring gets a
+        Resync instead of events; so does a subscriber whose queue overflows.
+        """
+        sub = Subscription(
+            frozenset(kinds) if kinds is not None else None,
+            max_queued_events or self.settings.subscriber_queue_size,
+            self._unsubscribe,
+        )
+        with self._publish_lock:
+            sub._offer(Hello(epoch=self._epoch, revision=self._published_revision))
+            if after is not None:
+                reason = self._replay_problem(after, epoch)
+                if reason is not None:
+                    sub._offer(Resync(reason=reason))
+                else:
+                    for batch in _batches(e for e in self._ring if e.revision > after):
+                        sub._offer(batch)
+            if self._closed:
+                sub._finish()
+            else:
+                self._subscribers.append(sub)
+        return sub
+
+    def _replay_problem(self, after: int, epoch: str | None) -> str | None:
+        if epoch is not None and epoch != self._epoch:
+            return "the backend restarted (new epoch)"
+        if after > self._published_revision:
+            return f"revision {after} is ahead of the backend ({self._published_revision})"
+        if after == self._published_revision:
+            return None
+        if not self._ring or self._ring[0].revision > after + 1:
+            return f"revision {after} is older than the backend's recent events"
+        return None
+
+    def _unsubscribe(self, sub: Subscription) -> None:
+        with self._publish_lock:
+            if sub in self._subscribers:
+                self._subscribers.remove(sub)
+
+    # -- writing ---------------------------------------------------------------------------
+    def submit(self, changes: Sequence[Change], actor: str) -> Future[TxResult]:
+        """Queue one all-or-nothing transaction; the future resolves after its commit."""
+        write = _Write(list(changes), actor)
+        with self._state_lock:
+            if not self._accepting:
+                reason = "the backend is shutting down" if self._closed else "the backend is not started"
+                write.future.set_exception(ShuttingDown(reason))
+                return write.future
+            self._queue.put(write)
+        return write.future
+
+    def write(self, changes: Sequence[Change], actor: str) -> TxResult:
+        future = self.submit(changes, actor)
+        try:
+            return future.result(timeout=self.settings.write_timeout)
+        except TimeoutError as exc:
+            raise StorageFailed(
+                f"the write was not committed within {self.settings.write_timeout:g} s"
+            ) from exc
+
+    def write_checkpoint(self) -> int:
+        """Write a checkpoint of the persisted kinds at the published revision; returns it."""
+        with self._publish_lock:
+            checkpoint = Checkpoint(
+                revision=self._published_revision, resources=tuple(self._published.persisted())
+            )
+            self._since_checkpoint = 0
+        self.store.write_checkpoint(checkpoint)
+        return checkpoint.revision
+
+    # -- the sequencer ---------------------------------------------------------------------
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            group: list[_Write] = []
+            if first is _STOP:
+                stopping = True
+            else:
+                assert isinstance(first, _Write)
+                group.append(first)
+            while len(group) < self.settings.commit_group_max:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    continue
+                assert isinstance(item, _Write)
+                group.append(item)
+            if group:
+                self._process(group)
+        # Anything queued after the stop marker (raced with close) is refused, never dropped silently.
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Write):
+                item.future.set_exception(ShuttingDown("the backend is shutting down"))
+
+    def _process(self, group: list[_Write]) -> None:
+        accepted: list[tuple[_Write, list[Event]]] = []
+        for write in group:
+            try:
+                events = self._stage(write)
+            except LeaError as exc:
+                write.future.set_exception(exc)
+                continue
+            except Exception as exc:
+                log.exception("unexpected error while validating a write")
+                write.future.set_exception(exc)
+                continue
+            if events:
+                accepted.append((write, events))
+            else:
+                write.future.set_result(TxResult(()))
+        if not accepted:
+            return
+        all_events = [e for _, events in accepted for e in events]
+        persisted = [e for e in all_events if e.kind in PERSISTED_KINDS]
+        reserve = None
+        if self._next_revision - 1 > self._reserved:
+            self._reserved = self._next_revision - 1 + self.settings.revision_block
+            reserve = self._reserved
+        try:
+            if persisted or reserve is not None:
+                self.store.append(persisted, reserve_up_to=reserve)
+        except Exception as exc:
+            self._commit_failed(accepted, exc)
+            return
+        with self._publish_lock:
+            for _, events in accepted:
+                for event in events:
+                    if event.resource is None:
+                        self._published.delete(event.kind, event.id)
+                    else:
+                        self._published.put(event.resource)
+                self._ring.extend(events)
+                self._published_revision = events[-1].revision
+                batch = EventBatch(events=tuple(events))
+                for sub in self._subscribers:
+                    sub._offer(batch)
+            self._since_checkpoint += len(persisted)
+        for write, events in accepted:
+            write.future.set_result(TxResult(tuple(events)))
+        if self._since_checkpoint >= self.settings.checkpoint_interval:
+            try:
+                self.write_checkpoint()
+            except Exception:
+                log.exception("periodic checkpoint failed")
+
+    def _stage(self, write: _Write) -> list[Event]:
+        """Validate and apply one transaction to the working state; undo it all if any part fails."""
+        undo: list[tuple[ResourceKind, UUID, AnyResource | None]] = []
+        events: list[Event] = []
+        tx = uuid.uuid4()
+        at = self._clock()
+        try:
+            for change in write.changes:
+                event = self._stage_change(change, tx, at, write.actor, self._next_revision + len(events))
+                if event is None:
+                    continue
+                undo.append((event.kind, event.id, self._working.get(event.kind, event.id)))
+                if event.resource is None:
+                    self._working.delete(event.kind, event.id)
+                else:
+                    self._working.put(event.resource)
+                events.append(event)
+        except BaseException:
+            for kind, id, previous in reversed(undo):
+                self._working.restore(kind, id, previous)
+            raise
+        self._next_revision += len(events)
+        return events
+
+    def _stage_change(
+        self, change: Change, tx: UUID, at: datetime, actor: str, revision: int
+    ) -> Event | None:
+        if isinstance(change, Put):
+            res = change.resource
+            current = self._working.get(res.kind, res.id)
+            current_version = 0 if current is None else current.version
+            if change.create_only and current is not None:
+                raise AlreadyExists(
+                    f"{res.kind} {res.id} already exists", kind=res.kind.value, id=str(res.id)
+                )
+            if change.expected_version is not None and change.expected_version != current_version:
+                raise Conflict(
+                    f"{res.kind} {res.id} is at version {current_version}, not {change.expected_version}; "
+                    "it was changed by someone else",
+                    kind=res.kind.value, id=str(res.id), expected=change.expected_version,
+                    actual=current_version,
+                )
+            self._rules(self._working, change)
+            stored = res.model_copy(update={"version": current_version + 1})
+            return Event(
+                epoch=self._epoch, revision=revision,
+                type=EventType.CREATED if current is None else EventType.UPDATED,
+                kind=res.kind, id=res.id, resource=stored, actor=actor, at=at, tx=tx,
+            )
+        current = self._working.get(change.kind, change.id)
+        if current is None:
+            if change.missing_ok:
+                return None
+            raise NotFound(
+                f"{change.kind} {change.id} does not exist", kind=change.kind.value, id=str(change.id)
+            )
+        if change.expected_version is not None and change.expected_version != current.version:
+            raise Conflict(
+                f"{change.kind} {change.id} is at version {current.version}, not {change.expected_version}; "
+                "it was changed by someone else",
+                kind=change.kind.value, id=str(change.id), expected=change.expected_version,
+                actual=current.version,
+            )
+        self._rules(self._working, change)
+        return Event(
+            epoch=self._epoch, revision=revision, type=EventType.DELETED, kind=change.kind,
+            id=change.id, resource=None, actor=actor, at=at, tx=tx,
+        )
+
+    def _commit_failed(self, accepted: list[tuple[_Write, list[Event]]], exc: Exception) -> None:
+        log.error("commit of %d writes failed: %s; starting a new epoch", len(accepted), exc)
+        error = StorageFailed(f"the change could not be saved: {exc}")
+        with self._publish_lock:
+            self._working = self._published.copy()
+            self._epoch = uuid.uuid4().hex
+            self._ring.clear()
+            # The failed revisions are never reused (nobody saw them, but nothing should have to care).
+            self._published_revision = self._next_revision - 1
+            for sub in self._subscribers:
+                sub._offer(Resync(reason="a commit failed; the backend started a new epoch"))
+        for write, _ in accepted:
+            write.future.set_exception(error)
+
+
+def _batches(events: Iterable[Event]) -> list[EventBatch]:
+    """Group consecutive events of the same transaction into one batch."""
+    batches: list[EventBatch] = []
+    current: list[Event] = []
+    for event in events:
+        if current and current[-1].tx != event.tx:
+            batches.append(EventBatch(events=tuple(current)))
+            current = []
+        current.append(event)
+    if current:
+        batches.append(EventBatch(events=tuple(current)))
+    return batches

@@ -1,0 +1,74 @@
+"""PeerConfiguration (what the backend wants a peer to have) and PeerConfigurationState (its report)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import Field
+
+from resources.base import Model, ResourceBase
+from resources.kinds import ResourceKind
+
+
+class ParameterKind(StrEnum):
+    DEVICE_INTERFACE = "device_interface"
+    ETHERNET_BRIDGE = "ethernet_bridge"
+    GRE_INTERFACE = "gre_interface"
+    INTERFACE_JOIN = "interface_join"
+    CAN_BRIDGE = "can_bridge"
+    CAN_CONNECTION = "can_connection"
+    CAN_LOCAL_ROUTE = "can_local_route"
+    REMOTE_PEER_CHECK = "remote_peer_check"
+
+
+class Target(StrEnum):
+    PRESENT = "present"
+    ABSENT = "absent"
+
+
+class Parameter(Model):
+    id: UUID
+    kind: ParameterKind
+    target: Target
+    dependencies: tuple[UUID, ...] = ()
+    value: dict[str, str | int | bool] = Field(default_factory=dict)
+
+
+class PeerConfiguration(ResourceBase):
+    """The parameters the backend wants a peer to have; its id is the peer's id."""
+
+    kind: Literal[ResourceKind.PEER_CONFIGURATION] = ResourceKind.PEER_CONFIGURATION
+    cluster: UUID | None = None
+    parameters: tuple[Parameter, ...] = ()
+
+
+class ParameterPresent(Model):
+    status: Literal["present"] = "present"
+
+
+class ParameterAbsent(Model):
+    status: Literal["absent"] = "absent"
+
+
+class ParameterError(Model):
+    status: Literal["error"] = "error"
+    reason: str
+
+
+ParameterStatus = Annotated[
+    ParameterPresent | ParameterAbsent | ParameterError, Field(discriminator="status")
+]
+
+
+class ParameterReport(Model):
+    id: UUID
+    state: ParameterStatus
+
+
+class PeerConfigurationState(ResourceBase):
+    """What the peer reports for each parameter; its id is the peer's id."""
+
+    kind: Literal[ResourceKind.PEER_CONFIGURATION_STATE] = ResourceKind.PEER_CONFIGURATION_STATE
+    parameters: tuple[ParameterReport, ...] = ()

@@ -1,0 +1,116 @@
+"""PeerDescriptor: a test bench with its network interfaces and the devices behind them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import Field, model_validator
+
+from resources.base import Model, ResourceBase
+from resources.kinds import ResourceKind
+from resources.names import Description, DeviceName, InterfaceName, Location, ResourceName, Tag
+
+DEFAULT_BRIDGE_NAME = "br-lea"
+
+
+class EthernetConfiguration(Model):
+    type: Literal["ethernet"] = "ethernet"
+
+
+class VcanConfiguration(Model):
+    type: Literal["vcan"] = "vcan"
+
+
+class CanConfiguration(Model):
+    type: Literal["can"] = "can"
+    bitrate: int = Field(gt=0, description="Nominal bitrate in bit/s.")
+    sample_point: float = Field(gt=0.0, le=1.0)
+    fd: bool = False
+    data_bitrate: int | None = Field(default=None, gt=0)
+    data_sample_point: float | None = Field(default=None, gt=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _fd_fields_only_with_fd(self) -> CanConfiguration:
+        if self.fd:
+            if self.data_bitrate is None or self.data_sample_point is None:
+                raise ValueError("CAN FD needs data_bitrate and data_sample_point")
+        elif self.data_bitrate is not None or self.data_sample_point is not None:
+            raise ValueError("data_bitrate and data_sample_point are only allowed when fd is true")
+        return self
+
+
+InterfaceConfiguration = Annotated[
+    EthernetConfiguration | VcanConfiguration | CanConfiguration, Field(discriminator="type")
+]
+
+
+class NetworkInterface(Model):
+    id: UUID
+    name: InterfaceName
+    configuration: InterfaceConfiguration
+
+    @property
+    def is_can(self) -> bool:
+        return self.configuration.type in ("can", "vcan")
+
+
+class Device(Model):
+    id: UUID
+    name: DeviceName
+    description: Description = ""
+    interface: UUID = Field(description="Id of the peer's network interface the device is attached to.")
+    tags: tuple[Tag, ...] = ()
+
+
+class PeerDescriptor(ResourceBase):
+    kind: Literal[ResourceKind.PEER] = ResourceKind.PEER
+    name: ResourceName
+    location: Location | None = None
+    demo: bool = Field(default=False, description="True for simulated demo peers.")
+    interfaces: tuple[NetworkInterface, ...] = ()
+    bridge_name: InterfaceName | None = None
+    devices: tuple[Device, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PeerDescriptor:
+        iface_ids: set[UUID] = set()
+        iface_names: set[str] = set()
+        for iface in self.interfaces:
+            if iface.id in iface_ids:
+                raise ValueError(f"interface id {iface.id} is used twice in this peer")
+            if iface.name in iface_names:
+                raise ValueError(f"interface name '{iface.name}' is used twice in this peer")
+            iface_ids.add(iface.id)
+            iface_names.add(iface.name)
+        device_ids: set[UUID] = set()
+        device_names: set[str] = set()
+        for device in self.devices:
+            if device.id in device_ids:
+                raise ValueError(f"device id {device.id} is used twice in this peer")
+            if device.name in device_names:
+                raise ValueError(f"device name '{device.name}' must be unique within the peer")
+            if device.interface not in iface_ids:
+                raise ValueError(
+                    f"device '{device.name}' is attached to interface {device.interface}, "
+                    "which this peer does not have"
+                )
+            device_ids.add(device.id)
+            device_names.add(device.name)
+        return self
+
+    @property
+    def effective_bridge_name(self) -> str:
+        return self.bridge_name or DEFAULT_BRIDGE_NAME
+
+    def interface(self, interface_id: UUID) -> NetworkInterface | None:
+        for iface in self.interfaces:
+            if iface.id == interface_id:
+                return iface
+        return None
+
+    def device(self, device_id: UUID) -> Device | None:
+        for device in self.devices:
+            if device.id == device_id:
+                return device
+        return None
