@@ -14,6 +14,9 @@ from typing import Any
 from backend import rules
 from backend.datadir import DataDir, DataDirLock
 from backend.manager import ResourcesManager
+from backend.operators.cluster_deployment import ClusterDeploymentOperator
+from backend.peers.broker import Brokers
+from backend.peers.demo import DemoFaults, DemoPeerBroker
 from backend.settings import Settings, load_settings
 from backend.storage.sqlite import SqliteEventStore
 
@@ -31,7 +34,15 @@ def os_actor() -> str:
 class Backend:
     """Opens ``DATA_DIR`` for writing (exclusive lock), restores the manager, and closes it cleanly."""
 
-    def __init__(self, data_dir: Path | str | None = None, **setting_overrides: Any) -> None:
+    def __init__(
+        self,
+        data_dir: Path | str | None = None,
+        *,
+        demo_delay_scale: float = 1.0,
+        demo_seed: int = 0,
+        demo_faults: DemoFaults | None = None,
+        **setting_overrides: Any,
+    ) -> None:
         self.data_dir = DataDir(data_dir)
         self.data_dir.ensure()
         self.settings: Settings = load_settings(self.data_dir.path, **setting_overrides)
@@ -48,13 +59,27 @@ class Backend:
             self.store.close()
             self._lock.release()
             raise
+        # Operators and brokers subscribe now, before the manager accepts writes.
+        self.demo_peers = DemoPeerBroker(
+            self.manager, seed=demo_seed, delay_scale=demo_delay_scale, faults=demo_faults
+        )
+        self.brokers = Brokers([self.demo_peers])
+        self.operator = ClusterDeploymentOperator(self.manager, self.brokers, self.settings.deploy_timeout)
+        self._started = False
 
     def start(self) -> Backend:
+        """Accept writes, then start the operators and peer brokers."""
         self.manager.start()
+        self.operator.start()
+        self.brokers.start()
+        self._started = True
         return self
 
     def close(self) -> None:
+        """Stop brokers and operators (no event after this), then the manager (final checkpoint)."""
         try:
+            self.brokers.stop()
+            self.operator.stop()
             self.manager.close()
         finally:
             self.store.close()

@@ -1,0 +1,1 @@
+"""Cluster deployment: peer configurations, and the deploy/undeploy actions."""

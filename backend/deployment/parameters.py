@@ -1,0 +1,145 @@
+"""Each member peer's PeerConfiguration for a cluster (the parameter table of DESIGN section 6).
+
+Parameter ids are derived from the cluster, the peer and what the parameter is about, so the same
+cluster always yields the same ids: reports stay attributable across retries, and the golden file
+test pins the whole configuration.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from resources.cluster import ClusterDescriptor
+from resources.configuration import Parameter, ParameterKind, PeerConfiguration, Target
+from resources.peer import NetworkInterface, PeerDescriptor
+
+CAN_BRIDGE_NAME = "vcan-lea"
+CAN_BASE_PORT = 20000
+
+
+@dataclass
+class _Builder:
+    cluster: ClusterDescriptor
+    peer: PeerDescriptor
+    target: Target
+    parameters: list[Parameter] = field(default_factory=list)
+
+    def add(
+        self, kind: ParameterKind, key: str, value: dict[str, str | int | bool], *deps: Parameter
+    ) -> Parameter:
+        pid = uuid.uuid5(self.cluster.id, f"{self.peer.id}/{kind.value}/{key}")
+        param = Parameter(
+            id=pid, kind=kind, target=self.target, dependencies=tuple(d.id for d in deps), value=value
+        )
+        self.parameters.append(param)
+        return param
+
+
+def cluster_members(cluster: ClusterDescriptor, device_owner: Mapping[UUID, UUID]) -> list[UUID]:
+    """The leader first, then every peer owning a device of the cluster, in a stable order."""
+    others = sorted({device_owner[d] for d in cluster.devices if d in device_owner} - {cluster.leader}, key=str)
+    return [cluster.leader, *others]
+
+
+def _cluster_interfaces(cluster: ClusterDescriptor, peer: PeerDescriptor) -> list[NetworkInterface]:
+    """The peer's interfaces that carry a device of the cluster, each once, in the peer's order."""
+    wanted = {d.interface for d in peer.devices if d.id in cluster.devices}
+    return [i for i in peer.interfaces if i.id in wanted]
+
+
+def gre_name(remote: UUID) -> str:
+    return f"gre-{remote.hex[:8]}"
+
+
+def compute_configurations(
+    cluster: ClusterDescriptor,
+    peers: Mapping[UUID, PeerDescriptor],
+    addresses: Mapping[UUID, str],
+    target: Target = Target.PRESENT,
+) -> dict[UUID, PeerConfiguration]:
+    """The configuration of every member peer. ``addresses``: each member's reachable address."""
+    device_owner = {d.id: p.id for p in peers.values() for d in p.devices}
+    members = cluster_members(cluster, device_owner)
+    leader = cluster.leader
+    interfaces = {m: _cluster_interfaces(cluster, peers[m]) for m in members}
+    can_members = [m for m in members if any(i.is_can for i in interfaces[m])]
+    uses_can = bool(can_members)
+    configurations: dict[UUID, PeerConfiguration] = {}
+    for member in members:
+        peer = peers[member]
+        b = _Builder(cluster, peer, target)
+        device_ifaces = {
+            i.id: b.add(ParameterKind.DEVICE_INTERFACE, i.name, {"interface": i.name}) for i in interfaces[member]
+        }
+        bridge_name = peer.effective_bridge_name
+        bridge = b.add(ParameterKind.ETHERNET_BRIDGE, bridge_name, {"name": bridge_name})
+        remotes = [m for m in members if m != leader] if member == leader else [leader]
+        gres: dict[UUID, Parameter] = {}
+        for remote in remotes:
+            name = gre_name(remote)
+            gres[remote] = b.add(
+                ParameterKind.GRE_INTERFACE, name,
+                {"name": name, "local": addresses.get(member, ""), "remote": addresses.get(remote, "")},
+                bridge,
+            )
+        for iface in interfaces[member]:
+            if not iface.is_can:
+                b.add(
+                    ParameterKind.INTERFACE_JOIN, iface.name, {"interface": iface.name, "bridge": bridge_name},
+                    device_ifaces[iface.id], bridge,
+                )
+        for remote, gre in gres.items():
+            b.add(
+                ParameterKind.INTERFACE_JOIN, gre_name(remote),
+                {"interface": gre_name(remote), "bridge": bridge_name}, gre, bridge,
+            )
+        # The leader relays CAN between members, so it needs the CAN bridge whenever any member has CAN.
+        if member in can_members or (member == leader and uses_can):
+            can_bridge = b.add(ParameterKind.CAN_BRIDGE, CAN_BRIDGE_NAME, {"name": CAN_BRIDGE_NAME})
+            can_remotes = [m for m in can_members if m != leader] if member == leader else [leader]
+            for remote in can_remotes:
+                port = CAN_BASE_PORT + members.index(remote if member == leader else member)
+                b.add(
+                    ParameterKind.CAN_CONNECTION, str(remote),
+                    {
+                        "role": "server" if member == leader else "client",
+                        "remote": addresses.get(remote, ""),
+                        "port": port,
+                    },
+                    can_bridge,
+                )
+            for iface in interfaces[member]:
+                if iface.is_can:
+                    b.add(
+                        ParameterKind.CAN_LOCAL_ROUTE, iface.name,
+                        {"source": iface.name, "destination": CAN_BRIDGE_NAME},
+                        device_ifaces[iface.id], can_bridge,
+                    )
+        if member == leader:
+            for remote, gre in gres.items():
+                b.add(ParameterKind.REMOTE_PEER_CHECK, str(remote), {"remote": addresses.get(remote, "")}, gre)
+        configurations[member] = PeerConfiguration(id=member, cluster=cluster.id, parameters=tuple(b.parameters))
+    return configurations
+
+
+def dependency_order(parameters: tuple[Parameter, ...]) -> list[Parameter]:
+    """Parameters so that each comes after its dependencies (stable for equal rank)."""
+    by_id = {p.id: p for p in parameters}
+    ordered: list[Parameter] = []
+    seen: set[UUID] = set()
+
+    def visit(p: Parameter) -> None:
+        if p.id in seen:
+            return
+        seen.add(p.id)
+        for dep in p.dependencies:
+            if dep in by_id:
+                visit(by_id[dep])
+        ordered.append(p)
+
+    for p in parameters:
+        visit(p)
+    return ordered

@@ -1,0 +1,1 @@
+"""Operators: threads with their own kind-filtered subscription that react to events."""

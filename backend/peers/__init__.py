@@ -1,0 +1,1 @@
+"""Peer brokers: how the backend reaches peers (demo simulation now, a WebSocket agent next)."""

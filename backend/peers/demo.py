@@ -1,0 +1,273 @@
+"""Demo peers: a labelled simulation of test benches, for trying the app and for tests.
+
+Only peers whose descriptor says ``demo`` are simulated. Each applies the parameters of its
+configuration in dependency order with seeded, realistic delays (``delay_scale`` 0 makes it
+instant), can fail a given parameter or drop offline mid-deployment (failure injection), and can
+be switched online/offline. A demo peer that goes offline forgets its configuration, like a bench
+that reboots.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from uuid import UUID
+
+from backend import actions
+from backend.deployment.parameters import dependency_order
+from backend.manager import ResourcesManager
+from backend.peers.broker import PeerBroker
+from backend.peers.scheduler import Scheduler
+from resources.configuration import (
+    Parameter,
+    ParameterAbsent,
+    ParameterError,
+    ParameterKind,
+    ParameterPresent,
+    ParameterReport,
+    ParameterStatus,
+    PeerConfiguration,
+    PeerConfigurationState,
+    Target,
+)
+from resources.errors import LeaError
+from resources.events import EventType
+from resources.kinds import ResourceKind
+from resources.peer import PeerDescriptor
+from resources.state import Offline, Online
+from resources.wire import EventBatch, Resync
+
+log = logging.getLogger(__name__)
+ACTOR = "demo-simulation"
+
+#: Typical seconds a bench needs per parameter kind (jittered by +-50 %, times delay_scale).
+BASE_DELAY: dict[ParameterKind, float] = {
+    ParameterKind.DEVICE_INTERFACE: 0.15,
+    ParameterKind.ETHERNET_BRIDGE: 0.3,
+    ParameterKind.GRE_INTERFACE: 0.4,
+    ParameterKind.INTERFACE_JOIN: 0.1,
+    ParameterKind.CAN_BRIDGE: 0.3,
+    ParameterKind.CAN_CONNECTION: 0.5,
+    ParameterKind.CAN_LOCAL_ROUTE: 0.15,
+    ParameterKind.REMOTE_PEER_CHECK: 0.6,
+}
+
+
+@dataclass(frozen=True)
+class ParameterFailure:
+    peer: str  # peer name
+    kind: ParameterKind
+    reason: str = "simulated failure"
+
+
+@dataclass(frozen=True)
+class OfflineFault:
+    peer: str  # peer name
+    after_parameters: int  # goes offline after applying this many parameters
+    back_after: float | None = 0.5  # seconds until it comes back (None: stays offline)
+
+
+@dataclass
+class DemoFaults:
+    """Failure injection for demo peers (tests and demonstrations)."""
+
+    failures: list[ParameterFailure] = field(default_factory=list)
+    offline: list[OfflineFault] = field(default_factory=list)
+
+
+def demo_address(peer_id: UUID) -> str:
+    """A stable, clearly simulated address (10.77.0.0/16) for a demo peer."""
+    return f"10.77.{(peer_id.int >> 8) % 250 + 1}.{peer_id.int % 250 + 1}"
+
+
+@dataclass
+class _DemoPeer:
+    peer: PeerDescriptor
+    online: bool = False
+    applied: set[UUID] = field(default_factory=set)
+    configuration: PeerConfiguration | None = None
+    generation: int = 0
+    applied_count: int = 0  # parameters applied since the last configure (for offline faults)
+    errors: dict[UUID, str] = field(default_factory=dict)
+
+
+class DemoPeerBroker(PeerBroker):
+    def __init__(
+        self,
+        manager: ResourcesManager,
+        *,
+        seed: int = 0,
+        delay_scale: float = 1.0,
+        faults: DemoFaults | None = None,
+    ) -> None:
+        self._manager = manager
+        self._seed = seed
+        self.delay_scale = delay_scale
+        self.faults = faults or DemoFaults()
+        self._peers: dict[UUID, _DemoPeer] = {}
+        self._lock = threading.Lock()
+        self._scheduler = Scheduler("lea-demo-peers")
+        self._subscription = manager.subscribe(kinds=[ResourceKind.PEER])
+        self._stopped = False
+
+    # -- PeerBroker ------------------------------------------------------------------------
+    def manages(self, peer: PeerDescriptor) -> bool:
+        return peer.demo
+
+    def start(self) -> None:
+        self._subscription.on_ready = lambda: self._scheduler.call_soon(self._drain)
+        self._scheduler.start()
+        self._scheduler.call_soon(self._resync)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+        self._subscription.close()
+        self._scheduler.stop()
+
+    def configure(self, peer_id: UUID, configuration: PeerConfiguration) -> None:
+        with self._lock:
+            demo = self._peers.get(peer_id)
+            if demo is None or not demo.online:
+                return  # an offline bench hears nothing; the deployment waits for it
+            demo.generation += 1
+            demo.configuration = configuration
+            demo.applied_count = 0
+            demo.errors.clear()
+            generation = demo.generation
+            # A peer that drops out mid-deployment is planned with the plan.
+            rng = random.Random(f"{self._seed}/{peer_id}/{generation}")
+            if configuration.parameters and configuration.parameters[0].target == Target.ABSENT:
+                plan = list(reversed(dependency_order(configuration.parameters)))
+            else:
+                plan = dependency_order(configuration.parameters)
+        self._scheduler.call_soon(lambda: self._report(peer_id, generation))
+        at = 0.0
+        for param in plan:
+            at += BASE_DELAY[param.kind] * rng.uniform(0.5, 1.5) * self.delay_scale
+            self._scheduler.call_later(at, lambda p=param: self._apply(peer_id, generation, p))  # type: ignore[misc]
+
+    # -- online / offline ------------------------------------------------------------------
+    def set_online(self, peer_id: UUID, online: bool) -> None:
+        """Switch a demo peer on or off (off forgets its configuration, like a reboot)."""
+        with self._lock:
+            demo = self._peers.get(peer_id)
+            if demo is None or demo.online == online:
+                return
+            demo.online = online
+            demo.generation += 1
+            if not online:
+                demo.applied.clear()
+                demo.configuration = None
+        self._write_connection(peer_id, online)
+
+    def is_online(self, peer_id: UUID) -> bool:
+        with self._lock:
+            demo = self._peers.get(peer_id)
+            return demo is not None and demo.online
+
+    # -- internals -------------------------------------------------------------------------
+    def _write_connection(self, peer_id: UUID, online: bool) -> None:
+        state = Online(remote_host=demo_address(peer_id), since=datetime.now(UTC)) if online else Offline()
+        try:
+            actions.set_peer_connection_state(self._manager, peer_id, state, ACTOR)
+        except LeaError as exc:  # the peer was deleted meanwhile, or the backend is closing
+            log.debug("demo peer %s: connection state not written: %s", peer_id, exc)
+
+    def _resync(self) -> None:
+        snapshot = self._manager.fetch_snapshot(kinds=[ResourceKind.PEER])
+        present = {r.id for r in snapshot.resources}
+        for resource in snapshot.resources:
+            assert isinstance(resource, PeerDescriptor)
+            self._peer_stored(resource)
+        with self._lock:
+            gone = [pid for pid in self._peers if pid not in present]
+        for pid in gone:
+            self._peer_deleted(pid)
+
+    def _drain(self) -> None:
+        while (item := self._subscription.get_nowait()) is not None:
+            if isinstance(item, Resync):
+                self._resync()
+            elif isinstance(item, EventBatch):
+                for event in item.events:
+                    if event.type == EventType.DELETED:
+                        self._peer_deleted(event.id)
+                    elif isinstance(event.resource, PeerDescriptor):
+                        self._peer_stored(event.resource)
+
+    def _peer_stored(self, peer: PeerDescriptor) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            demo = self._peers.get(peer.id)
+            if not peer.demo:
+                self._peers.pop(peer.id, None)
+                return
+            if demo is not None:
+                demo.peer = peer
+                return
+            self._peers[peer.id] = _DemoPeer(peer)
+        self.set_online(peer.id, True)
+
+    def _peer_deleted(self, peer_id: UUID) -> None:
+        with self._lock:
+            self._peers.pop(peer_id, None)
+
+    def _current(self, peer_id: UUID, generation: int) -> _DemoPeer | None:
+        demo = self._peers.get(peer_id)
+        if demo is None or demo.generation != generation or not demo.online or self._stopped:
+            return None
+        return demo
+
+    def _apply(self, peer_id: UUID, generation: int, param: Parameter) -> None:
+        go_offline: OfflineFault | None = None
+        with self._lock:
+            demo = self._current(peer_id, generation)
+            if demo is None or demo.errors:
+                return
+            failure = next(
+                (f for f in self.faults.failures if f.peer == demo.peer.name and f.kind == param.kind), None
+            )
+            if failure is not None:
+                demo.errors[param.id] = failure.reason
+            elif param.target == Target.PRESENT:
+                demo.applied.add(param.id)
+            else:
+                demo.applied.discard(param.id)
+            demo.applied_count += 1
+            go_offline = next(
+                (o for o in self.faults.offline
+                 if o.peer == demo.peer.name and o.after_parameters == demo.applied_count),
+                None,
+            )
+        self._report(peer_id, generation)
+        if go_offline is not None:
+            self.faults.offline.remove(go_offline)  # a one-shot fault
+            self.set_online(peer_id, False)
+            if go_offline.back_after is not None:
+                self._scheduler.call_later(go_offline.back_after, lambda: self.set_online(peer_id, True))
+
+    def _report(self, peer_id: UUID, generation: int) -> None:
+        with self._lock:
+            demo = self._current(peer_id, generation)
+            if demo is None or demo.configuration is None:
+                return
+            reports = []
+            for param in demo.configuration.parameters:
+                status: ParameterStatus
+                if param.id in demo.errors:
+                    status = ParameterError(reason=demo.errors[param.id])
+                elif param.id in demo.applied:
+                    status = ParameterPresent()
+                else:
+                    status = ParameterAbsent()
+                reports.append(ParameterReport(id=param.id, state=status))
+        report = PeerConfigurationState(id=peer_id, parameters=tuple(reports))
+        try:
+            actions.set_peer_configuration_state(self._manager, report, ACTOR)
+        except LeaError as exc:
+            log.debug("demo peer %s: report not written: %s", peer_id, exc)
