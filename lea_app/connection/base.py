@@ -1,0 +1,90 @@
+"""The async connection interface of DESIGN section 9; embedded and remote implement it.
+
+Nothing else in LEA knows which backend it talks to.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from uuid import UUID
+
+from resources.cluster import ClusterDescriptor
+from resources.events import Event, StateSnapshot, WriteResult
+from resources.kinds import ResourceKind
+from resources.peer import PeerDescriptor
+from resources.wire import EventBatch, Hello, Resync
+
+Delivery = Hello | EventBatch | Resync
+
+
+class ConnectionLost(Exception):
+    """The event stream or a request lost the backend; the sync engine resumes."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    role: str  # viewer | editor | admin
+
+    @property
+    def can_write(self) -> bool:
+        return self.role in ("editor", "admin")
+
+
+class EventStream(ABC):
+    """One subscription: a Hello first, then EventBatch per transaction, or Resync."""
+
+    @abstractmethod
+    async def next(self) -> Delivery:
+        """The next delivery. Raises ConnectionLost when the stream ends or breaks."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+
+class Connection(ABC):
+    #: One line for the About box and the status bar, e.g. "embedded backend".
+    description: str = ""
+
+    @abstractmethod
+    async def subscribe(self, after: int | None = None, epoch: str | None = None) -> EventStream: ...
+
+    @abstractmethod
+    async def fetch_snapshot(self) -> StateSnapshot: ...
+
+    @abstractmethod
+    async def store_peer_descriptor(
+        self, peer: PeerDescriptor, expected_version: int | None = None, create_only: bool = False
+    ) -> WriteResult: ...
+
+    @abstractmethod
+    async def delete_peer_descriptor(self, peer_id: UUID, expected_version: int | None = None) -> WriteResult: ...
+
+    @abstractmethod
+    async def store_cluster_descriptor(
+        self, cluster: ClusterDescriptor, expected_version: int | None = None, create_only: bool = False
+    ) -> WriteResult: ...
+
+    @abstractmethod
+    async def delete_cluster_descriptor(
+        self, cluster_id: UUID, expected_version: int | None = None
+    ) -> WriteResult: ...
+
+    @abstractmethod
+    async def store_cluster_deployment(self, cluster_id: UUID) -> WriteResult: ...
+
+    @abstractmethod
+    async def delete_cluster_deployment(self, cluster_id: UUID) -> WriteResult: ...
+
+    @abstractmethod
+    async def history(self, kind: ResourceKind, resource_id: UUID) -> list[Event]: ...
+
+    @abstractmethod
+    async def events(self, after: int = 0, limit: int = 200) -> list[Event]: ...
+
+    @abstractmethod
+    async def whoami(self) -> Identity: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...

@@ -1,0 +1,167 @@
+"""The embedded connection: the backend runs in this process, on the data directory.
+
+Backend calls block (a commit waits for its fsync), so every call runs on a small thread pool;
+subscription deliveries are handed to the asyncio loop with ``call_soon_threadsafe``. This module
+is the only place in lea_app that imports ``backend``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+from uuid import UUID
+
+from backend import actions
+from backend.backend import Backend, os_actor
+from backend.demo import seed_demo
+from backend.subscription import Subscription
+from lea_app.connection.base import Connection, ConnectionLost, Delivery, EventStream, Identity
+from resources.cluster import ClusterDescriptor
+from resources.events import Event, StateSnapshot, WriteResult
+from resources.kinds import ResourceKind
+from resources.peer import PeerDescriptor
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Deliveries an embedded subscriber may queue before it must resync (a 20,000-event burst fits).
+EMBEDDED_QUEUE_EVENTS = 200_000
+
+
+class EmbeddedEventStream(EventStream):
+    def __init__(self, subscription: Subscription, loop: asyncio.AbstractEventLoop) -> None:
+        self._subscription = subscription
+        self._loop = loop
+        self._ready = asyncio.Event()
+        subscription.on_ready = self._wake
+
+    def _wake(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is already closed at shutdown
+            self._loop.call_soon_threadsafe(self._ready.set)
+
+    async def next(self) -> Delivery:
+        while True:
+            item = self._subscription.get_nowait()
+            if item is not None:
+                return item
+            if self._subscription.closed:
+                raise ConnectionLost("the embedded backend closed the subscription")
+            self._ready.clear()
+            # Re-check after clearing: a delivery may have arrived in between.
+            item = self._subscription.get_nowait()
+            if item is not None:
+                return item
+            await self._ready.wait()
+
+    async def close(self) -> None:
+        self._subscription.on_ready = None
+        self._subscription.close()
+
+
+class EmbeddedConnection(Connection):
+    def __init__(self, backend: Backend, executor: ThreadPoolExecutor, actor: str) -> None:
+        self.backend = backend
+        self._executor = executor
+        self._actor = actor
+        self.data_dir: Path = backend.data_dir.path
+        self.description = f"embedded backend on {self.data_dir}"
+
+    @classmethod
+    async def open(
+        cls, data_dir: Path | str | None, *, demo: bool = False, **backend_options: Any
+    ) -> EmbeddedConnection:
+        """Open (restore) and start the backend off the UI thread; seed the demo fleet if asked."""
+        executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lea-embedded")
+        loop = asyncio.get_running_loop()
+
+        def start() -> Backend:
+            backend = Backend(data_dir, **backend_options)
+            try:
+                backend.start()
+                if demo:
+                    seed_demo(backend.manager)
+            except BaseException:
+                backend.close()
+                raise
+            return backend
+
+        try:
+            backend = await loop.run_in_executor(executor, start)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(backend, executor, os_actor())
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    @property
+    def manager(self) -> Any:
+        return self.backend.manager
+
+    async def subscribe(self, after: int | None = None, epoch: str | None = None) -> EventStream:
+        subscription = self.manager.subscribe(after=after, epoch=epoch, max_queued_events=EMBEDDED_QUEUE_EVENTS)
+        return EmbeddedEventStream(subscription, asyncio.get_running_loop())
+
+    async def fetch_snapshot(self) -> StateSnapshot:
+        return await self._call(self.manager.fetch_snapshot)
+
+    async def store_peer_descriptor(
+        self, peer: PeerDescriptor, expected_version: int | None = None, create_only: bool = False
+    ) -> WriteResult:
+        return await self._call(
+            actions.store_peer_descriptor, self.manager, peer, self._actor, expected_version, create_only
+        )
+
+    async def delete_peer_descriptor(self, peer_id: UUID, expected_version: int | None = None) -> WriteResult:
+        return await self._call(actions.delete_peer_descriptor, self.manager, peer_id, self._actor, expected_version)
+
+    async def store_cluster_descriptor(
+        self, cluster: ClusterDescriptor, expected_version: int | None = None, create_only: bool = False
+    ) -> WriteResult:
+        return await self._call(
+            actions.store_cluster_descriptor, self.manager, cluster, self._actor, expected_version, create_only
+        )
+
+    async def delete_cluster_descriptor(self, cluster_id: UUID, expected_version: int | None = None) -> WriteResult:
+        return await self._call(
+            actions.delete_cluster_descriptor, self.manager, cluster_id, self._actor, expected_version
+        )
+
+    async def store_cluster_deployment(self, cluster_id: UUID) -> WriteResult:
+        return await self._call(actions.store_cluster_deployment, self.manager, cluster_id, self._actor)
+
+    async def delete_cluster_deployment(self, cluster_id: UUID) -> WriteResult:
+        return await self._call(actions.delete_cluster_deployment, self.manager, cluster_id, self._actor)
+
+    async def history(self, kind: ResourceKind, resource_id: UUID) -> list[Event]:
+        def read() -> list[Event]:
+            return list(self.backend.store.read_events(kind=kind, resource_id=resource_id))
+
+        return await self._call(read)
+
+    async def events(self, after: int = 0, limit: int = 200) -> list[Event]:
+        def read() -> list[Event]:
+            return list(self.backend.store.read_events(after=after, limit=limit))
+
+        return await self._call(read)
+
+    async def whoami(self) -> Identity:
+        return Identity(name=self._actor, role="admin")
+
+    def set_demo_peer_online(self, peer_id: UUID, online: bool) -> None:
+        """Demo simulation only: switch a demo bench on or off."""
+        self._executor.submit(self.backend.demo_peers.set_online, peer_id, online)
+
+    async def close(self) -> None:
+        try:
+            await self._call(self.backend.close)
+        finally:
+            self._executor.shutdown(wait=True)

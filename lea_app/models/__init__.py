@@ -1,0 +1,1 @@
+"""Qt table models fed incrementally by the sync store."""

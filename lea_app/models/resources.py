@@ -1,0 +1,286 @@
+"""The tables of peers, clusters and deployments."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from uuid import UUID
+
+from PySide6.QtGui import QBrush, QColor
+
+from lea_app.models.table import Column, ResourceTableModel
+from lea_app.sync.store import StoreChange
+from resources.cluster import ClusterDescriptor
+from resources.derived import blocking_clusters, device_owners
+from resources.kinds import ResourceKind
+from resources.peer import PeerDescriptor
+from resources.state import (
+    ClusterState,
+    ClusterStatus,
+    Deployed,
+    Deploying,
+    Failed,
+    Online,
+    PeerConnectionState,
+    Undeployed,
+    Undeploying,
+    Waiting,
+)
+
+GREEN = QBrush(QColor("#1b7f3b"))
+GREY = QBrush(QColor("#6b6b6b"))
+RED = QBrush(QColor("#b3261e"))
+AMBER = QBrush(QColor("#8a5a00"))
+BLUE = QBrush(QColor("#1f5fa8"))
+
+
+def status_text(status: ClusterStatus) -> str:
+    if isinstance(status, Waiting):
+        return "Waiting"
+    if isinstance(status, Deploying):
+        return "Deploying"
+    if isinstance(status, Deployed):
+        return "Deployed" if status.health == "healthy" else "Deployed (degraded)"
+    if isinstance(status, Undeploying):
+        return "Undeploying"
+    if isinstance(status, Failed):
+        return "Failed"
+    return "Undeployed"
+
+
+def status_detail(status: ClusterStatus) -> str:
+    if isinstance(status, Waiting | Failed):
+        return status.reason
+    return ""
+
+
+def status_progress(status: ClusterStatus) -> tuple[int, int] | None:
+    if isinstance(status, Deploying | Undeploying):
+        return (status.done, status.total)
+    return None
+
+
+def status_brush(status: ClusterStatus) -> QBrush:
+    if isinstance(status, Deployed):
+        return GREEN if status.health == "healthy" else AMBER
+    if isinstance(status, Failed):
+        return RED
+    if isinstance(status, Waiting):
+        return AMBER
+    if isinstance(status, Deploying | Undeploying):
+        return BLUE
+    return GREY
+
+
+def cluster_status(store_get: object, cluster_id: UUID) -> ClusterStatus:
+    state = store_get(ResourceKind.CLUSTER_STATE, cluster_id)  # type: ignore[operator]
+    return state.state if isinstance(state, ClusterState) else Undeployed()
+
+
+# -- peers ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PeerRow:
+    peer: PeerDescriptor
+    online: bool
+    remote_host: str
+    blocked_by: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.peer.name} (demo)" if self.peer.demo else self.peer.name
+
+
+class PeersModel(ResourceTableModel[PeerRow]):
+    columns = (
+        Column[PeerRow]("Name", lambda r: r.name, sort_key=lambda r: r.peer.name.casefold(), width=170),
+        Column[PeerRow]("Location", lambda r: r.peer.location or "", width=130),
+        Column[PeerRow](
+            "State", lambda r: "Online" if r.online else "Offline",
+            tooltip=lambda r: f"connected from {r.remote_host}" if r.online else "not connected",
+            foreground=lambda r: GREEN if r.online else GREY, width=80,
+        ),
+        Column[PeerRow](
+            "Interfaces", lambda r: ", ".join(i.name for i in r.peer.interfaces),
+            sort_key=lambda r: len(r.peer.interfaces), width=110,
+        ),
+        Column[PeerRow](
+            "Devices", lambda r: str(len(r.peer.devices)),
+            tooltip=lambda r: "\n".join(d.name for d in r.peer.devices), sort_key=lambda r: len(r.peer.devices),
+            width=70,
+        ),
+        Column[PeerRow]("Blocked by", lambda r: r.blocked_by, width=150),
+    )
+
+    _blocked: dict[UUID, ClusterDescriptor]
+
+    def candidate_ids(self) -> Iterable[UUID]:
+        return self.store.all(ResourceKind.PEER).keys()
+
+    def affected_ids(self, change: StoreChange) -> set[UUID] | None:
+        if change.kind in (ResourceKind.PEER, ResourceKind.PEER_CONNECTION_STATE):
+            return change.inserted | change.changed | change.removed
+        if change.kind in (ResourceKind.CLUSTER, ResourceKind.CLUSTER_DEPLOYMENT):
+            return None  # who blocks whom may change for any peer
+        return set()
+
+    def prepare(self) -> None:
+        peers = [p for p in self.store.all(ResourceKind.PEER).values() if isinstance(p, PeerDescriptor)]
+        clusters = [c for c in self.store.all(ResourceKind.CLUSTER).values() if isinstance(c, ClusterDescriptor)]
+        self._blocked = blocking_clusters(peers, clusters, self.store.all(ResourceKind.CLUSTER_DEPLOYMENT).keys())
+
+    def make_row(self, id: UUID) -> PeerRow | None:
+        peer = self.store.get(ResourceKind.PEER, id)
+        if not isinstance(peer, PeerDescriptor):
+            return None
+        connection = self.store.get(ResourceKind.PEER_CONNECTION_STATE, id)
+        state = connection.state if isinstance(connection, PeerConnectionState) else None
+        blocker = self._blocked.get(id)
+        return PeerRow(
+            peer, isinstance(state, Online), state.remote_host if isinstance(state, Online) else "",
+            blocker.name if blocker else "",
+        )
+
+
+# -- clusters ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ClusterRow:
+    cluster: ClusterDescriptor
+    leader: str
+    members: int
+    deployed: bool
+    status: ClusterStatus
+
+
+class ClustersModel(ResourceTableModel[ClusterRow]):
+    columns = (
+        Column[ClusterRow]("Name", lambda r: r.cluster.name, width=170),
+        Column[ClusterRow]("Leader", lambda r: r.leader, width=140),
+        Column[ClusterRow](
+            "Devices", lambda r: f"{len(r.cluster.devices)} on {r.members} peers",
+            sort_key=lambda r: len(r.cluster.devices), width=110,
+        ),
+        Column[ClusterRow](
+            "Deploy", lambda r: "on" if r.deployed else "off", checkable=lambda r: r.deployed,
+            tooltip=lambda r: "Click to undeploy" if r.deployed else "Click to deploy", width=70,
+        ),
+        Column[ClusterRow](
+            "State", lambda r: status_text(r.status), foreground=lambda r: status_brush(r.status),
+            tooltip=lambda r: status_detail(r.status) or status_text(r.status), width=130,
+        ),
+        Column[ClusterRow](
+            "Progress", lambda r: _progress_text(r.status), progress=lambda r: status_progress(r.status),
+            sort_key=lambda r: _progress_fraction(r.status), width=150,
+        ),
+        Column[ClusterRow]("Reason", lambda r: status_detail(r.status), width=260),
+    )
+
+    def candidate_ids(self) -> Iterable[UUID]:
+        return self.store.all(ResourceKind.CLUSTER).keys()
+
+    def affected_ids(self, change: StoreChange) -> set[UUID] | None:
+        if change.kind in (ResourceKind.CLUSTER, ResourceKind.CLUSTER_STATE, ResourceKind.CLUSTER_DEPLOYMENT):
+            return change.inserted | change.changed | change.removed
+        if change.kind == ResourceKind.PEER:
+            return None  # leader names and members
+        return set()
+
+    def make_row(self, id: UUID) -> ClusterRow | None:
+        cluster = self.store.get(ResourceKind.CLUSTER, id)
+        if not isinstance(cluster, ClusterDescriptor):
+            return None
+        leader = self.store.get(ResourceKind.PEER, cluster.leader)
+        owners = self._owners
+        members = {cluster.leader} | {owners[d] for d in cluster.devices if d in owners}
+        return ClusterRow(
+            cluster,
+            leader.name if isinstance(leader, PeerDescriptor) else "(missing)",
+            len(members),
+            id in self.store.all(ResourceKind.CLUSTER_DEPLOYMENT),
+            cluster_status(self.store.get, id),
+        )
+
+    def prepare(self) -> None:
+        self._owners = device_owners(
+            p for p in self.store.all(ResourceKind.PEER).values() if isinstance(p, PeerDescriptor)
+        )
+
+
+def _progress_text(status: ClusterStatus) -> str:
+    progress = status_progress(status)
+    if progress is None:
+        return "100 %" if isinstance(status, Deployed) else ""
+    done, total = progress
+    return f"{done}/{total}"
+
+
+def _progress_fraction(status: ClusterStatus) -> float:
+    progress = status_progress(status)
+    if progress is None:
+        return 1.0 if isinstance(status, Deployed) else 0.0
+    done, total = progress
+    return done / total if total else 0.0
+
+
+# -- deployments ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeploymentRow:
+    cluster: ClusterDescriptor
+    requested: bool
+    request_version: int
+    status: ClusterStatus
+    peers: str
+
+
+class DeploymentsModel(ResourceTableModel[DeploymentRow]):
+    """Clusters with a deployment requested, or still on their way back to Undeployed."""
+
+    columns = (
+        Column[DeploymentRow]("Cluster", lambda r: r.cluster.name, width=170),
+        Column[DeploymentRow](
+            "Requested", lambda r: f"yes (#{r.request_version})" if r.requested else "no (undeploying)", width=120
+        ),
+        Column[DeploymentRow](
+            "State", lambda r: status_text(r.status), foreground=lambda r: status_brush(r.status),
+            tooltip=lambda r: status_detail(r.status) or status_text(r.status), width=130,
+        ),
+        Column[DeploymentRow](
+            "Progress", lambda r: _progress_text(r.status), progress=lambda r: status_progress(r.status),
+            sort_key=lambda r: _progress_fraction(r.status), width=150,
+        ),
+        Column[DeploymentRow]("Per peer", lambda r: r.peers, width=260),
+        Column[DeploymentRow]("Reason", lambda r: status_detail(r.status), width=260),
+    )
+
+    def __init__(self, *args: object, active_only: bool = False, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.active_only = active_only
+
+    def candidate_ids(self) -> Iterable[UUID]:
+        return set(self.store.all(ResourceKind.CLUSTER_DEPLOYMENT)) | set(self.store.all(ResourceKind.CLUSTER_STATE))
+
+    def affected_ids(self, change: StoreChange) -> set[UUID] | None:
+        if change.kind in (ResourceKind.CLUSTER, ResourceKind.CLUSTER_STATE, ResourceKind.CLUSTER_DEPLOYMENT):
+            return change.inserted | change.changed | change.removed
+        if change.kind == ResourceKind.PEER:
+            return None
+        return set()
+
+    def make_row(self, id: UUID) -> DeploymentRow | None:
+        cluster = self.store.get(ResourceKind.CLUSTER, id)
+        if not isinstance(cluster, ClusterDescriptor):
+            return None
+        deployment = self.store.get(ResourceKind.CLUSTER_DEPLOYMENT, id)
+        status = cluster_status(self.store.get, id)
+        if deployment is None and isinstance(status, Undeployed):
+            return None
+        if self.active_only and not isinstance(status, Deploying | Undeploying | Waiting):
+            return None
+        peers = ""
+        if isinstance(status, Deploying):
+            parts = []
+            for peer_id, progress in status.peers.items():
+                peer = self.store.get(ResourceKind.PEER, peer_id)
+                name = peer.name if isinstance(peer, PeerDescriptor) else str(peer_id)[:8]
+                parts.append(f"{name} {progress.done}/{progress.total}")
+            peers = ", ".join(sorted(parts))
+        return DeploymentRow(cluster, deployment is not None, deployment.version if deployment else 0, status, peers)

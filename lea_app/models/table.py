@@ -1,0 +1,315 @@
+"""ResourceTableModel: one incremental QAbstractTableModel per table.
+
+Store changes are collected by id and applied on a short timer (coalesced per frame, de-duplicated
+by id): removals, insertions at their sorted position and dataChanged ranges, never a reset for a
+single change. Sorting and text filtering happen inside the model (a sorting proxy over a live
+column costs seconds per thousand updates).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
+
+from lea_app.sync.store import Store, StoreChange
+
+R = TypeVar("R")
+Index = QModelIndex | QPersistentModelIndex
+
+ID_ROLE = Qt.ItemDataRole.UserRole + 1
+PROGRESS_ROLE = Qt.ItemDataRole.UserRole + 2  # (done, total) or None
+SORT_ROLE = Qt.ItemDataRole.UserRole + 3
+COALESCE_MS = 50
+#: More pending insertions than this (and than the current row count) are loaded with one reset.
+BULK_LOAD = 500
+
+
+@dataclass(frozen=True)
+class Column(Generic[R]):
+    title: str
+    display: Callable[[R], str]
+    sort_key: Callable[[R], Any] | None = None
+    tooltip: Callable[[R], str] | None = None
+    progress: Callable[[R], tuple[int, int] | None] | None = None
+    foreground: Callable[[R], Any] | None = None
+    checkable: Callable[[R], bool | None] | None = None  # checked state, or None for no checkbox
+    width: int = 120
+
+
+class _Desc:
+    """Reverses the order of a sort key."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: Any) -> None:
+        self.key = key
+
+    def __lt__(self, other: _Desc) -> bool:
+        return bool(other.key < self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Desc) and self.key == other.key
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class ResourceTableModel(QAbstractTableModel, Generic[R]):
+    """Rows are ids; each row's content is an R built by ``make_row`` from the store."""
+
+    columns: Sequence[Column[R]] = ()
+    flushed = Signal()
+
+    def __init__(self, store: Store, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self._ids: list[UUID] = []
+        self._keys: list[Any] = []
+        self._rows: dict[UUID, R] = {}
+        self._pending: set[UUID] = set()
+        self._pending_all = False
+        self._sort_column = 0
+        self._sort_order = Qt.SortOrder.AscendingOrder
+        self._filter = ""
+        self.on_check: Callable[[UUID, bool], None] | None = None
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(COALESCE_MS)
+        self._timer.timeout.connect(self.flush)
+        self._unlisten = store.listen(self._on_change)
+
+    # -- what subclasses provide -----------------------------------------------------------
+    def candidate_ids(self) -> Iterable[UUID]:
+        """Every id that may be a row."""
+        raise NotImplementedError
+
+    def affected_ids(self, change: StoreChange) -> set[UUID] | None:
+        """Rows a store change may affect; None means every row."""
+        raise NotImplementedError
+
+    def make_row(self, id: UUID) -> R | None:
+        """The row for ``id``, or None when it is not a row (any more)."""
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Called once before a flush builds rows (cache what many rows need)."""
+
+    def search_text(self, row: R) -> str:
+        return " ".join(c.display(row) for c in self.columns).casefold()
+
+    # -- change intake ---------------------------------------------------------------------
+    def _on_change(self, change: StoreChange) -> None:
+        ids = self.affected_ids(change)
+        if ids is None:
+            self._pending_all = True
+        elif ids:
+            self._pending |= ids
+        else:
+            return
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def refresh_all(self) -> None:
+        self._pending_all = True
+        self.flush()
+
+    def flush(self) -> None:
+        """Apply every pending change now (the timer calls this; tests may too)."""
+        self._timer.stop()
+        pending = set(self._rows) | set(self.candidate_ids()) if self._pending_all else self._pending
+        self._pending = set()
+        self._pending_all = False
+        if not pending:
+            return
+        self.prepare()
+        removals: list[UUID] = []
+        inserts: list[tuple[Any, UUID, R]] = []
+        updates: list[tuple[UUID, R]] = []
+        for id in pending:
+            row = self.make_row(id)
+            if row is not None and self._filter and self._filter not in self.search_text(row):
+                row = None
+            old = self._rows.get(id)
+            if row is None:
+                if old is not None:
+                    removals.append(id)
+                continue
+            key = self._key(row, id)
+            if old is None:
+                inserts.append((key, id, row))
+            elif key != self._keys[self._index_of(id)]:
+                removals.append(id)  # its sort position changed: move it
+                inserts.append((key, id, row))
+            else:
+                updates.append((id, row))
+        self._apply_removals(removals)
+        self._apply_inserts(inserts)
+        self._apply_updates(updates)
+        self.flushed.emit()
+
+    def _index_of(self, id: UUID) -> int:
+        # Keys are unique (they end with the id), so bisect finds the row in O(log n).
+        row = self._rows[id]
+        return bisect.bisect_left(self._keys, self._key(row, id))
+
+    def _apply_removals(self, ids: list[UUID]) -> None:
+        rows = sorted((self._index_of(id) for id in ids), reverse=True)
+        for start, end in _ranges_desc(rows):
+            self.beginRemoveRows(QModelIndex(), start, end)
+            for r in range(end, start - 1, -1):
+                del self._rows[self._ids[r]]
+            del self._ids[start : end + 1]
+            del self._keys[start : end + 1]
+            self.endRemoveRows()
+
+    def _apply_inserts(self, inserts: list[tuple[Any, UUID, R]]) -> None:
+        if not inserts:
+            return
+        inserts.sort(key=lambda t: t[0])
+        if len(inserts) > BULK_LOAD and len(inserts) > len(self._ids):
+            self.beginResetModel()  # a bulk load (first snapshot), not a single change
+            for _, id, row in inserts:
+                self._rows[id] = row
+            merged = sorted(
+                [*zip(self._keys, self._ids, strict=True), *((k, i) for k, i, _ in inserts)], key=lambda t: t[0]
+            )
+            self._keys = [k for k, _ in merged]
+            self._ids = [i for _, i in merged]
+            self.endResetModel()
+            return
+        for key, id, row in inserts:
+            pos = bisect.bisect_left(self._keys, key)
+            self.beginInsertRows(QModelIndex(), pos, pos)
+            self._keys.insert(pos, key)
+            self._ids.insert(pos, id)
+            self._rows[id] = row
+            self.endInsertRows()
+
+    def _apply_updates(self, updates: list[tuple[UUID, R]]) -> None:
+        if not updates:
+            return
+        rows = []
+        for id, row in updates:
+            self._rows[id] = row
+            rows.append(self._index_of(id))
+        last = len(self.columns) - 1
+        for start, end in _ranges_desc(sorted(rows, reverse=True)):
+            self.dataChanged.emit(self.index(start, 0), self.index(end, last))
+
+    # -- sorting and filtering -------------------------------------------------------------
+    def _key(self, row: R, id: UUID) -> Any:
+        column = self.columns[self._sort_column]
+        value = column.sort_key(row) if column.sort_key else column.display(row).casefold()
+        key = (value, str(id))
+        return key if self._sort_order == Qt.SortOrder.AscendingOrder else _Desc(key)
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        if not 0 <= column < len(self.columns):
+            return
+        self.layoutAboutToBeChanged.emit()
+        old_ids = list(self._ids)
+        self._sort_column, self._sort_order = column, order
+        keyed = sorted(((self._key(self._rows[id], id), id) for id in self._ids), key=lambda t: t[0])
+        self._keys = [k for k, _ in keyed]
+        self._ids = [i for _, i in keyed]
+        position = {id: r for r, id in enumerate(self._ids)}
+        old_indexes = self.persistentIndexList()
+        new_indexes = [
+            self.index(position[old_ids[i.row()]], i.column()) if 0 <= i.row() < len(old_ids) else QModelIndex()
+            for i in old_indexes
+        ]
+        self.changePersistentIndexList(old_indexes, new_indexes)
+        self.layoutChanged.emit()
+
+    def set_filter_text(self, text: str) -> None:
+        self._filter = text.strip().casefold()
+        self.refresh_all()
+
+    @property
+    def filter_text(self) -> str:
+        return self._filter
+
+    # -- access ----------------------------------------------------------------------------
+    def id_at(self, row: int) -> UUID | None:
+        return self._ids[row] if 0 <= row < len(self._ids) else None
+
+    def row_of(self, id: UUID) -> int | None:
+        return self._index_of(id) if id in self._rows else None
+
+    def row_data(self, id: UUID) -> R | None:
+        return self._rows.get(id)
+
+    def ids(self) -> list[UUID]:
+        return list(self._ids)
+
+    # -- QAbstractTableModel ---------------------------------------------------------------
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        return 0 if parent.isValid() else len(self._ids)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.columns)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        horizontal = orientation == Qt.Orientation.Horizontal
+        if horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(self.columns):
+            return self.columns[section].title
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._ids) or not 0 <= index.column() < len(self.columns):
+            return None
+        id = self._ids[index.row()]
+        row = self._rows[id]
+        column = self.columns[index.column()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return column.display(row)
+        if role == ID_ROLE:
+            return str(id)
+        if role == Qt.ItemDataRole.ToolTipRole and column.tooltip is not None:
+            return column.tooltip(row)
+        if role == PROGRESS_ROLE and column.progress is not None:
+            return column.progress(row)
+        if role == Qt.ItemDataRole.ForegroundRole and column.foreground is not None:
+            return column.foreground(row)
+        if role == Qt.ItemDataRole.CheckStateRole and column.checkable is not None:
+            checked = column.checkable(row)
+            if checked is None:
+                return None
+            return Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked
+        return None
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        flags = Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled
+        column = self.columns[index.column()] if 0 <= index.column() < len(self.columns) else None
+        if column is not None and column.checkable is not None and self.on_check is not None:
+            flags |= Qt.ItemFlag.ItemIsUserCheckable
+        return flags
+
+    def setData(self, index: Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
+        if role != Qt.ItemDataRole.CheckStateRole or not index.isValid() or self.on_check is None:
+            return False
+        column = self.columns[index.column()]
+        if column.checkable is None:
+            return False
+        id = self._ids[index.row()]
+        checked = value == Qt.CheckState.Checked or value == Qt.CheckState.Checked.value
+        # The row changes when the backend's event arrives, not now.
+        self.on_check(id, bool(checked))
+        return True
+
+
+def _ranges_desc(rows_desc: list[int]) -> list[tuple[int, int]]:
+    """Contiguous (start, end) ranges of row numbers given in descending order, highest first."""
+    ranges: list[tuple[int, int]] = []
+    for r in rows_desc:
+        if ranges and ranges[-1][0] == r + 1:
+            ranges[-1] = (r, ranges[-1][1])
+        elif not ranges or ranges[-1][0] != r:
+            ranges.append((r, r))
+    return ranges

@@ -1,0 +1,203 @@
+"""The client sync algorithm of DESIGN section 7, as one state machine (no Qt).
+
+SYNCING  subscribe (events queue up in the stream), wait for the Hello, fetch the snapshot, diff
+         it into the store, then drain the queue: drop revisions <= the snapshot's, apply the rest.
+LIVE     apply revision r+1 after r, a batch at a time. A gap, another epoch or a Resync -> SYNCING;
+         a lost connection -> RESUMING.
+RESUMING keep the store; reconnect with backoff and subscribe with after = last applied revision in
+         the same epoch; the backend replays from its ring (-> LIVE) or says resync (-> SYNCING).
+
+Every event is applied exactly once. Repeated resyncs back off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from enum import StrEnum
+
+from lea_app.connection.base import Connection, ConnectionLost, EventStream
+from lea_app.sync.store import Store
+from resources.events import Event
+from resources.wire import EventBatch, Hello, Resync
+
+log = logging.getLogger(__name__)
+
+
+class SyncState(StrEnum):
+    SYNCING = "syncing"
+    LIVE = "live"
+    RESUMING = "resuming"
+    STOPPED = "stopped"
+
+
+class _NeedsResync(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Backoff:
+    """Exponential delays (first, doubled up to ``maximum``); ``reset`` after a healthy period."""
+
+    def __init__(self, first: float = 0.1, maximum: float = 5.0) -> None:
+        self.first = first
+        self.maximum = maximum
+        self._next = 0.0
+
+    def next_delay(self) -> float:
+        delay = self._next
+        self._next = min(self.maximum, max(self.first, self._next * 2))
+        return delay
+
+    def reset(self) -> None:
+        self._next = 0.0
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        connection: Connection,
+        store: Store,
+        *,
+        resync_backoff: Backoff | None = None,
+        reconnect_backoff: Backoff | None = None,
+        healthy_after: float = 10.0,
+        sleep: Callable[[float], object] = asyncio.sleep,
+    ) -> None:
+        self.connection = connection
+        self.store = store
+        self.state = SyncState.SYNCING
+        self.epoch: str | None = None
+        self.revision: int | None = None  # last applied revision
+        self.resyncs = 0
+        self.last_error: str | None = None
+        self._resync_backoff = resync_backoff or Backoff()
+        self._reconnect_backoff = reconnect_backoff or Backoff(first=0.25, maximum=10.0)
+        self._healthy_after = healthy_after
+        self._sleep = sleep
+        self._stream: EventStream | None = None
+        self._listeners: list[Callable[[SyncState], None]] = []
+        self._stopped = False
+        self._live_since = 0.0
+
+    def on_state(self, listener: Callable[[SyncState], None]) -> None:
+        self._listeners.append(listener)
+
+    def _set_state(self, state: SyncState) -> None:
+        if state != self.state:
+            log.info("sync: %s -> %s", self.state, state)
+            self.state = state
+            for listener in list(self._listeners):
+                listener(state)
+
+    # -- the loop --------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Run until stop(); never raises for backend trouble, it resyncs or resumes instead."""
+        while not self._stopped:
+            try:
+                if self.state == SyncState.SYNCING:
+                    await self._sync()
+                elif self.state == SyncState.RESUMING:
+                    await self._resume()
+                elif self.state == SyncState.LIVE:
+                    await self._live()
+                else:
+                    return
+            except _NeedsResync as exc:
+                log.info("sync: resync (%s)", exc.reason)
+                self.resyncs += 1
+                self.last_error = exc.reason
+                await self._close_stream()
+                self._set_state(SyncState.SYNCING)
+                await self._pause(self._resync_backoff)
+            except ConnectionLost as exc:
+                if self._stopped:
+                    break
+                log.info("sync: connection lost (%s)", exc)
+                self.last_error = str(exc)
+                await self._close_stream()
+                self._set_state(SyncState.RESUMING if self.revision is not None else SyncState.SYNCING)
+                await self._pause(self._reconnect_backoff)
+        await self._close_stream()
+        self._set_state(SyncState.STOPPED)
+
+    async def stop(self) -> None:
+        self._stopped = True
+        await self._close_stream()
+
+    async def _pause(self, backoff: Backoff) -> None:
+        delay = backoff.next_delay()
+        if delay > 0 and not self._stopped:
+            await self._sleep(delay)  # type: ignore[misc]
+
+    async def _close_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                await stream.close()
+            except Exception:
+                log.debug("closing the event stream failed", exc_info=True)
+
+    # -- SYNCING ---------------------------------------------------------------------------
+    async def _sync(self) -> None:
+        stream = self._stream = await self.connection.subscribe()
+        hello = await stream.next()
+        if not isinstance(hello, Hello):
+            raise _NeedsResync(f"expected hello, got {hello.type}")
+        # Events published from here on queue up in the stream until the snapshot is applied.
+        snapshot = await self.connection.fetch_snapshot()
+        if snapshot.epoch != hello.epoch:
+            raise _NeedsResync("the backend restarted while fetching the snapshot")
+        self.store.apply_snapshot(snapshot)
+        self.epoch = snapshot.epoch
+        self.revision = snapshot.revision
+        self._go_live()
+
+    def _go_live(self) -> None:
+        self._live_since = time.monotonic()
+        self._reconnect_backoff.reset()
+        self._set_state(SyncState.LIVE)
+
+    # -- LIVE ------------------------------------------------------------------------------
+    async def _live(self) -> None:
+        assert self._stream is not None
+        item = await self._stream.next()
+        if isinstance(item, Resync):
+            raise _NeedsResync(item.reason)
+        if isinstance(item, Hello):
+            if item.epoch != self.epoch:
+                raise _NeedsResync("the backend started a new epoch")
+            return
+        if isinstance(item, EventBatch):
+            self.apply_batch(item.events)
+            if time.monotonic() - self._live_since > self._healthy_after:
+                self._resync_backoff.reset()
+
+    def apply_batch(self, events: tuple[Event, ...]) -> None:
+        """Apply the new part of a batch exactly once; a gap or another epoch means resync."""
+        assert self.revision is not None
+        fresh = [e for e in events if not (e.epoch == self.epoch and e.revision <= self.revision)]
+        if not fresh:
+            return  # already applied (queued before the snapshot, or replayed twice)
+        if any(e.epoch != self.epoch for e in fresh):
+            raise _NeedsResync("events from another epoch")
+        expected = self.revision + 1
+        for event in fresh:
+            if event.revision != expected:
+                raise _NeedsResync(f"gap: expected revision {expected}, got {event.revision}")
+            expected += 1
+        self.store.apply_events(fresh)
+        self.revision = fresh[-1].revision
+
+    # -- RESUMING --------------------------------------------------------------------------
+    async def _resume(self) -> None:
+        stream = self._stream = await self.connection.subscribe(after=self.revision, epoch=self.epoch)
+        hello = await stream.next()
+        if not isinstance(hello, Hello):
+            raise _NeedsResync(f"expected hello, got {hello.type}")
+        if hello.epoch != self.epoch:
+            raise _NeedsResync("the backend restarted (new epoch)")
+        self._go_live()
