@@ -52,6 +52,10 @@ def load_settings(data_dir: Path | None, **overrides: Any) -> Settings:
             table = document.get("backend", document)
             if not isinstance(table, dict):
                 raise DataDirError(f"{path}: [backend] must be a table", path=str(path))
+            try:
+                Settings(**table)
+            except ValidationError as exc:  # name the file, so the user knows where to look
+                raise invalid_resource_from(exc, f"setting in {path}") from exc
             values.update(table)
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:

@@ -50,7 +50,9 @@ class Subscription:
                 if self._queued_events + len(item.events) > self.max_events:
                     # Too far behind: drop the backlog, tell the subscriber to resync.
                     self.overflows += 1
+                    hello = [i for i in self._items if isinstance(i, Hello)]  # never drop the Hello
                     self._items.clear()
+                    self._items.extend(hello)
                     self._queued_events = 0
                     self._items.append(Resync(reason="subscriber queue overflowed"))
                 self._queued_events += len(item.events)

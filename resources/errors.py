@@ -208,6 +208,8 @@ def _friendly(err: Any) -> str:
         return f"must be {op} {bound}"
     if typ == "missing":
         return "is required"
+    if typ == "extra_forbidden":
+        return "is not a known field"
     if typ == "value_error":
         msg = str(err["msg"])
         return msg.removeprefix("Value error, ")

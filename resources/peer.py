@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NoReturn
 from uuid import UUID
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from resources.base import Model, ResourceBase
 from resources.kinds import ResourceKind
@@ -63,6 +64,18 @@ class Device(Model):
     tags: tuple[Tag, ...] = ()
 
 
+def _refuse(loc: tuple[str | int, ...], value: object, rule: str) -> NoReturn:
+    """Fail validation at the offending field (so the error names it), not at the whole peer."""
+    raise ValidationError.from_exception_data(
+        "PeerDescriptor",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("peer_consistency", "{rule}", {"rule": rule}), loc=loc, input=value
+            )
+        ],
+    )
+
+
 class PeerDescriptor(ResourceBase):
     kind: Literal[ResourceKind.PEER] = ResourceKind.PEER
     name: ResourceName
@@ -76,24 +89,37 @@ class PeerDescriptor(ResourceBase):
     def _consistent(self) -> PeerDescriptor:
         iface_ids: set[UUID] = set()
         iface_names: set[str] = set()
-        for iface in self.interfaces:
+        for i, iface in enumerate(self.interfaces):
             if iface.id in iface_ids:
-                raise ValueError(f"interface id {iface.id} is used twice in this peer")
+                _refuse(
+                    ("interfaces", i, "id"), iface.id,
+                    f"must be unique within the peer ({iface.id} is used twice)",
+                )
             if iface.name in iface_names:
-                raise ValueError(f"interface name '{iface.name}' is used twice in this peer")
+                _refuse(
+                    ("interfaces", i, "name"), iface.name,
+                    f"must be unique within the peer ('{iface.name}' is used twice)",
+                )
             iface_ids.add(iface.id)
             iface_names.add(iface.name)
         device_ids: set[UUID] = set()
         device_names: set[str] = set()
-        for device in self.devices:
+        for i, device in enumerate(self.devices):
             if device.id in device_ids:
-                raise ValueError(f"device id {device.id} is used twice in this peer")
+                _refuse(
+                    ("devices", i, "id"), device.id,
+                    f"must be unique within the peer ({device.id} is used twice)",
+                )
             if device.name in device_names:
-                raise ValueError(f"device name '{device.name}' must be unique within the peer")
+                _refuse(
+                    ("devices", i, "name"), device.name,
+                    f"must be unique within the peer (device name '{device.name}' is used twice)",
+                )
             if device.interface not in iface_ids:
-                raise ValueError(
-                    f"device '{device.name}' is attached to interface {device.interface}, "
-                    "which this peer does not have"
+                _refuse(
+                    ("devices", i, "interface"), device.interface,
+                    f"must be one of the peer's interfaces (device '{device.name}' is attached to interface "
+                    f"{device.interface}, which this peer does not have)",
                 )
             device_ids.add(device.id)
             device_names.add(device.name)

@@ -6,6 +6,7 @@ group, one ``executemany`` per group.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sqlite3
@@ -43,17 +44,23 @@ class SqliteEventStore(EventStore):
         self.read_only = read_only
         self._lock = threading.RLock()
         _check_is_sqlite(self.path, must_exist=read_only)
+        self._durability = durability
+        conn: sqlite3.Connection | None = None
         try:
-            self._conn = self._connect(durability)
+            conn = self._conn = self._connect()
             self._prepare()
-        except sqlite3.DatabaseError as exc:
-            raise DataDirError(
-                f"{self.path} is not a usable LEA database ({exc}); it was left untouched",
-                path=str(self.path),
-            ) from exc
+        except BaseException as exc:
+            if conn is not None:
+                conn.close()  # no connection (nor -wal/-shm file) left behind on a refused file
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise DataDirError(
+                    f"{self.path} is not a usable LEA database ({exc}); it was left untouched",
+                    path=str(self.path),
+                ) from exc
+            raise
 
     # -- opening ---------------------------------------------------------------------------
-    def _connect(self, durability: Durability) -> sqlite3.Connection:
+    def _connect(self) -> sqlite3.Connection:
         if self.read_only:
             uri = f"{self.path.resolve().as_uri()}?mode=ro"
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
@@ -67,8 +74,6 @@ class SqliteEventStore(EventStore):
             return conn
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # fails early on a non-database
-        conn.execute("PRAGMA journal_mode=WAL").fetchone()
-        conn.execute(f"PRAGMA synchronous={durability.upper()}")
         return conn
 
     def _prepare(self) -> None:
@@ -86,9 +91,13 @@ class SqliteEventStore(EventStore):
             if "events" not in tables:
                 raise DataDirError(f"{self.path} holds no LEA data yet", path=str(self.path))
             return
+        # Only now that the file is known to be ours (or new) may it be changed: WAL rewrites the header.
+        self._conn.execute("PRAGMA journal_mode=WAL").fetchone()
+        self._conn.execute(f"PRAGMA synchronous={self._durability.upper()}")
         db = sqlite_utils.Database(self._conn)
         with self._write():
-            self._conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            if app_id != APPLICATION_ID:  # setting it again would rewrite the header of an unchanged file
+                self._conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
             db.table("events").create(
                 {
                     "revision": int, "epoch": str, "tx": str, "kind": str, "resource_id": str, "type": str,
@@ -109,6 +118,8 @@ class SqliteEventStore(EventStore):
             current = self._meta("schema_version")
             if current is None or int(current) < SCHEMA_VERSION:
                 self._set_meta("schema_version", str(SCHEMA_VERSION))
+            # A write that changes nothing: a file SQLite may not write fails here, not at the first commit.
+            self._conn.execute("DELETE FROM meta WHERE 0")
 
     def _check_schema_version(self) -> None:
         stored = self._meta("schema_version")
@@ -324,6 +335,18 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except BaseException:
+                # A failed COMMIT (busy, I/O error, disk full) may leave the transaction open; SQLite
+                # asks for an explicit ROLLBACK, or every later BEGIN fails and the rows linger.
+                self._rollback()
+                raise
         else:
+            self._rollback()
+
+    def _rollback(self) -> None:
+        if not self._conn.in_transaction:
+            return  # SQLite already rolled it back (e.g. after SQLITE_FULL); don't mask the error
+        with contextlib.suppress(sqlite3.Error):  # the original exception is the one to report
             self._conn.execute("ROLLBACK")

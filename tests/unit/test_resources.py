@@ -1,0 +1,573 @@
+"""The resources contract (DESIGN section 3): one test per validation rule, and JSON round-trips.
+
+Every rule test goes through ``invalid_resource_from`` (what the actions, the CLI and the server
+report) and checks that the message names the offending field and the rule that was broken.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from resources import (
+    CanConfiguration,
+    Checkpoint,
+    ClusterDeployment,
+    ClusterDescriptor,
+    ClusterState,
+    Deployed,
+    Deploying,
+    Device,
+    EthernetConfiguration,
+    Event,
+    EventType,
+    Failed,
+    NetworkInterface,
+    Offline,
+    Online,
+    Parameter,
+    ParameterAbsent,
+    ParameterError,
+    ParameterKind,
+    ParameterPresent,
+    ParameterReport,
+    PeerConfiguration,
+    PeerConfigurationState,
+    PeerConnectionState,
+    PeerDescriptor,
+    Progress,
+    ResourceKind,
+    StateSnapshot,
+    Target,
+    Undeployed,
+    Undeploying,
+    VcanConfiguration,
+    Waiting,
+    WriteResult,
+)
+from resources.errors import InvalidResource, invalid_resource_from
+from resources.names import INTERFACE_NAME_RULE, NAME_RULE
+from resources.resource import RESOURCE_ADAPTER, AnyResource, resource_from_json
+from resources.wire import EventBatch, Hello, Ping, Resync, WatchMessage
+from tests.helpers.factories import make_cluster, make_peer
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def refused(model: type[BaseModel], data: dict[str, Any], what: str) -> InvalidResource:
+    """Validate ``data`` expecting a failure, and return the InvalidResource the backend would raise."""
+    with pytest.raises(ValidationError) as info:
+        model.model_validate(data)
+    error = invalid_resource_from(info.value, what)
+    assert isinstance(error, InvalidResource)
+    assert error.code == "invalid_resource"
+    assert error.message.startswith(f"invalid {what}: ")
+    return error
+
+
+def assert_names(error: InvalidResource, field: str, *rule_words: str) -> None:
+    """The message names ``field`` (exactly, as the first problem) and every word of the rule."""
+    first = error.details["errors"][0]
+    assert first["field"] == field, error.message
+    assert f": {field} " in error.message, error.message
+    for words in rule_words:
+        assert words in error.message, error.message
+        assert words in first["rule"], first
+
+
+def peer_data(**changes: Any) -> dict[str, Any]:
+    data = make_peer("bench-01", devices=2, can=True).model_dump(mode="json")
+    data.update(changes)
+    return data
+
+
+def can_peer_data(**can: Any) -> dict[str, Any]:
+    """A peer whose first interface is CAN with the given configuration fields."""
+    data = peer_data()
+    data["interfaces"][0]["configuration"] = {"type": "can", **can}
+    return data
+
+
+def cluster_data(**changes: Any) -> dict[str, Any]:
+    data = make_cluster("cluster-a", make_peer("bench-01")).model_dump(mode="json")
+    data.update(changes)
+    return data
+
+
+# -- peer names ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["abcd", "a" * 64, "bench-01", "Bench_2", "a-_b", "0000"])
+def test_peer_name_accepts_4_to_64_allowed_characters(name: str) -> None:
+    assert PeerDescriptor.model_validate(peer_data(name=name)).name == name
+
+
+@pytest.mark.parametrize("name", ["", "a", "abc"])
+def test_peer_name_too_short(name: str) -> None:
+    assert_names(refused(PeerDescriptor, peer_data(name=name), "peer"), "name", "at least 4 characters")
+
+
+def test_peer_name_too_long() -> None:
+    error = refused(PeerDescriptor, peer_data(name="a" * 65), "peer")
+    assert_names(error, "name", "at most 64 characters")
+
+
+@pytest.mark.parametrize("name", ["bench 01", "bench.01", "bench/01", "bänch-01", "bench:01", "bench@01"])
+def test_peer_name_charset(name: str) -> None:
+    assert_names(refused(PeerDescriptor, peer_data(name=name), "peer"), "name", NAME_RULE)
+
+
+@pytest.mark.parametrize("name", ["-bench", "_bench", "bench-", "bench_", "-bench_"])
+def test_peer_name_must_not_start_or_end_with_dash_or_underscore(name: str) -> None:
+    error = refused(PeerDescriptor, peer_data(name=name), "peer")
+    assert_names(error, "name", "not starting or ending with '-' or '_'")
+
+
+# -- location, interfaces, bridge -------------------------------------------------------------
+
+
+def test_peer_location_at_most_64() -> None:
+    assert PeerDescriptor.model_validate(peer_data(location="x" * 64)).location == "x" * 64
+    assert PeerDescriptor.model_validate(peer_data(location=None)).location is None
+    error = refused(PeerDescriptor, peer_data(location="x" * 65), "peer")
+    assert_names(error, "location", "at most 64 characters")
+
+
+def test_interface_name_at_most_15() -> None:
+    data = peer_data()
+    data["interfaces"][0]["name"] = "e" * 15
+    PeerDescriptor.model_validate(data)
+    data["interfaces"][0]["name"] = "e" * 16
+    assert_names(refused(PeerDescriptor, data, "peer"), "interfaces[0].name", "at most 15 characters")
+
+
+def test_interface_name_must_be_a_linux_interface_name() -> None:
+    data = peer_data()
+    data["interfaces"][1]["name"] = "can 0"
+    assert_names(refused(PeerDescriptor, data, "peer"), "interfaces[1].name", INTERFACE_NAME_RULE)
+
+
+def test_interface_names_unique_within_the_peer() -> None:
+    data = peer_data()
+    data["interfaces"][1]["name"] = data["interfaces"][0]["name"]
+    assert_names(refused(PeerDescriptor, data, "peer"), "interfaces[1].name", "unique within the peer")
+
+
+def test_bridge_name_follows_the_interface_name_rule() -> None:
+    assert PeerDescriptor.model_validate(peer_data(bridge_name="br-test")).effective_bridge_name == "br-test"
+    assert PeerDescriptor.model_validate(peer_data()).effective_bridge_name == "br-lea"
+    error = refused(PeerDescriptor, peer_data(bridge_name="b" * 16), "peer")
+    assert_names(error, "bridge_name", "at most 15 characters")
+
+
+# -- CAN configuration -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bitrate", [0, -500_000])
+def test_can_bitrate_must_be_positive(bitrate: int) -> None:
+    error = refused(PeerDescriptor, can_peer_data(bitrate=bitrate, sample_point=0.875), "peer")
+    assert_names(error, "interfaces[0].configuration.bitrate", "must be > 0")
+
+
+@pytest.mark.parametrize("sample_point", [0.0, -0.1])
+def test_can_sample_point_must_be_above_zero(sample_point: float) -> None:
+    error = refused(PeerDescriptor, can_peer_data(bitrate=500_000, sample_point=sample_point), "peer")
+    assert_names(error, "interfaces[0].configuration.sample_point", "must be > 0")
+
+
+def test_can_sample_point_at_most_one() -> None:
+    assert CanConfiguration(bitrate=500_000, sample_point=1.0).sample_point == 1.0
+    error = refused(PeerDescriptor, can_peer_data(bitrate=500_000, sample_point=1.01), "peer")
+    assert_names(error, "interfaces[0].configuration.sample_point", "must be <= 1")
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"data_bitrate": 2_000_000}, {"data_sample_point": 0.8}, {"data_bitrate": 1, "data_sample_point": 0.8}],
+)
+def test_can_data_phase_only_when_fd(extra: dict[str, Any]) -> None:
+    error = refused(PeerDescriptor, can_peer_data(bitrate=500_000, sample_point=0.875, **extra), "peer")
+    assert_names(error, "interfaces[0].configuration", "data_bitrate", "only allowed when fd")
+
+
+@pytest.mark.parametrize("extra", [{}, {"data_bitrate": 2_000_000}, {"data_sample_point": 0.8}])
+def test_can_fd_requires_the_data_phase(extra: dict[str, Any]) -> None:
+    data = can_peer_data(bitrate=500_000, sample_point=0.875, fd=True, **extra)
+    error = refused(PeerDescriptor, data, "peer")
+    assert_names(error, "interfaces[0].configuration", "CAN FD needs data_bitrate and data_sample_point")
+
+
+def test_can_fd_with_data_phase_is_valid_and_its_ranges_apply() -> None:
+    ok = can_peer_data(
+        bitrate=500_000, sample_point=0.875, fd=True, data_bitrate=2_000_000, data_sample_point=0.8
+    )
+    peer = PeerDescriptor.model_validate(ok)
+    assert isinstance(peer.interfaces[0].configuration, CanConfiguration)
+    assert peer.interfaces[0].configuration.data_bitrate == 2_000_000
+    bad = can_peer_data(bitrate=500_000, sample_point=0.875, fd=True, data_bitrate=0, data_sample_point=0.8)
+    assert_names(
+        refused(PeerDescriptor, bad, "peer"), "interfaces[0].configuration.data_bitrate", "must be > 0"
+    )
+    bad = can_peer_data(bitrate=500_000, sample_point=0.875, fd=True, data_bitrate=1, data_sample_point=1.5)
+    error = refused(PeerDescriptor, bad, "peer")
+    assert_names(error, "interfaces[0].configuration.data_sample_point", "must be <= 1")
+
+
+# -- devices ---------------------------------------------------------------------------------
+
+
+def test_device_name_at_least_one_character() -> None:
+    data = peer_data()
+    data["devices"][0]["name"] = ""
+    assert_names(refused(PeerDescriptor, data, "peer"), "devices[0].name", "at least 1 characters")
+
+
+def test_device_name_at_most_64() -> None:
+    data = peer_data()
+    data["devices"][1]["name"] = "d" * 64
+    PeerDescriptor.model_validate(data)
+    data["devices"][1]["name"] = "d" * 65
+    assert_names(refused(PeerDescriptor, data, "peer"), "devices[1].name", "at most 64 characters")
+
+
+def test_device_name_unique_within_the_peer() -> None:
+    data = peer_data()
+    data["devices"][1]["name"] = data["devices"][0]["name"]
+    error = refused(PeerDescriptor, data, "peer")
+    assert_names(error, "devices[1].name", "must be unique within the peer")
+    assert data["devices"][0]["name"] in error.message
+
+
+def test_device_name_may_repeat_across_peers() -> None:
+    a, b = make_peer("bench-01"), make_peer("bench-02")
+    assert {d.name for d in a.devices} == {d.name for d in b.devices}
+
+
+def test_device_ids_unique_within_the_peer() -> None:
+    data = peer_data()
+    data["devices"][1]["id"] = data["devices"][0]["id"]
+    assert_names(refused(PeerDescriptor, data, "peer"), "devices[1].id", "must be unique within the peer")
+
+
+def test_device_description_at_most_280() -> None:
+    data = peer_data()
+    data["devices"][0]["description"] = "d" * 280
+    PeerDescriptor.model_validate(data)
+    data["devices"][0]["description"] = "d" * 281
+    assert_names(refused(PeerDescriptor, data, "peer"), "devices[0].description", "at most 280 characters")
+
+
+def test_device_tags_at_most_64_each() -> None:
+    data = peer_data()
+    data["devices"][0]["tags"] = ["t" * 64, "ok"]
+    PeerDescriptor.model_validate(data)
+    data["devices"][0]["tags"] = ["ok", "t" * 65]
+    assert_names(refused(PeerDescriptor, data, "peer"), "devices[0].tags[1]", "at most 64 characters")
+
+
+def test_device_attached_to_an_existing_interface_of_the_peer() -> None:
+    data = peer_data()
+    other_interface = str(uuid.uuid4())
+    data["devices"][1]["interface"] = other_interface
+    error = refused(PeerDescriptor, data, "peer")
+    assert_names(error, "devices[1].interface", "must be one of the peer's interfaces")
+    assert other_interface in error.message
+
+
+def test_device_cannot_use_an_interface_of_another_peer() -> None:
+    data = peer_data()
+    data["devices"][0]["interface"] = str(make_peer("bench-02").interfaces[0].id)
+    assert_names(refused(PeerDescriptor, data, "peer"), "devices[0].interface", "does not have")
+
+
+# -- clusters --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "rule"),
+    [
+        ("abc", "at least 4 characters"),
+        ("a" * 65, "at most 64 characters"),
+        ("cluster a", NAME_RULE),
+        ("clüster", NAME_RULE),
+        ("-cluster", NAME_RULE),
+        ("cluster_", NAME_RULE),
+    ],
+)
+def test_cluster_name_rule(name: str, rule: str) -> None:
+    assert_names(refused(ClusterDescriptor, cluster_data(name=name), "cluster"), "name", rule)
+
+
+def test_cluster_name_accepts_the_peer_name_alphabet() -> None:
+    assert ClusterDescriptor.model_validate(cluster_data(name="Cluster_01-x")).name == "Cluster_01-x"
+
+
+@pytest.mark.parametrize("count", [0, 1])
+def test_cluster_needs_at_least_two_devices(count: int) -> None:
+    data = cluster_data()
+    data["devices"] = data["devices"][:count]
+    assert_names(refused(ClusterDescriptor, data, "cluster"), "devices", "at least 2 entries")
+
+
+def test_cluster_devices_without_duplicates() -> None:
+    data = cluster_data()
+    data["devices"] = [data["devices"][0], data["devices"][0]]
+    assert_names(refused(ClusterDescriptor, data, "cluster"), "devices", "only once in a cluster")
+
+
+def test_cluster_devices_are_a_set() -> None:
+    data = cluster_data()
+    forward = ClusterDescriptor.model_validate(data)
+    data["devices"] = list(reversed(data["devices"]))
+    assert ClusterDescriptor.model_validate(data) == forward
+
+
+def test_invalid_resource_lists_every_problem() -> None:
+    data = peer_data(name="x", location="l" * 70)
+    error = refused(PeerDescriptor, data, "peer")
+    fields = [p["field"] for p in error.details["errors"]]
+    assert fields == ["name", "location"]
+    assert "(and 1 more)" in error.message
+    problem = error.to_problem()
+    assert problem.code == "invalid_resource" and problem.status == 422
+
+
+def test_resources_are_immutable() -> None:
+    peer = make_peer()
+    with pytest.raises(ValidationError):
+        peer.name = "other-name"  # type: ignore[misc]
+
+
+# -- JSON round trips ------------------------------------------------------------------------
+
+NOW = datetime(2024, 5, 17, 12, 30, 15, 123456, tzinfo=UTC)
+
+
+def full_peer() -> PeerDescriptor:
+    eth = NetworkInterface(id=uuid.uuid4(), name="eth0", configuration=EthernetConfiguration())
+    vcan = NetworkInterface(id=uuid.uuid4(), name="vcan0", configuration=VcanConfiguration())
+    can = NetworkInterface(
+        id=uuid.uuid4(), name="can0", configuration=CanConfiguration(bitrate=500_000, sample_point=0.875)
+    )
+    canfd = NetworkInterface(
+        id=uuid.uuid4(),
+        name="can1",
+        configuration=CanConfiguration(
+            bitrate=500_000, sample_point=0.8, fd=True, data_bitrate=2_000_000, data_sample_point=0.75
+        ),
+    )
+    devices = (
+        Device(id=uuid.uuid4(), name="ecu-front", description="Front ECU", interface=eth.id, tags=("a", "b")),
+        Device(id=uuid.uuid4(), name="ecu-rear", interface=can.id),
+        Device(id=uuid.uuid4(), name="ecu-fd", interface=canfd.id, tags=("fd",)),
+        Device(id=uuid.uuid4(), name="ecu-virtual", interface=vcan.id),
+    )
+    return PeerDescriptor(
+        id=uuid.uuid4(),
+        version=3,
+        name="bench-full",
+        location="Lab 4, rack 2",
+        demo=True,
+        interfaces=(eth, vcan, can, canfd),
+        bridge_name="br-full",
+        devices=devices,
+    )
+
+
+def every_resource() -> list[AnyResource]:
+    peer = full_peer()
+    cluster = make_cluster("cluster-full", peer).model_copy(update={"version": 2})
+    p1, p2 = uuid.uuid4(), uuid.uuid4()
+    return [
+        peer,
+        make_peer("bench-min", devices=0),
+        cluster,
+        ClusterDeployment(id=cluster.id, version=1),
+        PeerConnectionState(id=peer.id),
+        PeerConnectionState(id=peer.id, state=Offline()),
+        PeerConnectionState(id=peer.id, state=Online(remote_host="10.0.0.7", since=NOW)),
+        PeerConnectionState(
+            id=peer.id,
+            state=Online(remote_host="bench.example", since=NOW.astimezone(timezone(timedelta(hours=2)))),
+        ),
+        ClusterState(id=cluster.id),
+        ClusterState(id=cluster.id, state=Undeployed()),
+        ClusterState(id=cluster.id, state=Waiting(reason="peers offline", peers=(p1, p2))),
+        ClusterState(
+            id=cluster.id,
+            state=Deploying(
+                done=3, total=10, peers={p1: Progress(done=1, total=5), p2: Progress(done=2, total=5)}
+            ),
+        ),
+        ClusterState(id=cluster.id, state=Deployed()),
+        ClusterState(id=cluster.id, state=Deployed(health="degraded")),
+        ClusterState(id=cluster.id, state=Undeploying(done=1, total=4)),
+        ClusterState(id=cluster.id, state=Failed(peer=p1, parameter=p2, reason="timeout")),
+        ClusterState(id=cluster.id, state=Failed(reason="no peer")),
+        PeerConfiguration(
+            id=peer.id,
+            cluster=cluster.id,
+            parameters=(
+                Parameter(
+                    id=p1, kind=ParameterKind.ETHERNET_BRIDGE, target=Target.PRESENT, value={"name": "br-lea"}
+                ),
+                Parameter(
+                    id=p2,
+                    kind=ParameterKind.GRE_INTERFACE,
+                    target=Target.ABSENT,
+                    dependencies=(p1,),
+                    value={"local": "10.0.0.1", "remote": "10.0.0.2", "name": "gre1", "port": 4, "on": True},
+                ),
+            ),
+        ),
+        PeerConfiguration(id=peer.id),
+        PeerConfigurationState(
+            id=peer.id,
+            parameters=(
+                ParameterReport(id=p1, state=ParameterPresent()),
+                ParameterReport(id=p2, state=ParameterAbsent()),
+                ParameterReport(id=uuid.uuid4(), state=ParameterError(reason="no such device")),
+            ),
+        ),
+    ]
+
+
+def _label(resource: AnyResource) -> str:
+    state = getattr(resource, "state", None)
+    return f"{resource.kind.value}-{getattr(state, 'status', '')}"
+
+
+@pytest.mark.parametrize("resource", every_resource(), ids=_label)
+def test_resource_json_round_trip(resource: AnyResource) -> None:
+    text = resource.model_dump_json()
+    assert type(resource).model_validate_json(text) == resource
+    assert RESOURCE_ADAPTER.validate_json(text) == resource
+    assert resource_from_json(resource.kind, text) == resource
+    assert type(resource).model_validate(json.loads(text)) == resource
+
+
+def test_every_kind_and_cluster_state_is_covered() -> None:
+    resources = every_resource()
+    assert {r.kind for r in resources} == set(ResourceKind)
+    statuses = {r.state.status for r in resources if isinstance(r, ClusterState)}
+    assert statuses == {"undeployed", "waiting", "deploying", "deployed", "undeploying", "failed"}
+
+
+def test_event_json_round_trip() -> None:
+    tx = uuid.uuid4()
+    for i, resource in enumerate(every_resource(), start=1):
+        event = Event(
+            epoch="e1",
+            revision=i,
+            type=EventType.UPDATED,
+            kind=resource.kind,
+            id=resource.id,
+            resource=resource,
+            actor="alice",
+            at=NOW,
+            tx=tx,
+        )
+        assert Event.model_validate_json(event.model_dump_json()) == event
+    deleted = Event(
+        epoch="e1",
+        revision=99,
+        type=EventType.DELETED,
+        kind=ResourceKind.PEER,
+        id=uuid.uuid4(),
+        resource=None,
+        actor="bob",
+        at=NOW,
+        tx=tx,
+    )
+    again = Event.model_validate_json(deleted.model_dump_json())
+    assert again == deleted and again.resource is None and again.at.utcoffset() == timedelta(0)
+
+
+def test_state_snapshot_json_round_trip() -> None:
+    snapshot = StateSnapshot(epoch="abc", revision=42, resources=tuple(every_resource()))
+    again = StateSnapshot.model_validate_json(snapshot.model_dump_json())
+    assert again == snapshot
+    assert [type(r) for r in again.resources] == [type(r) for r in snapshot.resources]
+    assert (
+        StateSnapshot.model_validate_json(StateSnapshot(epoch="x", revision=0).model_dump_json()).resources
+        == ()
+    )
+
+
+def test_checkpoint_json_round_trip() -> None:
+    persisted = tuple(r for r in every_resource() if r.kind.persisted)
+    checkpoint = Checkpoint(revision=7, resources=persisted)
+    assert Checkpoint.model_validate_json(checkpoint.model_dump_json()) == checkpoint
+
+
+def test_write_result_and_wire_messages_round_trip() -> None:
+    result = WriteResult(revision=5, version=2, id=uuid.uuid4())
+    assert WriteResult.model_validate_json(result.model_dump_json()) == result
+    event = Event(
+        epoch="e",
+        revision=1,
+        type=EventType.CREATED,
+        kind=ResourceKind.PEER,
+        id=uuid.uuid4(),
+        resource=make_peer(),
+        actor="a",
+        at=NOW,
+        tx=uuid.uuid4(),
+    )
+    adapter: TypeAdapter[Hello | EventBatch | Resync | Ping] = TypeAdapter(WatchMessage)
+    for message in (Hello(epoch="e", revision=3), EventBatch(events=(event,)), Resync(reason="r"), Ping()):
+        assert adapter.validate_json(message.model_dump_json()) == message
+
+
+# -- tolerance of unknown fields (an older client reads a newer payload) ----------------------
+
+
+def test_unknown_fields_are_ignored_at_every_level_of_a_peer() -> None:
+    peer = full_peer()
+    data = json.loads(peer.model_dump_json())
+    data["added_in_v9"] = {"anything": [1, 2]}
+    data["interfaces"][0]["mtu"] = 9000
+    data["interfaces"][2]["configuration"]["termination"] = True
+    data["devices"][0]["firmware"] = "1.2.3"
+    assert PeerDescriptor.model_validate_json(json.dumps(data)) == peer
+    assert RESOURCE_ADAPTER.validate_json(json.dumps(data)) == peer
+
+
+def test_unknown_fields_are_ignored_in_events_snapshots_and_states() -> None:
+    cluster_state = ClusterState(id=uuid.uuid4(), state=Failed(reason="boom"))
+    data = json.loads(cluster_state.model_dump_json())
+    data["state"]["retry_in"] = 5
+    data["color"] = "red"
+    assert ClusterState.model_validate_json(json.dumps(data)) == cluster_state
+
+    event = Event(
+        epoch="e",
+        revision=3,
+        type=EventType.CREATED,
+        kind=ResourceKind.CLUSTER_STATE,
+        id=cluster_state.id,
+        resource=cluster_state,
+        actor="a",
+        at=NOW,
+        tx=uuid.uuid4(),
+    )
+    data = json.loads(event.model_dump_json())
+    data["causation_id"] = "x"
+    data["resource"]["new_field"] = 1
+    assert Event.model_validate_json(json.dumps(data)) == event
+
+    snapshot = StateSnapshot(epoch="e", revision=3, resources=(cluster_state,))
+    data = json.loads(snapshot.model_dump_json())
+    data["server_time"] = NOW.isoformat()
+    data["resources"][0]["extra"] = [1]
+    assert StateSnapshot.model_validate_json(json.dumps(data)) == snapshot
+
+    checkpoint = Checkpoint(revision=1, resources=(make_peer(),))
+    data = json.loads(checkpoint.model_dump_json())
+    data["compression"] = "none"
+    assert Checkpoint.model_validate_json(json.dumps(data)) == checkpoint
