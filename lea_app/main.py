@@ -5,18 +5,28 @@ from __future__ import annotations
 import argparse
 import sys
 from importlib.metadata import version
+from pathlib import Path
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="lea", description="LEA desktop: manage test benches, group devices into clusters, deploy them."
+    )
+    parser.add_argument("--version", action="version", version=f"lea {version('lea-desktop')}")
+    parser.add_argument("--data-dir", type=Path, help="data directory (default: the platform's user-data folder)")
+    parser.add_argument(
+        "--demo", action="store_true",
+        help="try LEA with a simulated fleet of demo benches, in a data directory of its own",
+    )
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lea", description="LEA desktop")
-    parser.add_argument("--version", action="version", version=f"lea {version('lea-desktop')}")
-    parser.parse_args(argv)
-    print(
-        "lea: the desktop window is not built yet (tracked as the LEA app issue); "
-        "the backend is usable through `lea-backend`.",
-        file=sys.stderr,
-    )
-    return 2
+    args = parse_args(argv)
+    from lea_app.app import Options, default_data_dir, run
+
+    data_dir = args.data_dir or default_data_dir(args.demo)
+    return run(Options(data_dir=data_dir, demo=args.demo))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from resources.cluster import ClusterDescriptor
+from resources.errors import LeaError
 from resources.events import Event, StateSnapshot, WriteResult
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
@@ -46,6 +47,12 @@ class EventStream(ABC):
 class Connection(ABC):
     #: One line for the About box and the status bar, e.g. "embedded backend".
     description: str = ""
+    #: True when this backend simulates demo benches that LEA may switch on and off.
+    demo_controls: bool = False
+
+    async def set_demo_peer_online(self, peer_id: UUID, online: bool) -> None:
+        """Demo simulation only: switch a demo bench on or off."""
+        raise LeaError("this backend does not let LEA switch demo benches on or off")
 
     @abstractmethod
     async def subscribe(self, after: int | None = None, epoch: str | None = None) -> EventStream: ...

@@ -23,6 +23,7 @@ from backend.demo import seed_demo
 from backend.subscription import Subscription
 from lea_app.connection.base import Connection, ConnectionLost, Delivery, EventStream, Identity
 from resources.cluster import ClusterDescriptor
+from resources.errors import LeaError
 from resources.events import Event, StateSnapshot, WriteResult
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
@@ -65,8 +66,11 @@ class EmbeddedEventStream(EventStream):
 
 
 class EmbeddedConnection(Connection):
-    def __init__(self, backend: Backend, executor: ThreadPoolExecutor, actor: str) -> None:
+    def __init__(
+        self, backend: Backend, executor: ThreadPoolExecutor, actor: str, loop: asyncio.AbstractEventLoop
+    ) -> None:
         self.backend = backend
+        self._loop = loop
         self._executor = executor
         self._actor = actor
         self.data_dir: Path = backend.data_dir.path
@@ -96,11 +100,11 @@ class EmbeddedConnection(Connection):
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        return cls(backend, executor, os_actor())
+        return cls(backend, executor, os_actor(), loop)
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        # The loop the connection was opened on (qasync may not report a running loop during teardown).
+        return await self._loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
     @property
     def manager(self) -> Any:
@@ -108,7 +112,7 @@ class EmbeddedConnection(Connection):
 
     async def subscribe(self, after: int | None = None, epoch: str | None = None) -> EventStream:
         subscription = self.manager.subscribe(after=after, epoch=epoch, max_queued_events=EMBEDDED_QUEUE_EVENTS)
-        return EmbeddedEventStream(subscription, asyncio.get_running_loop())
+        return EmbeddedEventStream(subscription, self._loop)
 
     async def fetch_snapshot(self) -> StateSnapshot:
         return await self._call(self.manager.fetch_snapshot)
@@ -156,9 +160,13 @@ class EmbeddedConnection(Connection):
     async def whoami(self) -> Identity:
         return Identity(name=self._actor, role="admin")
 
-    def set_demo_peer_online(self, peer_id: UUID, online: bool) -> None:
-        """Demo simulation only: switch a demo bench on or off."""
-        self._executor.submit(self.backend.demo_peers.set_online, peer_id, online)
+    demo_controls = True
+
+    async def set_demo_peer_online(self, peer_id: UUID, online: bool) -> None:
+        peer = self.manager.get(ResourceKind.PEER, peer_id)
+        if not isinstance(peer, PeerDescriptor) or not peer.demo:
+            raise LeaError("only demo benches can be switched on and off")
+        await self._call(self.backend.demo_peers.set_online, peer_id, online)
 
     async def close(self) -> None:
         try:

@@ -93,7 +93,7 @@ class LiveEventLogModel(EventTableModel):
         self._timer.setSingleShot(True)
         self._timer.setInterval(COALESCE_MS)
         self._timer.timeout.connect(self.flush)
-        store.listen_events(self._on_events)
+        self.destroyed.connect(store.listen_events(self._on_events))
 
     def _on_events(self, events: list[Event]) -> None:
         self._incoming.extend(events)

@@ -80,7 +80,8 @@ class ResourceTableModel(QAbstractTableModel, Generic[R]):
         self._timer.setSingleShot(True)
         self._timer.setInterval(COALESCE_MS)
         self._timer.timeout.connect(self.flush)
-        self._unlisten = store.listen(self._on_change)
+        # Stop hearing the store when Qt deletes the model (the store may outlive the window).
+        self.destroyed.connect(store.listen(self._on_change))
 
     # -- what subclasses provide -----------------------------------------------------------
     def candidate_ids(self) -> Iterable[UUID]:

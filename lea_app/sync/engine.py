@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from enum import StrEnum
 
-from lea_app.connection.base import Connection, ConnectionLost, EventStream
+from lea_app.connection.base import Connection, ConnectionLost, Delivery, EventStream
 from lea_app.sync.store import Store
 from resources.events import Event
 from resources.wire import EventBatch, Hello, Resync
@@ -108,6 +108,7 @@ class SyncEngine:
                     return
             except _NeedsResync as exc:
                 log.info("sync: resync (%s)", exc.reason)
+                self._reset_backoff_if_healthy()
                 self.resyncs += 1
                 self.last_error = exc.reason
                 await self._close_stream()
@@ -117,6 +118,7 @@ class SyncEngine:
                 if self._stopped:
                     break
                 log.info("sync: connection lost (%s)", exc)
+                self._reset_backoff_if_healthy()
                 self.last_error = str(exc)
                 await self._close_stream()
                 self._set_state(SyncState.RESUMING if self.revision is not None else SyncState.SYNCING)
@@ -127,6 +129,16 @@ class SyncEngine:
     async def stop(self) -> None:
         self._stopped = True
         await self._close_stream()
+
+    def _reset_backoff_if_healthy(self) -> None:
+        """Leaving LIVE after a healthy period (busy or quiet): the next retry starts without delay.
+
+        Only here, never on reaching LIVE: a backend that accepts each resume and drops it at once
+        must keep backing off instead of being hammered without pause.
+        """
+        if self.state == SyncState.LIVE and time.monotonic() - self._live_since >= self._healthy_after:
+            self._resync_backoff.reset()
+            self._reconnect_backoff.reset()
 
     async def _pause(self, backoff: Backoff) -> None:
         delay = backoff.next_delay()
@@ -144,6 +156,8 @@ class SyncEngine:
     # -- SYNCING ---------------------------------------------------------------------------
     async def _sync(self) -> None:
         stream = self._stream = await self.connection.subscribe()
+        if self._stopped:  # stop() came while subscribing: run() closes this stream and ends
+            return
         hello = await stream.next()
         if not isinstance(hello, Hello):
             raise _NeedsResync(f"expected hello, got {hello.type}")
@@ -158,13 +172,14 @@ class SyncEngine:
 
     def _go_live(self) -> None:
         self._live_since = time.monotonic()
-        self._reconnect_backoff.reset()
         self._set_state(SyncState.LIVE)
 
     # -- LIVE ------------------------------------------------------------------------------
     async def _live(self) -> None:
         assert self._stream is not None
-        item = await self._stream.next()
+        self._handle(await self._stream.next())
+
+    def _handle(self, item: Delivery) -> None:
         if isinstance(item, Resync):
             raise _NeedsResync(item.reason)
         if isinstance(item, Hello):
@@ -173,8 +188,6 @@ class SyncEngine:
             return
         if isinstance(item, EventBatch):
             self.apply_batch(item.events)
-            if time.monotonic() - self._live_since > self._healthy_after:
-                self._resync_backoff.reset()
 
     def apply_batch(self, events: tuple[Event, ...]) -> None:
         """Apply the new part of a batch exactly once; a gap or another epoch means resync."""
@@ -195,9 +208,16 @@ class SyncEngine:
     # -- RESUMING --------------------------------------------------------------------------
     async def _resume(self) -> None:
         stream = self._stream = await self.connection.subscribe(after=self.revision, epoch=self.epoch)
+        if self._stopped:  # stop() came while subscribing: run() closes this stream and ends
+            return
         hello = await stream.next()
         if not isinstance(hello, Hello):
             raise _NeedsResync(f"expected hello, got {hello.type}")
         if hello.epoch != self.epoch:
             raise _NeedsResync("the backend restarted (new epoch)")
+        # Right after its hello the backend either replays its ring up to the hello's revision or
+        # says resync: stay RESUMING until caught up, so a resync goes RESUMING -> SYNCING directly.
+        assert self.revision is not None
+        while self.revision < hello.revision and not self._stopped:
+            self._handle(await stream.next())
         self._go_live()

@@ -1,0 +1,132 @@
+"""The one bridge between views and the backend: runs connection calls as asyncio tasks and
+reports success, failure and sync state back to the UI (views never block)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from uuid import UUID
+
+from PySide6.QtCore import QObject, Signal
+
+from lea_app.connection.base import Connection, Identity
+from lea_app.sync.engine import SyncEngine, SyncState
+from lea_app.sync.store import Store
+from resources.errors import LeaError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Controller(QObject):
+    sync_state_changed = Signal(str)
+    #: level ("info" | "error"), text
+    message = Signal(str, str)
+    identity_changed = Signal()
+
+    def __init__(self, store: Store | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.store = store or Store()
+        self._connection: Connection | None = None
+        self._engine: SyncEngine | None = None
+        self.identity = Identity(name="", role="viewer")
+        self._sync_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def connection(self) -> Connection:
+        if self._connection is None:
+            raise LeaError("not connected to a backend yet")
+        return self._connection
+
+    @property
+    def engine(self) -> SyncEngine:
+        if self._engine is None:
+            raise LeaError("not connected to a backend yet")
+        return self._engine
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None
+
+    async def start(self, connection: Connection) -> None:
+        """Use ``connection`` from now on: learn who we are, then sync (SYNCING -> LIVE)."""
+        self._connection = connection
+        self._engine = SyncEngine(connection, self.store)
+        self._engine.on_state(lambda state: self.sync_state_changed.emit(state.value))
+        self.identity = await connection.whoami()
+        self.identity_changed.emit()
+        self._sync_task = asyncio.ensure_future(self.engine.run())
+
+    @property
+    def live(self) -> bool:
+        return self._engine is not None and self._engine.state == SyncState.LIVE
+
+    @property
+    def can_write(self) -> bool:
+        """Write controls are enabled only for editors and admins while connected and in sync."""
+        return self.identity.can_write and self.live
+
+    def run(
+        self,
+        make: Callable[[], Awaitable[T]],
+        *,
+        success: str | None = None,
+        on_done: Callable[[T], None] | None = None,
+        on_error: Callable[[LeaError], None] | None = None,
+    ) -> asyncio.Task[None]:
+        """Run a connection call in the background; errors become a visible message (or on_error)."""
+
+        async def wrapper() -> None:
+            try:
+                result = await make()
+            except LeaError as exc:
+                log.info("refused: %s (%s)", exc.message, exc.code)
+                if on_error is not None:
+                    on_error(exc)
+                else:
+                    self.message.emit("error", exc.message)
+                return
+            except Exception as exc:
+                log.exception("backend call failed")
+                error = LeaError(f"unexpected error: {exc}")
+                if on_error is not None:
+                    on_error(error)
+                else:
+                    self.message.emit("error", error.message)
+                return
+            if success:
+                self.message.emit("info", success)
+            if on_done is not None:
+                on_done(result)
+
+        task = asyncio.ensure_future(wrapper())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def deploy(self, cluster_id: UUID, name: str) -> None:
+        self.run(
+            lambda: self.connection.store_cluster_deployment(cluster_id), success=f"Deployment of '{name}' requested"
+        )
+
+    def undeploy(self, cluster_id: UUID, name: str) -> None:
+        self.run(
+            lambda: self.connection.delete_cluster_deployment(cluster_id),
+            success=f"Undeployment of '{name}' requested",
+        )
+
+    async def close(self) -> None:
+        if self._engine is None or self._connection is None:
+            return
+        await self._engine.stop()
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # shutting down
+                await self._sync_task
+        for task in list(self._tasks):
+            task.cancel()
+        await self._connection.close()

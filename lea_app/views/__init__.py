@@ -1,0 +1,1 @@
+"""LEA's widgets: the main window, pages, editors and dialogs."""

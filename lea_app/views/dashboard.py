@@ -1,0 +1,124 @@
+"""The dashboard: peers online/offline, clusters by state, deployments in progress with their bars."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QTableView, QVBoxLayout, QWidget
+
+from lea_app.controller import Controller
+from lea_app.models.resources import DeploymentsModel, cluster_status, status_text
+from lea_app.models.table import COALESCE_MS
+from lea_app.sync.store import StoreChange
+from lea_app.views.pages import configure_table
+from resources.kinds import ResourceKind
+from resources.peer import PeerDescriptor
+from resources.state import Online, PeerConnectionState
+
+CLUSTER_STATES = ("Deployed", "Deploying", "Waiting", "Failed", "Undeploying", "Undeployed")
+
+
+class Card(QFrame):
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("card")
+        self.setStyleSheet("#card { background: palette(base); border: 1px solid palette(mid); border-radius: 6px; }")
+        layout = QVBoxLayout(self)
+        heading = QLabel(title)
+        heading.setStyleSheet("color: palette(dark); font-weight: 600;")
+        layout.addWidget(heading)
+        self.value = QLabel("-")
+        self.value.setStyleSheet("font-size: 22pt; font-weight: 600;")
+        self.value.setAccessibleName(title)
+        layout.addWidget(self.value)
+        self.detail = QLabel("")
+        self.detail.setWordWrap(True)
+        layout.addWidget(self.detail)
+        layout.addStretch(1)
+
+
+class DashboardPage(QWidget):
+    title = "Dashboard"
+
+    def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.store = controller.store
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 10, 12, 10)
+        layout.addWidget(QLabel("<h2 style='margin:0'>Dashboard</h2>"))
+        cards = QGridLayout()
+        self.peers_card = Card("Peers online")
+        self.offline_card = Card("Peers offline")
+        self.clusters_card = Card("Clusters deployed")
+        self.attention_card = Card("Need attention")
+        for i, card in enumerate((self.peers_card, self.offline_card, self.clusters_card, self.attention_card)):
+            cards.addWidget(card, 0, i)
+        layout.addLayout(cards)
+        self.states_label = QLabel()
+        self.states_label.setWordWrap(True)
+        layout.addWidget(self.states_label)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("<b>Deployments in progress</b>"))
+        row.addStretch(1)
+        layout.addLayout(row)
+        self.active = DeploymentsModel(self.store, self, active_only=True)
+        self.table = QTableView()
+        self.table.setAccessibleName("Deployments in progress")
+        configure_table(self.table, self.active)
+        layout.addWidget(self.table, 1)
+        self.idle_hint = QLabel("No deployment in progress.")
+        self.idle_hint.setStyleSheet("color:#6b6b6b; padding:6px;")
+        layout.addWidget(self.idle_hint)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(COALESCE_MS * 2)
+        self._timer.timeout.connect(self.refresh)
+        self.destroyed.connect(self.store.listen(self._on_change))
+        self.active.flushed.connect(lambda: self.idle_hint.setVisible(self.active.rowCount() == 0))
+        self.refresh()
+
+    def _on_change(self, change: StoreChange) -> None:
+        if change.kind in (
+            ResourceKind.PEER, ResourceKind.PEER_CONNECTION_STATE, ResourceKind.CLUSTER,
+            ResourceKind.CLUSTER_STATE, ResourceKind.CLUSTER_DEPLOYMENT,
+        ) and not self._timer.isActive():
+            self._timer.start()
+
+    def counts(self) -> tuple[int, int, int, Counter[str]]:
+        peers = self.store.all(ResourceKind.PEER)
+        online = 0
+        demo = 0
+        for peer_id, peer in peers.items():
+            state = self.store.get(ResourceKind.PEER_CONNECTION_STATE, peer_id)
+            if isinstance(state, PeerConnectionState) and isinstance(state.state, Online):
+                online += 1
+            if isinstance(peer, PeerDescriptor) and peer.demo:
+                demo += 1
+        by_state: Counter[str] = Counter(
+            status_text(cluster_status(self.store.get, cid)).split(" ")[0]
+            for cid in self.store.all(ResourceKind.CLUSTER)
+        )
+        return online, len(peers) - online, demo, by_state
+
+    def refresh(self) -> None:
+        online, offline, demo, by_state = self.counts()
+        self.peers_card.value.setText(str(online))
+        demo_note = f", {demo} of them demo benches" if demo else ""
+        self.peers_card.detail.setText(f"of {online + offline} peers{demo_note}")
+        self.offline_card.value.setText(str(offline))
+        self.offline_card.detail.setText("a deployment waits for its offline members")
+        self.clusters_card.value.setText(str(by_state.get("Deployed", 0)))
+        total = sum(by_state.values())
+        self.clusters_card.detail.setText(f"of {total} clusters")
+        attention = by_state.get("Failed", 0) + by_state.get("Waiting", 0)
+        self.attention_card.value.setText(str(attention))
+        self.attention_card.value.setStyleSheet(
+            "font-size: 22pt; font-weight: 600;" + (" color:#b3261e;" if attention else "")
+        )
+        self.attention_card.detail.setText(f"{by_state.get('Failed', 0)} failed, {by_state.get('Waiting', 0)} waiting")
+        self.states_label.setText(
+            "Clusters by state: " + ", ".join(f"{name.lower()} {by_state.get(name, 0)}" for name in CLUSTER_STATES)
+        )
+        self.idle_hint.setVisible(self.active.rowCount() == 0)

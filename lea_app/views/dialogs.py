@@ -1,0 +1,94 @@
+"""Small dialogs: delete confirmations that name what blocks a delete, and the About box."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib.metadata import version
+
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+from lea_app.sync.store import Store
+from resources.cluster import ClusterDescriptor
+from resources.derived import device_owners
+from resources.kinds import ResourceKind
+from resources.peer import PeerDescriptor
+
+
+def clusters_using_peer(store: Store, peer: PeerDescriptor) -> list[ClusterDescriptor]:
+    """Clusters that name the peer as leader or contain one of its devices."""
+    devices = {d.id for d in peer.devices}
+    return sorted(
+        (
+            c
+            for c in store.all(ResourceKind.CLUSTER).values()
+            if isinstance(c, ClusterDescriptor) and (c.leader == peer.id or devices & set(c.devices))
+        ),
+        key=lambda c: c.name.casefold(),
+    )
+
+
+def peer_delete_blockers(store: Store, peer: PeerDescriptor) -> str | None:
+    users = clusters_using_peer(store, peer)
+    if not users:
+        return None
+    names = ", ".join(f"'{c.name}'" for c in users)
+    return (
+        f"Peer '{peer.name}' cannot be deleted: it is used by cluster {names}. "
+        "Remove it from those clusters (or delete them) first."
+    )
+
+
+def cluster_delete_blockers(store: Store, cluster: ClusterDescriptor) -> str | None:
+    if cluster.id in store.all(ResourceKind.CLUSTER_DEPLOYMENT):
+        return f"Cluster '{cluster.name}' is deployed and cannot be deleted. Undeploy it first."
+    return None
+
+
+def confirm_delete(
+    parent: QWidget, what: str, name: str, blocker: str | None, on_confirm: Callable[[], None], detail: str = ""
+) -> QMessageBox:
+    """A non-modal confirmation; when something blocks the delete it says what, and offers no Delete."""
+    box = QMessageBox(parent)
+    box.setObjectName("deleteConfirmation")
+    box.setWindowTitle(f"Delete {what}")
+    if blocker is not None:
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setText(blocker)
+        box.setStandardButtons(QMessageBox.StandardButton.Close)
+    else:
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setText(f"Delete {what} '{name}'?")
+        box.setInformativeText(detail or "Its history stays in the event log.")
+        delete = box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.buttonClicked.connect(lambda button: on_confirm() if button is delete else None)
+    box.open()
+    return box
+
+
+def cluster_summary(store: Store, cluster: ClusterDescriptor) -> str:
+    owners = device_owners(p for p in store.all(ResourceKind.PEER).values() if isinstance(p, PeerDescriptor))
+    members = {cluster.leader} | {owners[d] for d in cluster.devices if d in owners}
+    return f"{len(cluster.devices)} devices on {len(members)} peers. Peers and devices are not deleted."
+
+
+def about_text(description: str, data_dir: str, demo: bool) -> str:
+    return (
+        f"<h3>LEA desktop {version('lea-desktop')}</h3>"
+        "<p>Manage test benches, group their devices into clusters and deploy them, live.</p>"
+        f"<p><b>Backend:</b> {description}<br><b>Data directory:</b> {data_dir}"
+        + ("<br><b>Demo mode:</b> the benches are a labelled simulation." if demo else "")
+        + "</p><p>Domain after Eclipse openDuT (CARL, EDGAR, LEA).</p>"
+    )
+
+
+def show_about(parent: QWidget, description: str, data_dir: str, demo: bool) -> QMessageBox:
+    box = QMessageBox(parent)
+    box.setObjectName("aboutBox")
+    box.setWindowTitle("About LEA desktop")
+    box.setText(about_text(description, data_dir, demo))
+    box.setStandardButtons(QMessageBox.StandardButton.Ok)
+    box.open()
+    return box
+

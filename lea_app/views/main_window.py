@@ -1,0 +1,309 @@
+"""The main window: navigation, pages, a non-modal message bar, status bar and shortcuts."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from lea_app.controller import Controller
+from lea_app.views.dashboard import DashboardPage
+from lea_app.views.dialogs import (
+    cluster_delete_blockers,
+    cluster_summary,
+    confirm_delete,
+    peer_delete_blockers,
+    show_about,
+)
+from lea_app.views.event_log import EventLogPage
+from lea_app.views.message_bar import MessageBar
+from lea_app.views.pages import ClustersPage, DeploymentsPage, PeersPage, TablePage
+from resources.cluster import ClusterDescriptor
+from resources.kinds import ResourceKind
+from resources.peer import PeerDescriptor
+
+SYNC_TEXT = {
+    "syncing": "Synchronising…",
+    "live": "Live",
+    "resuming": "Connection lost: reconnecting… (read-only)",
+    "stopped": "Stopped",
+}
+
+
+class MainWindow(QMainWindow):
+    closed = Signal()
+
+    def __init__(
+        self,
+        controller: Controller,
+        settings: QSettings,
+        *,
+        data_dir: str = "",
+        demo: bool = False,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.settings = settings
+        self.data_dir = data_dir
+        self.demo = demo
+        self.editors: dict[tuple[str, UUID | None], QWidget] = {}
+        self.dialogs: list[QWidget] = []
+        self.setWindowTitle("LEA desktop — demo (simulated benches)" if demo else "LEA desktop")
+        self.setMinimumSize(900, 560)
+
+        central = QWidget()
+        outer = QVBoxLayout(central)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(0)
+        self.message_bar = MessageBar()
+        bar_holder = QHBoxLayout()
+        bar_holder.setContentsMargins(8, 6, 8, 0)
+        bar_holder.addWidget(self.message_bar)
+        outer.addLayout(bar_holder)
+        body = QHBoxLayout()
+        body.setContentsMargins(0, 0, 0, 0)
+        self.nav = QListWidget()
+        self.nav.setObjectName("navigation")
+        self.nav.setAccessibleName("Pages")
+        self.nav.setFixedWidth(170)
+        self.nav.setStyleSheet("QListWidget#navigation { font-size: 11pt; padding-top: 8px; } "
+                               "QListWidget#navigation::item { padding: 8px 12px; }")
+        self.stack = QStackedWidget()
+        self.dashboard = DashboardPage(controller)
+        self.peers = PeersPage(controller)
+        self.clusters = ClustersPage(controller)
+        self.deployments = DeploymentsPage(controller)
+        self.event_log = EventLogPage(controller)
+        self.pages: list[QWidget] = [self.dashboard, self.peers, self.clusters, self.deployments, self.event_log]
+        for i, page in enumerate(self.pages):
+            item = QListWidgetItem(f"{page.title}")  # type: ignore[attr-defined]
+            item.setToolTip(f"{page.title} (Ctrl+{i + 1})")  # type: ignore[attr-defined]
+            self.nav.addItem(item)
+            self.stack.addWidget(page)
+        self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
+        body.addWidget(self.nav)
+        body.addWidget(self.stack, 1)
+        outer.addLayout(body, 1)
+        self.setCentralWidget(central)
+
+        self.sync_label = QLabel(SYNC_TEXT["syncing"])
+        self.sync_label.setAccessibleName("Sync state")
+        self.backend_label = QLabel("Connecting…")
+        self.statusBar().addWidget(self.sync_label)
+        self.statusBar().addPermanentWidget(self.backend_label)
+        if demo:
+            demo_label = QLabel(" DEMO: simulated test benches ")
+            demo_label.setStyleSheet("background:#fff4ce; color:#5c4400; border-radius:3px;")
+            self.statusBar().addPermanentWidget(demo_label)
+
+        self._build_menus()
+        controller.message.connect(self.show_message)
+        controller.sync_state_changed.connect(self._sync_state_changed)
+        controller.identity_changed.connect(self._identity_changed)
+        self._restore_settings()
+
+    # -- menus and shortcuts ---------------------------------------------------------------
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "New &peer…", "Ctrl+Shift+P", lambda: self.open_peer_editor(None))
+        self._action(file_menu, "New &cluster…", "Ctrl+Shift+C", lambda: self.open_cluster_editor(None))
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        go_menu = self.menuBar().addMenu("&Go")
+        for i, page in enumerate(self.pages):
+            self._action(go_menu, page.title, f"Ctrl+{i + 1}", lambda i=i: self.show_page(i))  # type: ignore[attr-defined]
+        cluster_menu = self.menuBar().addMenu("&Cluster")
+        self._action(cluster_menu, "&Deploy selected", "Ctrl+D", self._deploy_selected)
+        self._action(cluster_menu, "&Undeploy selected", "Ctrl+U", self._undeploy_selected)
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&About LEA desktop", None, self.show_about)
+        page_keys: list[tuple[Any, Any]] = [
+            (QKeySequence.StandardKey.Find, self._focus_filter),
+            (QKeySequence.StandardKey.New, self._new_on_page),
+            (QKeySequence.StandardKey.Delete, self._delete_on_page),
+            (Qt.Key.Key_Return, self._activate_on_page),
+        ]
+        for key, slot in page_keys:
+            shortcut = QShortcut(QKeySequence(key), self)
+            shortcut.activated.connect(slot)
+
+    def _action(self, menu: Any, text: str, shortcut: Any, slot: Any) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def show_page(self, index: int) -> None:
+        self.nav.setCurrentRow(index)
+
+    def current_table_page(self) -> TablePage | None:
+        page = self.stack.currentWidget()
+        return page if isinstance(page, TablePage) else None
+
+    def _focus_filter(self) -> None:
+        page = self.current_table_page()
+        if page is not None:
+            page.focus_filter()
+
+    def _new_on_page(self) -> None:
+        if self.stack.currentWidget() is self.clusters:
+            self.open_cluster_editor(None)
+        else:
+            self.open_peer_editor(None)
+
+    def _delete_on_page(self) -> None:
+        page = self.current_table_page()
+        if page is self.peers:
+            self.peers.delete()
+        elif page is self.clusters:
+            self.clusters.delete()
+
+    def _activate_on_page(self) -> None:
+        page = self.current_table_page()
+        if page is not None and page.table.hasFocus():
+            page.activate()
+
+    def _deploy_selected(self) -> None:
+        if self.stack.currentWidget() is self.deployments:
+            self.deployments.retry()
+        else:
+            self.show_page(self.pages.index(self.clusters))
+            if self.controller.can_write:
+                self.clusters.deploy()
+
+    def _undeploy_selected(self) -> None:
+        if self.stack.currentWidget() is self.deployments:
+            self.deployments.undeploy()
+        else:
+            self.show_page(self.pages.index(self.clusters))
+            if self.controller.can_write:
+                self.clusters.undeploy()
+
+    # -- editors and dialogs ---------------------------------------------------------------
+    def _open_editor(self, key: tuple[str, UUID | None], factory: Any) -> QWidget:
+        existing = self.editors.get(key)
+        if existing is not None and existing.isVisible():
+            existing.raise_()
+            existing.activateWindow()
+            return existing
+        editor: QWidget = factory()
+        self.editors[key] = editor
+        editor.destroyed.connect(lambda *_: self.editors.pop(key, None))
+        editor.show()
+        return editor
+
+    def open_peer_editor(self, peer_id: UUID | None) -> QWidget | None:
+        from lea_app.views.editors import PeerEditor
+
+        if peer_id is None and not self.controller.can_write:
+            return None
+        return self._open_editor(("peer", peer_id), lambda: PeerEditor(self.controller, peer_id, self))
+
+    def open_cluster_editor(self, cluster_id: UUID | None) -> QWidget | None:
+        from lea_app.views.editors import ClusterEditor
+
+        if cluster_id is None and not self.controller.can_write:
+            return None
+        return self._open_editor(("cluster", cluster_id), lambda: ClusterEditor(self.controller, cluster_id, self))
+
+    def confirm_delete_peer(self, peer_id: UUID) -> None:
+        peer = self.controller.store.get(ResourceKind.PEER, peer_id)
+        if not isinstance(peer, PeerDescriptor) or not self.controller.can_write:
+            return
+        blocker = peer_delete_blockers(self.controller.store, peer)
+        version = peer.version
+
+        def delete() -> None:
+            self.controller.run(
+                lambda: self.controller.connection.delete_peer_descriptor(peer_id, version),
+                success=f"Peer '{peer.name}' deleted",
+            )
+
+        self._keep(confirm_delete(self, "peer", peer.name, blocker, delete))
+
+    def confirm_delete_cluster(self, cluster_id: UUID) -> None:
+        cluster = self.controller.store.get(ResourceKind.CLUSTER, cluster_id)
+        if not isinstance(cluster, ClusterDescriptor) or not self.controller.can_write:
+            return
+        blocker = cluster_delete_blockers(self.controller.store, cluster)
+        version = cluster.version
+
+        def delete() -> None:
+            self.controller.run(
+                lambda: self.controller.connection.delete_cluster_descriptor(cluster_id, version),
+                success=f"Cluster '{cluster.name}' deleted",
+            )
+
+        detail = cluster_summary(self.controller.store, cluster)
+        self._keep(confirm_delete(self, "cluster", cluster.name, blocker, delete, detail))
+
+    def _keep(self, dialog: QWidget) -> None:
+        self.dialogs = [d for d in self.dialogs if d.isVisible()] + [dialog]
+
+    def show_history(self, kind: ResourceKind, id: UUID, name: str) -> None:
+        self.show_page(self.pages.index(self.event_log))
+        self.event_log.load_history(kind, id, name)
+
+    def go_to_cluster(self, cluster_id: UUID) -> None:
+        self.show_page(self.pages.index(self.clusters))
+        self.clusters.select(cluster_id)
+
+    def show_about(self) -> None:
+        description = self.controller.connection.description if self.controller.connected else "not connected"
+        self._keep(show_about(self, description, self.data_dir, self.demo))
+
+    # -- state -----------------------------------------------------------------------------
+    def show_message(self, level: str, text: str) -> None:
+        self.message_bar.show_message(level, text)
+
+    def _sync_state_changed(self, state: str) -> None:
+        self.sync_label.setText(SYNC_TEXT.get(state, state))
+        if state == "resuming":
+            self.message_bar.show_message("warning", "Connection to the backend lost: reconnecting. LEA is read-only.")
+        elif state == "live" and self.message_bar.level == "warning":
+            self.message_bar.hide()
+
+    def _identity_changed(self) -> None:
+        identity = self.controller.identity
+        description = self.controller.connection.description if self.controller.connected else ""
+        self.backend_label.setText(f"{description} — {identity.name} ({identity.role})")
+
+    # -- settings --------------------------------------------------------------------------
+    def _restore_settings(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        restored = isinstance(geometry, QByteArray | bytes) and self.restoreGeometry(QByteArray(geometry))
+        if not restored:
+            self.resize(1200, 760)
+        page = self.settings.value("window/page", 0)
+        try:
+            index = int(str(page))
+        except (TypeError, ValueError):
+            index = 0
+        self.show_page(index if 0 <= index < len(self.pages) else 0)
+
+    def save_settings(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/page", self.nav.currentRow())
+        self.settings.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_settings()
+        for editor in list(self.editors.values()):
+            editor.close()
+        super().closeEvent(event)
+        self.closed.emit()

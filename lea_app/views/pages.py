@@ -1,0 +1,319 @@
+"""Table pages: peers, clusters, deployments. Each is a filter box, a row of actions and a table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from lea_app.controller import Controller
+from lea_app.models.resources import ClusterRow, ClustersModel, DeploymentRow, DeploymentsModel, PeerRow, PeersModel
+from lea_app.models.table import ResourceTableModel
+from lea_app.views.delegates import ProgressDelegate
+from resources.state import Deployed, Failed
+
+if TYPE_CHECKING:
+    from lea_app.views.main_window import MainWindow
+
+ROW_HEIGHT = 26
+
+
+def configure_table(view: QTableView, model: ResourceTableModel[Any]) -> None:
+    """Fixed row heights, interactive column widths (no ResizeToContents on live columns)."""
+    view.setModel(model)
+    view.setSortingEnabled(True)
+    view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    view.setAlternatingRowColors(True)
+    view.setWordWrap(False)
+    view.verticalHeader().setVisible(False)
+    view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+    view.verticalHeader().setDefaultSectionSize(ROW_HEIGHT)
+    header = view.horizontalHeader()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    header.setStretchLastSection(True)
+    header.setHighlightSections(False)
+    for i, column in enumerate(model.columns):
+        view.setColumnWidth(i, column.width)
+        if column.progress is not None:
+            view.setItemDelegateForColumn(i, ProgressDelegate(view))
+
+
+class TablePage(QWidget):
+    title = ""
+
+    def __init__(self, controller: Controller, model: ResourceTableModel[Any], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.model = model
+        model.setParent(self)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 10, 12, 10)
+        top = QHBoxLayout()
+        heading = QLabel(f"<h2 style='margin:0'>{self.title}</h2>")
+        top.addWidget(heading)
+        top.addStretch(1)
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("Filter (Ctrl+F)")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.setMaximumWidth(280)
+        self.filter.setAccessibleName(f"Filter {self.title.lower()}")
+        self.filter.textChanged.connect(model.set_filter_text)
+        top.addWidget(self.filter)
+        layout.addLayout(top)
+        self.actions_row = QHBoxLayout()
+        layout.addLayout(self.actions_row)
+        self.table = QTableView()
+        self.table.setAccessibleName(f"{self.title} table")
+        configure_table(self.table, model)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self.update_actions())
+        self.table.doubleClicked.connect(lambda *_: self.activate())
+        model.flushed.connect(self.update_actions)
+        layout.addWidget(self.table, 1)
+        self.empty_hint = QLabel()
+        self.empty_hint.setStyleSheet("color:#6b6b6b; padding:6px;")
+        layout.addWidget(self.empty_hint)
+        self.buttons: dict[str, QPushButton] = {}
+        controller.sync_state_changed.connect(lambda *_: self.update_actions())
+        controller.identity_changed.connect(self.update_actions)
+
+    def add_button(self, key: str, text: str, slot: Callable[[], object], tip: str = "") -> QPushButton:
+        button = QPushButton(text)
+        button.setToolTip(tip or text)
+        button.clicked.connect(slot)
+        self.actions_row.addWidget(button)
+        self.buttons[key] = button
+        return button
+
+    def finish_actions(self) -> None:
+        self.actions_row.addStretch(1)
+        self.update_actions()
+
+    def main_window(self) -> MainWindow:
+        from lea_app.views.main_window import MainWindow
+
+        window = self.window()
+        assert isinstance(window, MainWindow)
+        return window
+
+    def selected_id(self) -> UUID | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.model.id_at(rows[0].row()) if rows else None
+
+    def select(self, id: UUID) -> None:
+        self.model.flush()
+        row = self.model.row_of(id)
+        if row is not None:
+            self.table.selectRow(row)
+            self.table.scrollTo(self.model.index(row, 0))
+
+    def activate(self) -> None:
+        """Double click or Enter on a row."""
+
+    def update_actions(self) -> None:
+        count = self.model.rowCount()
+        self.empty_hint.setVisible(count == 0)
+        if count == 0:
+            self.empty_hint.setText(
+                "Nothing matches the filter." if self.model.filter_text else self.empty_text()
+            )
+
+    def empty_text(self) -> str:
+        return "Nothing here yet."
+
+    def focus_filter(self) -> None:
+        self.filter.setFocus()
+        self.filter.selectAll()
+
+
+class PeersPage(TablePage):
+    title = "Peers"
+
+    def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
+        super().__init__(controller, PeersModel(controller.store), parent)
+        self.add_button("new", "New peer…", lambda: self.main_window().open_peer_editor(None), "Create a peer (Ctrl+N)")
+        self.add_button("edit", "Edit…", self.activate, "Edit the selected peer (Enter)")
+        self.add_button("delete", "Delete…", self.delete, "Delete the selected peer (Del)")
+        self.add_button("history", "History", self.history, "Show the selected peer's history")
+        self.add_button(
+            "online", "Switch demo bench off", self.toggle_online, "Simulate the demo bench going off or on line"
+        )
+        self.finish_actions()
+
+    def row(self) -> PeerRow | None:
+        id = self.selected_id()
+        return self.model.row_data(id) if id else None
+
+    def activate(self) -> None:
+        id = self.selected_id()
+        if id is not None:
+            self.main_window().open_peer_editor(id)
+
+    def delete(self) -> None:
+        id = self.selected_id()
+        if id is not None:
+            self.main_window().confirm_delete_peer(id)
+
+    def history(self) -> None:
+        row = self.row()
+        if row is not None:
+            self.main_window().show_history(row.peer.kind, row.peer.id, row.peer.name)
+
+    def toggle_online(self) -> None:
+        row = self.row()
+        if row is not None and row.peer.demo:
+            self.controller.run(
+                lambda: self.controller.connection.set_demo_peer_online(row.peer.id, not row.online),
+                success=f"Demo bench '{row.peer.name}' switched {'off' if row.online else 'on'}",
+            )
+
+    def update_actions(self) -> None:
+        super().update_actions()
+        row = self.row()
+        writable = self.controller.can_write
+        self.buttons["new"].setEnabled(writable)
+        self.buttons["edit"].setEnabled(row is not None)
+        self.buttons["edit"].setText("Edit…" if writable else "View…")
+        self.buttons["delete"].setEnabled(writable and row is not None)
+        self.buttons["history"].setEnabled(row is not None)
+        demo_controls = self.controller.connected and self.controller.connection.demo_controls
+        is_demo = row is not None and row.peer.demo
+        self.buttons["online"].setVisible(demo_controls)
+        self.buttons["online"].setEnabled(writable and is_demo)
+        if row is not None and is_demo:
+            self.buttons["online"].setText("Switch demo bench off" if row.online else "Switch demo bench on")
+
+    def empty_text(self) -> str:
+        return "No peers yet. Create one with “New peer…”, or start LEA with --demo to try a simulated fleet."
+
+
+class ClustersPage(TablePage):
+    title = "Clusters"
+
+    def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
+        model = ClustersModel(controller.store)
+        super().__init__(controller, model, parent)
+        model.on_check = self.toggle_deployment
+        self.add_button(
+            "new", "New cluster…", lambda: self.main_window().open_cluster_editor(None), "Create a cluster (Ctrl+N)"
+        )
+        self.add_button("edit", "Edit…", self.activate, "Edit the selected cluster (Enter)")
+        self.add_button("delete", "Delete…", self.delete, "Delete the selected cluster (Del)")
+        self.add_button("deploy", "Deploy", self.deploy, "Deploy the selected cluster (Ctrl+D)")
+        self.add_button("undeploy", "Undeploy", self.undeploy, "Undeploy the selected cluster (Ctrl+U)")
+        self.add_button("history", "History", self.history, "Show the selected cluster's history")
+        self.finish_actions()
+
+    def row(self) -> ClusterRow | None:
+        id = self.selected_id()
+        return self.model.row_data(id) if id else None
+
+    def toggle_deployment(self, cluster_id: UUID, deploy: bool) -> None:
+        row = self.model.row_data(cluster_id)
+        if row is None or not self.controller.can_write:
+            return
+        if deploy:
+            self.controller.deploy(cluster_id, row.cluster.name)
+        else:
+            self.controller.undeploy(cluster_id, row.cluster.name)
+
+    def activate(self) -> None:
+        id = self.selected_id()
+        if id is not None:
+            self.main_window().open_cluster_editor(id)
+
+    def delete(self) -> None:
+        id = self.selected_id()
+        if id is not None:
+            self.main_window().confirm_delete_cluster(id)
+
+    def deploy(self) -> None:
+        row = self.row()
+        if row is not None:
+            self.controller.deploy(row.cluster.id, row.cluster.name)
+
+    def undeploy(self) -> None:
+        row = self.row()
+        if row is not None and row.deployed:
+            self.controller.undeploy(row.cluster.id, row.cluster.name)
+
+    def history(self) -> None:
+        row = self.row()
+        if row is not None:
+            self.main_window().show_history(row.cluster.kind, row.cluster.id, row.cluster.name)
+
+    def update_actions(self) -> None:
+        super().update_actions()
+        row = self.row()
+        writable = self.controller.can_write
+        self.model.on_check = self.toggle_deployment if writable else None
+        self.buttons["new"].setEnabled(writable)
+        self.buttons["edit"].setEnabled(row is not None)
+        self.buttons["edit"].setText("Edit…" if writable and row is not None and not row.deployed else "View…")
+        self.buttons["delete"].setEnabled(writable and row is not None)
+        failed = row is not None and isinstance(row.status, Failed)
+        self.buttons["deploy"].setEnabled(writable and row is not None and (not row.deployed or failed))
+        self.buttons["deploy"].setText("Retry" if failed and row is not None and row.deployed else "Deploy")
+        self.buttons["undeploy"].setEnabled(writable and row is not None and row.deployed)
+        self.buttons["history"].setEnabled(row is not None)
+
+    def empty_text(self) -> str:
+        return "No clusters yet. Group devices of your peers with “New cluster…”."
+
+
+class DeploymentsPage(TablePage):
+    title = "Deployments"
+
+    def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
+        super().__init__(controller, DeploymentsModel(controller.store), parent)
+        self.add_button("retry", "Deploy again", self.retry, "Store the deployment again (retries a failed one)")
+        self.add_button("undeploy", "Undeploy", self.undeploy, "Undeploy the selected cluster (Ctrl+U)")
+        self.add_button("cluster", "Show cluster", self.show_cluster, "Go to the cluster")
+        self.finish_actions()
+
+    def row(self) -> DeploymentRow | None:
+        id = self.selected_id()
+        return self.model.row_data(id) if id else None
+
+    def retry(self) -> None:
+        row = self.row()
+        if row is not None:
+            self.controller.deploy(row.cluster.id, row.cluster.name)
+
+    def undeploy(self) -> None:
+        row = self.row()
+        if row is not None and row.requested:
+            self.controller.undeploy(row.cluster.id, row.cluster.name)
+
+    def show_cluster(self) -> None:
+        row = self.row()
+        if row is not None:
+            self.main_window().go_to_cluster(row.cluster.id)
+
+    activate = show_cluster
+
+    def update_actions(self) -> None:
+        super().update_actions()
+        row = self.row()
+        writable = self.controller.can_write
+        self.buttons["retry"].setEnabled(writable and row is not None and not isinstance(row.status, Deployed))
+        self.buttons["undeploy"].setEnabled(writable and row is not None and row.requested)
+        self.buttons["cluster"].setEnabled(row is not None)
+
+    def empty_text(self) -> str:
+        return "No deployments. Deploy a cluster on the Clusters page (Ctrl+D)."
+

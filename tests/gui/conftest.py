@@ -1,0 +1,69 @@
+"""GUI fixtures: a qasync loop driven by pytest-qt, and LEA on an embedded backend in a tmp dir.
+
+qasync runs asyncio on Qt's event loop; marking it ``already_running`` lets qtbot.wait/waitUntil
+drive both. Everything is closed before the QApplication goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+os.environ.setdefault("QT_API", "pyside6")
+import PySide6  # noqa: F401 - PySide6 before qasync
+import pytest
+import qasync
+from pytestqt.qtbot import QtBot
+
+from lea_app.app import settings
+from lea_app.connection.embedded import EmbeddedConnection
+from lea_app.controller import Controller
+from lea_app.views.main_window import MainWindow
+
+T = TypeVar("T")
+
+
+@pytest.fixture
+def aloop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
+    loop = qasync.QEventLoop(qapp, already_running=True)
+    asyncio.set_event_loop(loop)
+    yield loop
+    asyncio.set_event_loop(None)
+
+
+def run(qtbot: QtBot, coro: Coroutine[Any, Any, T], timeout: int = 15_000) -> T:
+    """Run a coroutine on the qasync loop while Qt processes events; return its result."""
+    future = asyncio.ensure_future(coro)
+    qtbot.waitUntil(future.done, timeout=timeout)
+    return future.result()
+
+
+@dataclass
+class Lea:
+    controller: Controller
+    connection: EmbeddedConnection
+    window: MainWindow
+    data_dir: Path
+
+
+@pytest.fixture
+def lea(qtbot: QtBot, aloop: asyncio.AbstractEventLoop, tmp_path: Path) -> Iterator[Lea]:
+    """The real window on an embedded backend with the demo fleet (fast simulated benches)."""
+    data_dir = tmp_path / "lea-data"
+    connection = run(
+        qtbot, EmbeddedConnection.open(data_dir, demo=True, demo_delay_scale=0.05, durability="off")
+    )
+    controller = Controller()
+    window = MainWindow(controller, settings(), data_dir=str(data_dir), demo=True)
+    qtbot.addWidget(window)
+    window.resize(1280, 780)
+    window.show()
+    run(qtbot, controller.start(connection))
+    qtbot.waitUntil(lambda: controller.live, timeout=10_000)
+    yield Lea(controller, connection, window, data_dir)
+    window.close()
+    run(qtbot, controller.close())
