@@ -25,6 +25,6 @@ class ProgressDelegate(QStyledItemDelegate):
         bar.progress = min(done, bar.maximum)
         bar.text = f"{done}/{total} ({100 * done // max(total, 1)} %)"
         bar.textVisible = True
-        bar.state = QStyle.StateFlag.State_Enabled
+        bar.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Horizontal  # Qt 6: else vertical
         style = option.widget.style() if option.widget is not None else QApplication.style()
         style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter)

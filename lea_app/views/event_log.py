@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from lea_app.controller import Controller
-from lea_app.models.events import EventTableModel, LiveEventLogModel
+from lea_app.models.events import EventTableModel, LiveEventLogModel, resource_label
 from lea_app.views.pages import ROW_HEIGHT
 from resources.events import Event
 from resources.kinds import ResourceKind
@@ -77,7 +77,7 @@ class EventLogPage(QWidget):
         if event is not None:
             # Volatile states have no stored history: show the history of the resource they describe.
             kind = event.kind if event.kind.persisted else _owner_kind(event)
-            self.load_history(kind, event.id, None)
+            self.load_history(kind, event.id, resource_label(self.controller.store, event))
 
     def load_history(self, kind: ResourceKind, id: UUID, name: str | None) -> None:
         self.history_for = (kind, id)

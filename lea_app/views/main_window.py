@@ -79,7 +79,7 @@ class MainWindow(QMainWindow):
         self.nav.setObjectName("navigation")
         self.nav.setAccessibleName("Pages")
         self.nav.setFixedWidth(170)
-        self.nav.setStyleSheet("QListWidget#navigation { font-size: 11pt; padding-top: 8px; } "
+        self.nav.setStyleSheet("QListWidget#navigation { font-size: 11pt; padding-top: 8px; outline: 0; } "
                                "QListWidget#navigation::item { padding: 8px 12px; }")
         self.stack = QStackedWidget()
         self.dashboard = DashboardPage(controller)

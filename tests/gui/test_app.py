@@ -1,0 +1,95 @@
+"""LEA as a program: the command line, a second LEA on the same data directory, remembered state."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication, QMessageBox
+from pytestqt.qtbot import QtBot
+
+from backend.backend import Backend
+from lea_app.app import Options, default_data_dir, run_window, settings
+from lea_app.controller import Controller
+from lea_app.views.main_window import MainWindow
+from tests.gui.conftest import Lea
+
+
+def test_version_and_help() -> None:
+    out = subprocess.run([sys.executable, "-m", "lea_app.main", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("lea ")
+    out = subprocess.run([sys.executable, "-m", "lea_app.main", "--help"], capture_output=True, text=True)
+    assert "--demo" in out.stdout and "--data-dir" in out.stdout
+
+
+def test_demo_uses_its_own_data_directory() -> None:
+    assert default_data_dir(demo=True) != default_data_dir(demo=False)
+    assert default_data_dir(demo=True).name.endswith("-demo")
+
+
+def test_second_lea_on_the_same_data_directory_is_told(
+    qtbot: QtBot, aloop: asyncio.AbstractEventLoop, tmp_path: Path
+) -> None:
+    first = Backend(tmp_path)
+    try:
+        task = asyncio.ensure_future(run_window(Options(data_dir=tmp_path)))
+
+        def fatal_box() -> QMessageBox | None:
+            for widget in QApplication.topLevelWidgets():
+                if isinstance(widget, QMessageBox) and widget.isVisible():
+                    return widget
+            return None
+
+        qtbot.waitUntil(lambda: fatal_box() is not None, timeout=10_000)
+        box = fatal_box()
+        assert box is not None
+        assert box.windowTitle() == "LEA is already running"
+        assert "already in use" in box.text() and str(tmp_path) in box.text()
+        box.button(QMessageBox.StandardButton.Ok).click()
+        qtbot.waitUntil(task.done, timeout=10_000)
+        assert task.result() == 1
+    finally:
+        first.close()
+
+
+def test_window_geometry_and_last_page_are_remembered(qtbot: QtBot, lea: Lea) -> None:
+    lea.window.show_page(3)
+    lea.window.resize(1111, 666)
+    lea.window.save_settings()
+    again = MainWindow(Controller(), settings(), data_dir=str(lea.data_dir))
+    qtbot.addWidget(again)
+    assert again.nav.currentRow() == 3
+    # The offscreen screen is 800 px wide, so Qt clamps the width on restore; the height survives.
+    assert again.size().height() == 666
+    # Tests never touch the user's settings: the file is under the test's temporary home.
+    assert str(Path.home()) in settings().fileName()
+
+
+def test_about_box_names_version_data_directory_and_backend(qtbot: QtBot, lea: Lea) -> None:
+    lea.window.show_about()
+    box = lea.window.dialogs[-1]
+    assert isinstance(box, QMessageBox)
+    assert "LEA desktop" in box.text() and str(lea.data_dir) in box.text() and "embedded backend" in box.text()
+    box.close()
+
+
+def test_logs_are_written_under_the_data_directory(tmp_path: Path) -> None:
+    import logging
+
+    from lea_app.app import setup_logging
+
+    path = setup_logging(tmp_path)
+    try:
+        assert path is not None and path.parent == tmp_path / "logs"
+        logging.getLogger("lea-test").warning("hello log")
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        assert "hello log" in path.read_text()
+    finally:
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            if getattr(handler, "baseFilename", "").startswith(str(tmp_path)):
+                root.removeHandler(handler)
+                handler.close()
