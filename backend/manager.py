@@ -139,9 +139,9 @@ class ResourcesManager:
             self._published_revision = base
             self._next_revision = base + 1
             self._since_checkpoint = replayed
-        # Reserve a fresh block now: revisions of this run never collide with a crashed run's.
-        self._reserved = base + self.settings.revision_block
-        self.store.append([], reserve_up_to=self._reserved)
+        # Revisions of this run start above every revision ever reserved, so they never collide with a
+        # crashed run's; the first commit reserves the next block (opening the store writes nothing).
+        self._reserved = base
         self._restored = True
         log.info("restored revision %d (%d events replayed) in epoch %s", base, replayed, self._epoch)
 
@@ -341,6 +341,7 @@ class ResourcesManager:
         all_events = [e for _, events in accepted for e in events]
         persisted = [e for e in all_events if e.kind in PERSISTED_KINDS]
         reserve = None
+        reserved_before = self._reserved
         if self._next_revision - 1 > self._reserved:
             self._reserved = self._next_revision - 1 + self.settings.revision_block
             reserve = self._reserved
@@ -348,6 +349,9 @@ class ResourcesManager:
             if persisted or reserve is not None:
                 self.store.append(persisted, reserve_up_to=reserve)
         except Exception as exc:
+            # The new high-water mark was not stored: the next group must reserve again, or the
+            # revisions handed out after this failure could be handed out again after a crash.
+            self._reserved = reserved_before
             self._commit_failed(accepted, exc)
             return
         with self._publish_lock:
