@@ -8,6 +8,7 @@ import logging.handlers
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("QT_API", "pyside6")  # qasync must bind to PySide6, imported first
 
@@ -16,7 +17,7 @@ import qasync
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from lea_app.connection.base import Connection
+from lea_app.connection.base import Connection, ConnectionLost
 from lea_app.controller import Controller
 from lea_app.views.main_window import MainWindow
 from resources.errors import LeaError
@@ -30,6 +31,9 @@ class Options:
     data_dir: Path
     demo: bool = False
     demo_delay_scale: float = 1.0
+    connect: str | None = None  # a server URL; None = embedded backend
+    token: str | None = None
+    ca_file: str | None = None
 
 
 def default_data_dir(demo: bool) -> Path:
@@ -62,9 +66,24 @@ def setup_logging(data_dir: Path) -> Path | None:
 async def open_embedded(options: Options) -> Connection:
     from lea_app.connection.embedded import EmbeddedConnection
 
-    return await EmbeddedConnection.open(
-        options.data_dir, demo=options.demo, demo_delay_scale=options.demo_delay_scale
-    )
+    return await EmbeddedConnection.open(options.data_dir, demo=options.demo, demo_delay_scale=options.demo_delay_scale)
+
+
+async def open_connection(options: Options) -> Connection:
+    """The server of ``--connect`` (token from the option, else the keyring), or the embedded backend."""
+    if options.connect is None:
+        return await open_embedded(options)
+    from lea_app.connection.remote import RemoteConnection, normalise_url
+    from lea_app.credentials import load_token
+
+    url = normalise_url(options.connect)
+    connection = RemoteConnection(url, options.token or load_token(url), ca_file=options.ca_file)
+    try:
+        await connection.whoami()  # fail now, clearly, on a wrong address or token
+    except BaseException:
+        await connection.close()
+        raise
+    return connection
 
 
 async def show_fatal(title: str, text: str) -> None:
@@ -83,13 +102,15 @@ async def run_window(options: Options, window_ready: asyncio.Future[MainWindow] 
     window.show()
     closed = asyncio.Event()
     window.closed.connect(closed.set)
+    window.switch_backend = lambda choice: asyncio.ensure_future(switch_backend(window, controller, options, choice))
     try:
-        connection = await open_embedded(options)
-    except LeaError as exc:
-        log.error("cannot open the backend: %s", exc.message)
+        connection = await open_connection(options)
+    except (LeaError, ConnectionLost) as exc:
+        message = exc.message if isinstance(exc, LeaError) else str(exc)
+        log.error("cannot open the backend: %s", message)
         window.hide()
-        title = "LEA is already running" if exc.code == "data_dir_locked" else "LEA cannot start"
-        await show_fatal(title, exc.message)
+        locked = isinstance(exc, LeaError) and exc.code == "data_dir_locked"
+        await show_fatal("LEA is already running" if locked else "LEA cannot start", message)
         window.close()
         return 1
     await controller.start(connection)
@@ -98,6 +119,23 @@ async def run_window(options: Options, window_ready: asyncio.Future[MainWindow] 
     await closed.wait()
     await controller.close()
     return 0
+
+
+async def switch_backend(window: MainWindow, controller: Controller, options: Options, choice: Any) -> None:
+    """Connect the running window to another backend chosen in the connection dialog."""
+    from lea_app.credentials import save_token
+
+    target = Options(options.data_dir, options.demo, options.demo_delay_scale, choice.url or None, choice.token)
+    try:
+        connection = await open_connection(target)
+    except (LeaError, ConnectionLost) as exc:
+        window.show_message("error", f"Could not connect: {exc.message if isinstance(exc, LeaError) else exc}")
+        return
+    if choice.remote and choice.remember and choice.token and not save_token(choice.url, choice.token):
+        window.show_message("warning", "The token could not be saved in a keyring; it is used for this session only.")
+    await controller.switch(connection)
+    window.data_dir = str(options.data_dir) if not choice.remote else "(on the server)"
+    window.show_message("info", f"Connected to {connection.description}")
 
 
 def run(options: Options) -> int:

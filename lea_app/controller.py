@@ -119,6 +119,11 @@ class Controller(QObject):
             success=f"Undeployment of '{name}' requested",
         )
 
+    async def switch(self, connection: Connection) -> None:
+        """Use another backend; the store is kept and the new snapshot is diffed into it."""
+        await self.close()
+        await self.start(connection)
+
     async def close(self) -> None:
         if self._engine is None or self._connection is None:
             return
@@ -129,4 +134,5 @@ class Controller(QObject):
                 await self._sync_task
         for task in list(self._tasks):
             task.cancel()
-        await self._connection.close()
+        connection, self._connection, self._engine = self._connection, None, None
+        await connection.close()

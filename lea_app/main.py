@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib.metadata import version
 from pathlib import Path
@@ -15,9 +16,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--version", action="version", version=f"lea {version('lea-desktop')}")
     parser.add_argument("--data-dir", type=Path, help="data directory (default: the platform's user-data folder)")
     parser.add_argument(
-        "--demo", action="store_true",
+        "--demo",
+        action="store_true",
         help="try LEA with a simulated fleet of demo benches, in a data directory of its own",
     )
+    parser.add_argument(
+        "--connect",
+        metavar="URL",
+        help="use the shared server at URL instead of the embedded backend (token from $LEA_TOKEN or the keyring)",
+    )
+    parser.add_argument("--ca-file", help="CA certificate to trust for the server's TLS certificate")
     return parser.parse_args(argv)
 
 
@@ -26,7 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     from lea_app.app import Options, default_data_dir, run
 
     data_dir = args.data_dir or default_data_dir(args.demo)
-    return run(Options(data_dir=data_dir, demo=args.demo))
+    return run(
+        Options(
+            data_dir=data_dir,
+            demo=args.demo,
+            connect=args.connect,
+            token=os.environ.get("LEA_TOKEN"),
+            ca_file=args.ca_file,
+        )
+    )
 
 
 if __name__ == "__main__":

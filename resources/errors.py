@@ -6,6 +6,7 @@ protocol turns it into RFC 9457 problem+json with the same ``code``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ValidationError
@@ -153,6 +154,30 @@ class DataDirError(LeaError):
     http_status = 500
 
 
+class Unauthorized(LeaError):
+    code = "unauthorized"
+    title = "Authentication required"
+    http_status = 401
+
+
+class Forbidden(LeaError):
+    code = "forbidden"
+    title = "Not allowed for this role"
+    http_status = 403
+
+
+class PayloadTooLarge(LeaError):
+    code = "payload_too_large"
+    title = "Request body too large"
+    http_status = 413
+
+
+class InvalidRequest(LeaError):
+    code = "invalid_request"
+    title = "Invalid request"
+    http_status = 400
+
+
 class ShuttingDown(LeaError):
     code = "shutting_down"
     title = "Backend is shutting down"
@@ -164,7 +189,8 @@ ERRORS_BY_CODE: dict[str, type[LeaError]] = {
     for cls in (
         InvalidResource, InvalidDocument, NotFound, AlreadyExists, Conflict, NameTaken, DeviceIdTaken,
         MissingReference, ReferencedByCluster, ClusterDeployed, PeerInDeployedCluster, PeerBlocked,
-        StorageFailed, SchemaTooNew, DataDirLocked, DataDirError, ShuttingDown,
+        StorageFailed, SchemaTooNew, DataDirLocked, DataDirError, ShuttingDown, Unauthorized, Forbidden,
+        PayloadTooLarge, InvalidRequest,
     )
 }
 
@@ -218,9 +244,14 @@ def _friendly(err: Any) -> str:
 
 def invalid_resource_from(exc: ValidationError, what: str = "resource") -> InvalidResource:
     """Turn pydantic's errors into one InvalidResource naming each field and its rule."""
-    problems = []
-    for err in exc.errors():
-        problems.append({"field": _field_path(tuple(err["loc"])), "rule": _friendly(err)})
+    return invalid_resource_from_errors(exc.errors(), what)
+
+
+def invalid_resource_from_errors(errors: Sequence[Any], what: str = "resource") -> InvalidResource:
+    """The same for a list of pydantic error dicts (e.g. FastAPI's RequestValidationError)."""
+    problems = [{"field": _field_path(tuple(err["loc"])), "rule": _friendly(err)} for err in errors]
+    if not problems:
+        return InvalidResource(f"invalid {what}")
     first = problems[0]
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
     message = f"invalid {what}: {first['field']} {first['rule']}{more}"

@@ -247,8 +247,8 @@ class DeploymentsModel(ResourceTableModel[DeploymentRow]):
             "Progress", lambda r: _progress_text(r.status), progress=lambda r: status_progress(r.status),
             sort_key=lambda r: _progress_fraction(r.status), width=150,
         ),
-        Column[DeploymentRow]("Per peer", lambda r: r.peers, width=260),
-        Column[DeploymentRow]("Reason", lambda r: status_detail(r.status), width=260),
+        Column[DeploymentRow]("Per peer", lambda r: r.peers, width=240),
+        Column[DeploymentRow]("Reason", lambda r: status_detail(r.status), width=200),
     )
 
     def __init__(self, *args: object, active_only: bool = False, **kwargs: object) -> None:

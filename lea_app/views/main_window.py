@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from lea_app.controller import Controller
+from lea_app.views.connect_dialog import ConnectDialog, ConnectionChoice
 from lea_app.views.dashboard import DashboardPage
 from lea_app.views.dialogs import (
     cluster_delete_blockers,
@@ -60,6 +62,8 @@ class MainWindow(QMainWindow):
         self.data_dir = data_dir
         self.demo = demo
         self.editors: dict[tuple[str, UUID | None], QWidget] = {}
+        #: Set by the application: connect to the backend chosen in the connection dialog.
+        self.switch_backend: Callable[[ConnectionChoice], object] | None = None
         self.dialogs: list[QWidget] = []
         self.setWindowTitle("LEA desktop — demo (simulated benches)" if demo else "LEA desktop")
         self.setMinimumSize(900, 560)
@@ -120,6 +124,8 @@ class MainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         self._action(file_menu, "New &peer…", "Ctrl+Shift+P", lambda: self.open_peer_editor(None))
         self._action(file_menu, "New &cluster…", "Ctrl+Shift+C", lambda: self.open_cluster_editor(None))
+        file_menu.addSeparator()
+        self._action(file_menu, "C&onnect to…", "Ctrl+Shift+O", self.open_connect_dialog)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
         go_menu = self.menuBar().addMenu("&Go")
@@ -262,6 +268,18 @@ class MainWindow(QMainWindow):
     def go_to_cluster(self, cluster_id: UUID) -> None:
         self.show_page(self.pages.index(self.clusters))
         self.clusters.select(cluster_id)
+
+    def open_connect_dialog(self) -> None:
+        current = getattr(self.controller.connection, "url", "") if self.controller.connected else ""
+        dialog = ConnectDialog(current, self)
+
+        def chosen() -> None:
+            if dialog.choice is not None and self.switch_backend is not None:
+                self.switch_backend(dialog.choice)
+
+        dialog.accepted.connect(chosen)
+        dialog.open()
+        self._keep(dialog)
 
     def show_about(self) -> None:
         description = self.controller.connection.description if self.controller.connected else "not connected"

@@ -1,0 +1,1 @@
+"""The remote backend: FastAPI over the same Backend (DESIGN section 8)."""

@@ -1,0 +1,115 @@
+"""``lea-backend serve``: the same Backend (storage, manager, operators) behind the HTTP API."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from backend.backend import Backend
+from backend.demo import seed_demo
+from backend.server.app import create_app
+from backend.tokens import TokenStore
+from resources.errors import InvalidRequest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServeOptions:
+    data_dir: Path | None
+    host: str = "127.0.0.1"
+    port: int = 8421
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    insecure_http: bool = False
+    insecure_no_auth: bool = False
+    demo: bool = False
+    demo_delay_scale: float = 1.0
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(options: ServeOptions, tokens: TokenStore) -> bool:
+    """Refuse unsafe combinations; returns whether authentication is on."""
+    loopback = is_loopback(options.host)
+    if bool(options.tls_cert) != bool(options.tls_key):
+        raise InvalidRequest("--tls-cert and --tls-key go together")
+    if options.insecure_no_auth:
+        if not loopback:
+            raise InvalidRequest(f"--insecure-no-auth is accepted only on a loopback address, not on {options.host}")
+        return False
+    if not loopback:
+        if tokens.count() == 0:
+            raise InvalidRequest(
+                f"refusing to serve on {options.host} without tokens: create one first with "
+                "`lea-backend token create --role admin --name NAME`"
+            )
+        if options.tls_cert is None and not options.insecure_http:
+            raise InvalidRequest(
+                f"refusing to serve on {options.host} without TLS: pass --tls-cert and --tls-key, "
+                "or --insecure-http if a proxy in front terminates TLS"
+            )
+    return True
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InvalidRequest(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(options: ServeOptions) -> int:
+    backend = Backend(options.data_dir, demo_delay_scale=options.demo_delay_scale)
+    tokens = TokenStore(backend.data_dir.db_path)
+    try:
+        auth = check_exposure(options, tokens)
+        sock = bind(options.host, options.port)
+        backend.start()
+        if options.demo:
+            seed_demo(backend.manager)
+        app = create_app(backend, tokens if auth else None)
+        config = uvicorn.Config(
+            app,
+            ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
+            ssl_keyfile=str(options.tls_key) if options.tls_key else None,
+            log_level="warning",
+            ws_ping_interval=None,  # the API sends its own pings
+            lifespan="off",
+        )
+        server = uvicorn.Server(config)
+        scheme = "https" if options.tls_cert else "http"
+        port = sock.getsockname()[1]
+        shown_host = f"[{options.host}]" if ":" in options.host else options.host
+        print(
+            f"lea-backend: serving {backend.data_dir.path} on {scheme}://{shown_host}:{port}"
+            f"{'' if auth else ' (no authentication)'}",
+            flush=True,
+        )
+        server.run(sockets=[sock])  # returns after SIGINT/SIGTERM, once connections are closed
+        return 0
+    finally:
+        # Clean shutdown: operators stop, a final checkpoint is written, the lock is released.
+        backend.close()
+        tokens.close()
+        print("lea-backend: stopped", file=sys.stderr, flush=True)

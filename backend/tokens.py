@@ -1,0 +1,102 @@
+"""Bearer tokens with roles, stored only as hashes in ``lea.db``'s ``tokens`` table.
+
+The table is not event sourced and needs no data-directory lock: ``lea-backend token ...`` works
+while the server runs, and the server looks a token up on every request, so a revocation takes
+effect immediately.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+from resources.errors import AlreadyExists, DataDirError, InvalidDocument, NotFound
+
+TOKEN_PREFIX = "lea_"
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"  # read and watch
+    EDITOR = "editor"  # also write and deploy
+    ADMIN = "admin"  # also manage tokens
+
+    def allows(self, needed: Role) -> bool:
+        order = [Role.VIEWER, Role.EDITOR, Role.ADMIN]
+        return order.index(self) >= order.index(needed)
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    name: str
+    role: Role
+    created_at: str
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class TokenStore:
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+        self._lock = threading.Lock()
+        try:
+            self._conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False, timeout=10)
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS tokens (name TEXT PRIMARY KEY, role TEXT, hash TEXT, created_at TEXT)"
+            )
+        except sqlite3.DatabaseError as exc:
+            raise DataDirError(f"cannot use the token table in {db_path}: {exc}", path=str(db_path)) from exc
+
+    def create(self, name: str, role: Role) -> str:
+        """A new token for ``name``; the plain token is returned once and never stored."""
+        name = name.strip()
+        if not 1 <= len(name) <= 64 or any(c.isspace() for c in name):
+            raise InvalidDocument("a token name must be 1 to 64 characters without spaces")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self._lock:
+            try:
+                self._conn.execute(
+                    "INSERT INTO tokens VALUES (?, ?, ?, ?)",
+                    (name, role.value, _hash(token), datetime.now(UTC).isoformat(timespec="seconds")),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(f"a token named '{name}' already exists; revoke it first") from None
+        return token
+
+    def revoke(self, name: str) -> None:
+        with self._lock:
+            cursor = self._conn.execute("DELETE FROM tokens WHERE name = ?", (name,))
+        if cursor.rowcount == 0:
+            raise NotFound(f"no token named '{name}'")
+
+    def list(self) -> list[TokenInfo]:
+        with self._lock:
+            rows = self._conn.execute("SELECT name, role, created_at FROM tokens ORDER BY name").fetchall()
+        return [TokenInfo(name, Role(role), created) for name, role, created in rows]
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT count(*) FROM tokens").fetchone()[0])
+
+    def authenticate(self, token: str) -> TokenInfo | None:
+        """The token's owner, or None. Looks the hash up, then compares in constant time."""
+        digest = _hash(token)
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT name, role, hash, created_at FROM tokens WHERE hash = ?", (digest,)
+            ).fetchone()
+        if row is None or not hmac.compare_digest(row[2], digest):
+            return None
+        return TokenInfo(row[0], Role(row[1]), row[3])
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,194 @@
+"""The remote connection: HTTP (httpx) for snapshot, reads and actions; one WebSocket for events.
+
+Errors arrive as problem+json and become the same typed LeaError the embedded backend raises;
+network trouble becomes ConnectionLost, which the sync engine answers by resuming.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+from uuid import UUID
+
+import httpx
+from pydantic import TypeAdapter, ValidationError
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+
+from lea_app.connection.base import Connection, ConnectionLost, Delivery, EventStream, Identity
+from resources.cluster import ClusterDescriptor
+from resources.errors import LeaError, Problem, Unauthorized, error_from_problem
+from resources.events import Event, StateSnapshot, WriteResult
+from resources.kinds import ResourceKind
+from resources.peer import PeerDescriptor
+from resources.wire import Ping, WatchMessage
+
+API = "/api/v1"
+_MESSAGE = TypeAdapter(WatchMessage)
+_EVENTS = TypeAdapter(list[Event])
+
+
+def normalise_url(url: str) -> str:
+    """``host:port`` or ``http(s)://host:port[/]`` -> ``http(s)://host:port`` (clear error otherwise)."""
+    text = url.strip().rstrip("/")
+    if "://" not in text:
+        text = "http://" + text
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise LeaError(f"not a server address: {url!r} (expected e.g. https://lea.example.org:8421)")
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+class RemoteEventStream(EventStream):
+    def __init__(self, websocket: ClientConnection) -> None:
+        self._ws = websocket
+
+    async def next(self) -> Delivery:
+        while True:
+            try:
+                raw = await self._ws.recv()
+            except ConnectionClosed as exc:
+                reason = exc.rcvd.reason if exc.rcvd is not None else "connection closed"
+                raise ConnectionLost(f"event stream closed: {reason or 'no reason given'}") from exc
+            try:
+                message = _MESSAGE.validate_json(raw)
+            except ValidationError as exc:
+                raise ConnectionLost(f"unreadable message from the server: {exc.errors()[0]['msg']}") from exc
+            if not isinstance(message, Ping):
+                return message
+
+    async def close(self) -> None:
+        await self._ws.close()
+
+
+class RemoteConnection(Connection):
+    demo_controls = True
+
+    def __init__(self, url: str, token: str | None, *, ca_file: str | None = None, timeout: float = 15.0) -> None:
+        self.url = normalise_url(url)
+        self.token = token
+        self.description = f"server {self.url}"
+        self._ssl = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._client = httpx.AsyncClient(
+            base_url=self.url,
+            headers=headers,
+            timeout=timeout,
+            verify=self._ssl if self.url.startswith("https") else True,
+        )
+
+    # -- plumbing --------------------------------------------------------------------------
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = await self._client.request(method, API + path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ConnectionLost(f"cannot reach {self.url}: {exc}") from exc
+        if response.status_code >= 400:
+            raise _error(response)
+        return response.json()
+
+    async def _write(
+        self, method: str, path: str, *, body: Any = None, headers: dict[str, str] | None = None
+    ) -> WriteResult:
+        data = await self._request(
+            method, path, content=body, headers={"Content-Type": "application/json", **(headers or {})}
+        )
+        return WriteResult.model_validate(data)
+
+    @staticmethod
+    def _preconditions(expected_version: int | None, create_only: bool = False) -> dict[str, str]:
+        headers = {}
+        if expected_version is not None:
+            headers["If-Match"] = f'"{expected_version}"'
+        if create_only:
+            headers["If-None-Match"] = "*"
+        return headers
+
+    # -- Connection ------------------------------------------------------------------------
+    async def subscribe(self, after: int | None = None, epoch: str | None = None) -> EventStream:
+        query = {k: v for k, v in (("after", after), ("epoch", epoch)) if v is not None}
+        parts = urlsplit(self.url)
+        ws_url = urlunsplit(
+            (
+                "wss" if parts.scheme == "https" else "ws",
+                parts.netloc,
+                parts.path + API + "/watch",
+                urlencode(query),
+                "",
+            )
+        )
+        try:
+            websocket = await connect(
+                ws_url,
+                additional_headers={"Authorization": f"Bearer {self.token}"} if self.token else None,
+                ssl=self._ssl if parts.scheme == "https" else None,
+                max_size=64 * 1024 * 1024,
+                open_timeout=15,
+                ping_interval=None,
+            )
+        except InvalidStatus as exc:
+            raise ConnectionLost(f"the server refused the event stream (HTTP {exc.response.status_code})") from exc
+        except (OSError, WebSocketException, TimeoutError) as exc:
+            raise ConnectionLost(f"cannot reach {self.url}: {exc}") from exc
+        return RemoteEventStream(websocket)
+
+    async def fetch_snapshot(self) -> StateSnapshot:
+        return StateSnapshot.model_validate(await self._request("GET", "/snapshot"))
+
+    async def store_peer_descriptor(
+        self, peer: PeerDescriptor, expected_version: int | None = None, create_only: bool = False
+    ) -> WriteResult:
+        return await self._write(
+            "PUT",
+            f"/peer/{peer.id}",
+            body=peer.model_dump_json(),
+            headers=self._preconditions(expected_version, create_only),
+        )
+
+    async def delete_peer_descriptor(self, peer_id: UUID, expected_version: int | None = None) -> WriteResult:
+        return await self._write("DELETE", f"/peer/{peer_id}", headers=self._preconditions(expected_version))
+
+    async def store_cluster_descriptor(
+        self, cluster: ClusterDescriptor, expected_version: int | None = None, create_only: bool = False
+    ) -> WriteResult:
+        return await self._write(
+            "PUT",
+            f"/cluster/{cluster.id}",
+            body=cluster.model_dump_json(),
+            headers=self._preconditions(expected_version, create_only),
+        )
+
+    async def delete_cluster_descriptor(self, cluster_id: UUID, expected_version: int | None = None) -> WriteResult:
+        return await self._write("DELETE", f"/cluster/{cluster_id}", headers=self._preconditions(expected_version))
+
+    async def store_cluster_deployment(self, cluster_id: UUID) -> WriteResult:
+        return await self._write("PUT", f"/cluster/{cluster_id}/deployment")
+
+    async def delete_cluster_deployment(self, cluster_id: UUID) -> WriteResult:
+        return await self._write("DELETE", f"/cluster/{cluster_id}/deployment")
+
+    async def history(self, kind: ResourceKind, resource_id: UUID) -> list[Event]:
+        return _EVENTS.validate_python(await self._request("GET", f"/{kind.value}/{resource_id}/history"))
+
+    async def events(self, after: int = 0, limit: int = 200) -> list[Event]:
+        return _EVENTS.validate_python(await self._request("GET", "/events", params={"after": after, "limit": limit}))
+
+    async def whoami(self) -> Identity:
+        data = await self._request("GET", "/whoami")
+        return Identity(name=str(data["name"]), role=str(data["role"]))
+
+    async def set_demo_peer_online(self, peer_id: UUID, online: bool) -> None:
+        await self._request("PUT", f"/peer/{peer_id}/demo-online", params={"online": str(online).lower()})
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def _error(response: httpx.Response) -> LeaError:
+    try:
+        return error_from_problem(Problem.model_validate_json(response.content))
+    except ValidationError:
+        if response.status_code == 401:
+            return Unauthorized("the server did not accept the token")
+        return LeaError(f"the server answered HTTP {response.status_code}: {response.text[:200]}")
