@@ -6,6 +6,7 @@ import asyncio
 import logging
 import logging.handlers
 import os
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,15 +140,20 @@ async def switch_backend(window: MainWindow, controller: Controller, options: Op
 
 
 def run(options: Options) -> int:
+    setup_logging(options.data_dir)
+    return run_coroutine(run_window(options))
+
+
+def run_coroutine(main: Coroutine[Any, Any, int]) -> int:
+    """Run ``main`` on a qasync loop over a QApplication; close the loop before the app goes."""
     app = QApplication.instance() or QApplication([])
     assert isinstance(app, QApplication)
     app.setApplicationName("LEA desktop")
     app.setOrganizationName(APP_NAME)
     app.setQuitOnLastWindowClosed(False)  # we quit after the backend has shut down cleanly
-    setup_logging(options.data_dir)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     try:
-        return int(loop.run_until_complete(run_window(options)))
+        return int(loop.run_until_complete(main))
     finally:
         loop.close()  # before the QApplication goes away

@@ -26,6 +26,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="use the shared server at URL instead of the embedded backend (token from $LEA_TOKEN or the keyring)",
     )
     parser.add_argument("--ca-file", help="CA certificate to trust for the server's TLS certificate")
+    parser.add_argument(
+        "--smoke-test",
+        action="store_true",
+        help="start on a temporary demo data directory, deploy one demo cluster, exit 0 when it is deployed",
+    )
+    parser.add_argument("--screenshot", type=Path, help="with --smoke-test: save a PNG of the window here")
     return parser.parse_args(argv)
 
 
@@ -33,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from lea_app.app import Options, default_data_dir, run
 
+    if args.smoke_test:
+        from lea_app.app import run_coroutine
+        from lea_app.smoke import smoke_test
+
+        return run_coroutine(smoke_test(args.screenshot))
     data_dir = args.data_dir or default_data_dir(args.demo)
     return run(
         Options(

@@ -233,6 +233,8 @@ class TableRow:
     noun: ClassVar[str] = "row"
     headers: ClassVar[tuple[str, ...]] = ()
     widths: ClassVar[tuple[int, ...]] = ()
+    #: The column that takes the table's spare width.
+    stretch: ClassVar[int] = 0
 
     def __init__(self, id: UUID, on_change: Callable[[], None]) -> None:
         self.id = id
@@ -284,18 +286,20 @@ class InterfaceRow(TableRow):
     noun = "interface"
     headers = ("Name", "Type", "Bitrate (bit/s)", "Sample point", "FD", "Data bitrate (bit/s)", "Data sample point")
     widths = (110, 95, 110, 95, 40, 130, 120)
+    #: Example values, shown only while a field is editable (a greyed-out "500000" reads like a value).
+    examples = ("can0", "", "500000", "0.875", "", "2000000", "0.8")
 
     def __init__(self, interface: NetworkInterface | None, on_change: Callable[[], None]) -> None:
         super().__init__(interface.id if interface else uuid.uuid4(), on_change)
-        self.name_edit = line_edit("can0")
+        self.name_edit = line_edit(self.examples[0])
         self.type_combo = QComboBox()
         for label, value in INTERFACE_TYPES:
             self.type_combo.addItem(label, value)
-        self.bitrate = line_edit("500000")
-        self.sample_point = line_edit("0.875")
+        self.bitrate = line_edit()
+        self.sample_point = line_edit()
         self.fd = QCheckBox()
-        self.data_bitrate = line_edit("2000000")
-        self.data_sample_point = line_edit("0.8")
+        self.data_bitrate = line_edit()
+        self.data_sample_point = line_edit()
         if interface is not None:
             self._load(interface)
         self._update_enabled()
@@ -328,6 +332,9 @@ class InterfaceRow(TableRow):
             widget.setEnabled(self.is_can)
         for edit in (self.data_bitrate, self.data_sample_point):
             edit.setEnabled(self.is_can and (self.fd.isChecked() or bool(edit.text().strip())))
+        for cell, example in zip(self.cells(), self.examples, strict=True):
+            if isinstance(cell, QLineEdit):
+                cell.setPlaceholderText(example if cell.isEnabled() else "")
 
     def cells(self) -> list[QWidget]:
         return [self.name_edit, self.type_combo, self.bitrate, self.sample_point, self.fd, self.data_bitrate,
@@ -367,6 +374,7 @@ class DeviceRow(TableRow):
     noun = "device"
     headers = ("Name", "Description", "Interface", "Tags")
     widths = (150, 250, 120, 190)
+    stretch = 1
 
     def __init__(
         self, device: Device | None, on_change: Callable[[], None], interfaces: Sequence[tuple[str, str]]
@@ -453,9 +461,9 @@ class RowTable(QGroupBox, Generic[R]):
         self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.verticalHeader().setDefaultSectionSize(32)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        for column, width in enumerate(row_type.widths):
+        for column, width in enumerate((*row_type.widths, 80)):
             self.table.setColumnWidth(column, width)
+        self.table.horizontalHeader().setSectionResizeMode(row_type.stretch, QHeaderView.ResizeMode.Stretch)
         self.table.setMinimumHeight(150)
         self.add_button = QPushButton(add_text)
         self.add_button.setAccessibleName(add_text.replace("&", ""))
