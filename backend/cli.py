@@ -1,0 +1,411 @@
+"""``lea-backend``: the admin CLI on a data directory.
+
+Read commands (list, events, history, verify, schema) open ``lea.db`` read-only and take no lock, so
+they work while a LEA runs. Write commands (apply, snapshot, compact) open it through ``Backend``,
+which holds the data directory's exclusive lock. Bad input ends with one line on stderr,
+``lea-backend: error: <message>``, exit status 2, and the database left untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from pydantic import ValidationError
+
+from backend import actions, admin
+from backend.backend import Backend, os_actor
+from backend.datadir import DataDir, default_data_dir
+from backend.state import State
+from backend.storage.base import CheckpointInfo
+from backend.storage.sqlite import SqliteEventStore
+from resources.cluster import ClusterDescriptor
+from resources.errors import DataDirError, InvalidDocument, LeaError, NotFound, invalid_resource_from
+from resources.events import Event, StateSnapshot
+from resources.kinds import PERSISTED_KINDS, ResourceKind
+from resources.peer import PeerDescriptor
+from resources.resource import MODEL_BY_KIND, RESOURCE_ADAPTER, AnyResource
+
+PROG = "lea-backend"
+EXIT_OK = 0
+EXIT_MISMATCH = 1
+EXIT_ERROR = 2
+
+Row = tuple[str, ...]
+
+
+class UsageError(LeaError):
+    code = "usage"
+    title = "Bad command line"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not logging.getLogger().handlers:
+        # Failures reach the user as the one error line below, not as log records on stderr too.
+        logging.getLogger().addHandler(logging.NullHandler())
+    try:
+        return int(args.run(args))
+    except BrokenPipeError:
+        # The reader went away (``lea-backend events | head``): not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except LeaError as exc:
+        return _fail(exc.message)
+    except OSError as exc:
+        return _fail(f"{exc.filename or args.data_dir}: {exc.strerror or exc}")
+    except sqlite3.DatabaseError as exc:
+        return _fail(f"cannot use the LEA database in {args.data_dir}: {exc}")
+    except ValidationError as exc:
+        detail = invalid_resource_from(exc, "stored resource").message
+        return _fail(f"the LEA database in {args.data_dir} holds data this LEA cannot read: {detail}")
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+# -- the command line ----------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    data_dir_help = f"the data directory (default: {default_data_dir()})"
+    parser = argparse.ArgumentParser(prog=PROG, description="Administer a LEA backend's data directory.")
+    parser.add_argument(
+        "--data-dir", type=Path, default=default_data_dir(), metavar="DIR", help=data_dir_help
+    )
+    # Also accepted after the command name; SUPPRESS keeps the global value when it is not given there.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, metavar="DIR", help=data_dir_help)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    def command(name: str, run: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[common], help=help, description=help)
+        sub.set_defaults(run=run)
+        return sub
+
+    apply = command("apply", cmd_apply, "create or update peers and clusters from JSON, all or nothing")
+    apply.add_argument(
+        "file", metavar="FILE",
+        help="a JSON document, a list of them, or {\"resources\": [...]}; '-' reads standard input",
+    )
+    listing = command("list", cmd_list, "list the stored resources of one kind")
+    listing.add_argument("kind", metavar="KIND", help=f"one of: {_kind_names()}")
+    listing.add_argument("--json", action="store_true", help="print a JSON list of the resources")
+    events = command("events", cmd_events, "print the stored events, oldest first")
+    events.add_argument("--after", type=_count(0), default=0, metavar="R", help="events after revision R")
+    events.add_argument("--limit", type=_count(1), metavar="N", help="at most N events")
+    events.add_argument("--json", action="store_true", help="print one JSON event per line")
+    history = command("history", cmd_history, "print every stored event of one resource, oldest first")
+    history.add_argument("kind", metavar="KIND", help=f"one of: {_kind_names()}")
+    history.add_argument("id", metavar="ID", help="the resource's id (a UUID)")
+    history.add_argument("--json", action="store_true", help="print one JSON event per line")
+    command("verify", cmd_verify, "replay every event from zero and compare with the newest checkpoint")
+    command("snapshot", cmd_snapshot, "write a checkpoint at the current revision now")
+    compact = command("compact", cmd_compact, "prune old checkpoints and VACUUM (events are never deleted)")
+    compact.add_argument("--keep", type=_count(1), metavar="N",
+                         help="valid checkpoints to keep (default: the checkpoints_kept setting)")
+    schema = command("schema", cmd_schema, "print the JSON Schema of the resources, events and snapshots")
+    schema.add_argument("kind", metavar="KIND", nargs="?", help=f"only this kind, one of: {_kind_names()}")
+    return parser
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+
+    return parse
+
+
+def _kind_names() -> str:
+    return ", ".join(k.value for k in ResourceKind)
+
+
+def _kind(text: str) -> ResourceKind:
+    try:
+        return ResourceKind(text)
+    except ValueError:
+        raise UsageError(f"unknown kind {text!r}; expected one of: {_kind_names()}") from None
+
+
+def _uuid(text: str) -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        raise UsageError(f"{text!r} is not a resource id (a UUID)") from None
+
+
+# -- opening the data directory ------------------------------------------------------------------
+def _database(data_dir: Path) -> Path:
+    """The data directory's ``lea.db``, which must exist: only ``apply`` ever creates one."""
+    path = DataDir(data_dir).db_path
+    if not path.is_file():
+        raise DataDirError(f"there is no LEA database in {data_dir} (no {path.name})", path=str(data_dir))
+    return path
+
+
+@contextmanager
+def _read_store(data_dir: Path) -> Iterator[SqliteEventStore]:
+    """The store opened read-only, without the lock: works next to a running LEA."""
+    store = SqliteEventStore(_database(data_dir), read_only=True)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@contextmanager
+def _backend(data_dir: Path) -> Iterator[Backend]:
+    """The backend with the exclusive lock; closed without the shutdown checkpoint (writes nothing extra)."""
+    backend = Backend(data_dir)
+    try:
+        yield backend
+    finally:
+        try:
+            backend.manager.close(checkpoint=False)
+        finally:
+            backend.close()
+
+
+# -- apply ---------------------------------------------------------------------------------------
+def cmd_apply(args: argparse.Namespace) -> int:
+    resources = load_documents(args.file)  # before opening anything: bad input never touches the database
+    with _backend(args.data_dir) as backend:
+        backend.manager.start()  # the writes only: operators and peers are a running LEA's business
+        tx = actions.apply_resources(backend.manager, resources, os_actor())
+    for event in tx.events:
+        version = event.resource.version if event.resource is not None else 0
+        name = _name_of(event.resource) or event.id
+        print(f"{event.type.value} {event.kind.value} {name} version {version}")
+    print(f"revision {tx.revision}")
+    return EXIT_OK
+
+
+def load_documents(file: str) -> list[AnyResource]:
+    """Every peer or cluster document of ``file`` ('-' for standard input), validated."""
+    label = "<stdin>" if file == "-" else file
+    data = _parse_json(_read_text(file, label), label)
+    if isinstance(data, dict) and "resources" in data and "kind" not in data:
+        data = data["resources"]
+        if not isinstance(data, list):
+            raise InvalidDocument(f"{label}: 'resources' must be a list of documents")
+    documents = data if isinstance(data, list) else [data]
+    if not documents:
+        raise InvalidDocument(f"{label} holds no documents")
+    return [actions.parse_document(doc, f"{label}, document {i}") for i, doc in enumerate(documents, 1)]
+
+
+def _read_text(file: str, label: str) -> str:
+    try:
+        raw = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as exc:
+        raise InvalidDocument(f"cannot read {label}: {exc.strerror or exc}") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidDocument(f"{label} is not UTF-8 text") from None
+
+
+def _parse_json(text: str, label: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidDocument(
+            f"{label} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
+
+
+# -- list ----------------------------------------------------------------------------------------
+def cmd_list(args: argparse.Namespace) -> int:
+    kind = _kind(args.kind)
+    if not kind.persisted:
+        _note_volatile(kind)
+        if args.json:
+            print("[]")
+        return EXIT_OK
+    with _read_store(args.data_dir) as store:
+        state, _ = admin.replay(store, use_checkpoint=True)
+    resources = sorted(state.of_kind(kind).values(), key=_sort_key)
+    if args.json:
+        print(json.dumps([r.model_dump(mode="json") for r in resources], indent=2))
+    else:
+        headers, row = _TABLES[kind]
+        _print_table(headers, [row(state, r) for r in resources])
+    return EXIT_OK
+
+
+def _note_volatile(kind: ResourceKind) -> None:
+    print(f"{kind.value} is volatile state: it is never stored, so there is nothing to show", file=sys.stderr)
+
+
+def _peer_row(state: State, peer: AnyResource) -> Row:
+    assert isinstance(peer, PeerDescriptor)
+    return (
+        peer.name, str(peer.id), str(peer.version), peer.location or "", str(len(peer.interfaces)),
+        str(len(peer.devices)), "demo" if peer.demo else "",
+    )
+
+
+def _cluster_row(state: State, cluster: AnyResource) -> Row:
+    assert isinstance(cluster, ClusterDescriptor)
+    leader = state.peer(cluster.leader)
+    return (
+        cluster.name, str(cluster.id), str(cluster.version), leader.name if leader else str(cluster.leader),
+        str(len(cluster.devices)), "yes" if state.is_deployed(cluster.id) else "no",
+    )
+
+
+def _deployment_row(state: State, deployment: AnyResource) -> Row:
+    cluster = state.cluster(deployment.id)
+    return (cluster.name if cluster else "(missing cluster)", str(deployment.id), str(deployment.version))
+
+
+_TABLES: dict[ResourceKind, tuple[Row, Callable[[State, AnyResource], Row]]] = {
+    ResourceKind.PEER: (("NAME", "ID", "VERSION", "LOCATION", "INTERFACES", "DEVICES", "DEMO"), _peer_row),
+    ResourceKind.CLUSTER: (("NAME", "ID", "VERSION", "LEADER", "DEVICES", "DEPLOYED"), _cluster_row),
+    ResourceKind.CLUSTER_DEPLOYMENT: (("CLUSTER", "ID", "VERSION"), _deployment_row),
+}
+assert set(_TABLES) == PERSISTED_KINDS
+
+
+def _print_table(headers: Row, rows: Sequence[Row]) -> None:
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(headers)]
+    for line in (headers, *rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+
+
+def _sort_key(resource: AnyResource) -> tuple[str, str]:
+    return (_name_of(resource) or "").casefold(), str(resource.id)
+
+
+def _name_of(resource: AnyResource | None) -> str | None:
+    return resource.name if isinstance(resource, PeerDescriptor | ClusterDescriptor) else None
+
+
+# -- events and history --------------------------------------------------------------------------
+def cmd_events(args: argparse.Namespace) -> int:
+    with _read_store(args.data_dir) as store:
+        for event in store.read_events(after=args.after, limit=args.limit):
+            print(_format_event(event, args.json))
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    kind, resource_id = _kind(args.kind), _uuid(args.id)
+    if not kind.persisted:
+        _note_volatile(kind)
+        return EXIT_OK
+    with _read_store(args.data_dir) as store:
+        events = list(store.read_events(kind=kind, resource_id=resource_id))
+    if not events:
+        raise NotFound(f"no stored events for {kind.value} {resource_id}")
+    for event in events:
+        print(_format_event(event, args.json))
+    return EXIT_OK
+
+
+def _format_event(event: Event, as_json: bool) -> str:
+    if as_json:
+        return event.model_dump_json()
+    at = event.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    name = _name_of(event.resource) or ""
+    return (
+        f"{event.revision:>8}  {at}  {event.actor:<12}  {event.type.value:<7}  {event.kind.value:<18}  "
+        f"{event.id}  {name}"
+    ).rstrip()
+
+
+# -- verify, snapshot, compact -------------------------------------------------------------------
+def cmd_verify(args: argparse.Namespace) -> int:
+    with _read_store(args.data_dir) as store:
+        integrity = store.integrity_check()
+        report = admin.verify(store)
+        if report.checkpoint_revision is None:
+            admin.replay(store, use_checkpoint=False)  # still read and validate every event
+    problems = list(report.mismatches)
+    if integrity != "ok":
+        problems.insert(0, f"SQLite integrity check: {integrity}")
+    if problems:
+        print(f"verify: MISMATCH ({len(problems)} problems; {report.events} events stored):")
+        for problem in problems:
+            print(f"  - {problem}")
+        return EXIT_MISMATCH
+    if report.checkpoint_revision is None:
+        print(f"verify: ok: {report.events} events replayed; no checkpoint to compare with yet")
+    else:
+        print(
+            f"verify: ok: the replay from zero matches the checkpoint at revision "
+            f"{report.checkpoint_revision} ({report.events} events stored)"
+        )
+    return EXIT_OK
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    _database(args.data_dir)
+    with _backend(args.data_dir) as backend:
+        revision = backend.manager.write_checkpoint()
+        count = sum(len(backend.manager.resources_of(kind)) for kind in PERSISTED_KINDS)
+    print(f"checkpoint written at revision {revision} ({count} resources)")
+    return EXIT_OK
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    database = _database(args.data_dir)
+    size_before = _size_on_disk(database)
+    with _backend(args.data_dir) as backend:
+        keep = args.keep if args.keep is not None else backend.settings.checkpoints_kept
+        before = backend.store.checkpoints()
+        backend.store.prune_checkpoints(keep)
+        kept = backend.store.checkpoints()
+        backend.store.vacuum()
+    kept_revisions = {c.revision for c in kept}
+    pruned = [c for c in before if c.revision not in kept_revisions]
+    print(f"pruned {_checkpoints(pruned)}; kept {_checkpoints(kept)}")
+    size_after = _size_on_disk(database)
+    print(f"{database.name}: {size_before} bytes before, {size_after} bytes after; no event was deleted")
+    return EXIT_OK
+
+
+def _checkpoints(checkpoints: Sequence[CheckpointInfo]) -> str:
+    """'2 checkpoints (revisions 300, 200 (damaged))'."""
+    count = f"{len(checkpoints)} checkpoint{'' if len(checkpoints) == 1 else 's'}"
+    if not checkpoints:
+        return count
+    labels = [f"{c.revision}" + ("" if c.valid else " (damaged)") for c in checkpoints]
+    return f"{count} (revision{'' if len(labels) == 1 else 's'} {', '.join(labels)})"
+
+
+def _size_on_disk(database: Path) -> int:
+    """The database with its write-ahead log, if one was left behind."""
+    wal = database.with_name(database.name + "-wal")
+    return database.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+# -- schema --------------------------------------------------------------------------------------
+def cmd_schema(args: argparse.Namespace) -> int:
+    schema: dict[str, Any]
+    if args.kind is not None:
+        schema = MODEL_BY_KIND[_kind(args.kind)].model_json_schema()
+    else:
+        schema = {
+            "resource": RESOURCE_ADAPTER.json_schema(),
+            "event": Event.model_json_schema(),
+            "state_snapshot": StateSnapshot.model_json_schema(),
+        }
+    print(json.dumps(schema, indent=2))
+    return EXIT_OK
