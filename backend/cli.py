@@ -29,6 +29,7 @@ from backend.datadir import DataDir, default_data_dir
 from backend.state import State
 from backend.storage.base import CheckpointInfo
 from backend.storage.sqlite import SqliteEventStore
+from backend.tokens import Role, TokenStore
 from resources.cluster import ClusterDescriptor
 from resources.errors import DataDirError, InvalidDocument, LeaError, NotFound, invalid_resource_from
 from resources.events import Event, StateSnapshot
@@ -116,6 +117,28 @@ def build_parser() -> argparse.ArgumentParser:
                          help="valid checkpoints to keep (default: the checkpoints_kept setting)")
     schema = command("schema", cmd_schema, "print the JSON Schema of the resources, events and snapshots")
     schema.add_argument("kind", metavar="KIND", nargs="?", help=f"only this kind, one of: {_kind_names()}")
+    serve = command("serve", cmd_serve, "serve the backend over HTTP and WebSocket (see docs/protocol.md)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=_count(0), default=8421, help="port (default: 8421; 0 picks a free one)")
+    serve.add_argument("--tls-cert", type=Path, metavar="FILE", help="TLS certificate (PEM)")
+    serve.add_argument("--tls-key", type=Path, metavar="FILE", help="TLS private key (PEM)")
+    serve.add_argument("--insecure-http", action="store_true",
+                       help="allow plain HTTP on a non-loopback address (TLS terminated elsewhere)")
+    serve.add_argument("--insecure-no-auth", action="store_true", help="no tokens needed (loopback only)")
+    serve.add_argument("--demo", action="store_true",
+                       help="seed the demo fleet when missing and simulate the demo benches")
+    token = commands.add_parser("token", help="create, list and revoke API tokens (works while serving)")
+    tokens = token.add_subparsers(title="token commands", metavar="ACTION", required=True)
+    create = tokens.add_parser("create", parents=[common], help="create a token and print it once")
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--name", required=True, help="who uses it; recorded as the actor of their changes")
+    create.set_defaults(run=cmd_token_create)
+    tokens.add_parser("list", parents=[common], help="list tokens (names and roles)").set_defaults(
+        run=cmd_token_list
+    )
+    revoke = tokens.add_parser("revoke", parents=[common], help="revoke a token; effective immediately")
+    revoke.add_argument("name")
+    revoke.set_defaults(run=cmd_token_revoke)
     return parser
 
 
@@ -408,4 +431,52 @@ def cmd_schema(args: argparse.Namespace) -> int:
             "state_snapshot": StateSnapshot.model_json_schema(),
         }
     print(json.dumps(schema, indent=2))
+    return EXIT_OK
+
+
+# -- serve and tokens ----------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    from backend.server.serve import ServeOptions, serve
+
+    logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(levelname)s %(name)s: %(message)s")
+    return serve(
+        ServeOptions(
+            data_dir=args.data_dir, host=args.host, port=args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
+            insecure_http=args.insecure_http, insecure_no_auth=args.insecure_no_auth, demo=args.demo,
+        )
+    )
+
+
+@contextmanager
+def _tokens(data_dir: Path) -> Iterator[TokenStore]:
+    """The token table; a new data directory gets its database first (no lock: works while serving)."""
+    directory = DataDir(data_dir)
+    directory.ensure()
+    SqliteEventStore(directory.db_path).close()
+    tokens = TokenStore(directory.db_path)
+    try:
+        yield tokens
+    finally:
+        tokens.close()
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    with _tokens(args.data_dir) as tokens:
+        token = tokens.create(args.name, Role(args.role))
+    print(token)
+    print(f"{PROG}: created {args.role} token '{args.name}'; it is shown only this once", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    with _tokens(args.data_dir) as tokens:
+        rows = [(t.name, t.role.value, t.created_at) for t in tokens.list()]
+    _print_table(("NAME", "ROLE", "CREATED"), rows)
+    return EXIT_OK
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    with _tokens(args.data_dir) as tokens:
+        tokens.revoke(args.name)
+    print(f"{PROG}: revoked token '{args.name}'", file=sys.stderr)
     return EXIT_OK

@@ -107,9 +107,9 @@ def serve(options: ServeOptions) -> int:
             flush=True,
         )
         server.run(sockets=[sock])  # returns after SIGINT/SIGTERM, once connections are closed
+        print("lea-backend: stopped", file=sys.stderr, flush=True)
         return 0
     finally:
         # Clean shutdown: operators stop, a final checkpoint is written, the lock is released.
         backend.close()
         tokens.close()
-        print("lea-backend: stopped", file=sys.stderr, flush=True)
