@@ -63,6 +63,7 @@ class EmbeddedEventStream(EventStream):
     async def close(self) -> None:
         self._subscription.on_ready = None
         self._subscription.close()
+        self._ready.set()  # wake a waiting next(): it sees the closed subscription and raises
 
 
 class EmbeddedConnection(Connection):

@@ -1,0 +1,383 @@
+"""A scripted, in-memory Connection for driving the sync engine (asyncio, no Qt, no backend).
+
+``FakeConnection`` is scripted from the test: every ``subscribe()`` returns a ``FakeStream`` the
+test pushes Hello / EventBatch / Resync into (or makes ``next()`` raise ``ConnectionLost``);
+``fetch_snapshot()`` returns ``connection.snapshot`` and can be held on an ``asyncio.Event`` so that
+the test pushes events *while* the snapshot is being fetched; every ``subscribe(after=, epoch=)``
+call is recorded.
+
+``FakeBackend`` is a FakeConnection that answers by itself from a true history of transactions
+(with a small replay ring and epochs), for property tests of random interleavings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+from lea_app.connection.base import Connection, ConnectionLost, Delivery, EventStream, Identity
+from resources.cluster import ClusterDescriptor
+from resources.events import Event, EventType, StateSnapshot, WriteResult
+from resources.kinds import ResourceKind
+from resources.peer import PeerDescriptor
+from resources.resource import AnyResource
+from resources.wire import EventBatch, Hello, Resync
+
+AT = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+# -- building events ---------------------------------------------------------------------------
+def make_event(
+    epoch: str,
+    revision: int,
+    type: EventType,
+    resource: AnyResource | None = None,
+    *,
+    kind: ResourceKind | None = None,
+    id: UUID | None = None,
+    tx: UUID | None = None,
+    actor: str = "tester",
+    at: datetime = AT,
+) -> Event:
+    """One event; kind and id default to the resource's (give them for a delete without resource)."""
+    if resource is not None:
+        kind = kind or resource.kind
+        id = id or resource.id
+    assert kind is not None and id is not None, "a delete needs kind and id (or the old resource)"
+    return Event(
+        epoch=epoch,
+        revision=revision,
+        type=type,
+        kind=kind,
+        id=id,
+        resource=None if type == EventType.DELETED else resource,
+        actor=actor,
+        at=at,
+        tx=tx or uuid.uuid4(),
+    )
+
+
+def created(epoch: str, revision: int, resource: AnyResource, tx: UUID | None = None) -> Event:
+    return make_event(epoch, revision, EventType.CREATED, resource, tx=tx)
+
+
+def updated(epoch: str, revision: int, resource: AnyResource, tx: UUID | None = None) -> Event:
+    return make_event(epoch, revision, EventType.UPDATED, resource, tx=tx)
+
+
+def deleted(epoch: str, revision: int, resource: AnyResource, tx: UUID | None = None) -> Event:
+    return make_event(epoch, revision, EventType.DELETED, kind=resource.kind, id=resource.id, tx=tx)
+
+
+def batch(*events: Event) -> EventBatch:
+    return EventBatch(events=tuple(events))
+
+
+def snapshot(epoch: str, revision: int, *resources: AnyResource) -> StateSnapshot:
+    return StateSnapshot(epoch=epoch, revision=revision, resources=tuple(resources))
+
+
+# -- the stream ----------------------------------------------------------------------------------
+class _Closed:
+    """Wakes a pending next() when the stream is closed."""
+
+
+class FakeStream(EventStream):
+    """One subscription whose deliveries the test pushes."""
+
+    def __init__(self, after: int | None, epoch: str | None) -> None:
+        self.after = after
+        self.epoch = epoch
+        self._queue: asyncio.Queue[Delivery | BaseException | _Closed] = asyncio.Queue()
+        self.closed = False
+        self.dead = False  # lost or resynced: later deliveries are not queued any more
+        self.waiting = False  # a next() is blocked on an empty queue
+        self.delivered: list[Delivery] = []
+
+    # the test's side
+    def push(self, *items: Delivery) -> FakeStream:
+        for item in items:
+            self._queue.put_nowait(item)
+        return self
+
+    def hello(self, epoch: str, revision: int = 0) -> FakeStream:
+        return self.push(Hello(epoch=epoch, revision=revision))
+
+    def events(self, *events: Event) -> FakeStream:
+        return self.push(batch(*events))
+
+    def resync(self, reason: str = "test resync") -> FakeStream:
+        return self.push(Resync(reason=reason))
+
+    def lose(self, reason: str = "connection dropped") -> FakeStream:
+        """The next() after everything queued so far raises ConnectionLost."""
+        self._queue.put_nowait(ConnectionLost(reason))
+        return self
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    # the engine's side
+    async def next(self) -> Delivery:
+        if self.closed:
+            raise ConnectionLost("the stream is closed")
+        self.waiting = self._queue.empty()
+        try:
+            item = await self._queue.get()
+        finally:
+            self.waiting = False
+        if isinstance(item, _Closed) or self.closed:
+            raise ConnectionLost("the stream is closed")
+        if isinstance(item, BaseException):
+            raise item
+        self.delivered.append(item)
+        return item
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._queue.put_nowait(_Closed())
+
+
+@dataclass(frozen=True)
+class SubscribeCall:
+    after: int | None
+    epoch: str | None
+
+
+# -- the connection ------------------------------------------------------------------------------
+class FakeConnection(Connection):
+    """A Connection whose subscriptions and snapshots the test scripts."""
+
+    description = "fake connection"
+
+    def __init__(self, snapshot: StateSnapshot | None = None) -> None:
+        self.snapshot: StateSnapshot = snapshot or StateSnapshot(epoch="e1", revision=0)
+        self.calls: list[SubscribeCall] = []
+        self.streams: list[FakeStream] = []
+        self.snapshot_fetches = 0
+        #: When set (to an unset asyncio.Event), fetch_snapshot() waits for it; see hold_snapshot().
+        self.snapshot_gate: asyncio.Event | None = None
+        self.snapshot_requested = asyncio.Event()
+        #: Exceptions raised by the next subscribe() calls, in order (e.g. ConnectionLost).
+        self.subscribe_errors: list[BaseException] = []
+        #: Called with each new stream before subscribe() returns (to script it up front).
+        self.on_subscribe: Callable[[FakeStream], object] | None = None
+        #: When set, subscribe() waits for it before returning.
+        self.subscribe_gate: asyncio.Event | None = None
+        self.closed = False
+
+    # scripting helpers
+    @property
+    def stream(self) -> FakeStream:
+        """The newest stream."""
+        assert self.streams, "nobody subscribed yet"
+        return self.streams[-1]
+
+    def hold_snapshot(self) -> asyncio.Event:
+        """Make the next fetch_snapshot() wait until the returned event is set."""
+        self.snapshot_gate = asyncio.Event()
+        self.snapshot_requested = asyncio.Event()
+        return self.snapshot_gate
+
+    async def wait_subscribed(self, count: int, steps: int = 1000) -> FakeStream:
+        """Wait until subscribe() has returned ``count`` streams; the newest one."""
+        await until(lambda: len(self.streams) >= count, steps, f"{count} subscriptions")
+        return self.streams[count - 1]
+
+    # the Connection interface
+    async def subscribe(self, after: int | None = None, epoch: str | None = None) -> EventStream:
+        self.calls.append(SubscribeCall(after, epoch))
+        await asyncio.sleep(0)
+        if self.subscribe_gate is not None:
+            await self.subscribe_gate.wait()
+        if self.subscribe_errors:
+            raise self.subscribe_errors.pop(0)
+        stream = FakeStream(after, epoch)
+        if self.on_subscribe is not None:
+            self.on_subscribe(stream)
+        self.streams.append(stream)
+        return stream
+
+    async def fetch_snapshot(self) -> StateSnapshot:
+        self.snapshot_fetches += 1
+        self.snapshot_requested.set()
+        gate = self.snapshot_gate
+        if gate is not None:
+            await gate.wait()
+            self.snapshot_gate = None
+        await asyncio.sleep(0)
+        return self.snapshot
+
+    async def close(self) -> None:
+        self.closed = True
+        for stream in self.streams:
+            await stream.close()
+
+    async def whoami(self) -> Identity:
+        return Identity(name="tester", role="editor")
+
+    # not used by the sync engine
+    async def store_peer_descriptor(
+        self, peer: PeerDescriptor, expected_version: int | None = None, create_only: bool = False
+    ) -> WriteResult:
+        raise NotImplementedError
+
+    async def delete_peer_descriptor(self, peer_id: UUID, expected_version: int | None = None) -> WriteResult:
+        raise NotImplementedError
+
+    async def store_cluster_descriptor(
+        self, cluster: ClusterDescriptor, expected_version: int | None = None, create_only: bool = False
+    ) -> WriteResult:
+        raise NotImplementedError
+
+    async def delete_cluster_descriptor(self, cluster_id: UUID, expected_version: int | None = None) -> WriteResult:
+        raise NotImplementedError
+
+    async def store_cluster_deployment(self, cluster_id: UUID) -> WriteResult:
+        raise NotImplementedError
+
+    async def delete_cluster_deployment(self, cluster_id: UUID) -> WriteResult:
+        raise NotImplementedError
+
+    async def history(self, kind: ResourceKind, resource_id: UUID) -> list[Event]:
+        raise NotImplementedError
+
+    async def events(self, after: int = 0, limit: int = 200) -> list[Event]:
+        raise NotImplementedError
+
+
+# -- a fake backend with a true history ----------------------------------------------------------
+class FakeBackend(FakeConnection):
+    """Answers subscribe() and fetch_snapshot() from a true history, like the ResourcesManager.
+
+    Revisions never repeat (across epochs too); a restart starts a new epoch and drops the volatile
+    kinds; subscribe(after, epoch) replays from a ring of the epoch's last ``ring_size`` events or
+    says Resync; every write is delivered, as one batch, to every open subscription.
+    """
+
+    _epochs = itertools.count(1)
+
+    def __init__(self, ring_size: int = 4, fetch_steps: int = 1) -> None:
+        super().__init__()
+        self.epoch = f"epoch-{next(self._epochs)}"
+        self.revision = 0
+        self.state: dict[tuple[ResourceKind, UUID], AnyResource] = {}
+        self.journal: list[Event] = []  # every committed event, in order: the true history
+        self.ring_size = ring_size
+        self.fetch_steps = fetch_steps  # loop turns fetch_snapshot() takes (writes can happen meanwhile)
+        self.last_batch: EventBatch | None = None
+
+    # the backend's side
+    @property
+    def open_streams(self) -> list[FakeStream]:
+        return [s for s in self.streams if not (s.closed or s.dead)]
+
+    def _ring(self) -> list[Event]:
+        return [e for e in self.journal if e.epoch == self.epoch][-self.ring_size :]
+
+    def write(self, changes: Iterable[tuple[EventType, AnyResource]], deliver: bool = True) -> EventBatch:
+        """Commit one transaction and deliver its batch to every open subscription.
+
+        ``deliver=False`` loses the batch on the way (the subscribers then see a gap).
+        """
+        tx = uuid.uuid4()
+        events = []
+        for type, resource in changes:
+            self.revision += 1
+            key = (resource.kind, resource.id)
+            if type == EventType.DELETED:
+                del self.state[key]
+            else:
+                self.state[key] = resource
+            events.append(make_event(self.epoch, self.revision, type, resource, tx=tx))
+        self.journal.extend(events)
+        self.last_batch = batch(*events)
+        if deliver:
+            for stream in self.open_streams:
+                stream.push(self.last_batch)
+        return self.last_batch
+
+    def duplicate(self) -> None:
+        """Deliver the last batch once more (a transport that repeats itself)."""
+        if self.last_batch is not None:
+            for stream in self.open_streams:
+                stream.push(self.last_batch)
+
+    def drop(self) -> None:
+        """Every open subscription loses its connection."""
+        for stream in self.open_streams:
+            stream.lose()
+            stream.dead = True
+
+    def resync(self) -> None:
+        """Every open subscription is told to resync (as on a queue overflow)."""
+        for stream in self.open_streams:
+            stream.resync("queue overflow")
+            stream.dead = True
+
+    def restart(self, keep_streams: bool = False) -> None:
+        """A new epoch: connections drop, volatile resources are gone, revisions go on.
+
+        ``keep_streams=True``: the open subscriptions stay and carry the new epoch's events.
+        """
+        if not keep_streams:
+            self.drop()
+        self.epoch = f"epoch-{next(self._epochs)}"
+        self.state = {key: r for key, r in self.state.items() if key[0].persisted}
+        self.last_batch = None
+
+    def current_snapshot(self) -> StateSnapshot:
+        return StateSnapshot(epoch=self.epoch, revision=self.revision, resources=tuple(self.state.values()))
+
+    # the Connection interface
+    async def subscribe(self, after: int | None = None, epoch: str | None = None) -> EventStream:
+        stream = await super().subscribe(after, epoch)
+        assert isinstance(stream, FakeStream)
+        stream.hello(self.epoch, self.revision)
+        if after is not None:
+            ring = self._ring()
+            if epoch is not None and epoch != self.epoch:
+                stream.resync("the backend restarted (new epoch)")
+            elif after > self.revision:
+                stream.resync("ahead of the backend")
+            elif after < self.revision and (not ring or ring[0].revision > after + 1):
+                stream.resync("older than the ring")
+            else:
+                replay = [e for e in ring if e.revision > after]
+                for _, group in itertools.groupby(replay, key=lambda e: e.tx):
+                    stream.events(*group)
+        return stream
+
+    async def fetch_snapshot(self) -> StateSnapshot:
+        self.snapshot_fetches += 1
+        for _ in range(self.fetch_steps):
+            await asyncio.sleep(0)
+        return self.current_snapshot()
+
+
+# -- asyncio helpers -----------------------------------------------------------------------------
+async def until(predicate: Callable[[], bool], steps: int = 1000, what: str = "the condition") -> None:
+    """Turn the event loop until ``predicate()`` holds (no wall-clock waiting)."""
+    for _ in range(steps):
+        if predicate():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class RecordingSleep:
+    """A stand-in for asyncio.sleep that records the delays and returns at once."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+        await asyncio.sleep(0)
