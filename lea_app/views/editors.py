@@ -97,8 +97,7 @@ def validation_problems(parse: Callable[[Data], Any], data: Data) -> tuple[Any, 
     try:
         return parse(data), []
     except ValidationError as exc:
-        errors = invalid_resource_from(exc).details.get("errors", [])
-        return None, [Problem(str(e["field"]), str(e["rule"])) for e in errors]
+        return None, refusal_problems(invalid_resource_from(exc))
 
 
 def refusal_problems(error: LeaError) -> list[Problem]:
@@ -257,7 +256,8 @@ class TableRow:
     def set_number(self, number: int) -> None:
         self.number = number
         for header, cell in zip(self.headers, self.cells(), strict=True):
-            cell.setAccessibleName(f"{self.noun.capitalize()} {number} {header.lower()}")
+            words = header if header.isupper() else header[0].lower() + header[1:]  # "FD" stays "FD"
+            cell.setAccessibleName(f"{self.noun.capitalize()} {number} {words}")
 
     def title(self) -> str:
         name = self.name()
@@ -448,7 +448,6 @@ class RowTable(QGroupBox, Generic[R]):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(title, parent)
-        self._row_type = row_type
         self._make_row = make_row
         self.rows: list[R] = []
         self.remove_buttons: list[QPushButton] = []
@@ -611,6 +610,7 @@ class ResourceEditor(QDialog, Generic[M]):
         self._deleted = False
         self._read_only: str | None = None
         self.discard_box: QMessageBox | None = None
+        self._focus_before_save: QWidget | None = None
 
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.setModal(False)
@@ -635,7 +635,7 @@ class ResourceEditor(QDialog, Generic[M]):
         self.close_button = QPushButton("Close")
         self.close_button.setAutoDefault(False)
         self.close_button.clicked.connect(self.reject)
-        self._layout(body)
+        self._layout()
         QShortcut(QKeySequence(QKeySequence.StandardKey.Save), self).activated.connect(self.save)
 
         self._store_timer = QTimer(self)
@@ -656,7 +656,7 @@ class ResourceEditor(QDialog, Generic[M]):
         self._refresh()
         self.first_input().setFocus()
 
-    def _layout(self, body: QVBoxLayout) -> None:
+    def _layout(self) -> None:
         root = QVBoxLayout(self)
         for widget in (self.banner, self.refusal, self.read_only_note):
             root.addWidget(widget)
@@ -744,7 +744,7 @@ class ResourceEditor(QDialog, Generic[M]):
         if not isValid(self):
             return
         self._read_only = self.read_only_reason()
-        self.body.setEnabled(self._read_only is None)
+        self.body.setEnabled(self._read_only is None and not self._saving)  # no edits while a save is on its way
         self.read_only_note.setText(self._read_only or "")
         self.read_only_note.setVisible(self._read_only is not None)
         self.revalidate()
@@ -778,9 +778,9 @@ class ResourceEditor(QDialog, Generic[M]):
     def describe(self, problem: Problem) -> str:
         placed = self._place(problem)
         if placed is None:
-            return f"{problem.field} {problem.rule}"
+            return f"{problem.field}: {problem.rule}"
         key, where = placed
-        return f"{self.targets[key].describe(where.row, where.field)} {problem.rule}"
+        return f"{self.targets[key].describe(where.row, where.field)}: {problem.rule}"
 
     def _show_problems(self, problems: Sequence[Problem]) -> None:
         by_target: dict[str, list[Placed]] = {key: [] for key in self.targets}
@@ -827,8 +827,9 @@ class ResourceEditor(QDialog, Generic[M]):
         expected = None if self.is_new else self.loaded_version
         create_only = self.is_new
         self._saving = True
+        self._focus_before_save = self.focusWidget()
         self.refusal.hide()
-        self._update_save()
+        self._refresh()
         self.controller.run(
             lambda: self.write(resource, expected, create_only),
             success=f"{self.noun.capitalize()} '{resource.name}' saved",
@@ -855,7 +856,11 @@ class ResourceEditor(QDialog, Generic[M]):
             actual = current.version if current is not None else error.details.get("actual", "?")
             self._show_changed(actual)
         self._refusal = refusal_problems(error)
+        self._check_own_version()  # skipped while the save was on its way
         self._refresh()
+        focus = self._focus_before_save
+        if focus is not None and isValid(focus) and focus.isEnabled():
+            focus.setFocus()  # the form was disabled while saving: the keyboard user carries on where they were
 
     # -- the resource changing underneath ------------------------------------------------------
     def _on_store_change(self, change: StoreChange) -> None:
@@ -1152,7 +1157,7 @@ class ClusterEditor(ResourceEditor[ClusterDescriptor]):
     def fill(self, cluster: ClusterDescriptor | None) -> None:
         self.name_edit.setText(cluster.name if cluster else "")
         self.leader_id = str(cluster.leader) if cluster else None
-        self.picker.set_selected(str(d) for d in cluster.devices) if cluster else self.picker.set_selected(())
+        self.picker.set_selected(str(d) for d in (cluster.devices if cluster else ()))
         self.refresh_choices()
 
     def form_data(self) -> Data:

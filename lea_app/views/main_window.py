@@ -322,6 +322,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_settings()
         for editor in list(self.editors.values()):
-            editor.close()
+            # Quitting closes open editors without a discard prompt per editor.
+            getattr(editor, "discard", editor.close)()
         super().closeEvent(event)
         self.closed.emit()

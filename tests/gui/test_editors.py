@@ -1,0 +1,415 @@
+"""The peer and cluster editors on a real embedded backend: inline rules, saving, refusals, the
+changed-under-you banner and read-only states."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QListWidgetItem, QWidget
+from pytestqt.qtbot import QtBot
+
+from backend import actions
+from lea_app.connection.base import Identity
+from lea_app.views.editors import ClusterEditor, InterfaceRow, PeerEditor
+from resources.kinds import ResourceKind
+from resources.peer import PeerDescriptor
+from tests.gui.conftest import Lea
+from tests.gui.helpers_editors import EditorEnv, open_editor_env
+from tests.helpers.factories import make_cluster, make_peer
+
+
+@pytest.fixture
+def env(qtbot: QtBot, aloop: asyncio.AbstractEventLoop, tmp_path: Path) -> Iterator[EditorEnv]:
+    yield from open_editor_env(qtbot, tmp_path)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def fill_valid_peer(editor: PeerEditor, name: str = "bench-new") -> None:
+    editor.name_edit.setText(name)
+    editor.location_edit.setText("Lab C")
+    can = editor.interfaces.add_row()
+    can.name_edit.setText("can0")
+    can.type_combo.setCurrentIndex(can.type_combo.findData("can"))
+    can.bitrate.setText("500000")
+    can.sample_point.setText("0.875")
+    device = editor.devices.add_row()
+    device.name_edit.setText("ecu-1")
+    device.tags.setText("powertrain, can")
+
+
+def interface(editor: PeerEditor, row: int = 0) -> InterfaceRow:
+    return editor.interfaces.rows[row]
+
+
+def check_item(editor: ClusterEditor, label: str) -> None:
+    items: list[QListWidgetItem] = editor.picker.list.findItems(label, Qt.MatchFlag.MatchExactly)
+    assert items, f"no device {label!r} in {[i.text() for i in editor.picker.items()]}"
+    items[0].setCheckState(Qt.CheckState.Checked)
+
+
+def assert_refused_locally(env: EditorEnv, editor: Any, widget: QWidget, error_text: str, rule: str) -> None:
+    """The rule is next to the field, the field is marked, Save is off, and nothing is stored."""
+    assert widget.property("invalid") is True, f"{widget.accessibleName()} is not marked"
+    assert rule in error_text, f"{rule!r} not in {error_text!r}"
+    assert rule in widget.toolTip()
+    assert not editor.save_button.isEnabled()
+    assert editor.summary.text().startswith("Cannot save:")
+    before = env.revision
+    editor.save_button.click()
+    editor.save()  # even when called directly, an invalid form is never sent
+    env.qtbot.wait(50)
+    assert env.revision == before
+    assert env.backend(editor.kind, editor.resource_id) is None
+    assert editor.isVisible()
+
+
+# -- peer: every field's rule ------------------------------------------------------------------
+def _set_fd_then_drop_it(editor: PeerEditor) -> None:
+    row = interface(editor)
+    row.fd.setChecked(True)
+    row.data_bitrate.setText("2000000")
+    row.fd.setChecked(False)  # the typed data bitrate stays editable and is flagged, not dropped
+
+
+def _two_devices_named_alike(editor: PeerEditor) -> None:
+    editor.devices.add_row().name_edit.setText("ecu-1")
+
+
+PEER_CASES: dict[str, tuple[Callable[[PeerEditor], None], Callable[[PeerEditor], tuple[QWidget, str]], str]] = {
+    "name too short": (
+        lambda e: e.name_edit.setText("ab"),
+        lambda e: (e.name_edit, e.targets["name"].error.text()), "at least 4 characters",
+    ),
+    "name with bad characters": (
+        lambda e: e.name_edit.setText("bench 01!"),
+        lambda e: (e.name_edit, e.targets["name"].error.text()), "letters, digits, '-' and '_'",
+    ),
+    "name starting with -": (
+        lambda e: e.name_edit.setText("-bench"),
+        lambda e: (e.name_edit, e.targets["name"].error.text()), "not starting or ending with",
+    ),
+    "location too long": (
+        lambda e: e.location_edit.setText("x" * 65),
+        lambda e: (e.location_edit, e.targets["location"].error.text()), "at most 64 characters",
+    ),
+    "interface name too long": (
+        lambda e: interface(e).name_edit.setText("can-interface-01"),
+        lambda e: (interface(e).name_edit, e.interfaces.error.text()), "at most 15 characters",
+    ),
+    "CAN bitrate 0": (
+        lambda e: interface(e).bitrate.setText("0"),
+        lambda e: (interface(e).bitrate, e.interfaces.error.text()), "must be > 0",
+    ),
+    "sample point 1.5": (
+        lambda e: interface(e).sample_point.setText("1.5"),
+        lambda e: (interface(e).sample_point, e.interfaces.error.text()), "must be <= 1",
+    ),
+    "data bitrate without FD": (
+        _set_fd_then_drop_it,
+        lambda e: (interface(e).data_bitrate, e.interfaces.error.text()), "only allowed when fd is true",
+    ),
+    "duplicate device name": (
+        _two_devices_named_alike,
+        lambda e: (e.devices.rows[1].name_edit, e.devices.error.text()), "'ecu-1' is used twice",
+    ),
+    "device description too long": (
+        lambda e: e.devices.rows[0].description.setText("d" * 281),
+        lambda e: (e.devices.rows[0].description, e.devices.error.text()), "at most 280 characters",
+    ),
+    "tag too long": (
+        lambda e: e.devices.rows[0].tags.setText("ok, " + "t" * 65),
+        lambda e: (e.devices.rows[0].tags, e.devices.error.text()), "at most 64 characters",
+    ),
+    "name taken (case-insensitive, from the store)": (
+        lambda e: e.name_edit.setText("EXISTING-01"),
+        lambda e: (e.name_edit, e.targets["name"].error.text()), "already used by peer 'existing-01'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(PEER_CASES))
+def test_bad_peer_input_shows_the_rule_and_stores_nothing(env: EditorEnv, case: str) -> None:
+    env.put(make_peer("existing-01"))
+    editor = env.peer_editor()
+    fill_valid_peer(editor)
+    assert editor.save_button.isEnabled(), editor.summary.text()
+    apply, where, rule = PEER_CASES[case]
+    apply(editor)
+    widget, error_text = where(editor)
+    assert_refused_locally(env, editor, widget, error_text, rule)
+
+
+def test_can_fields_follow_the_interface_type_and_fd(env: EditorEnv) -> None:
+    editor = env.peer_editor()
+    row = editor.interfaces.add_row()
+    assert not row.bitrate.isEnabled() and not row.fd.isEnabled()  # Ethernet
+    row.type_combo.setCurrentIndex(row.type_combo.findData("can"))
+    assert row.bitrate.isEnabled() and row.sample_point.isEnabled() and row.fd.isEnabled()
+    assert not row.data_bitrate.isEnabled()
+    row.fd.setChecked(True)
+    assert row.data_bitrate.isEnabled() and row.data_sample_point.isEnabled()
+    assert row.data_bitrate.accessibleName() == "Interface 1 data bitrate (bit/s)"
+
+
+# -- cluster: every field's rule ---------------------------------------------------------------
+CLUSTER_CASES: dict[str, tuple[Callable[[ClusterEditor], None], str, str]] = {
+    "name rule": (lambda e: e.name_edit.setText("my cluster"), "name", "letters, digits"),
+    "fewer than 2 devices": (
+        lambda e: e.picker.list.findItems("bench-b / ecu-0", Qt.MatchFlag.MatchExactly)[0].setCheckState(
+            Qt.CheckState.Unchecked
+        ),
+        "devices", "needs at least 2 entries",
+    ),
+    "no leader": (lambda e: e.leader_combo.setCurrentIndex(-1), "leader", "is required"),
+    "name taken": (lambda e: e.name_edit.setText("Existing-Cluster"), "name", "already used by cluster"),
+}
+
+
+@pytest.mark.parametrize("case", list(CLUSTER_CASES))
+def test_bad_cluster_input_shows_the_rule_and_stores_nothing(env: EditorEnv, case: str) -> None:
+    a, b = env.put(make_peer("bench-a", devices=1)), env.put(make_peer("bench-b", devices=1))
+    env.put(make_cluster("existing-cluster", a, b))
+    editor = env.cluster_editor()
+    editor.name_edit.setText("new-cluster")
+    editor.leader_combo.setCurrentIndex(editor.leader_combo.findText("bench-a"))
+    check_item(editor, "bench-a / ecu-0")
+    check_item(editor, "bench-b / ecu-0")
+    assert editor.save_button.isEnabled(), editor.summary.text()
+    apply, field, rule = CLUSTER_CASES[case]
+    apply(editor)
+    widget = {"name": editor.name_edit, "leader": editor.leader_combo, "devices": editor.picker.list}[field]
+    assert_refused_locally(env, editor, widget, editor.targets[field].error.text(), rule)
+
+
+# -- saving ------------------------------------------------------------------------------------
+def test_a_valid_peer_is_created_through_the_editor(env: EditorEnv) -> None:
+    editor = env.peer_editor()
+    assert editor.windowTitle().startswith("New peer")
+    assert not editor.save_button.isEnabled()  # an empty name is not a peer yet
+    fill_valid_peer(editor)
+    editor.save_button.click()
+    env.qtbot.waitUntil(lambda: not editor.isVisible() if _alive(editor) else True, timeout=5_000)
+    env.wait_version(ResourceKind.PEER, editor.resource_id, 1)
+    peer = env.controller.store.get(ResourceKind.PEER, editor.resource_id)
+    assert isinstance(peer, PeerDescriptor)
+    assert (peer.name, peer.location, peer.version) == ("bench-new", "Lab C", 1)
+    assert [i.name for i in peer.interfaces] == ["can0"]
+    assert peer.devices[0].interface == peer.interfaces[0].id
+    assert peer.devices[0].tags == ("powertrain", "can")
+    assert ("info", "Peer 'bench-new' saved") in env.messages
+
+
+def test_a_valid_cluster_is_created_through_the_editor_with_a_filtered_device_list(env: EditorEnv) -> None:
+    a, b = env.put(make_peer("bench-a")), env.put(make_peer("bench-b"))
+    editor = env.cluster_editor()
+    assert [editor.leader_combo.itemText(i) for i in range(editor.leader_combo.count())] == ["bench-a", "bench-b"]
+    editor.picker.filter.setText("BENCH-B")
+    assert [i.text() for i in editor.picker.items() if not i.isHidden()] == ["bench-b / ecu-0", "bench-b / ecu-1"]
+    editor.name_edit.setText("loop-1")
+    editor.leader_combo.setCurrentIndex(editor.leader_combo.findText("bench-a"))
+    check_item(editor, "bench-b / ecu-0")
+    check_item(editor, "bench-b / ecu-1")
+    assert editor.picker.count.text() == "2 of 4 devices selected"
+    editor.windowHandle().requestActivate()  # a shortcut needs the active window
+    env.qtbot.waitUntil(editor.isActiveWindow)
+    env.qtbot.keyClick(editor.name_edit, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)  # Ctrl+S saves
+    env.wait_version(ResourceKind.CLUSTER, editor.resource_id, 1)
+    cluster = env.controller.store.get(ResourceKind.CLUSTER, editor.resource_id)
+    assert cluster is not None and cluster.leader == a.id  # type: ignore[attr-defined]
+    assert set(cluster.devices) == {d.id for d in b.devices}  # type: ignore[attr-defined]
+    assert ("info", "Cluster 'loop-1' saved") in env.messages
+
+
+def test_editing_an_existing_peer_keeps_its_ids_and_saves_its_version(env: EditorEnv) -> None:
+    peer = env.put(make_peer("bench-01", can=True, demo=True))
+    editor = env.peer_editor(peer.id)
+    assert editor.demo_label.isVisible() and editor.demo_label.text() == "demo bench (simulated)"
+    assert not editor.save_button.isEnabled() and editor.summary.text() == "No changes."
+    editor.location_edit.setText("Lab B")
+    editor.devices.add_row().name_edit.setText("ecu-new")
+    editor.save_button.click()
+    env.wait_version(ResourceKind.PEER, peer.id, 2)
+    stored = env.controller.store.get(ResourceKind.PEER, peer.id)
+    assert isinstance(stored, PeerDescriptor)
+    assert stored.demo and stored.location == "Lab B"
+    assert [i.id for i in stored.interfaces] == [i.id for i in peer.interfaces]
+    assert [d.id for d in stored.devices[:2]] == [d.id for d in peer.devices]
+    assert stored.devices[2].name == "ecu-new" and stored.devices[2].id not in {d.id for d in peer.devices}
+
+
+# -- refusals and changes underneath -----------------------------------------------------------
+def test_a_backend_refusal_is_shown_at_the_name_and_the_form_keeps_its_content(env: EditorEnv) -> None:
+    editor = env.peer_editor()
+    fill_valid_peer(editor, "bench-x")
+    assert editor.save_button.isEnabled()
+    # Someone else takes the name; LEA's store has not heard of it when Save is clicked.
+    actions.store_peer_descriptor(env.connection.manager, make_peer("BENCH-X"), "someone-else")
+    editor.save_button.click()
+    env.qtbot.waitUntil(lambda: "already exists" in editor.targets["name"].error.text(), timeout=5_000)
+    assert editor.isVisible()
+    assert editor.name_edit.property("invalid") is True
+    assert "Not saved: a peer named 'bench-x' already exists" in editor.refusal.text
+    assert editor.name_edit.text() == "bench-x" and editor.location_edit.text() == "Lab C"
+    assert interface(editor).bitrate.text() == "500000" and editor.devices.rows[0].tags.text() == "powertrain, can"
+    assert env.backend(ResourceKind.PEER, editor.resource_id) is None
+    editor.name_edit.setText("bench-y")  # a fix: the refusal no longer applies, saving works
+    editor.save_button.click()
+    env.wait_version(ResourceKind.PEER, editor.resource_id, 1)
+
+
+def test_a_missing_reference_from_the_backend_is_shown_at_the_leader(env: EditorEnv) -> None:
+    env.put(make_peer("bench-a", devices=1))
+    env.put(make_peer("bench-b", devices=1))
+    c = env.put(make_peer("bench-c", devices=1))
+    editor = env.cluster_editor()
+    editor.name_edit.setText("loop-1")
+    editor.leader_combo.setCurrentIndex(editor.leader_combo.findText("bench-c"))
+    check_item(editor, "bench-a / ecu-0")
+    check_item(editor, "bench-b / ecu-0")
+    actions.delete_peer_descriptor(env.connection.manager, c.id, "someone-else")  # LEA has not heard yet
+    editor.save_button.click()
+    backend_says = f"leader {c.id} is not an existing peer"  # the store's pre-check words it differently
+    env.qtbot.waitUntil(lambda: backend_says in editor.targets["leader"].error.text(), timeout=5_000)
+    assert "Not saved:" in editor.refusal.text and editor.isVisible()
+    assert editor.name_edit.text() == "loop-1" and len(editor.picker.selected) == 2
+    assert env.backend(ResourceKind.CLUSTER, editor.resource_id) is None
+
+
+def test_a_device_used_by_a_cluster_cannot_be_removed(env: EditorEnv) -> None:
+    a, b = env.put(make_peer("bench-a")), env.put(make_peer("bench-b"))
+    env.put(make_cluster("loop-1", a, b))
+    editor = env.peer_editor(a.id)
+    editor.devices.remove_buttons[0].click()
+    assert "device 'ecu-0' cannot be removed: it is used by cluster 'loop-1'" in editor.devices.error.text()
+    assert not editor.save_button.isEnabled()
+
+
+def test_a_change_underneath_shows_the_banner_and_reload_takes_it(env: EditorEnv) -> None:
+    peer = env.put(make_peer("bench-01"))
+    editor = env.peer_editor(peer.id)
+    editor.location_edit.setText("typed here")
+    env.put(peer.model_copy(update={"location": "Lab Z"}))
+    env.qtbot.waitUntil(editor.banner.isVisible, timeout=5_000)
+    assert "changed by someone else (version 2)" in editor.banner.text
+    assert "Saving will be refused; Reload to take their changes." in editor.banner.text
+    assert editor.location_edit.text() == "typed here"  # nothing typed is lost
+    assert not editor.save_button.isEnabled()
+    editor.banner.reload_button.click()
+    assert not editor.banner.isVisible()
+    assert editor.location_edit.text() == "Lab Z" and editor.loaded_version == 2
+
+
+def test_a_conflict_from_the_backend_shows_the_banner(env: EditorEnv) -> None:
+    peer = env.put(make_peer("bench-01"))
+    editor = env.peer_editor(peer.id)
+    editor.location_edit.setText("mine")
+    actions.store_peer_descriptor(env.connection.manager, peer.model_copy(update={"location": "theirs"}), "other")
+    editor.save_button.click()
+    env.qtbot.waitUntil(editor.banner.isVisible, timeout=5_000)
+    assert "changed by someone else (version 2)" in editor.banner.text
+    assert "Not saved:" in editor.refusal.text and editor.location_edit.text() == "mine"
+    assert env.backend(ResourceKind.PEER, peer.id).location == "theirs"
+
+
+def test_a_deleted_resource_says_so(env: EditorEnv) -> None:
+    a, b = env.put(make_peer("bench-a")), env.put(make_peer("bench-b"))
+    cluster = env.put(make_cluster("loop-1", a, b))
+    editor = env.cluster_editor(cluster.id)
+    env.run(env.connection.delete_cluster_descriptor(cluster.id))
+    env.qtbot.waitUntil(editor.banner.isVisible, timeout=5_000)
+    assert "was deleted by someone else" in editor.banner.text
+    assert not editor.banner.reload_button.isVisible() and not editor.save_button.isEnabled()
+
+
+# -- read-only ---------------------------------------------------------------------------------
+def test_a_deployed_cluster_and_its_peers_are_read_only(env: EditorEnv) -> None:
+    a, b = env.put(make_peer("bench-a")), env.put(make_peer("bench-b"))
+    cluster = env.put(make_cluster("loop-1", a, b))
+    env.deploy(cluster.id)
+    editor = env.cluster_editor(cluster.id)
+    assert editor.read_only_note.isVisible()
+    assert editor.read_only_note.text() == "Deployed clusters cannot be changed; undeploy first."
+    for widget in (editor.name_edit, editor.leader_combo, editor.picker.list, editor.picker.filter):
+        assert not widget.isEnabled()
+    assert not editor.save_button.isEnabled()
+    peer_editor = env.peer_editor(b.id)
+    assert "deployed cluster 'loop-1'" in peer_editor.read_only_note.text()
+    assert not peer_editor.name_edit.isEnabled() and not peer_editor.interfaces.add_button.isEnabled()
+    env.run(env.connection.delete_cluster_deployment(cluster.id))
+    env.qtbot.waitUntil(lambda: editor.name_edit.isEnabled(), timeout=5_000)  # undeployed: editable again
+    assert not editor.read_only_note.isVisible()
+
+
+def test_everything_is_read_only_for_a_viewer(env: EditorEnv) -> None:
+    peer = env.put(make_peer("bench-01"))
+    editor = env.peer_editor(peer.id)
+    assert editor.name_edit.isEnabled()
+    env.controller.identity = Identity(name="guest", role="viewer")
+    env.controller.identity_changed.emit()
+    assert not editor.name_edit.isEnabled() and not editor.save_button.isEnabled()
+    assert "your role (viewer)" in editor.read_only_note.text()
+
+
+# -- keyboard and accessibility ----------------------------------------------------------------
+def test_escape_closes_at_once_when_unchanged_and_asks_when_changed(env: EditorEnv) -> None:
+    peer = env.put(make_peer("bench-01"))
+    unchanged = env.peer_editor(peer.id)
+    env.qtbot.keyClick(unchanged.name_edit, Qt.Key.Key_Escape)
+    assert not _alive(unchanged) or not unchanged.isVisible()
+    changed = env.peer_editor(peer.id)
+    changed.location_edit.setText("somewhere else")
+    env.qtbot.keyClick(interface(changed).name_edit, Qt.Key.Key_Escape)  # from inside a table, too
+    assert changed.isVisible() and changed.discard_box is not None and changed.discard_box.isVisible()
+    discard = next(b for b in changed.discard_box.buttons() if b.text() == "Discard")
+    discard.click()
+    assert not _alive(changed) or not changed.isVisible()
+    assert env.controller.store.get(ResourceKind.PEER, peer.id).location is None  # type: ignore[union-attr]
+
+
+def test_every_input_has_a_label_and_an_accessible_name(env: EditorEnv) -> None:
+    peer_editor = env.peer_editor(env.put(make_peer("bench-01", can=True)).id)
+    cluster_editor = env.cluster_editor()
+    for editor in (peer_editor, cluster_editor):
+        for widget in editor.tab_sequence():
+            assert widget.accessibleName(), f"{type(widget).__name__} in {type(editor).__name__} has no name"
+        for target in editor.targets.values():
+            label = getattr(target, "label", None)
+            if label is not None:
+                assert label.buddy() is target.widget
+    assert peer_editor.focusWidget() in (None, peer_editor.name_edit)
+
+
+def _alive(widget: QWidget) -> bool:
+    from shiboken6 import isValid
+
+    return bool(isValid(widget))
+
+
+def test_new_ids_for_new_rows(env: EditorEnv) -> None:
+    editor = env.peer_editor()
+    rows = [editor.interfaces.add_row(), editor.interfaces.add_row()]
+    assert rows[0].id != rows[1].id and all(isinstance(r.id, uuid.UUID) for r in rows)
+    editor.interfaces.remove_buttons[0].click()
+    assert editor.interfaces.rows == [rows[1]] and rows[1].name_edit.accessibleName() == "Interface 1 name"
+
+
+def test_the_main_window_opens_one_editor_per_resource(lea: Lea) -> None:
+    store = lea.controller.store
+    peer = next(p for p in store.all(ResourceKind.PEER).values() if p.name == "demo-hil-01")  # type: ignore[attr-defined]
+    editor = lea.window.open_peer_editor(peer.id)
+    assert isinstance(editor, PeerEditor) and editor.isVisible()
+    assert editor.demo_label.isVisible() and editor.windowTitle().startswith("Peer 'demo-hil-01'")
+    assert lea.window.open_peer_editor(peer.id) is editor
+    cluster = next(iter(store.all(ResourceKind.CLUSTER)))
+    cluster_editor = lea.window.open_cluster_editor(cluster)
+    assert isinstance(cluster_editor, ClusterEditor) and cluster_editor.picker.selected
+    new = lea.window.open_cluster_editor(None)
+    assert isinstance(new, ClusterEditor) and new.is_new
+    for opened in (editor, cluster_editor, new):
+        opened.close()  # unchanged: closes without asking
