@@ -19,6 +19,7 @@ from lea_app.controller import Controller
 from lea_app.views.main_window import MainWindow
 from resources.cluster import ClusterDescriptor
 from resources.kinds import ResourceKind
+from resources.peer import PeerDescriptor
 from resources.state import ClusterState, Deployed, Deploying
 from tests.gui.conftest import run
 
@@ -81,6 +82,23 @@ def test_screenshot_every_page(qtbot: QtBot, aloop: asyncio.AbstractEventLoop, t
             path = out / f"{name}.png"
             assert image.save(str(path)), f"could not write {path}"
             assert path.stat().st_size > 10_000
+            assert distinct_colours(image) > 20, f"{name} looks blank"
+        peers = {p.name: p for p in controller.store.all(ResourceKind.PEER).values() if isinstance(p, PeerDescriptor)}
+        editors = {
+            "peer-editor": window.open_peer_editor(peers["demo-vehicle-01"].id),
+            "cluster-editor": window.open_cluster_editor(clusters["demo-vehicle-e2e"].id),
+        }
+        invalid = window.open_peer_editor(None)
+        assert invalid is not None
+        invalid.name_edit.setText("-bench")  # type: ignore[attr-defined]
+        invalid.location_edit.setText("Lab C")  # type: ignore[attr-defined]
+        editors["peer-editor-invalid"] = invalid
+        for name, editor in editors.items():
+            assert editor is not None
+            editor.resize(900, 640)
+            qtbot.wait(200)
+            image = editor.grab().toImage()
+            assert image.save(str(out / f"{name}.png"))
             assert distinct_colours(image) > 20, f"{name} looks blank"
     finally:
         window.close()
