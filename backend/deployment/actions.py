@@ -2,8 +2,11 @@
 
 Each runs on its own thread with its own subscription (as in the seed): it sends every member its
 PeerConfiguration through the peer's broker and turns the peers' reports into ClusterState
-progress, published as each report arrives. Progress is monotonic; offline members make a
-deployment wait; an Error report or a timeout fails it, naming the peer, the parameter and why.
+progress, published as reports arrive (reports that queued up while the action was busy are
+taken together, so a backlog costs one progress event, not one each). Progress is monotonic;
+offline members make a deployment wait; an Error report fails it, and so does a member with work
+left that reported nothing for ``deploy_timeout`` seconds (judged per peer, and only after every
+queued report was taken), naming the peer, the parameter and why.
 """
 
 from __future__ import annotations
@@ -13,22 +16,26 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
 from uuid import UUID
 
 from backend import actions
-from backend.deployment.parameters import cluster_members, compute_configurations
+from backend.deployment.parameters import cluster_members, compute_configurations, dependency_order
 from backend.manager import Delete, ResourcesManager
 from backend.peers.broker import Brokers
+from backend.state import State
 from backend.subscription import Subscription
 from resources.cluster import ClusterDescriptor
 from resources.configuration import (
+    Parameter,
     ParameterError,
     ParameterPresent,
     PeerConfiguration,
     PeerConfigurationState,
     Target,
 )
-from resources.errors import LeaError
+from resources.errors import LeaError, MissingReference, StorageFailed
 from resources.events import Event, EventType
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
@@ -49,6 +56,9 @@ from resources.wire import EventBatch, Resync
 log = logging.getLogger(__name__)
 ACTOR = "cluster-deployment-operator"
 POLL = 0.05
+#: How long an action retries its own write after failed commits before it gives up.
+COMMIT_RETRY_FOR = 10.0
+T = TypeVar("T")
 
 
 class UndeployRegistry:
@@ -84,6 +94,21 @@ class _View:
     cluster: ClusterDescriptor
     peers: dict[UUID, PeerDescriptor]
     addresses: dict[UUID, str] = field(default_factory=dict)
+    _members: list[UUID] | None = field(default=None, init=False, repr=False)
+
+    def members(self) -> list[UUID]:
+        """The cluster's member peers (leader first); recomputed only when a peer changed."""
+        if self._members is None:
+            owner = {d.id: p.id for p in self.peers.values() for d in p.devices}
+            self._members = [m for m in cluster_members(self.cluster, owner) if m in self.peers]
+        return self._members
+
+    def peer_changed(self, peer: UUID, descriptor: PeerDescriptor | None) -> None:
+        if descriptor is None:
+            self.peers.pop(peer, None)
+        else:
+            self.peers[peer] = descriptor
+        self._members = None
 
 
 class ClusterAction(threading.Thread):
@@ -123,18 +148,20 @@ class ClusterAction(threading.Thread):
             kinds=[ResourceKind.PEER, ResourceKind.PEER_CONNECTION_STATE, ResourceKind.PEER_CONFIGURATION_STATE]
         )
         try:
-            view = self._fetch_view()
-            if view is not None:
-                self._run(view, subscription)
-        except LeaError as exc:  # backend closing, cluster deleted meanwhile, ...
+            self._run(self._fetch_view(), subscription)
+        except LeaError as exc:  # backend closing, ...
             log.info("%s stopped: %s", self.name, exc)
         except Exception:  # a bug must not kill the operator
             log.exception("%s failed unexpectedly", self.name)
         finally:
             subscription.close()
+            self._release()
             self._on_done(self)
 
-    def _fetch_view(self) -> _View | None:
+    def _release(self) -> None:
+        """Give back what the action held (called once the thread ends)."""
+
+    def _fetch_view(self) -> _View:
         snapshot = self.manager.fetch_snapshot(
             kinds=[ResourceKind.PEER, ResourceKind.CLUSTER, ResourceKind.PEER_CONNECTION_STATE]
         )
@@ -149,70 +176,137 @@ class ClusterAction(threading.Thread):
                 view.addresses[r.id] = r.state.remote_host
         return view
 
-    def members(self, view: _View) -> list[UUID]:
-        owner = {d.id: p.id for p in view.peers.values() for d in p.devices}
-        return [m for m in cluster_members(view.cluster, owner) if m in view.peers]
+    def configurations(self, view: _View, members: list[UUID]) -> dict[UUID, PeerConfiguration]:
+        configurations = compute_configurations(view.cluster, view.peers, view.addresses, self.target)
+        return {m: configurations[m] for m in members}
+
+    def committed(self, write: Callable[[], T]) -> T:
+        """Run one of the action's writes, retrying it when its commit group failed.
+
+        A failed commit fails every write of its group, however innocent (the subscribers get a
+        Resync, which the action handles). The action must not die of it: the operator may
+        reconcile on that Resync while the action still looks alive, and would not restart it.
+        """
+        deadline = time.monotonic() + COMMIT_RETRY_FOR
+        pause = 0.01
+        while True:
+            try:
+                return write()
+            except StorageFailed as exc:
+                if self.cancelled or time.monotonic() > deadline:
+                    raise
+                log.info("%s: a write failed (%s); retrying", self.name, exc)
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)
 
     def publish(self, status: ClusterStatus) -> None:
         if status == self._last_status or self.cancelled:
             return
         self._last_status = status
-        actions.set_cluster_state(self.manager, self.cluster.id, status, ACTOR)
+        try:
+            self.committed(lambda: actions.set_cluster_state(self.manager, self.cluster.id, status, ACTOR))
+        except MissingReference:
+            # The descriptor was deleted after its deployment: there is no state to show any
+            # more, but the peers must still be undeployed.
+            log.debug("%s: cluster %s is gone; state %s not shown", self.name, self.cluster.name, status.status)
 
-    def send(self, view: _View, configurations: dict[UUID, PeerConfiguration]) -> dict[UUID, int]:
-        """Store each member's desired configuration and hand it to the member's broker."""
+    def send(self, view: _View, configurations: dict[UUID, PeerConfiguration], progress: _Progress) -> dict[UUID, int]:
+        """Store each member's desired configuration and hand it to the member's broker.
+
+        Returns the revision of each stored configuration: only reports after it answer it.
+        """
         sent: dict[UUID, int] = {}
         for member, configuration in configurations.items():
-            result = actions.set_peer_configuration(self.manager, configuration, ACTOR)
+            if self.cancelled:
+                break
+            result = self.committed(partial(actions.set_peer_configuration, self.manager, configuration, ACTOR))
             sent[member] = result.revision
+            progress.restart(member, configuration)
             broker = self.brokers.for_peer(view.peers[member])
             if broker is not None:
                 broker.configure(member, configuration)
         return sent
+
+    def overdue(self, view: _View, progress: _Progress, what: str) -> Failed | None:
+        late = progress.overdue(self.timeout, time.monotonic())
+        if late is None:
+            return None
+        peer, parameter = late
+        return Failed(
+            peer=peer, parameter=parameter.id,
+            reason=f"{what}peer '{_peer_name(view, peer)}' reported no progress on {parameter.kind.value} "
+            f"within {self.timeout:g} s",
+        )
 
     def _run(self, view: _View, subscription: Subscription) -> None:
         raise NotImplementedError
 
 
 class _Progress:
-    """Per-peer done counts against the parameters sent, monotonic for display."""
+    """Which parameters each peer reported done, against the configuration last sent to it.
+
+    ``done`` per peer as shown is monotonic (a peer that starts over after a reboot does not make
+    the bar go back); ``finished`` and the timeouts use what the peers actually reported.
+    """
 
     def __init__(self, configurations: dict[UUID, PeerConfiguration], target: Target) -> None:
-        self.configurations = configurations
+        self.configurations = dict(configurations)
         self.target = target
         self.shown: dict[UUID, int] = dict.fromkeys(configurations, 0)
-        self.actual: dict[UUID, int] = dict.fromkeys(configurations, 0)
+        self.done_ids: dict[UUID, set[UUID]] = {p: set() for p in configurations}
+        self.heard: dict[UUID, float] = dict.fromkeys(configurations, time.monotonic())
+        self.changes = 0  # bumped whenever what is shown may have changed
 
     @property
     def total(self) -> int:
         return sum(len(c.parameters) for c in self.configurations.values())
 
+    def restart(self, peer: UUID, configuration: PeerConfiguration) -> None:
+        """A configuration was (re)sent: only reports about it count from now on."""
+        self.configurations[peer] = configuration
+        self.done_ids[peer] = set()
+        self.heard[peer] = time.monotonic()
+        self.changes += 1
+
     def report(self, peer: UUID, state: PeerConfigurationState) -> tuple[UUID, str] | None:
         """Count a report; returns (parameter, reason) of an error, if any."""
+        self.heard[peer] = time.monotonic()
         wanted = {p.id for p in self.configurations[peer].parameters}
-        done = 0
+        done: set[UUID] = set()
         for item in state.parameters:
             if item.id not in wanted:
                 continue
             if isinstance(item.state, ParameterError):
                 return item.id, item.state.reason
             if isinstance(item.state, ParameterPresent) == (self.target == Target.PRESENT):
-                done += 1
-        self.actual[peer] = done
-        self.shown[peer] = max(self.shown[peer], done)
+                done.add(item.id)
+        self.done_ids[peer] = done
+        self.shown[peer] = max(self.shown[peer], len(done))
+        self.changes += 1
         return None
 
     def complete(self, peer: UUID) -> None:
-        self.actual[peer] = self.shown[peer] = len(self.configurations[peer].parameters)
+        self.done_ids[peer] = {p.id for p in self.configurations[peer].parameters}
+        self.shown[peer] = len(self.configurations[peer].parameters)
+        self.changes += 1
+
+    def pending(self, peer: UUID) -> list[Parameter]:
+        """The peer's parameters not reported done, dependencies first."""
+        done = self.done_ids[peer]
+        return [p for p in dependency_order(self.configurations[peer].parameters) if p.id not in done]
+
+    def peer_finished(self, peer: UUID) -> bool:
+        return len(self.done_ids[peer]) == len(self.configurations[peer].parameters)  # done_ids: only wanted ids
 
     @property
     def finished(self) -> bool:
-        return all(self.actual[p] == len(c.parameters) for p, c in self.configurations.items())
+        return all(self.peer_finished(p) for p in self.configurations)
 
-    def first_pending(self) -> tuple[UUID, UUID] | None:
-        for peer, config in self.configurations.items():
-            if self.actual[peer] < len(config.parameters):
-                return peer, config.parameters[0].id
+    def overdue(self, timeout: float, now: float) -> tuple[UUID, Parameter] | None:
+        """The first peer with work left that has said nothing for ``timeout``, and what it owes."""
+        for peer in self.configurations:
+            if now - self.heard[peer] > timeout and not self.peer_finished(peer):
+                return peer, self.pending(peer)[0]
         return None
 
     def per_peer(self) -> dict[UUID, Progress]:
@@ -236,9 +330,9 @@ class DeployCluster(ClusterAction):
     def _run(self, view: _View, subscription: Subscription) -> None:
         progress: _Progress | None = None
         sent: dict[UUID, int] = {}
-        last_change = time.monotonic()
+        shown_changes = -1
         while not self.cancelled:
-            members = self.members(view)
+            members = view.members()
             offline = [m for m in members if m not in view.addresses]
             busy = self.registry.busy(set(members), self.cluster.id)
             if offline or busy:
@@ -246,56 +340,47 @@ class DeployCluster(ClusterAction):
                 sent = {}  # a member that was away forgot its configuration: send everything again
             else:
                 if not sent:
-                    configurations = compute_configurations(view.cluster, view.peers, view.addresses, self.target)
-                    configurations = {m: configurations[m] for m in members}
+                    configurations = self.configurations(view, members)
                     if progress is None or progress.configurations.keys() != configurations.keys():
                         progress = _Progress(configurations, self.target)
-                    else:
-                        progress.configurations = configurations
-                    sent = self.send(view, configurations)
-                    last_change = time.monotonic()
+                        shown_changes = -1
+                    sent = self.send(view, configurations, progress)
+                    if self.cancelled:
+                        return
                 assert progress is not None
-                self.publish(
-                    Deploying(done=progress.done, total=progress.total, peers=progress.per_peer())
-                )
+                if progress.changes != shown_changes:  # building the state costs: only when it moved
+                    shown_changes = progress.changes
+                    self.publish(Deploying(done=progress.done, total=progress.total, peers=progress.per_peer()))
                 if progress.finished:
                     self.outcome = Deployed()
                     self.publish(self.outcome)
                     return
-                if time.monotonic() - last_change > self.timeout:
-                    pending = progress.first_pending()
-                    peer, param = pending if pending else (None, None)
+                failed = self.overdue(view, progress, "")
+                if failed is not None:
+                    self.outcome = failed
+                    self.publish(failed)
+                    return
+            taken = _take(subscription)
+            if taken.closed:
+                return
+            if taken.resync:  # events were lost: start from a fresh view
+                view = self._fetch_view()
+                sent = {}
+            for event in taken.events:
+                if not (_apply_event(view, event) and progress is not None and event.id in sent):
+                    continue
+                if event.revision <= sent[event.id]:
+                    continue  # a report about an earlier configuration
+                assert isinstance(event.resource, PeerConfigurationState)
+                error = progress.report(event.id, event.resource)
+                if error is not None:
                     self.outcome = Failed(
-                        peer=peer, parameter=param,
-                        reason=f"peer '{_peer_name(view, peer) if peer else '?'}' reported no progress "
-                        f"within {self.timeout:g} s",
+                        peer=event.id, parameter=error[0],
+                        reason=f"peer '{_peer_name(view, event.id)}': {_param_kind(progress, event.id, error[0])} "
+                        f"failed: {error[1]}",
                     )
                     self.publish(self.outcome)
                     return
-            item = _next(subscription)
-            if item is None:
-                return
-            if isinstance(item, Resync):
-                refreshed = self._fetch_view()
-                if refreshed is not None:
-                    view = refreshed
-                sent = {}
-                continue
-            for event in item:
-                if _apply_event(view, event) and progress is not None and event.id in sent:
-                    if event.revision <= sent[event.id]:
-                        continue  # a report about an earlier configuration
-                    assert isinstance(event.resource, PeerConfigurationState)
-                    error = progress.report(event.id, event.resource)
-                    last_change = time.monotonic()
-                    if error is not None:
-                        self.outcome = Failed(
-                            peer=event.id, parameter=error[0],
-                            reason=f"peer '{_peer_name(view, event.id)}': {_param_kind(progress, event.id, error[0])} "
-                            f"failed: {error[1]}",
-                        )
-                        self.publish(self.outcome)
-                        return
 
     def _waiting(self, view: _View, offline: list[UUID], busy: dict[UUID, str]) -> Waiting:
         parts = []
@@ -303,67 +388,85 @@ class DeployCluster(ClusterAction):
             parts.append(f"peer {', '.join(repr(_peer_name(view, p)) for p in offline)} offline")
         for peer, cluster_name in sorted(busy.items(), key=lambda kv: str(kv[0])):
             parts.append(f"peer '{_peer_name(view, peer)}' still undeploying from cluster '{cluster_name}'")
-        return Waiting(reason="; ".join(parts), peers=tuple([*offline, *busy]))
+        return Waiting(reason="; ".join(parts), peers=tuple([*offline, *sorted(busy, key=str)]))
 
 
 class UndeployCluster(ClusterAction):
-    """undeploy_cluster: the same parameters with target Absent; Undeploying, then Undeployed."""
+    """undeploy_cluster: the same parameters with target Absent; Undeploying, then Undeployed.
+
+    Its members count as undeploying (a new deployment on them waits) from ``start()``, i.e.
+    before the operator handles its next event, until the thread ends.
+    """
 
     target = Target.ABSENT
 
-    def _run(self, view: _View, subscription: Subscription) -> None:
-        members = self.members(view)
-        self.registry.hold(view.cluster, set(members))
-        try:
-            self._undeploy(view, subscription, members)
-        finally:
-            self.registry.release(self.cluster.id)
+    def start(self) -> None:
+        def members(state: State) -> set[UUID]:
+            return state.cluster_members(self.cluster)
 
-    def _undeploy(self, view: _View, subscription: Subscription, members: list[UUID]) -> None:
-        configurations = compute_configurations(view.cluster, view.peers, view.addresses, self.target)
-        configurations = {m: configurations[m] for m in members}
-        progress = _Progress(configurations, self.target)
-        online = [m for m in members if m in view.addresses]
-        for m in members:
-            if m not in view.addresses:
-                progress.complete(m)  # an offline bench forgets its configuration when it comes back
-        sent = self.send(view, {m: configurations[m] for m in online})
-        last_change = time.monotonic()
+        held = self.manager.read(members)
+        assert isinstance(held, set)
+        self.registry.hold(self.cluster, held)
+        try:
+            super().start()
+        except BaseException:
+            self.registry.release(self.cluster.id)
+            raise
+
+    def _release(self) -> None:
+        self.registry.release(self.cluster.id)
+
+    def _run(self, view: _View, subscription: Subscription) -> None:
+        members = view.members()
+        self.registry.hold(view.cluster, set(members))
+        progress = _Progress(self.configurations(view, members), self.target)
+        sent: dict[UUID, int] = {}
+
+        def send_pending() -> None:
+            """Send Absent to the online members not done yet; offline ones are done: a bench
+            that drops out forgets its configuration."""
+            configurations = self.configurations(view, members)
+            for m in members:
+                if m not in view.addresses:
+                    progress.complete(m)
+            online = {m: c for m, c in configurations.items() if m in view.addresses and progress.pending(m)}
+            sent.update(self.send(view, online, progress))
+
+        send_pending()
+        shown_changes = -1
         while not self.cancelled:
-            self.publish(Undeploying(done=progress.done, total=progress.total))
+            if progress.changes != shown_changes:
+                shown_changes = progress.changes
+                self.publish(Undeploying(done=progress.done, total=progress.total))
             if progress.finished:
                 self._clear(members)
                 self.outcome = Undeployed()
                 self.publish(self.outcome)
                 return
-            if time.monotonic() - last_change > self.timeout:
-                pending = progress.first_pending()
-                peer = pending[0] if pending else None
-                self.outcome = Failed(
-                    peer=peer, parameter=pending[1] if pending else None,
-                    reason=f"undeploy: peer '{_peer_name(view, peer) if peer else '?'}' reported no progress "
-                    f"within {self.timeout:g} s",
-                )
-                self.publish(self.outcome)
+            failed = self.overdue(view, progress, "undeploy: ")
+            if failed is not None:
+                self.outcome = failed
+                self.publish(failed)
                 return
-            item = _next(subscription)
-            if item is None:
+            taken = _take(subscription)
+            if taken.closed:
                 return
-            if isinstance(item, Resync):
-                continue
-            for event in item:
-                if event.kind == ResourceKind.PEER_CONNECTION_STATE and event.id in configurations:
-                    if not isinstance(getattr(event.resource, "state", None), Online):
+            if taken.resync:  # events were lost: a fresh view, ask the pending again
+                view = self._fetch_view()
+                send_pending()
+            for event in taken.events:
+                if event.kind == ResourceKind.PEER_CONNECTION_STATE and event.id in progress.configurations:
+                    _apply_event(view, event)
+                    if event.id not in view.addresses:
                         progress.complete(event.id)
-                        last_change = time.monotonic()
                 elif _apply_event(view, event) and event.id in sent and event.revision > sent[event.id]:
                     assert isinstance(event.resource, PeerConfigurationState)
                     error = progress.report(event.id, event.resource)
-                    last_change = time.monotonic()
                     if error is not None:
                         self.outcome = Failed(
                             peer=event.id, parameter=error[0],
-                            reason=f"undeploy: peer '{_peer_name(view, event.id)}': {error[1]}",
+                            reason=f"undeploy: peer '{_peer_name(view, event.id)}': "
+                            f"{_param_kind(progress, event.id, error[0])} failed: {error[1]}",
                         )
                         self.publish(self.outcome)
                         return
@@ -376,7 +479,7 @@ class UndeployCluster(ClusterAction):
             for kind in (ResourceKind.PEER_CONFIGURATION, ResourceKind.PEER_CONFIGURATION_STATE)
         ]
         if not self.cancelled:
-            self.manager.write(changes, ACTOR)
+            self.committed(lambda: self.manager.write(changes, ACTOR))
 
 
 def _param_kind(progress: _Progress, peer: UUID, param: UUID) -> str:
@@ -388,8 +491,7 @@ def _param_kind(progress: _Progress, peer: UUID, param: UUID) -> str:
 
 def _apply_event(view: _View, event: Event) -> bool:
     if event.kind == ResourceKind.PEER:
-        if isinstance(event.resource, PeerDescriptor):
-            view.peers[event.id] = event.resource
+        view.peer_changed(event.id, event.resource if isinstance(event.resource, PeerDescriptor) else None)
         return False
     if event.kind == ResourceKind.PEER_CONNECTION_STATE:
         state = getattr(event.resource, "state", None)
@@ -401,16 +503,28 @@ def _apply_event(view: _View, event: Event) -> bool:
     return event.kind == ResourceKind.PEER_CONFIGURATION_STATE and event.type != EventType.DELETED
 
 
-def _next(subscription: Subscription) -> list[Event] | Resync | None:
-    """The next events (or Resync); [] after a short poll; None when the subscription closed."""
+@dataclass
+class _Taken:
+    events: list[Event] = field(default_factory=list)
+    resync: bool = False
+    closed: bool = False
+
+
+def _take(subscription: Subscription) -> _Taken:
+    """Everything delivered so far: waits up to POLL for the first delivery, then takes all that
+    is queued, so that progress and timeouts are judged on every report that has arrived (a
+    backlog must not look like a silent peer) and a backlog costs one publish, not one each."""
+    taken = _Taken()
     try:
         item = subscription.get(timeout=POLL)
     except TimeoutError:
-        return []
-    if item is None:
-        return None
-    if isinstance(item, Resync):
-        return item
-    if isinstance(item, EventBatch):
-        return list(item.events)
-    return []
+        return taken
+    while item is not None:
+        if isinstance(item, Resync):
+            taken.resync = True
+            taken.events.clear()  # the fresh view covers them; keep only what comes after
+        elif isinstance(item, EventBatch):
+            taken.events.extend(item.events)
+        item = subscription.get_nowait()
+    taken.closed = subscription.closed
+    return taken

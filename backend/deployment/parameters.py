@@ -7,6 +7,7 @@ test pins the whole configuration.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -51,7 +52,12 @@ def _cluster_interfaces(cluster: ClusterDescriptor, peer: PeerDescriptor) -> lis
 
 
 def gre_name(remote: UUID) -> str:
-    return f"gre-{remote.hex[:8]}"
+    """The local name of the GRE tunnel to ``remote``: a Linux interface name (<= 15 chars).
+
+    Hashed from the whole id: ids that share a prefix (hand-written or sequential ones) still give
+    distinct names, where a prefix of the id would give one name (and one parameter id) twice.
+    """
+    return f"gre-{hashlib.sha256(remote.bytes).hexdigest()[:11]}"
 
 
 def compute_configurations(
@@ -81,19 +87,20 @@ def compute_configurations(
         for remote in remotes:
             name = gre_name(remote)
             gres[remote] = b.add(
-                ParameterKind.GRE_INTERFACE, name,
+                ParameterKind.GRE_INTERFACE, str(remote),
                 {"name": name, "local": addresses.get(member, ""), "remote": addresses.get(remote, "")},
                 bridge,
             )
         for iface in interfaces[member]:
             if not iface.is_can:
                 b.add(
-                    ParameterKind.INTERFACE_JOIN, iface.name, {"interface": iface.name, "bridge": bridge_name},
+                    ParameterKind.INTERFACE_JOIN, f"device/{iface.name}",
+                    {"interface": iface.name, "bridge": bridge_name},
                     device_ifaces[iface.id], bridge,
                 )
         for remote, gre in gres.items():
             b.add(
-                ParameterKind.INTERFACE_JOIN, gre_name(remote),
+                ParameterKind.INTERFACE_JOIN, f"gre/{remote}",
                 {"interface": gre_name(remote), "bridge": bridge_name}, gre, bridge,
             )
         # The leader relays CAN between members, so it needs the CAN bridge whenever any member has CAN.

@@ -1,10 +1,12 @@
 """ClusterDeploymentOperator: turns ClusterDeployment events into deploy/undeploy actions.
 
 - ClusterDeployment created or stored again -> deploy_cluster (a Failed cluster is retried);
-  deleted -> undeploy_cluster.
-- At start-up and after a resync: reconcile every persisted deployment (volatile state is gone).
+  deleted -> undeploy_cluster (even when the descriptor is deleted right after: the operator
+  keeps the descriptors it saw, in event order).
+- At start-up and after a resync: reconcile every persisted deployment (volatile state is gone);
+  a Failed cluster stays Failed until its deployment is stored again.
 - A member peer coming online -> roll its deployed cluster out again; going offline while the
-  cluster is deployed -> Deployed{health: degraded}.
+  cluster is Deployed -> Deployed{health: degraded}. A Failed cluster is left as it is.
 - At most one action per cluster: a newer request cancels the older one cleanly first.
 """
 
@@ -29,12 +31,12 @@ from resources.cluster import ClusterDescriptor
 from resources.errors import LeaError
 from resources.events import Event, EventType
 from resources.kinds import ResourceKind
-from resources.state import ClusterState, Deployed, Online, PeerConnectionState, Undeployed
+from resources.state import ClusterState, Deployed, Failed, Online, PeerConnectionState, Undeployed
 from resources.wire import EventBatch, Resync
 
 log = logging.getLogger(__name__)
 
-WATCHED = (ResourceKind.CLUSTER_DEPLOYMENT, ResourceKind.PEER_CONNECTION_STATE)
+WATCHED = (ResourceKind.CLUSTER, ResourceKind.CLUSTER_DEPLOYMENT, ResourceKind.PEER_CONNECTION_STATE)
 
 
 class ClusterDeploymentOperator:
@@ -47,6 +49,9 @@ class ClusterDeploymentOperator:
         self._subscription = manager.subscribe(kinds=WATCHED)
         self._actions: dict[UUID, ClusterAction] = {}
         self._online: set[UUID] = set()
+        # Cluster descriptors as of the event being handled (the published state may be ahead:
+        # a deployment's deletion is followed at once by its descriptor's).
+        self._clusters: dict[UUID, ClusterDescriptor] = {}
         self._lock = threading.Lock()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="lea-cluster-deployment-operator", daemon=True)
@@ -97,7 +102,12 @@ class ClusterDeploymentOperator:
             log.exception("cluster deployment operator failed")
 
     def _handle(self, event: Event) -> None:
-        if event.kind == ResourceKind.CLUSTER_DEPLOYMENT:
+        if event.kind == ResourceKind.CLUSTER:
+            if isinstance(event.resource, ClusterDescriptor):
+                self._clusters[event.id] = event.resource
+            else:
+                self._clusters.pop(event.id, None)
+        elif event.kind == ResourceKind.CLUSTER_DEPLOYMENT:
             if event.type == EventType.DELETED:
                 self._start(event.id, UndeployCluster)
             else:
@@ -114,11 +124,18 @@ class ClusterDeploymentOperator:
 
     def _member_changed(self, peer_id: UUID, online: bool) -> None:
         for cluster in self._deployed_clusters_of(peer_id):
-            if self.running(cluster.id) is not None:
-                continue  # the running action watches connection states itself
+            action = self.running(cluster.id)
+            if action is not None:
+                if action.outcome is None:
+                    continue  # the running action watches connection states itself
+                action.join()  # it has just decided (it may not have seen this change): judge after it
+            current = self.manager.get(ResourceKind.CLUSTER_STATE, cluster.id)
+            status = current.state if isinstance(current, ClusterState) else None
+            if isinstance(status, Failed):
+                continue  # failed stays failed until the user stores the deployment again
             if online:
                 self._start(cluster.id, DeployCluster)
-            else:
+            elif isinstance(status, Deployed):
                 try:
                     actions.set_cluster_state(self.manager, cluster.id, Deployed(health="degraded"), ACTOR)
                 except LeaError as exc:
@@ -140,6 +157,11 @@ class ClusterDeploymentOperator:
                 ResourceKind.PEER_CONNECTION_STATE,
             ]
         )
+        # Keep descriptors an action may still need (an undeploy outliving its descriptor).
+        self._clusters = {
+            **{cid: a.cluster for cid, a in self._running_actions().items()},
+            **{r.id: r for r in snapshot.resources if isinstance(r, ClusterDescriptor)},
+        }
         deployments = {r.id for r in snapshot.resources if r.kind == ResourceKind.CLUSTER_DEPLOYMENT}
         states = {r.id: r.state for r in snapshot.resources if isinstance(r, ClusterState)}
         self._online = {
@@ -150,11 +172,15 @@ class ClusterDeploymentOperator:
             if isinstance(running, DeployCluster):
                 continue
             state = states.get(cluster_id)
-            if running is None and isinstance(state, Deployed) and state.health == "healthy":
+            if running is None and (
+                isinstance(state, Failed) or (isinstance(state, Deployed) and state.health == "healthy")
+            ):
                 continue
             self._start(cluster_id, DeployCluster)
         for cluster_id, state in states.items():
             if cluster_id in deployments or isinstance(state, Undeployed):
+                continue
+            if isinstance(state, Failed) and self.running(cluster_id) is None:
                 continue
             if not isinstance(self.running(cluster_id), UndeployCluster):
                 self._start(cluster_id, UndeployCluster)
@@ -180,10 +206,17 @@ class ClusterDeploymentOperator:
         action.start()
 
     def _cluster(self, cluster_id: UUID, previous: ClusterAction | None) -> ClusterDescriptor | None:
+        known = self._clusters.get(cluster_id)
+        if known is not None:
+            return known
         found = self.manager.get(ResourceKind.CLUSTER, cluster_id)
         if isinstance(found, ClusterDescriptor):
             return found
         return previous.cluster if previous is not None else None
+
+    def _running_actions(self) -> dict[UUID, ClusterAction]:
+        with self._lock:
+            return {cid: a for cid, a in self._actions.items() if a.is_alive()}
 
     def _finished(self, action: ClusterAction) -> None:
         with self._lock:

@@ -37,7 +37,7 @@ from resources.errors import LeaError
 from resources.events import EventType
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
-from resources.state import Offline, Online
+from resources.state import Offline, Online, PeerConnectionState
 from resources.wire import EventBatch, Resync
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,8 @@ class DemoPeerBroker(PeerBroker):
         self.delay_scale = delay_scale
         self.faults = faults or DemoFaults()
         self._peers: dict[UUID, _DemoPeer] = {}
+        # set_online() for a peer the broker has not met yet (its event is still on the way).
+        self._pending_online: dict[UUID, bool] = {}
         self._lock = threading.Lock()
         self._scheduler = Scheduler("lea-demo-peers")
         self._subscription = manager.subscribe(kinds=[ResourceKind.PEER])
@@ -152,10 +154,19 @@ class DemoPeerBroker(PeerBroker):
 
     # -- online / offline ------------------------------------------------------------------
     def set_online(self, peer_id: UUID, online: bool) -> None:
-        """Switch a demo peer on or off (off forgets its configuration, like a reboot)."""
+        """Switch a demo peer on or off (off forgets its configuration, like a reboot).
+
+        A peer stored a moment ago may not have reached the broker yet: the wish is kept and
+        applied when it does, instead of the peer coming online regardless.
+        """
         with self._lock:
+            if self._stopped:
+                return
             demo = self._peers.get(peer_id)
-            if demo is None or demo.online == online:
+            if demo is None:
+                self._pending_online[peer_id] = online
+                return
+            if demo.online == online:
                 return
             demo.online = online
             demo.generation += 1
@@ -187,6 +198,13 @@ class DemoPeerBroker(PeerBroker):
             gone = [pid for pid in self._peers if pid not in present]
         for pid in gone:
             self._peer_deleted(pid)
+        # A failed commit drops every write of its group, ours included: say again what is true.
+        with self._lock:
+            online = {pid: demo.online for pid, demo in self._peers.items()}
+        for pid, is_online in online.items():
+            current = self._manager.get(ResourceKind.PEER_CONNECTION_STATE, pid)
+            if (isinstance(current, PeerConnectionState) and current.online) != is_online:
+                self._write_connection(pid, is_online)
 
     def _drain(self) -> None:
         while (item := self._subscription.get_nowait()) is not None:
@@ -205,17 +223,29 @@ class DemoPeerBroker(PeerBroker):
                 return
             demo = self._peers.get(peer.id)
             if not peer.demo:
-                self._peers.pop(peer.id, None)
-                return
-            if demo is not None:
+                # No longer simulated: nothing reaches it now, so it must not stay Online.
+                if demo is None:
+                    return
+                del self._peers[peer.id]
+                demo.generation += 1
+                online = False
+                went_away = demo.online
+            elif demo is not None:
                 demo.peer = peer
                 return
-            self._peers[peer.id] = _DemoPeer(peer)
-        self.set_online(peer.id, True)
+            else:
+                self._peers[peer.id] = _DemoPeer(peer)
+                online = self._pending_online.pop(peer.id, True)
+                went_away = False
+        if went_away:
+            self._write_connection(peer.id, False)
+        elif online:
+            self.set_online(peer.id, True)
 
     def _peer_deleted(self, peer_id: UUID) -> None:
         with self._lock:
             self._peers.pop(peer_id, None)
+            self._pending_online.pop(peer_id, None)
 
     def _current(self, peer_id: UUID, generation: int) -> _DemoPeer | None:
         demo = self._peers.get(peer_id)

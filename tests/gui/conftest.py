@@ -7,6 +7,7 @@ drive both. Everything is closed before the QApplication goes away.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
@@ -32,6 +33,14 @@ def aloop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
     loop = qasync.QEventLoop(qapp, already_running=True)
     asyncio.set_event_loop(loop)
     yield loop
+    # Undo "already running" by hand: loop.stop() would call app.exit(), which makes every later
+    # nested QEventLoop (qtbot.waitSignal, dialogs) return at once for the rest of the session.
+    asyncio.events._set_running_loop(None)
+    with contextlib.suppress(RuntimeError, TypeError):
+        qapp.aboutToQuit.disconnect(loop._after_run_forever)
+    loop._after_run_forever()
+    loop._QEventLoop__is_running = False  # type: ignore[attr-defined]
+    loop.close()
     asyncio.set_event_loop(None)
 
 
