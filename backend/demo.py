@@ -19,7 +19,6 @@ from resources.peer import CanConfiguration, Device, EthernetConfiguration, Netw
 from resources.resource import AnyResource
 
 DEMO_NAMESPACE = uuid.UUID("5f1c4c1e-2f0e-4d1a-9a7e-1ea0de000000")
-SEEDED_META_KEY = "demo_seeded"
 
 
 def _id(*parts: str) -> uuid.UUID:
@@ -88,10 +87,16 @@ def demo_resources() -> list[AnyResource]:
 
 
 def seed_demo(manager: ResourcesManager, actor: str = "demo-seed") -> int:
-    """Create the demo fleet when missing (idempotent); returns how many resources were created."""
+    """Create the demo fleet when missing (idempotent); returns how many resources were created.
+
+    A demo resource that ever existed (it has stored history) is not created again: what the user
+    deleted stays deleted.
+    """
     missing: list[AnyResource] = []
     for resource in demo_resources():
         if manager.get(resource.kind, resource.id) is not None:
+            continue
+        if next(iter(manager.store.read_events(kind=resource.kind, resource_id=resource.id, limit=1)), None):
             continue
         if isinstance(resource, PeerDescriptor | ClusterDescriptor):
             taken = manager.read(lambda s, r=resource: s.id_by_name(r.kind, r.name))  # type: ignore[misc]

@@ -943,3 +943,13 @@ def test_operators_stop_cleanly_on_shutdown(data_dir: Path, backends: Backends) 
     assert subscriber.closed
     assert last <= backend.manager.revision
     assert subscriber.get(timeout=0) is None
+
+
+def test_seed_demo_does_not_bring_back_what_the_user_deleted(tmp_path: Path) -> None:
+    with Backend(tmp_path, durability="off", demo_delay_scale=0) as backend:
+        backend.start()
+        seed_demo(backend.manager)
+        cluster = next(c for c in backend.manager.resources_of(ResourceKind.CLUSTER) if c.name == "demo-telematics")
+        actions.delete_cluster_descriptor(backend.manager, cluster.id, "alice")
+        assert seed_demo(backend.manager) == 0
+        assert backend.manager.get(ResourceKind.CLUSTER, cluster.id) is None
