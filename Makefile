@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: run test lint unit bench clean system-deps
+.PHONY: run test lint unit bench clean system-deps package package-test
 
 $(STAMP): pyproject.toml
 	@./scripts/ensure-system-deps
@@ -34,6 +34,14 @@ bench: $(STAMP)
 	$(BIN)/python bench/append.py
 	$(BIN)/python bench/restore.py
 	$(BIN)/python bench/fanout.py
+
+# Installers (packaging/): the Linux bundle, .deb and .tar.gz in dist/, smoke-tested;
+# package-test builds them in a temporary directory and tests the unpacked .deb (slow, a few minutes).
+package: $(STAMP)
+	packaging/build-linux
+
+package-test: $(STAMP)
+	LEA_PACKAGE_TEST=1 QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -s tests/packaging $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

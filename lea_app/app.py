@@ -150,6 +150,7 @@ def run_coroutine(main: Coroutine[Any, Any, int]) -> int:
     assert isinstance(app, QApplication)
     app.setApplicationName("LEA desktop")
     app.setOrganizationName(APP_NAME)
+    app.setDesktopFileName(APP_NAME)  # matches the installed lea-desktop.desktop entry (Wayland)
     app.setQuitOnLastWindowClosed(False)  # we quit after the backend has shut down cleanly
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)

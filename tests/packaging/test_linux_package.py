@@ -1,0 +1,186 @@
+"""The Linux installers (issue 6), end to end.
+
+Builds the bundle, the .deb and the .tar.gz with packaging/build-linux (once per session, in a
+temporary directory), unpacks the .deb into a temporary root and runs the bundled
+``lea --smoke-test`` from there, offscreen, in a clean environment: no venv on PATH, no
+PYTHONPATH, HOME in a temporary directory.
+
+Slow (a few minutes): runs when CI=true (so ``make test`` runs it in CI) or LEA_PACKAGE_TEST=1
+(``make package-test``). LEA_PACKAGE_DIST=DIR tests the build already in DIR instead of building.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ENABLED = os.environ.get("CI") == "true" or os.environ.get("LEA_PACKAGE_TEST") == "1"
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+DEB_VERSION = re.sub(r"\.?(a|b|rc|dev)(\d*)", r"~\1\2", VERSION)  # as packaging/build-linux: 1.0rc1 -> 1.0~rc1
+DEB_TARGET_BYTES = 80_000_000
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not ENABLED, reason="slow packaging test: LEA_PACKAGE_TEST=1 (make package-test) or CI=true"),
+    pytest.mark.skipif(
+        not sys.platform.startswith("linux") or shutil.which("dpkg-deb") is None, reason="needs Linux with dpkg-deb"
+    ),
+    pytest.mark.timeout(1800),  # the session's build runs in the first test's set-up
+]
+
+
+@pytest.fixture(scope="session")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    reuse = os.environ.get("LEA_PACKAGE_DIST")
+    if reuse:
+        yield Path(reuse).resolve()
+        return
+    out = tmp_path_factory.mktemp("package")
+    env = {**os.environ, "LEA_DIST_DIR": str(out / "dist"), "LEA_BUILD_DIR": str(out / "build")}
+    started = time.monotonic()
+    build = subprocess.run(
+        [str(ROOT / "packaging" / "build-linux")], env=env, capture_output=True, text=True, timeout=1500
+    )
+    assert build.returncode == 0, f"packaging/build-linux failed:\n{build.stdout[-4000:]}\n{build.stderr[-4000:]}"
+    print(f"\npackaging/build-linux: {time.monotonic() - started:.0f} s")
+    shutil.rmtree(out / "build")  # PyInstaller's work files and the .deb staging tree
+    yield out / "dist"
+    shutil.rmtree(out, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def deb(dist: Path) -> Path:
+    debs = sorted(dist.glob("lea-desktop_*.deb"))
+    assert len(debs) == 1, f"expected one .deb in {dist}: {debs}"
+    return debs[0]
+
+
+@pytest.fixture(scope="session")
+def deb_root(deb: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("deb-root")
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def clean_env(home: Path) -> dict[str, str]:
+    home.mkdir(parents=True, exist_ok=True)
+    return {"HOME": str(home), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "QT_QPA_PLATFORM": "offscreen"}
+
+
+def test_deb_control(deb: Path) -> None:
+    fields = subprocess.run(
+        ["dpkg-deb", "--field", str(deb), "Package", "Version", "Architecture", "Depends"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    control = dict(line.split(": ", 1) for line in fields.splitlines())
+    assert control["Package"] == "lea-desktop"
+    assert control["Version"] == DEB_VERSION
+    assert deb.name == f"lea-desktop_{DEB_VERSION}_{control['Architecture']}.deb"
+    depends = {item.split(" (")[0] for item in control["Depends"].split(", ")}
+    listed = ROOT / "packaging" / "linux" / "depends"
+    wanted = {line for line in listed.read_text().splitlines() if line and not line.startswith("#")}
+    assert depends == wanted
+    assert {"libegl1", "libgl1", "libxkbcommon0", "libfontconfig1", "libdbus-1-3", "libglib2.0-0"} <= depends
+    assert {"libxcb-cursor0", "libxcb-icccm4", "libxcb-keysyms1", "libxkbcommon-x11-0"} <= depends
+    assert deb.stat().st_size < DEB_TARGET_BYTES, f"{deb.name}: {deb.stat().st_size / 1e6:.1f} MB"
+
+
+def test_deb_installs_command_menu_entry_and_icons(deb_root: Path) -> None:
+    assert os.readlink(deb_root / "usr/bin/lea") == "/opt/lea-desktop/lea"
+    desktop = (deb_root / "usr/share/applications/lea-desktop.desktop").read_text()
+    assert "\nExec=lea\n" in desktop
+    assert "\nIcon=lea-desktop\n" in desktop
+    assert (deb_root / "usr/share/icons/hicolor/256x256/apps/lea-desktop.png").is_file()
+    assert (deb_root / "usr/share/icons/hicolor/scalable/apps/lea-desktop.svg").is_file()
+    assert os.access(deb_root / "opt/lea-desktop/lea", os.X_OK)
+
+
+def test_bundle_is_lean(deb_root: Path) -> None:
+    bundle = deb_root / "opt/lea-desktop"
+    names = [path.relative_to(bundle).as_posix() for path in bundle.rglob("*")]
+    unwanted = ("WebEngine", "Qt6Qml", "Qt6Quick", "Qt6Network", "Qt6Pdf", "Qt6Multimedia", "Qt6Designer")
+    assert not [name for name in names if any(part in name for part in unwanted)]
+    assert not [name for name in names if "/translations/" in name or "_tkinter" in name]
+    modules = subprocess.run(
+        [str(Path(sys.executable).parent / "pyi-archive_viewer"), "-r", "-b", str(bundle / "lea")],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert "lea_app.connection.remote" in modules  # `lea --connect` (httpx, websockets, keyring)
+    assert "keyring.backends.SecretService" in modules
+    for server_side in ("fastapi", "uvicorn", "starlette", "backend.server", "tkinter", "unittest", "mypy"):
+        assert server_side not in modules
+
+
+def test_bundled_version(deb_root: Path, tmp_path: Path) -> None:
+    run = subprocess.run(
+        [str(deb_root / "opt/lea-desktop/lea"), "--version"],
+        env=clean_env(tmp_path / "home"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == f"lea {VERSION}"
+
+
+def test_bundled_smoke_test_from_the_unpacked_deb(deb_root: Path, tmp_path: Path) -> None:
+    screenshot = tmp_path / "smoke.png"
+    started = time.monotonic()
+    run = subprocess.run(
+        [str(deb_root / "opt/lea-desktop/lea"), "--smoke-test", "--screenshot", str(screenshot)],
+        env=clean_env(tmp_path / "home"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    print(f"\nbundled lea --smoke-test: {time.monotonic() - started:.1f} s")
+    assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
+    assert "smoke test passed" in run.stdout
+    assert_non_blank_png(screenshot)
+
+
+def test_tarball_holds_the_bundle(dist: Path, tmp_path: Path) -> None:
+    tarballs = sorted(dist.glob(f"lea-desktop-{VERSION}-linux-*.tar.gz"))
+    assert len(tarballs) == 1, f"expected one tarball in {dist}: {tarballs}"
+    unpacked = tmp_path / f"lea-desktop-{VERSION}"
+    try:
+        with tarfile.open(tarballs[0]) as tar:
+            tar.extractall(tmp_path, filter="tar")
+        run = subprocess.run(
+            [str(unpacked / "lea"), "--version"],
+            env=clean_env(tmp_path / "home"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.stdout.strip() == f"lea {VERSION}", run.stderr
+    finally:
+        shutil.rmtree(unpacked, ignore_errors=True)  # 120 MB
+
+
+def assert_non_blank_png(path: Path) -> None:
+    from PySide6.QtGui import QImage
+
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    image = QImage(str(path))
+    assert not image.isNull() and image.width() >= 640 and image.height() >= 400, image.size()
+    colours = {image.pixel(x, y) for x in range(0, image.width(), 16) for y in range(0, image.height(), 16)}
+    assert len(colours) >= 8, f"{path} looks blank: {len(colours)} colours"
