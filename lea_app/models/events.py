@@ -2,23 +2,43 @@
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer
 
-from lea_app.models.table import COALESCE_MS, ID_ROLE
+from lea_app.models.table import COALESCE_MS, ID_ROLE, request_flush
 from lea_app.sync.store import Store
 from resources.events import Event
 from resources.kinds import ResourceKind
 
 Index = QModelIndex | QPersistentModelIndex
 HEADERS = ("Revision", "Time (UTC)", "Actor", "Change", "Kind", "Resource", "Stored")
+#: Events a timer-driven flush of the live log shows at a time before it looks at the clock.
+SLICE_EVENTS = 256
+
+
+_NAMED_TYPES: dict[type, bool] = {}
+
+
+def _own_name(resource: object) -> object:
+    """``getattr(resource, "name", None)`` without pydantic's slow miss for nameless resources."""
+    if resource is None:
+        return None
+    name = vars(resource).get("name")  # pydantic keeps field values in __dict__
+    if name is not None:
+        return name
+    kind = type(resource)
+    named = _NAMED_TYPES.get(kind)
+    if named is None:
+        named = _NAMED_TYPES[kind] = hasattr(kind, "name")  # a property called name, say
+    return getattr(resource, "name", None) if named else None
 
 
 def resource_label(store: Store | None, event: Event) -> str:
     resource = event.resource
-    name = getattr(resource, "name", None)
+    name = _own_name(resource)
     if name is None and store is not None:
         # Volatile states carry the id of the peer or cluster they describe.
         for kind in (ResourceKind.PEER, ResourceKind.CLUSTER):
@@ -30,13 +50,17 @@ def resource_label(store: Store | None, event: Event) -> str:
 
 
 def event_cells(store: Store | None, event: Event) -> tuple[str, ...]:
+    return _cells(event, resource_label(store, event))
+
+
+def _cells(event: Event, label: str) -> tuple[str, ...]:
     return (
         str(event.revision),
         event.at.strftime("%Y-%m-%d %H:%M:%S"),
         event.actor,
         event.type.value,
         event.kind.value,
-        resource_label(store, event),
+        label,
         "stored" if event.kind.persisted else "volatile",
     )
 
@@ -48,13 +72,23 @@ class EventTableModel(QAbstractTableModel):
         super().__init__(parent)
         self.store = store
         self._events: list[Event] = []
-        self._cells: list[tuple[str, ...]] = []
+        # The resource's label is taken when a row arrives (a name may change later); the other
+        # cells depend on the event alone and are made when a row is first shown.
+        self._labels: list[str] = []
+        self._cells: list[tuple[str, ...] | None] = []
 
     def set_events(self, events: list[Event]) -> None:
         self.beginResetModel()
         self._events = list(events)
-        self._cells = [event_cells(self.store, e) for e in self._events]
+        self._labels = [resource_label(self.store, e) for e in self._events]
+        self._cells = [None] * len(self._events)
         self.endResetModel()
+
+    def _row_cells(self, row: int) -> tuple[str, ...]:
+        cells = self._cells[row]
+        if cells is None:
+            cells = self._cells[row] = _cells(self._events[row], self._labels[row])
+        return cells
 
     def event_at(self, row: int) -> Event | None:
         return self._events[row] if 0 <= row < len(self._events) else None
@@ -76,7 +110,7 @@ class EventTableModel(QAbstractTableModel):
         if not index.isValid() or not 0 <= index.row() < len(self._events) or not 0 <= index.column() < len(HEADERS):
             return None
         if role == Qt.ItemDataRole.DisplayRole:
-            return self._cells[index.row()][index.column()]
+            return self._row_cells(index.row())[index.column()]
         if role == ID_ROLE:
             return str(self._events[index.row()].id)
         return None
@@ -92,28 +126,47 @@ class LiveEventLogModel(EventTableModel):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(COALESCE_MS)
-        self._timer.timeout.connect(self.flush)
+        self._timer.timeout.connect(self._request_flush)
+        self._scheduled = False  # the timer runs (a flag: asking Qt costs, per batch)
         self.destroyed.connect(store.listen_events(self._on_events))
 
     def _on_events(self, events: list[Event]) -> None:
         self._incoming.extend(events)
-        if not self._timer.isActive():
+        if not self._scheduled:
+            self._scheduled = True
             self._timer.start()
 
+    def _request_flush(self) -> None:
+        self._scheduled = False
+        request_flush(self)  # shares the event loop's flushing budget with the tables
+
     def flush(self) -> None:
+        """Show every event that arrived (tests call this; the timer flushes in slices)."""
+        self.flush_until(None)
+
+    def flush_until(self, deadline: float | None) -> bool:
+        """Show arrived events, oldest first, until ``deadline``; True when some are left for later."""
         self._timer.stop()
-        if not self._incoming:
-            return
-        fresh = list(reversed(self._incoming))
-        self._incoming.clear()
+        self._scheduled = False
+        while self._incoming:
+            count = len(self._incoming) if deadline is None else min(len(self._incoming), SLICE_EVENTS)
+            self._prepend([self._incoming.popleft() for _ in range(count)])
+            if deadline is not None and time.perf_counter() >= deadline:
+                break
+        return bool(self._incoming)
+
+    def _prepend(self, arrived: list[Event]) -> None:
+        fresh = list(reversed(arrived))
         self.beginInsertRows(QModelIndex(), 0, len(fresh) - 1)
         self._events[:0] = fresh
-        self._cells[:0] = [event_cells(self.store, e) for e in fresh]
+        self._labels[:0] = [resource_label(self.store, e) for e in fresh]
+        self._cells[:0] = [None] * len(fresh)
         self.endInsertRows()
         excess = len(self._events) - self.capacity
         if excess > 0:
             start = len(self._events) - excess
             self.beginRemoveRows(QModelIndex(), start, len(self._events) - 1)
             del self._events[start:]
+            del self._labels[start:]
             del self._cells[start:]
             self.endRemoveRows()

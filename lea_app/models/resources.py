@@ -6,12 +6,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from uuid import UUID
 
+from PySide6.QtCore import QObject
 from PySide6.QtGui import QBrush, QColor
 
 from lea_app.models.table import Column, ResourceTableModel
-from lea_app.sync.store import StoreChange
+from lea_app.sync.store import Store, StoreChange
 from resources.cluster import ClusterDescriptor
-from resources.derived import blocking_clusters, device_owners
+from resources.derived import cluster_member_ids
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
 from resources.state import (
@@ -77,6 +78,51 @@ def cluster_status(store_get: object, cluster_id: UUID) -> ClusterStatus:
     return state.state if isinstance(state, ClusterState) else Undeployed()
 
 
+class _DeviceOwners:
+    """Device id -> id of the peer that has it (``resources.derived.device_owners`` of the store's
+    peers), brought up to date peer by peer instead of being rebuilt from every peer at each flush."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.owner: dict[UUID, UUID] = {}
+        # Each peer as indexed (the store's own objects: nothing new for the garbage collector).
+        self._indexed: dict[UUID, PeerDescriptor] | None = None
+        self._changed: set[UUID] = set()
+
+    def note(self, peer_ids: Iterable[UUID]) -> None:
+        """These peers changed in the store (indexed at the next ``refresh``)."""
+        self._changed.update(peer_ids)
+
+    def refresh(self) -> set[UUID]:
+        """Index the noted peers; returns every device they had or have now (all, on the first call)."""
+        peers = self.store.all(ResourceKind.PEER)
+        if self._indexed is None:
+            self._changed.clear()
+            self._indexed = {id: p for id, p in peers.items() if isinstance(p, PeerDescriptor)}
+            self.owner = {d.id: p.id for p in self._indexed.values() for d in p.devices}
+            return set(self.owner)
+        touched: set[UUID] = set()
+        for peer_id in self._changed:
+            old = self._indexed.pop(peer_id, None)
+            if old is not None:
+                for device in old.devices:
+                    touched.add(device.id)
+                    if self.owner.get(device.id) == peer_id:
+                        del self.owner[device.id]
+            current = peers.get(peer_id)
+            if isinstance(current, PeerDescriptor):
+                self._indexed[peer_id] = current
+                for device in current.devices:
+                    touched.add(device.id)
+                    self.owner[device.id] = peer_id
+        self._changed.clear()
+        return touched
+
+
+def _changed_ids(change: StoreChange) -> set[UUID]:
+    return change.inserted | change.changed | change.removed
+
+
 # -- peers ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PeerRow:
@@ -111,22 +157,53 @@ class PeersModel(ResourceTableModel[PeerRow]):
         Column[PeerRow]("Blocked by", lambda r: r.blocked_by, width=150),
     )
 
-    _blocked: dict[UUID, ClusterDescriptor]
+    def __init__(self, store: Store, parent: QObject | None = None) -> None:
+        super().__init__(store, parent)
+        self._owners = _DeviceOwners(store)
+        self._blocked: dict[UUID, ClusterDescriptor] | None = None  # None: not worked out yet
+        self._blocked_stale = False
 
     def candidate_ids(self) -> Iterable[UUID]:
         return self.store.all(ResourceKind.PEER).keys()
 
     def affected_ids(self, change: StoreChange) -> set[UUID] | None:
-        if change.kind in (ResourceKind.PEER, ResourceKind.PEER_CONNECTION_STATE):
-            return change.inserted | change.changed | change.removed
-        if change.kind in (ResourceKind.CLUSTER, ResourceKind.CLUSTER_DEPLOYMENT):
-            return None  # who blocks whom may change for any peer
+        if change.kind == ResourceKind.PEER_CONNECTION_STATE:
+            return _changed_ids(change)
+        if change.kind in (ResourceKind.PEER, ResourceKind.CLUSTER, ResourceKind.CLUSTER_DEPLOYMENT):
+            # Who blocks whom may change for any peer: the flush compares before and after.
+            self._blocked_stale = True
+            self.defer()
+            if change.kind == ResourceKind.PEER:
+                ids = _changed_ids(change)
+                self._owners.note(ids)
+                return ids
         return set()
 
+    def deferred_ids(self) -> set[UUID]:
+        """The peers whose blocking cluster changed."""
+        if not self._blocked_stale or self._blocked is None:
+            return set()
+        old, new = self._blocked, self._blocking()
+        self._blocked, self._blocked_stale = new, False
+        return {id for id in old.keys() | new.keys() if _name(old.get(id)) != _name(new.get(id))}
+
     def prepare(self) -> None:
-        peers = [p for p in self.store.all(ResourceKind.PEER).values() if isinstance(p, PeerDescriptor)]
-        clusters = [c for c in self.store.all(ResourceKind.CLUSTER).values() if isinstance(c, ClusterDescriptor)]
-        self._blocked = blocking_clusters(peers, clusters, self.store.all(ResourceKind.CLUSTER_DEPLOYMENT).keys())
+        if self._blocked is None or self._blocked_stale:
+            self._blocked, self._blocked_stale = self._blocking(), False
+
+    def _blocking(self) -> dict[UUID, ClusterDescriptor]:
+        """``resources.derived.blocking_clusters`` of the store, with the kept device owners."""
+        deployed = self.store.all(ResourceKind.CLUSTER_DEPLOYMENT)
+        blocked: dict[UUID, ClusterDescriptor] = {}
+        if not deployed:
+            return blocked
+        self._owners.refresh()
+        owners = self._owners.owner
+        for cluster in self.store.all(ResourceKind.CLUSTER).values():
+            if isinstance(cluster, ClusterDescriptor) and cluster.id in deployed:
+                for member in cluster_member_ids(cluster, owners):
+                    blocked.setdefault(member, cluster)
+        return blocked
 
     def make_row(self, id: UUID) -> PeerRow | None:
         peer = self.store.get(ResourceKind.PEER, id)
@@ -134,6 +211,7 @@ class PeersModel(ResourceTableModel[PeerRow]):
             return None
         connection = self.store.get(ResourceKind.PEER_CONNECTION_STATE, id)
         state = connection.state if isinstance(connection, PeerConnectionState) else None
+        assert self._blocked is not None  # prepare() ran
         blocker = self._blocked.get(id)
         return PeerRow(
             peer, isinstance(state, Online), state.remote_host if isinstance(state, Online) else "",
@@ -174,15 +252,34 @@ class ClustersModel(ResourceTableModel[ClusterRow]):
         Column[ClusterRow]("Reason", lambda r: status_detail(r.status), width=260),
     )
 
+    def __init__(self, store: Store, parent: QObject | None = None) -> None:
+        super().__init__(store, parent)
+        self._device_owners = _DeviceOwners(store)
+        self._owners = self._device_owners.owner
+        self._peers_changed: set[UUID] = set()
+
     def candidate_ids(self) -> Iterable[UUID]:
         return self.store.all(ResourceKind.CLUSTER).keys()
 
     def affected_ids(self, change: StoreChange) -> set[UUID] | None:
         if change.kind in (ResourceKind.CLUSTER, ResourceKind.CLUSTER_STATE, ResourceKind.CLUSTER_DEPLOYMENT):
-            return change.inserted | change.changed | change.removed
+            return _changed_ids(change)
         if change.kind == ResourceKind.PEER:
-            return None  # leader names and members
+            self._peers_changed |= _changed_ids(change)  # leader names and members: see deferred_ids
+            self.defer()
         return set()
+
+    def deferred_ids(self) -> set[UUID]:
+        """Clusters led by a changed peer or using a device it had or has."""
+        peers, self._peers_changed = self._peers_changed, set()
+        self._device_owners.note(peers)
+        devices = self._device_owners.refresh()
+        return {
+            id
+            for id, cluster in self.store.all(ResourceKind.CLUSTER).items()
+            if isinstance(cluster, ClusterDescriptor)
+            and (cluster.leader in peers or not devices.isdisjoint(cluster.devices))
+        }
 
     def make_row(self, id: UUID) -> ClusterRow | None:
         cluster = self.store.get(ResourceKind.CLUSTER, id)
@@ -200,9 +297,12 @@ class ClustersModel(ResourceTableModel[ClusterRow]):
         )
 
     def prepare(self) -> None:
-        self._owners = device_owners(
-            p for p in self.store.all(ResourceKind.PEER).values() if isinstance(p, PeerDescriptor)
-        )
+        self._device_owners.refresh()
+        self._owners = self._device_owners.owner
+
+
+def _name(cluster: ClusterDescriptor | None) -> str:
+    return cluster.name if cluster else ""
 
 
 def _progress_text(status: ClusterStatus) -> str:
@@ -254,16 +354,30 @@ class DeploymentsModel(ResourceTableModel[DeploymentRow]):
     def __init__(self, *args: object, active_only: bool = False, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.active_only = active_only
+        self._peers_changed: set[UUID] = set()
 
     def candidate_ids(self) -> Iterable[UUID]:
         return set(self.store.all(ResourceKind.CLUSTER_DEPLOYMENT)) | set(self.store.all(ResourceKind.CLUSTER_STATE))
 
     def affected_ids(self, change: StoreChange) -> set[UUID] | None:
         if change.kind in (ResourceKind.CLUSTER, ResourceKind.CLUSTER_STATE, ResourceKind.CLUSTER_DEPLOYMENT):
-            return change.inserted | change.changed | change.removed
+            return _changed_ids(change)
         if change.kind == ResourceKind.PEER:
-            return None
+            self._peers_changed |= _changed_ids(change)  # names in "Per peer": see deferred_ids
+            self.defer()
         return set()
+
+    def deferred_ids(self) -> set[UUID]:
+        """Deployments showing the progress of a changed peer (by its name)."""
+        peers, self._peers_changed = self._peers_changed, set()
+        if not peers:
+            return set()
+        return {
+            id
+            for id, state in self.store.all(ResourceKind.CLUSTER_STATE).items()
+            if isinstance(state, ClusterState) and isinstance(state.state, Deploying)
+            and not peers.isdisjoint(state.state.peers)
+        }
 
     def make_row(self, id: UUID) -> DeploymentRow | None:
         cluster = self.store.get(ResourceKind.CLUSTER, id)

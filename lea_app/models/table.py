@@ -9,11 +9,14 @@ column costs seconds per thousand updates).
 from __future__ import annotations
 
 import bisect
+import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
+import shiboken6
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
 
 from lea_app.sync.store import Store, StoreChange
@@ -27,6 +30,65 @@ SORT_ROLE = Qt.ItemDataRole.UserRole + 3
 COALESCE_MS = 50
 #: More pending insertions than this (and than the current row count) are loaded with one reset.
 BULK_LOAD = 500
+#: More separate ranges of updated rows than this in one flush are announced as one dataChanged.
+MAX_CHANGED_RANGES = 16
+#: Seconds of flushing one event-loop pass may do for all models together; the rest follows in the
+#: next pass, so a burst touching thousands of rows of several tables never holds the loop for long.
+FLUSH_SLICE = 0.020
+
+
+class Sliced(Protocol):
+    def flush_until(self, deadline: float) -> bool:
+        """Apply pending changes until about ``deadline`` (time.perf_counter()); True if some remain."""
+        ...
+
+
+class _Flusher(QObject):
+    """Runs the timer-driven flushes of every model, FLUSH_SLICE seconds per event-loop pass.
+
+    A model's own timer coalesces its changes (COALESCE_MS), then asks for a flush here; models
+    take turns, so one pass never runs every table's flush back to back.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._queue: deque[Sliced] = deque()
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        # Not 0: Qt runs zero timers only when no other event waits (glib's idle priority), and a
+        # burst keeps events coming; 1 ms lets a pass in after the events already queued.
+        self._timer.setInterval(1)
+        self._timer.timeout.connect(self._run)
+
+    def request(self, model: Sliced) -> None:
+        if model not in self._queue:
+            self._queue.append(model)
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def _run(self) -> None:
+        deadline = time.perf_counter() + FLUSH_SLICE
+        while self._queue:
+            model = self._queue.popleft()
+            if not shiboken6.isValid(model):
+                continue  # deleted meanwhile
+            if model.flush_until(deadline):
+                self._queue.append(model)
+            if time.perf_counter() >= deadline:
+                break
+        if self._queue:
+            self._timer.start()
+
+
+_flusher: _Flusher | None = None
+
+
+def request_flush(model: Sliced) -> None:
+    """Flush ``model`` soon, sharing the event loop's flushing budget with the other models."""
+    global _flusher
+    if _flusher is None or not shiboken6.isValid(_flusher):
+        _flusher = _Flusher()
+    _flusher.request(model)
 
 
 @dataclass(frozen=True)
@@ -69,9 +131,12 @@ class ResourceTableModel(QAbstractTableModel, Generic[R]):
         self.store = store
         self._ids: list[UUID] = []
         self._keys: list[Any] = []
+        self._key_of: dict[UUID, Any] = {}  # each row's current sort key (not recomputed to find the row)
         self._rows: dict[UUID, R] = {}
         self._pending: set[UUID] = set()
         self._pending_all = False
+        self._deferred = False  # a subclass has work only a flush can resolve (see ``defer``)
+        self._scheduled = False  # the coalescing timer runs (a flag: asking Qt costs, per batch)
         self._sort_column = 0
         self._sort_order = Qt.SortOrder.AscendingOrder
         self._filter = ""
@@ -79,7 +144,7 @@ class ResourceTableModel(QAbstractTableModel, Generic[R]):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(COALESCE_MS)
-        self._timer.timeout.connect(self.flush)
+        self._timer.timeout.connect(self._request_flush)
         # Stop hearing the store when Qt deletes the model (the store may outlive the window).
         self.destroyed.connect(store.listen(self._on_change))
 
@@ -99,6 +164,14 @@ class ResourceTableModel(QAbstractTableModel, Generic[R]):
     def prepare(self) -> None:
         """Called once before a flush builds rows (cache what many rows need)."""
 
+    def deferred_ids(self) -> set[UUID]:
+        """Rows that changes recorded with ``defer`` affect, worked out once per flush."""
+        return set()
+
+    def defer(self) -> None:
+        """``affected_ids`` recorded a change whose rows are cheaper to find at flush time."""
+        self._deferred = True
+
     def search_text(self, row: R) -> str:
         return " ".join(c.display(row) for c in self.columns).casefold()
 
@@ -109,40 +182,70 @@ class ResourceTableModel(QAbstractTableModel, Generic[R]):
             self._pending_all = True
         elif ids:
             self._pending |= ids
-        else:
+        elif not self._deferred:
             return
-        if not self._timer.isActive():
+        if not self._scheduled:
+            self._scheduled = True
             self._timer.start()
+
+    def _request_flush(self) -> None:
+        self._scheduled = False
+        request_flush(self)
 
     def refresh_all(self) -> None:
         self._pending_all = True
         self.flush()
 
     def flush(self) -> None:
-        """Apply every pending change now (the timer calls this; tests may too)."""
+        """Apply every pending change now (pages and tests call this to see the store's state)."""
+        self.flush_until(None)
+
+    def flush_until(self, deadline: float | None) -> bool:
+        """Apply pending changes, all or those done by ``deadline`` (a bulk load is never split).
+
+        Returns True when some are left for later. The cost is that of the pending rows, not of the
+        table: a row's key is kept, not recomputed to find it; a row built equal to the one shown is
+        left alone (no dataChanged for it).
+        """
         self._timer.stop()
+        self._scheduled = False
         pending = set(self._rows) | set(self.candidate_ids()) if self._pending_all else self._pending
         self._pending = set()
         self._pending_all = False
+        if self._deferred:
+            self._deferred = False
+            pending |= self.deferred_ids()
         if not pending:
-            return
+            return False
+        if len(pending) > BULK_LOAD and len(pending) > len(self._ids):
+            deadline = None  # a bulk load goes in as one reset
+        left = False
         self.prepare()
         removals: list[UUID] = []
         inserts: list[tuple[Any, UUID, R]] = []
         updates: list[tuple[UUID, R]] = []
-        for id in pending:
-            row = self.make_row(id)
-            if row is not None and self._filter and self._filter not in self.search_text(row):
+        rows, key_of, make_row, key_for = self._rows, self._key_of, self.make_row, self._key
+        text, search_text = self._filter, self.search_text
+        todo = list(pending)
+        for n, id in enumerate(todo):
+            if deadline is not None and n % 16 == 15 and time.perf_counter() > deadline:
+                self._pending.update(todo[n:])  # for the next pass, after other events
+                left = True
+                break
+            row = make_row(id)
+            if row is not None and text and text not in search_text(row):
                 row = None
-            old = self._rows.get(id)
+            old = rows.get(id)
             if row is None:
                 if old is not None:
                     removals.append(id)
                 continue
-            key = self._key(row, id)
+            if old is not None and (old is row or old == row):
+                continue  # nothing to show
+            key = key_for(row, id)
             if old is None:
                 inserts.append((key, id, row))
-            elif key != self._keys[self._index_of(id)]:
+            elif key != key_of[id]:
                 removals.append(id)  # its sort position changed: move it
                 inserts.append((key, id, row))
             else:
@@ -151,18 +254,20 @@ class ResourceTableModel(QAbstractTableModel, Generic[R]):
         self._apply_inserts(inserts)
         self._apply_updates(updates)
         self.flushed.emit()
+        return left
 
     def _index_of(self, id: UUID) -> int:
         # Keys are unique (they end with the id), so bisect finds the row in O(log n).
-        row = self._rows[id]
-        return bisect.bisect_left(self._keys, self._key(row, id))
+        return bisect.bisect_left(self._keys, self._key_of[id])
 
     def _apply_removals(self, ids: list[UUID]) -> None:
         rows = sorted((self._index_of(id) for id in ids), reverse=True)
         for start, end in _ranges_desc(rows):
             self.beginRemoveRows(QModelIndex(), start, end)
             for r in range(end, start - 1, -1):
-                del self._rows[self._ids[r]]
+                id = self._ids[r]
+                del self._rows[id]
+                del self._key_of[id]
             del self._ids[start : end + 1]
             del self._keys[start : end + 1]
             self.endRemoveRows()
@@ -173,8 +278,9 @@ class ResourceTableModel(QAbstractTableModel, Generic[R]):
         inserts.sort(key=lambda t: t[0])
         if len(inserts) > BULK_LOAD and len(inserts) > len(self._ids):
             self.beginResetModel()  # a bulk load (first snapshot), not a single change
-            for _, id, row in inserts:
+            for key, id, row in inserts:
                 self._rows[id] = row
+                self._key_of[id] = key
             merged = sorted(
                 [*zip(self._keys, self._ids, strict=True), *((k, i) for k, i, _ in inserts)], key=lambda t: t[0]
             )
@@ -182,13 +288,25 @@ class ResourceTableModel(QAbstractTableModel, Generic[R]):
             self._ids = [i for _, i in merged]
             self.endResetModel()
             return
-        for key, id, row in inserts:
-            pos = bisect.bisect_left(self._keys, key)
-            self.beginInsertRows(QModelIndex(), pos, pos)
-            self._keys.insert(pos, key)
-            self._ids.insert(pos, id)
-            self._rows[id] = row
+        # New rows that land next to each other (nothing shown between them) go in as one block.
+        groups: list[tuple[int, list[tuple[Any, UUID, R]]]] = []
+        for item in inserts:
+            pos = bisect.bisect_left(self._keys, item[0])
+            if groups and groups[-1][0] == pos:
+                groups[-1][1].append(item)
+            else:
+                groups.append((pos, [item]))
+        shift = 0
+        for pos, block in groups:
+            start = pos + shift
+            self.beginInsertRows(QModelIndex(), start, start + len(block) - 1)
+            self._keys[start:start] = [k for k, _, _ in block]
+            self._ids[start:start] = [i for _, i, _ in block]
+            for key, id, row in block:
+                self._rows[id] = row
+                self._key_of[id] = key
             self.endInsertRows()
+            shift += len(block)
 
     def _apply_updates(self, updates: list[tuple[UUID, R]]) -> None:
         if not updates:
@@ -198,7 +316,11 @@ class ResourceTableModel(QAbstractTableModel, Generic[R]):
             self._rows[id] = row
             rows.append(self._index_of(id))
         last = len(self.columns) - 1
-        for start, end in _ranges_desc(sorted(rows, reverse=True)):
+        ranges = _ranges_desc(sorted(rows, reverse=True))
+        if len(ranges) > MAX_CHANGED_RANGES:
+            # Scattered updates (a burst): one signal for the span; the view repaints what it shows.
+            ranges = [(ranges[-1][0], ranges[0][1])]
+        for start, end in ranges:
             self.dataChanged.emit(self.index(start, 0), self.index(end, last))
 
     # -- sorting and filtering -------------------------------------------------------------
@@ -217,6 +339,7 @@ class ResourceTableModel(QAbstractTableModel, Generic[R]):
         keyed = sorted(((self._key(self._rows[id], id), id) for id in self._ids), key=lambda t: t[0])
         self._keys = [k for k, _ in keyed]
         self._ids = [i for _, i in keyed]
+        self._key_of = {i: k for k, i in keyed}
         position = {id: r for r, id in enumerate(self._ids)}
         old_indexes = self.persistentIndexList()
         new_indexes = [

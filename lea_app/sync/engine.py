@@ -26,6 +26,10 @@ from resources.wire import EventBatch, Hello, Resync
 log = logging.getLogger(__name__)
 
 
+#: Longest stretch of applying events before the engine lets the event loop run (seconds).
+YIELD_EVERY = 0.008
+
+
 class SyncState(StrEnum):
     SYNCING = "syncing"
     LIVE = "live"
@@ -82,6 +86,7 @@ class SyncEngine:
         self._listeners: list[Callable[[SyncState], None]] = []
         self._stopped = False
         self._live_since = 0.0
+        self._last_yield = 0.0
 
     def on_state(self, listener: Callable[[SyncState], None]) -> None:
         self._listeners.append(listener)
@@ -178,6 +183,12 @@ class SyncEngine:
     async def _live(self) -> None:
         assert self._stream is not None
         self._handle(await self._stream.next())
+        # During a burst the deliveries are already queued, so next() returns without ever
+        # suspending: give the event loop (painting, input, the table timers) a turn every few ms.
+        now = time.monotonic()
+        if now - self._last_yield > YIELD_EVERY:
+            await asyncio.sleep(0)
+            self._last_yield = time.monotonic()
 
     def _handle(self, item: Delivery) -> None:
         if isinstance(item, Resync):

@@ -85,7 +85,9 @@ class Store:
         changes: dict[ResourceKind, StoreChange] = {}
         for (kind, id), existed in before.items():
             exists = id in self._by_kind[kind]
-            change = changes.setdefault(kind, StoreChange(kind))
+            change = changes.get(kind)
+            if change is None:  # (not setdefault: that would build a StoreChange per id)
+                change = changes[kind] = StoreChange(kind)
             if existed and exists:
                 change.changed.add(id)
             elif exists:

@@ -77,6 +77,7 @@ class ConnectDialog(QDialog):
         self.url.editingFinished.connect(self._prefill_token)
         (self.server if current_url else self.embedded).setChecked(True)
         self._update()
+        self._prefill_token()
         self.choice: ConnectionChoice | None = None
 
     def _update(self) -> None:

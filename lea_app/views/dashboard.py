@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from uuid import UUID
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QTableView, QVBoxLayout, QWidget
@@ -74,33 +75,58 @@ class DashboardPage(QWidget):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(COALESCE_MS * 2)
-        self._timer.timeout.connect(self.refresh)
+        self._timer.timeout.connect(self._refresh_due)
+        self._scheduled = False  # the timer runs (a flag: asking Qt costs, per batch)
+        # The counts are kept per peer and per cluster, brought up to date for the ids that changed
+        # (a refresh during a burst must not walk every peer and cluster).
+        self._online: set[UUID] = set()
+        self._demo: set[UUID] = set()
+        self._cluster_states: dict[UUID, str] = {}
+        self._peers_dirty: set[UUID] = set(self.store.all(ResourceKind.PEER))
+        self._clusters_dirty: set[UUID] = set(self.store.all(ResourceKind.CLUSTER))
         self.destroyed.connect(self.store.listen(self._on_change))
         self.active.flushed.connect(lambda: self.idle_hint.setVisible(self.active.rowCount() == 0))
         self.refresh()
 
     def _on_change(self, change: StoreChange) -> None:
-        if change.kind in (
-            ResourceKind.PEER, ResourceKind.PEER_CONNECTION_STATE, ResourceKind.CLUSTER,
-            ResourceKind.CLUSTER_STATE, ResourceKind.CLUSTER_DEPLOYMENT,
-        ) and not self._timer.isActive():
+        if change.kind in (ResourceKind.PEER, ResourceKind.PEER_CONNECTION_STATE):
+            self._peers_dirty |= change.inserted | change.changed | change.removed
+        elif change.kind in (ResourceKind.CLUSTER, ResourceKind.CLUSTER_STATE):
+            self._clusters_dirty |= change.inserted | change.changed | change.removed
+        elif change.kind != ResourceKind.CLUSTER_DEPLOYMENT:
+            return
+        if not self._scheduled:
+            self._scheduled = True
             self._timer.start()
 
+    def _refresh_due(self) -> None:
+        self._scheduled = False
+        self.refresh()
+
     def counts(self) -> tuple[int, int, int, Counter[str]]:
+        """Peers online, offline, demo benches among them; clusters by the first word of their state."""
         peers = self.store.all(ResourceKind.PEER)
-        online = 0
-        demo = 0
-        for peer_id, peer in peers.items():
+        for peer_id in self._peers_dirty:
+            peer = peers.get(peer_id)
             state = self.store.get(ResourceKind.PEER_CONNECTION_STATE, peer_id)
-            if isinstance(state, PeerConnectionState) and isinstance(state.state, Online):
-                online += 1
+            if peer_id in peers and isinstance(state, PeerConnectionState) and isinstance(state.state, Online):
+                self._online.add(peer_id)
+            else:
+                self._online.discard(peer_id)
             if isinstance(peer, PeerDescriptor) and peer.demo:
-                demo += 1
-        by_state: Counter[str] = Counter(
-            status_text(cluster_status(self.store.get, cid)).split(" ")[0]
-            for cid in self.store.all(ResourceKind.CLUSTER)
-        )
-        return online, len(peers) - online, demo, by_state
+                self._demo.add(peer_id)
+            else:
+                self._demo.discard(peer_id)
+        self._peers_dirty = set()
+        clusters = self.store.all(ResourceKind.CLUSTER)
+        for cluster_id in self._clusters_dirty:
+            if cluster_id in clusters:
+                self._cluster_states[cluster_id] = status_text(cluster_status(self.store.get, cluster_id)).split(" ")[0]
+            else:
+                self._cluster_states.pop(cluster_id, None)
+        self._clusters_dirty = set()
+        online = len(self._online)
+        return online, len(peers) - online, len(self._demo), Counter(self._cluster_states.values())
 
     def refresh(self) -> None:
         online, offline, demo, by_state = self.counts()
@@ -114,9 +140,9 @@ class DashboardPage(QWidget):
         self.clusters_card.detail.setText(f"of {total} clusters")
         attention = by_state.get("Failed", 0) + by_state.get("Waiting", 0)
         self.attention_card.value.setText(str(attention))
-        self.attention_card.value.setStyleSheet(
-            "font-size: 22pt; font-weight: 600;" + (" color:#b3261e;" if attention else "")
-        )
+        style = "font-size: 22pt; font-weight: 600;" + (" color:#b3261e;" if attention else "")
+        if self.attention_card.value.styleSheet() != style:  # re-polishing costs: only when it changes
+            self.attention_card.value.setStyleSheet(style)
         self.attention_card.detail.setText(f"{by_state.get('Failed', 0)} failed, {by_state.get('Waiting', 0)} waiting")
         self.states_label.setText(
             "Clusters by state: " + ", ".join(f"{name.lower()} {by_state.get(name, 0)}" for name in CLUSTER_STATES)
