@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import sqlite3
 import threading
@@ -20,6 +21,11 @@ from pathlib import Path
 from resources.errors import AlreadyExists, DataDirError, InvalidDocument, NotFound
 
 TOKEN_PREFIX = "lea_"
+#: 1 to 64 characters, no whitespace, no control character. Written so that Python's ``re`` and the
+#: ECMA-262 regexes of JSON Schema (the OpenAPI of ``POST /api/v1/tokens``) read it the same way:
+#: their ``\s`` differ only in U+001C-U+001F, U+0085 (Python) and U+FEFF (ECMA), all listed.
+TOKEN_NAME_PATTERN = r"^[^\s\x00-\x1f\x7f-\x9f\ufeff]{1,64}$"
+_TOKEN_NAME = re.compile(TOKEN_NAME_PATTERN)
 
 
 class Role(StrEnum):
@@ -57,9 +63,8 @@ class TokenStore:
 
     def create(self, name: str, role: Role) -> str:
         """A new token for ``name``; the plain token is returned once and never stored."""
-        name = name.strip()
-        if not 1 <= len(name) <= 64 or any(c.isspace() for c in name):
-            raise InvalidDocument("a token name must be 1 to 64 characters without spaces")
+        if not _TOKEN_NAME.fullmatch(name):
+            raise InvalidDocument("a token name must be 1 to 64 characters without spaces or control characters")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self._lock:
             try:

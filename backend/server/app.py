@@ -8,24 +8,29 @@ input is always a 4xx and changes nothing.
 import asyncio
 import contextlib
 import logging
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, FastAPI, Header, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend import actions
 from backend.backend import Backend
 from backend.subscription import Subscription
-from backend.tokens import Role, TokenInfo, TokenStore
+from backend.tokens import TOKEN_NAME_PATTERN, Role, TokenInfo, TokenStore
 from resources.cluster import ClusterDescriptor
 from resources.errors import (
     Forbidden,
+    InvalidDocument,
     InvalidRequest,
     LeaError,
     NotFound,
@@ -47,6 +52,8 @@ PROBLEM = "application/problem+json"
 MAX_BODY = 1024 * 1024
 PING_SECONDS = 15.0
 TOKEN_RECHECK_SECONDS = 1.0
+#: Largest revision a query may name (SQLite integers are 64-bit signed).
+MAX_REVISION = 2**63 - 1
 ANONYMOUS = TokenInfo("anonymous", Role.ADMIN, "")
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "content": {PROBLEM: {}}, "description": description}
@@ -64,14 +71,84 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def problem_response(error: LeaError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if error.http_status == 401 else None
+class MethodNotAllowed(LeaError):
+    code = "method_not_allowed"
+    title = "Method not allowed"
+    http_status = 405
+
+
+class InternalError(LeaError):
+    code = "internal_error"
+    title = "Internal server error"
+    http_status = 500
+
+
+class _KindConvertor(Convertor[str]):
+    """``{kind:kind}`` in a route matches only a resource kind's name.
+
+    So ``/api/v1/tokens`` and ``/api/v1/tokens/{name}`` never fall into the generic per-kind routes,
+    an unknown kind is a 404 like any unknown path, and a 405 names the right methods.
+    """
+
+    regex = "|".join(sorted((re.escape(kind.value) for kind in ResourceKind), key=len, reverse=True))
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("kind", _KindConvertor())
+
+
+def problem_response(error: LeaError, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    headers = dict(headers or {})
+    if error.http_status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(
         error.to_problem().model_dump(mode="json"),
         status_code=error.http_status,
         media_type=PROBLEM,
-        headers=headers,
+        headers=headers or None,
     )
+
+
+def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The generated OpenAPI, corrected where FastAPI's differs from what the API sends and takes.
+
+    - Error responses are application/problem+json: FastAPI files a response ``model`` under the
+      route's media type (application/json), so the schema is moved.
+    - An optional header or query parameter is absent or a string, never ``null``: FastAPI documents
+      ``str | None`` as ``anyOf: [string, null]``.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()  # cached by FastAPI after the first call; the rewrite is idempotent
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if str(status).isdigit() and int(status) >= 400 and PROBLEM in content:
+                        problem = content.get("application/json", content[PROBLEM])
+                        response["content"] = {PROBLEM: problem}
+                for parameter in operation.get("parameters", []):
+                    _drop_null(parameter.get("schema", {}))
+        return schema
+
+    return openapi
+
+
+def _drop_null(schema: dict[str, Any]) -> None:
+    options = schema.get("anyOf")
+    if isinstance(options, list) and {"type": "null"} in options:
+        rest = [o for o in options if o != {"type": "null"}]
+        del schema["anyOf"]
+        if len(rest) == 1:
+            schema.update(rest[0])
+        else:
+            schema["anyOf"] = rest
 
 
 class BodyLimit:
@@ -98,7 +175,7 @@ class BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise _TooLarge
+                raise _TooLarge(too_large.message)
             return message
 
         try:
@@ -107,21 +184,45 @@ class BodyLimit:
             await problem_response(too_large)(scope, receive, send)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(StarletteHTTPException):
+    """Raised while a streamed body is read past the limit.
+
+    An HTTPException, so that FastAPI's body parsing lets it through (it turns any other exception
+    into a 400) and the app's handler answers 413 ``payload_too_large``.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(413, detail)
+
+
+_VERSION_TAG = re.compile(r'(?:W/)?(?P<quote>"?)(?P<version>[0-9]{1,18})(?P=quote)')
+IF_MATCH_PATTERN = r'^((W/)?("[0-9]{1,18}"|[0-9]{1,18}))?$'
 
 
 def parse_if_match(value: str | None) -> int | None:
-    if value is None:
+    """``If-Match: "<version>"`` (also unquoted, or weak ``W/"<version>"``) as a version number.
+
+    An empty field is an empty list of entity tags (RFC 9110 ``#entity-tag``): no condition.
+    """
+    if value is None or not value.strip():
         return None
-    text = value.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
-        raise InvalidRequest(f"If-Match must be a resource version number, not {value!r}")
-    return int(text)
+    match = _VERSION_TAG.fullmatch(value.strip())
+    if match is None:
+        raise InvalidRequest(f'If-Match must be a resource version, like "3", not {value!r}')
+    return int(match["version"])
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods of every route whose path matches the request's (the ``Allow`` of a 405)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 def parse_if_none_match(value: str | None) -> bool:
-    if value is None:
+    if value is None or not value.strip():
         return False
     if value.strip() != "*":
         raise InvalidRequest("If-None-Match supports only '*' (create only)")
@@ -137,6 +238,7 @@ def create_app(backend: Backend, tokens: TokenStore | None, *, max_body: int = M
         description="Event-sourced resources of LEA desktop: peers, clusters, deployments. See docs/protocol.md.",
     )
     app.add_middleware(BodyLimit, limit=max_body)
+    app.openapi = _openapi(app)  # type: ignore[method-assign]
 
     @app.exception_handler(LeaError)
     async def _lea_error(request: Request, exc: LeaError) -> JSONResponse:
@@ -144,27 +246,56 @@ def create_app(backend: Backend, tokens: TokenStore | None, *, max_body: int = M
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return problem_response(invalid_resource_from_errors(list(exc.errors()), "request"))
+        errors = list(exc.errors())
+        broken = next((e for e in errors if e.get("type") == "json_invalid"), None)
+        if broken is not None:
+            where = (broken.get("ctx") or {}).get("error") or broken.get("msg", "")
+            return problem_response(InvalidDocument(f"the request body is not valid JSON: {where}"))
+        return problem_response(invalid_resource_from_errors(errors, "request"))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        error = NotFound(str(exc.detail)) if exc.status_code == 404 else LeaError(str(exc.detail))
-        error.http_status = exc.status_code  # type: ignore[misc]
-        return problem_response(error)
+        error: LeaError
+        if exc.status_code == 404:
+            error = NotFound(f"there is no {request.url.path}")
+        elif exc.status_code == 413:
+            error = PayloadTooLarge(str(exc.detail))
+        elif exc.status_code == 405:
+            error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+            # Starlette names only the first route matching the path; list every method of the path.
+            return problem_response(error, {**(exc.headers or {}), "Allow": _allowed_methods(request)})
+        else:
+            error = LeaError(str(exc.detail))
+            error.http_status = exc.status_code  # type: ignore[misc]
+        return problem_response(error, exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        # A bug: still answer with a problem (Starlette logs the traceback and re-raises after this).
+        return problem_response(InternalError("the server failed to handle the request; see its log"))
+
+    bearer = HTTPBearer(
+        auto_error=False,
+        description="A token made with `lea-backend token create` (roles: viewer, editor, admin).",
+    )
 
     def authenticate(authorization: str | None) -> TokenInfo:
+        """The token's owner from an ``Authorization`` header value; Unauthorized otherwise."""
         if tokens is None:
             return ANONYMOUS
-        if not authorization or not authorization.lower().startswith("bearer "):
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)")
-        info = tokens.authenticate(authorization[7:].strip())
+        info = tokens.authenticate(token.strip())
         if info is None:
             raise Unauthorized("the token is unknown or was revoked")
         return info
 
     def role(needed: Role) -> Callable[..., TokenInfo]:
-        def dependency(authorization: Annotated[str | None, Header()] = None) -> TokenInfo:
-            info = authenticate(authorization)
+        def dependency(
+            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        ) -> TokenInfo:
+            info = authenticate(f"Bearer {credentials.credentials}" if credentials is not None else None)
             if not info.role.allows(needed):
                 raise Forbidden(f"'{info.name}' has the {info.role} role; this needs {needed}")
             return info
@@ -174,8 +305,23 @@ def create_app(backend: Backend, tokens: TokenStore | None, *, max_body: int = M
     Viewer = Annotated[TokenInfo, Depends(role(Role.VIEWER))]
     Editor = Annotated[TokenInfo, Depends(role(Role.EDITOR))]
     Admin = Annotated[TokenInfo, Depends(role(Role.ADMIN))]
-    IfMatch = Annotated[str | None, Header(alias="If-Match")]
-    IfNoneMatch = Annotated[str | None, Header(alias="If-None-Match")]
+    # The patterns document the accepted forms; parse_if_match/parse_if_none_match check them (400).
+    IfMatch = Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            description='Write only if the resource is at this version: "3" (also 3 or W/"3"); else 412 conflict.',
+            json_schema_extra={"pattern": IF_MATCH_PATTERN},
+        ),
+    ]
+    IfNoneMatch = Annotated[
+        str | None,
+        Header(
+            alias="If-None-Match",
+            description="`*`: create only; 412 already_exists when the resource exists.",
+            json_schema_extra={"pattern": r"^\*?$"},
+        ),
+    ]
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, Any]:
@@ -191,22 +337,53 @@ def create_app(backend: Backend, tokens: TokenStore | None, *, max_body: int = M
 
     @app.get(f"{API}/events", response_model=list[Event], tags=["read"], responses=ERROR_RESPONSES)
     def events(
-        user: Viewer, after: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 200
+        user: Viewer,
+        after: Annotated[int, Query(ge=0, le=MAX_REVISION)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     ) -> list[Event]:
         return list(backend.store.read_events(after=after, limit=limit))
 
-    @app.get(f"{API}/{{kind}}", response_model=list[Resource], tags=["read"], responses=ERROR_RESPONSES)
+    if tokens is not None:
+        token_store = tokens
+
+        @app.get(f"{API}/tokens", tags=["admin"], responses=ERROR_RESPONSES)
+        def list_tokens(user: Admin) -> list[dict[str, str]]:
+            return [{"name": t.name, "role": t.role.value, "created_at": t.created_at} for t in token_store.list()]
+
+        @app.post(f"{API}/tokens", tags=["admin"], responses=ERROR_RESPONSES)
+        def create_token(
+            name: Annotated[
+                str,
+                Query(
+                    description="Who uses the token: the actor of their changes (1 to 64 characters, no spaces).",
+                    json_schema_extra={"pattern": TOKEN_NAME_PATTERN},  # checked by TokenStore.create (400)
+                ),
+            ],
+            token_role: Annotated[Role, Query(alias="role")],
+            user: Admin,
+        ) -> dict[str, str]:
+            token = token_store.create(name, token_role)
+            return {"name": name, "role": token_role.value, "token": token}
+
+        @app.delete(f"{API}/tokens/{{name}}", tags=["admin"], responses=ERROR_RESPONSES)
+        def revoke_token(name: str, user: Admin) -> dict[str, str]:
+            token_store.revoke(name)
+            return {"revoked": name}
+
+    @app.get(f"{API}/{{kind:kind}}", response_model=list[Resource], tags=["read"], responses=ERROR_RESPONSES)
     def list_kind(kind: ResourceKind, user: Viewer) -> list[AnyResource]:
         return manager.resources_of(kind)
 
-    @app.get(f"{API}/{{kind}}/{{id}}", response_model=Resource, tags=["read"], responses=ERROR_RESPONSES)
+    @app.get(f"{API}/{{kind:kind}}/{{id}}", response_model=Resource, tags=["read"], responses=ERROR_RESPONSES)
     def get_one(kind: ResourceKind, id: UUID, user: Viewer) -> AnyResource:
         found = manager.get(kind, id)
         if found is None:
             raise NotFound(f"{kind} {id} does not exist", kind=kind.value, id=str(id))
         return found
 
-    @app.get(f"{API}/{{kind}}/{{id}}/history", response_model=list[Event], tags=["read"], responses=ERROR_RESPONSES)
+    @app.get(
+        f"{API}/{{kind:kind}}/{{id}}/history", response_model=list[Event], tags=["read"], responses=ERROR_RESPONSES
+    )
     def history(kind: ResourceKind, id: UUID, user: Viewer) -> list[Event]:
         return list(backend.store.read_events(kind=kind, resource_id=id))
 
@@ -263,29 +440,16 @@ def create_app(backend: Backend, tokens: TokenStore | None, *, max_body: int = M
         backend.demo_peers.set_online(id, online)
         return {"online": online}
 
-    if tokens is not None:
-        token_store = tokens
-
-        @app.get(f"{API}/tokens", tags=["admin"], responses=ERROR_RESPONSES)
-        def list_tokens(user: Admin) -> list[dict[str, str]]:
-            return [{"name": t.name, "role": t.role.value, "created_at": t.created_at} for t in token_store.list()]
-
-        @app.post(f"{API}/tokens", tags=["admin"], responses=ERROR_RESPONSES)
-        def create_token(name: str, token_role: Annotated[Role, Query(alias="role")], user: Admin) -> dict[str, str]:
-            return {"name": name, "role": token_role.value, "token": token_store.create(name, token_role)}
-
-        @app.delete(f"{API}/tokens/{{name}}", tags=["admin"], responses=ERROR_RESPONSES)
-        def revoke_token(name: str, user: Admin) -> dict[str, str]:
-            token_store.revoke(name)
-            return {"revoked": name}
-
     @app.websocket(f"{API}/watch")
     async def watch(websocket: WebSocket, epoch: str | None = None, after: int | None = None) -> None:
         token_header = websocket.headers.get("authorization")
         try:
             authenticate(token_header)
         except LeaError as exc:
-            await websocket.close(code=4401, reason=exc.message[:120])
+            if "websocket.http.response" in websocket.scope.get("extensions", {}):
+                await websocket.send_denial_response(problem_response(exc))  # HTTP 401 + problem
+            else:
+                await websocket.close(code=4401, reason=exc.message[:120])
             return
         await websocket.accept()
         subscription = manager.subscribe(after=after, epoch=epoch)
@@ -330,7 +494,7 @@ async def _stream(websocket: WebSocket, subscription: Subscription, token_valid:
                 await websocket.close(code=1001, reason="backend shutting down")
                 return
             now = time.monotonic()
-            if now - last_check > TOKEN_RECHECK_SECONDS:
+            if now - last_check >= TOKEN_RECHECK_SECONDS:
                 last_check = now
                 if not token_valid():
                     await websocket.close(code=4401, reason="the token was revoked")
@@ -338,7 +502,8 @@ async def _stream(websocket: WebSocket, subscription: Subscription, token_valid:
             waiter = asyncio.ensure_future(ready.wait())
             done, _ = await asyncio.wait(
                 {waiter, receiver},
-                timeout=min(PING_SECONDS, TOKEN_RECHECK_SECONDS * 2),
+                # wake twice per recheck period: a revoked token's stream closes within ~1.5 s
+                timeout=min(PING_SECONDS, TOKEN_RECHECK_SECONDS / 2),
                 return_when=asyncio.FIRST_COMPLETED,
             )
             waiter.cancel()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
+import signal
 import socket
 import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +22,9 @@ from backend.tokens import TokenStore
 from resources.errors import InvalidRequest
 
 log = logging.getLogger(__name__)
+
+#: Seconds open requests get to finish after SIGTERM/SIGINT before they are cancelled.
+SHUTDOWN_GRACE_SECONDS = 10
 
 
 @dataclass
@@ -67,7 +74,10 @@ def check_exposure(options: ServeOptions, tokens: TokenStore) -> bool:
 
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, not 0: asyncio disables Nagle (TCP_NODELAY) only on sockets that say TCP, and
+    # accepted connections inherit it; with Nagle on, every response split in two writes (headers,
+    # body) waited ~40 ms for the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -77,6 +87,40 @@ def bind(host: str, port: int) -> socket.socket:
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, minus re-raising the stop signal once it has shut down.
+
+    uvicorn re-raises a captured SIGTERM/SIGINT after its graceful shutdown, which would kill the
+    process before ``serve`` closes the backend (no final checkpoint, exit status 143). Here the
+    signal only stops the server; ``serve`` then closes the backend and returns 0.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        stop_signals = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in stop_signals}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
+class _RefusedUpgradeNoise(logging.Filter):
+    """Drop uvicorn's false error after a WebSocket upgrade is refused with an HTTP response.
+
+    The watch socket answers a missing or revoked token with a 401 problem instead of accepting;
+    uvicorn's websockets-sansio protocol sends that response fine but then logs "ASGI callable
+    returned without completing handshake." at ERROR level for every such refusal.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "ASGI callable returned without completing handshake."
 
 
 def serve(options: ServeOptions) -> int:
@@ -96,8 +140,17 @@ def serve(options: ServeOptions) -> int:
             log_level="warning",
             ws_ping_interval=None,  # the API sends its own pings
             lifespan="off",
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
         )
-        server = uvicorn.Server(config)
+        logging.getLogger("uvicorn.error").addFilter(_RefusedUpgradeNoise())  # after Config set logging up
+        try:
+            config.load()  # now, so that a bad certificate fails before the "serving" line
+        except OSError as exc:  # ssl.SSLError is an OSError
+            raise InvalidRequest(
+                f"cannot use the TLS certificate {options.tls_cert} and key {options.tls_key}: "
+                f"{exc.strerror or exc}"
+            ) from exc
+        server = _Server(config)
         scheme = "https" if options.tls_cert else "http"
         port = sock.getsockname()[1]
         shown_host = f"[{options.host}]" if ":" in options.host else options.host
