@@ -25,6 +25,10 @@ from resources.peer import PeerDescriptor
 from resources.wire import Ping, WatchMessage
 
 API = "/api/v1"
+#: Seconds between the client's WebSocket pings, and to wait for the pong before the stream counts
+#: as lost (the server's own pings only come after 15 s of silence and need no answer).
+KEEPALIVE_SECONDS = 20.0
+CLOSE_TIMEOUT_SECONDS = 3.0
 _MESSAGE = TypeAdapter(WatchMessage)
 _EVENTS = TypeAdapter(list[Event])
 
@@ -49,8 +53,10 @@ class RemoteEventStream(EventStream):
             try:
                 raw = await self._ws.recv()
             except ConnectionClosed as exc:
-                reason = exc.rcvd.reason if exc.rcvd is not None else "connection closed"
-                raise ConnectionLost(f"event stream closed: {reason or 'no reason given'}") from exc
+                # The server's reason, else ours (e.g. "keepalive ping timeout": no pong in time).
+                close = exc.rcvd or exc.sent
+                reason = (close.reason if close is not None else "") or "connection closed"
+                raise ConnectionLost(f"event stream closed: {reason}") from exc
             try:
                 message = _MESSAGE.validate_json(raw)
             except ValidationError as exc:
@@ -65,9 +71,18 @@ class RemoteEventStream(EventStream):
 class RemoteConnection(Connection):
     demo_controls = True
 
-    def __init__(self, url: str, token: str | None, *, ca_file: str | None = None, timeout: float = 15.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        *,
+        ca_file: str | None = None,
+        timeout: float = 15.0,
+        keepalive: float = KEEPALIVE_SECONDS,
+    ) -> None:
         self.url = normalise_url(url)
         self.token = token
+        self.keepalive = keepalive
         self.description = f"server {self.url}"
         self._ssl = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -86,7 +101,10 @@ class RemoteConnection(Connection):
             raise ConnectionLost(f"cannot reach {self.url}: {exc}") from exc
         if response.status_code >= 400:
             raise _error(response)
-        return response.json()
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise LeaError(f"unreadable answer from {self.url}: {response.text[:200]!r}") from exc
 
     async def _write(
         self, method: str, path: str, *, body: Any = None, headers: dict[str, str] | None = None
@@ -125,7 +143,12 @@ class RemoteConnection(Connection):
                 ssl=self._ssl if parts.scheme == "https" else None,
                 max_size=64 * 1024 * 1024,
                 open_timeout=15,
-                ping_interval=None,
+                # A silent server (half-open TCP after a network drop or sleep, a frozen process)
+                # must not look live forever: no pong within ``keepalive`` s closes the stream and
+                # the sync engine resumes. Closing a dead stream must not hang either.
+                ping_interval=self.keepalive,
+                ping_timeout=self.keepalive,
+                close_timeout=CLOSE_TIMEOUT_SECONDS,
             )
         except InvalidStatus as exc:
             raise ConnectionLost(f"the server refused the event stream (HTTP {exc.response.status_code})") from exc
@@ -185,10 +208,17 @@ class RemoteConnection(Connection):
         await self._client.aclose()
 
 
-def _error(response: httpx.Response) -> LeaError:
+#: Answers without a problem body that mean "not reachable right now" (a proxy in front of a server
+#: that is down or restarting): the sync engine resumes instead of giving up.
+_UNAVAILABLE = (502, 503, 504)
+
+
+def _error(response: httpx.Response) -> LeaError | ConnectionLost:
     try:
         return error_from_problem(Problem.model_validate_json(response.content))
     except ValidationError:
+        if response.status_code in _UNAVAILABLE:
+            return ConnectionLost(f"the server is unavailable (HTTP {response.status_code})")
         if response.status_code == 401:
             return Unauthorized("the server did not accept the token")
         return LeaError(f"the server answered HTTP {response.status_code}: {response.text[:200]}")

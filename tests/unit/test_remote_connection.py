@@ -1,0 +1,95 @@
+"""RemoteConnection's mapping of HTTP answers to LEA's errors (httpx MockTransport, no server).
+
+A typed problem becomes the same LeaError the embedded backend raises; a proxy's "bad gateway"
+page while the server restarts is a lost connection (the sync engine resumes), not an error that
+would stop syncing for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from uuid import uuid4
+
+import httpx
+import pytest
+
+from lea_app.connection.base import ConnectionLost
+from lea_app.connection.remote import RemoteConnection, normalise_url
+from resources.errors import LeaError, NotFound, StorageFailed, Unauthorized
+
+URL = "http://lea.example.org:8421"
+
+
+def connection(handler: Callable[[httpx.Request], httpx.Response]) -> RemoteConnection:
+    remote = RemoteConnection(URL, "lea_token")
+    remote._client = httpx.AsyncClient(
+        base_url=remote.url, headers=remote._client.headers, transport=httpx.MockTransport(handler)
+    )
+    return remote
+
+
+def snapshot_with(response: httpx.Response) -> object:
+    async def go() -> object:
+        remote = connection(lambda request: response)
+        try:
+            return await remote.fetch_snapshot()
+        finally:
+            await remote.close()
+
+    return asyncio.run(go())
+
+
+def problem(status: int, code: str, detail: str) -> httpx.Response:
+    body = {"type": "about:blank", "title": code, "status": status, "detail": detail, "code": code, "details": {}}
+    return httpx.Response(status, json=body, headers={"Content-Type": "application/problem+json"})
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_a_gateway_error_page_is_a_lost_connection(status: int) -> None:
+    with pytest.raises(ConnectionLost, match=f"HTTP {status}"):
+        snapshot_with(httpx.Response(status, text="<html><body>Bad Gateway</body></html>"))
+
+
+def test_a_typed_problem_is_the_typed_error() -> None:
+    with pytest.raises(StorageFailed, match="disk full"):
+        snapshot_with(problem(503, "storage_failed", "disk full"))
+    with pytest.raises(NotFound, match="no such peer"):
+        snapshot_with(problem(404, "not_found", "no such peer"))
+
+
+def test_a_bare_401_is_unauthorized() -> None:
+    with pytest.raises(Unauthorized):
+        snapshot_with(httpx.Response(401, text="nope"))
+
+
+def test_an_unreadable_answer_is_a_clear_error() -> None:
+    with pytest.raises(LeaError, match="unreadable answer"):
+        snapshot_with(httpx.Response(200, text="<html>login page</html>"))
+
+
+def test_writes_send_the_preconditions() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"revision": 7, "version": 3, "id": None})
+
+    async def go() -> None:
+        remote = connection(handler)
+        try:
+            result = await remote.delete_cluster_descriptor(uuid4(), expected_version=2)
+            assert (result.revision, result.version) == (7, 3)
+        finally:
+            await remote.close()
+
+    asyncio.run(go())
+    assert seen[0].method == "DELETE" and seen[0].headers["If-Match"] == '"2"'
+    assert seen[0].headers["Authorization"] == "Bearer lea_token"
+
+
+def test_normalise_url() -> None:
+    assert normalise_url("lea.example.org:8421/") == "http://lea.example.org:8421"
+    assert normalise_url(" https://lea.example.org ") == "https://lea.example.org"
+    with pytest.raises(LeaError, match="not a server address"):
+        normalise_url("ftp://lea.example.org")
