@@ -57,6 +57,9 @@ class Controller(QObject):
         self._connection = connection
         self._engine = SyncEngine(connection, self.store)
         self._engine.on_state(lambda state: self.sync_state_changed.emit(state.value))
+        self._engine.on_error(
+            lambda exc: self.message.emit("error", f"Cannot sync with the backend: {exc.message} (retrying)")
+        )
         self.identity = await connection.whoami()
         self.identity_changed.emit()
         self._sync_task = asyncio.ensure_future(self.engine.run())

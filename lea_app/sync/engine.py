@@ -20,6 +20,7 @@ from enum import StrEnum
 
 from lea_app.connection.base import Connection, ConnectionLost, Delivery, EventStream
 from lea_app.sync.store import Store
+from resources.errors import LeaError
 from resources.events import Event
 from resources.wire import EventBatch, Hello, Resync
 
@@ -84,9 +85,14 @@ class SyncEngine:
         self._sleep = sleep
         self._stream: EventStream | None = None
         self._listeners: list[Callable[[SyncState], None]] = []
+        self._error_listeners: list[Callable[[LeaError], None]] = []
         self._stopped = False
         self._live_since = 0.0
         self._last_yield = 0.0
+
+    def on_error(self, listener: Callable[[LeaError], None]) -> None:
+        """Hear refusals that keep the engine from syncing (it retries with backoff)."""
+        self._error_listeners.append(listener)
 
     def on_state(self, listener: Callable[[SyncState], None]) -> None:
         self._listeners.append(listener)
@@ -125,6 +131,17 @@ class SyncEngine:
                 log.info("sync: connection lost (%s)", exc)
                 self._reset_backoff_if_healthy()
                 self.last_error = str(exc)
+                await self._close_stream()
+                self._set_state(SyncState.RESUMING if self.revision is not None else SyncState.SYNCING)
+                await self._pause(self._reconnect_backoff)
+            except LeaError as exc:
+                # The backend refused (a revoked token, storage trouble): say so, keep retrying.
+                if self._stopped:
+                    break
+                log.warning("sync: the backend refused: %s (%s)", exc.message, exc.code)
+                self.last_error = exc.message
+                for listener in list(self._error_listeners):
+                    listener(exc)
                 await self._close_stream()
                 self._set_state(SyncState.RESUMING if self.revision is not None else SyncState.SYNCING)
                 await self._pause(self._reconnect_backoff)

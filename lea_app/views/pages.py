@@ -88,8 +88,12 @@ class TablePage(QWidget):
         self.empty_hint.setStyleSheet("color:#6b6b6b; padding:6px;")
         layout.addWidget(self.empty_hint)
         self.buttons: dict[str, QPushButton] = {}
-        controller.sync_state_changed.connect(lambda *_: self.update_actions())
+        # Bound methods (not lambdas): PySide disconnects them when the page is deleted.
+        controller.sync_state_changed.connect(self._sync_state_changed)
         controller.identity_changed.connect(self.update_actions)
+
+    def _sync_state_changed(self, state: str) -> None:
+        self.update_actions()
 
     def add_button(self, key: str, text: str, slot: Callable[[], object], tip: str = "") -> QPushButton:
         button = QPushButton(text)

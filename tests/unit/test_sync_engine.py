@@ -877,3 +877,32 @@ def test_random_interleavings_converge_and_apply_every_revision_at_most_once(
             event(f"{before} -> {after}")  # see --hypothesis-show-statistics
 
     asyncio.run(asyncio.wait_for(scenario(), 5.0))
+
+
+
+@async_test
+async def test_a_refusal_while_syncing_is_reported_and_retried() -> None:
+    """A typed refusal (e.g. a revoked token) neither ends run() silently nor stops retrying."""
+    from resources.errors import Unauthorized
+
+    class Refusing(FakeConnection):
+        refusals = 2
+
+        async def fetch_snapshot(self) -> StateSnapshot:
+            if self.refusals:
+                self.refusals -= 1
+                raise Unauthorized("the token is unknown or was revoked")
+            return await super().fetch_snapshot()
+
+    rig = Rig(Refusing(StateSnapshot(epoch=E, revision=0)))
+    errors: list[str] = []
+    rig.engine.on_error(lambda exc: errors.append(exc.code))
+    rig.start()
+    for count in (1, 2, 3):
+        stream = await rig.conn.wait_subscribed(count)
+        stream.hello(E, 0)
+    await rig.settle()
+    assert errors == ["unauthorized", "unauthorized"]
+    assert rig.engine.last_error == "the token is unknown or was revoked"
+    assert rig.reconnect_backoff.delays[:2] == [0.0, 0.25]
+    await rig.stop()
