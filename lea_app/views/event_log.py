@@ -6,8 +6,6 @@ from uuid import UUID
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QHeaderView,
     QLabel,
     QSplitter,
     QTableView,
@@ -17,7 +15,7 @@ from PySide6.QtWidgets import (
 
 from lea_app.controller import Controller
 from lea_app.models.events import EventTableModel, LiveEventLogModel, resource_label
-from lea_app.views.pages import ROW_HEIGHT
+from lea_app.views.pages import setup_table_view
 from resources.events import Event
 from resources.kinds import ResourceKind
 
@@ -28,16 +26,7 @@ def _table(model: EventTableModel, name: str) -> QTableView:
     view = QTableView()
     view.setModel(model)
     view.setAccessibleName(name)
-    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    view.setAlternatingRowColors(True)
-    view.setWordWrap(False)
-    view.verticalHeader().setVisible(False)
-    view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-    view.verticalHeader().setDefaultSectionSize(ROW_HEIGHT)
-    view.horizontalHeader().setStretchLastSection(True)
-    for i, width in enumerate(WIDTHS):
-        view.setColumnWidth(i, width)
+    setup_table_view(view, WIDTHS)
     return view
 
 

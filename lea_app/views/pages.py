@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -31,11 +31,9 @@ if TYPE_CHECKING:
 ROW_HEIGHT = 26
 
 
-def configure_table(view: QTableView, model: ResourceTableModel[Any]) -> None:
-    """Fixed row heights, interactive column widths (no ResizeToContents on live columns)."""
-    view.setModel(model)
-    view.setSortingEnabled(True)
-    view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+def setup_table_view(view: QTableView, widths: Sequence[int]) -> None:
+    """What every LEA table shares: row selection, fixed row heights, interactive column widths
+    (no ResizeToContents: on a live table it re-measures every row on each update)."""
     view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     view.setAlternatingRowColors(True)
@@ -47,8 +45,17 @@ def configure_table(view: QTableView, model: ResourceTableModel[Any]) -> None:
     header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
     header.setStretchLastSection(True)
     header.setHighlightSections(False)
+    for i, width in enumerate(widths):
+        view.setColumnWidth(i, width)
+
+
+def configure_table(view: QTableView, model: ResourceTableModel[Any]) -> None:
+    """A resource table: sorted inside the model, progress columns painted as bars."""
+    view.setModel(model)
+    view.setSortingEnabled(True)
+    view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+    setup_table_view(view, [column.width for column in model.columns])
     for i, column in enumerate(model.columns):
-        view.setColumnWidth(i, column.width)
         if column.progress is not None:
             view.setItemDelegateForColumn(i, ProgressDelegate(view))
 
