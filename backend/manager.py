@@ -355,6 +355,7 @@ class ResourcesManager:
             self._commit_failed(accepted, exc)
             return
         with self._publish_lock:
+            batches = []
             for _, events in accepted:
                 for event in events:
                     if event.resource is None:
@@ -363,9 +364,10 @@ class ResourcesManager:
                         self._published.put(event.resource)
                 self._ring.extend(events)
                 self._published_revision = events[-1].revision
-                batch = EventBatch(events=tuple(events))
-                for sub in self._subscribers:
-                    sub._offer(batch)
+                batches.append(EventBatch(events=tuple(events)))
+            # One hand-over per subscriber per group (one lock, one wake-up), still one batch per tx.
+            for sub in self._subscribers:
+                sub._offer_all(batches)
             self._since_checkpoint += len(persisted)
         for write, events in accepted:
             write.future.set_result(TxResult(tuple(events)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Union
 
 from resources.kinds import ResourceKind
@@ -37,26 +37,39 @@ class Subscription:
 
     # -- producer side (the manager, under its publish lock) --------------------------------
     def _offer(self, item: Delivery) -> None:
+        self._offer_all((item,))
+
+    def _offer_all(self, items: Sequence[Delivery]) -> None:
+        """Queue ``items`` in order as one hand-over: one lock, one wake-up, one on_ready call.
+
+        The sequencer hands each subscriber a whole commit group at once, so a subscriber is woken
+        once per group, not once per transaction (each item is still one delivery).
+        """
+        offered = False
         with self._cond:
             if self._closed:
                 return
-            if isinstance(item, EventBatch):
-                if self.kinds is not None:
-                    events = tuple(e for e in item.events if e.kind in self.kinds)
-                    if not events:
-                        return
-                    if len(events) != len(item.events):
-                        item = EventBatch(events=events)
-                if self._queued_events + len(item.events) > self.max_events:
-                    # Too far behind: drop the backlog, tell the subscriber to resync.
-                    self.overflows += 1
-                    hello = [i for i in self._items if isinstance(i, Hello)]  # never drop the Hello
-                    self._items.clear()
-                    self._items.extend(hello)
-                    self._queued_events = 0
-                    self._items.append(Resync(reason="subscriber queue overflowed"))
-                self._queued_events += len(item.events)
-            self._items.append(item)
+            for item in items:
+                if isinstance(item, EventBatch):
+                    if self.kinds is not None:
+                        events = tuple(e for e in item.events if e.kind in self.kinds)
+                        if not events:
+                            continue
+                        if len(events) != len(item.events):
+                            item = EventBatch(events=events)
+                    if self._queued_events + len(item.events) > self.max_events:
+                        # Too far behind: drop the backlog, tell the subscriber to resync.
+                        self.overflows += 1
+                        hello = [i for i in self._items if isinstance(i, Hello)]  # never drop the Hello
+                        self._items.clear()
+                        self._items.extend(hello)
+                        self._queued_events = 0
+                        self._items.append(Resync(reason="subscriber queue overflowed"))
+                    self._queued_events += len(item.events)
+                self._items.append(item)
+                offered = True
+            if not offered:
+                return
             self._cond.notify()
         callback = self.on_ready
         if callback is not None:
