@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
 
+from backend.admin import restore_state
 from backend.settings import Settings
 from backend.state import State
 from backend.storage.base import EventStore
@@ -118,21 +119,9 @@ class ResourcesManager:
     # -- life cycle ------------------------------------------------------------------------
     def restore(self) -> None:
         """The seed's ApplySnapshot + ApplyEvent: newest valid checkpoint, then every later event."""
-        checkpoint = self.store.load_checkpoint()
-        state = State()
-        after = 0
-        if checkpoint is not None:
-            for resource in checkpoint.resources:
-                state.put(resource)
-            after = checkpoint.revision
-        replayed = 0
-        for change in self.store.replay(after):
-            if change.resource is None:
-                state.delete(change.kind, change.id)
-            else:
-                state.put(change.resource)
-            replayed += 1
-        base = max(self.store.reserved_revision(), self.store.last_revision(), after)
+        restored = restore_state(self.store)
+        state, replayed = restored.state, restored.replayed
+        base = max(self.store.reserved_revision(), self.store.last_revision(), restored.checkpoint_revision)
         with self._publish_lock:
             self._published = state
             self._working = state.copy()

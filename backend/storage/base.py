@@ -62,8 +62,8 @@ class EventStore(ABC):
         """Stored events with revision > ``after`` in revision order, upcast to the current schema."""
 
     @abstractmethod
-    def replay(self, after: int = 0) -> Iterator[ReplayedChange]:
-        """The changes after ``after``, validated and upcast, as cheaply as possible."""
+    def replay(self, after: int = 0, up_to: int | None = None) -> Iterator[ReplayedChange]:
+        """The changes after ``after`` (up to ``up_to``), validated and upcast, as cheaply as possible."""
 
     @abstractmethod
     def write_checkpoint(self, checkpoint: Checkpoint) -> None: ...

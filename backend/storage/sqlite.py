@@ -219,7 +219,7 @@ class SqliteEventStore(EventStore):
                 actor=actor, at=datetime.fromisoformat(at), tx=UUID(tx),
             )
 
-    def replay(self, after: int = 0) -> Iterator[ReplayedChange]:
+    def replay(self, after: int = 0, up_to: int | None = None) -> Iterator[ReplayedChange]:
         # The hot path of start-up and verify (bench/restore.py): the resource id column is read only
         # for deletions (a stored resource carries its id), and current payloads go straight to their
         # model's validator.
@@ -227,8 +227,8 @@ class SqliteEventStore(EventStore):
         with self._lock:
             cursor = self._conn.execute(
                 "SELECT revision, type, kind, CASE WHEN payload IS NULL THEN resource_id END, payload, "
-                "schema_version FROM events WHERE revision > ? ORDER BY revision",
-                (after,),
+                "schema_version FROM events WHERE revision > ? AND revision <= ? ORDER BY revision",
+                (after, up_to if up_to is not None else 2**63 - 1),
             )
             for revision, type_s, kind_s, rid, payload, version in cursor:
                 k = kinds[kind_s]
