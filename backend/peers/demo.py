@@ -112,6 +112,8 @@ class DemoPeerBroker(PeerBroker):
         self._pending_online: dict[UUID, bool] = {}
         self._lock = threading.Lock()
         self._scheduler = Scheduler("lea-demo-peers")
+        self._wake_lock = threading.Lock()
+        self._drain_pending = False
         self._subscription = manager.subscribe(kinds=[ResourceKind.PEER])
         self._stopped = False
 
@@ -120,7 +122,7 @@ class DemoPeerBroker(PeerBroker):
         return peer.demo
 
     def start(self) -> None:
-        self._subscription.on_ready = lambda: self._scheduler.call_soon(self._drain)
+        self._subscription.on_ready = self._wake
         self._scheduler.start()
         self._scheduler.call_soon(self._resync)
 
@@ -206,7 +208,17 @@ class DemoPeerBroker(PeerBroker):
             if (isinstance(current, PeerConnectionState) and current.online) != is_online:
                 self._write_connection(pid, is_online)
 
+    def _wake(self) -> None:
+        """Called on the writer's thread for every peer event: schedule one drain, not one per event."""
+        with self._wake_lock:
+            if self._drain_pending:
+                return
+            self._drain_pending = True
+        self._scheduler.call_soon(self._drain)
+
     def _drain(self) -> None:
+        with self._wake_lock:
+            self._drain_pending = False
         while (item := self._subscription.get_nowait()) is not None:
             if isinstance(item, Resync):
                 self._resync()

@@ -17,6 +17,7 @@ import uvicorn
 
 from backend.backend import Backend
 from backend.demo import seed_demo
+from backend.gc_policy import tune_gc_for_latency
 from backend.server.app import create_app
 from backend.tokens import TokenStore
 from resources.errors import InvalidRequest
@@ -133,6 +134,7 @@ def serve(options: ServeOptions) -> int:
         if options.demo:
             seed_demo(backend.manager)
         app = create_app(backend, tokens if auth else None)
+        tune_gc_for_latency()
         config = uvicorn.Config(
             app,
             ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
