@@ -10,6 +10,7 @@ import contextlib
 import logging
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 from uuid import UUID
@@ -43,7 +44,7 @@ from resources.events import Event, StateSnapshot, WriteResult
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
 from resources.resource import AnyResource, Resource
-from resources.wire import Ping
+from resources.wire import EventBatch, Hello, Ping, Resync
 
 log = logging.getLogger(__name__)
 
@@ -471,6 +472,33 @@ def _still_valid(authenticate: Callable[[str | None], TokenInfo], header: str | 
     return True
 
 
+class _EncodedDeliveries:
+    """JSON of recent deliveries, encoded once for every watcher.
+
+    The manager offers the same EventBatch object to every subscriber (unless a kind filter made a
+    new one), so 20 watchers need one serialisation, not 20. Entries hold their delivery, so an id
+    cannot be reused while it is cached. Used only on the server's event loop thread.
+    """
+
+    def __init__(self, size: int = 512) -> None:
+        self._size = size
+        self._cache: OrderedDict[int, tuple[object, str]] = OrderedDict()
+
+    def __call__(self, item: Hello | EventBatch | Resync) -> str:
+        key = id(item)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] is item:
+            return hit[1]
+        text = item.model_dump_json()
+        self._cache[key] = (item, text)
+        if len(self._cache) > self._size:
+            self._cache.popitem(last=False)
+        return text
+
+
+_encode = _EncodedDeliveries()
+
+
 async def _stream(websocket: WebSocket, subscription: Subscription, token_valid: Callable[[], bool]) -> None:
     """Forward the subscription's deliveries; ping when idle; stop on revocation or close."""
     loop = asyncio.get_running_loop()
@@ -488,7 +516,7 @@ async def _stream(websocket: WebSocket, subscription: Subscription, token_valid:
         while True:
             ready.clear()
             while (item := subscription.get_nowait()) is not None:
-                await websocket.send_text(item.model_dump_json())
+                await websocket.send_text(_encode(item))
                 last_sent = time.monotonic()
             if subscription.closed:
                 await websocket.close(code=1001, reason="backend shutting down")
