@@ -7,6 +7,7 @@ import gc
 import logging
 import logging.handlers
 import os
+import signal
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ os.environ.setdefault("QT_API", "pyside6")  # qasync must bind to PySide6, impor
 
 import platformdirs
 import qasync
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from lea_app.connection.base import Connection, ConnectionLost
@@ -103,6 +104,7 @@ async def run_window(options: Options, window_ready: asyncio.Future[MainWindow] 
     tune_gc(controller)
     window = MainWindow(controller, settings(), data_dir=str(options.data_dir), demo=options.demo)
     window.show()
+    close_on_signals(window)
     closed = asyncio.Event()
     window.closed.connect(closed.set)
     window.switch_backend = lambda choice: asyncio.ensure_future(switch_backend(window, controller, options, choice))
@@ -122,6 +124,16 @@ async def run_window(options: Options, window_ready: asyncio.Future[MainWindow] 
     await closed.wait()
     await controller.close()
     return 0
+
+
+def close_on_signals(window: MainWindow) -> None:
+    """Ctrl+C or SIGTERM closes the window, so the backend shuts down cleanly (final checkpoint)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: QTimer.singleShot(0, window.close))
+    # Python runs signal handlers only between bytecodes; a idle timer gives it the chance.
+    ticker = QTimer(window)
+    ticker.timeout.connect(lambda: None)
+    ticker.start(250)
 
 
 async def switch_backend(window: MainWindow, controller: Controller, options: Options, choice: Any) -> None:

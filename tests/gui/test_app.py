@@ -93,3 +93,28 @@ def test_logs_are_written_under_the_data_directory(tmp_path: Path) -> None:
             if getattr(handler, "baseFilename", "").startswith(str(tmp_path)):
                 root.removeHandler(handler)
                 handler.close()
+
+
+def test_sigterm_closes_lea_cleanly(tmp_path: Path) -> None:
+    """Ctrl+C / SIGTERM close the window: the backend shuts down with its final checkpoint."""
+    import os
+    import signal
+    import time
+
+    data_dir = tmp_path / "data"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lea_app.main", "--demo", "--data-dir", str(data_dir)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    log = data_dir / "logs" / "lea.log"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (log.exists() and "-> live" in log.read_text()):
+        time.sleep(0.1)
+    assert log.exists() and "-> live" in log.read_text(), "LEA never went live"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    verify = subprocess.run(
+        [sys.executable, "-m", "backend", "--data-dir", str(data_dir), "verify"], capture_output=True, text=True
+    )
+    assert verify.returncode == 0 and "matches the checkpoint" in verify.stdout, verify.stdout + verify.stderr
