@@ -204,8 +204,12 @@ class ResourcesManager:
         kinds: Iterable[ResourceKind] | None = None,
         epoch: str | None = None,
         max_queued_events: int | None = None,
+        accept: Callable[[Event], bool] | None = None,
     ) -> Subscription:
         """Every event after ``after`` (default: from now), in order, filtered by ``kinds``.
+
+        ``accept`` narrows further (it runs on the writer's thread, under the publish lock: keep it
+        cheap and never block in it); a subscriber with a filter sees gaps in the revisions.
 
         The first delivery is a Hello. An ``after`` from another epoch or older than the ring gets a
         Resync instead of events; so does a subscriber whose queue overflows.
@@ -214,6 +218,7 @@ class ResourcesManager:
             frozenset(kinds) if kinds is not None else None,
             max_queued_events or self.settings.subscriber_queue_size,
             self._unsubscribe,
+            accept,
         )
         with self._publish_lock:
             sub._offer(Hello(epoch=self._epoch, revision=self._published_revision))

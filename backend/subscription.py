@@ -7,6 +7,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Union
 
+from resources.events import Event
 from resources.kinds import ResourceKind
 from resources.wire import EventBatch, Hello, Resync
 
@@ -24,8 +25,10 @@ class Subscription:
         kinds: frozenset[ResourceKind] | None,
         max_events: int,
         on_close: Callable[[Subscription], None],
+        accept: Callable[[Event], bool] | None = None,
     ) -> None:
         self.kinds = kinds
+        self.accept = accept
         self.max_events = max_events
         self._on_close = on_close
         self._items: deque[Delivery] = deque()
@@ -51,8 +54,12 @@ class Subscription:
                 return
             for item in items:
                 if isinstance(item, EventBatch):
-                    if self.kinds is not None:
-                        events = tuple(e for e in item.events if e.kind in self.kinds)
+                    if self.kinds is not None or self.accept is not None:
+                        kinds, accept = self.kinds, self.accept
+                        events = tuple(
+                            e for e in item.events
+                            if (kinds is None or e.kind in kinds) and (accept is None or accept(e))
+                        )
                         if not events:
                             continue
                         if len(events) != len(item.events):

@@ -114,7 +114,12 @@ class DemoPeerBroker(PeerBroker):
         self._scheduler = Scheduler("lea-demo-peers")
         self._wake_lock = threading.Lock()
         self._drain_pending = False
-        self._subscription = manager.subscribe(kinds=[ResourceKind.PEER])
+        # Only demo peers, and peers it knows (one may stop being a demo peer, or be deleted): the
+        # broker's thread is not woken for every ordinary peer write.
+        self._subscription = manager.subscribe(
+            kinds=[ResourceKind.PEER],
+            accept=lambda e: e.id in self._peers or (isinstance(e.resource, PeerDescriptor) and e.resource.demo),
+        )
         self._stopped = False
 
     # -- PeerBroker ------------------------------------------------------------------------

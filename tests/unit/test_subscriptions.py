@@ -259,3 +259,18 @@ def test_unsubscribing_stops_deliveries(backend: Backend) -> None:
     add_peers(backend, 2)
     assert [type(i) for i in sub.drain()] in ([Hello], [])
     assert sub.get(0.1) is None
+
+
+def test_an_accept_filter_narrows_what_a_subscriber_is_handed(backend: Backend) -> None:
+    manager = backend.manager
+    wanted = make_peer("wanted-01", demo=True)
+    sub = manager.subscribe(
+        kinds=[ResourceKind.PEER], accept=lambda e: e.resource is not None and getattr(e.resource, "demo", False)
+    )
+    assert isinstance(sub.get(1), Hello)
+    actions.store_peer_descriptor(manager, make_peer("ordinary-01"), "alice")
+    actions.store_peer_descriptor(manager, wanted, "alice")
+    batch = sub.get(5)
+    assert isinstance(batch, EventBatch)
+    assert [e.id for e in batch.events] == [wanted.id]
+    assert sub.get_nowait() is None
