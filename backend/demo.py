@@ -7,11 +7,13 @@ resource the user deleted or renamed is not resurrected under another id.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 
 from backend import actions
 from backend.manager import Put, ResourcesManager
+from backend.state import State
 from resources.cluster import ClusterDescriptor
 from resources.errors import LeaError
 from resources.kinds import ResourceKind
@@ -86,6 +88,10 @@ def demo_resources() -> list[AnyResource]:
     return resources
 
 
+def _id_by_name(resource: PeerDescriptor | ClusterDescriptor, state: State) -> uuid.UUID | None:
+    return state.id_by_name(resource.kind, resource.name)
+
+
 def seed_demo(manager: ResourcesManager, actor: str = "demo-seed") -> int:
     """Create the demo fleet when missing (idempotent); returns how many resources were created.
 
@@ -99,7 +105,7 @@ def seed_demo(manager: ResourcesManager, actor: str = "demo-seed") -> int:
         if next(iter(manager.store.read_events(kind=resource.kind, resource_id=resource.id, limit=1)), None):
             continue
         if isinstance(resource, PeerDescriptor | ClusterDescriptor):
-            taken = manager.read(lambda s, r=resource: s.id_by_name(r.kind, r.name))  # type: ignore[misc]
+            taken = manager.read(functools.partial(_id_by_name, resource))
             if taken is not None:
                 continue  # the user has a resource of that name: leave theirs alone
         missing.append(resource)

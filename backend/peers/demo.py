@@ -9,6 +9,7 @@ that reboots.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
@@ -157,7 +158,7 @@ class DemoPeerBroker(PeerBroker):
         at = 0.0
         for param in plan:
             at += BASE_DELAY[param.kind] * rng.uniform(0.5, 1.5) * self.delay_scale
-            self._scheduler.call_later(at, lambda p=param: self._apply(peer_id, generation, p))  # type: ignore[misc]
+            self._scheduler.call_later(at, functools.partial(self._apply, peer_id, generation, param))
 
     # -- online / offline ------------------------------------------------------------------
     def set_online(self, peer_id: UUID, online: bool) -> None:

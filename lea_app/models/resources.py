@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -15,6 +15,7 @@ from resources.cluster import ClusterDescriptor
 from resources.derived import cluster_member_ids
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
+from resources.resource import AnyResource
 from resources.state import (
     ClusterState,
     ClusterStatus,
@@ -73,8 +74,8 @@ def status_brush(status: ClusterStatus) -> QBrush:
     return GREY
 
 
-def cluster_status(store_get: object, cluster_id: UUID) -> ClusterStatus:
-    state = store_get(ResourceKind.CLUSTER_STATE, cluster_id)  # type: ignore[operator]
+def cluster_status(store_get: Callable[[ResourceKind, UUID], AnyResource | None], cluster_id: UUID) -> ClusterStatus:
+    state = store_get(ResourceKind.CLUSTER_STATE, cluster_id)
     return state.state if isinstance(state, ClusterState) else Undeployed()
 
 
@@ -351,8 +352,8 @@ class DeploymentsModel(ResourceTableModel[DeploymentRow]):
         Column[DeploymentRow]("Reason", lambda r: status_detail(r.status), width=200),
     )
 
-    def __init__(self, *args: object, active_only: bool = False, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, store: Store, parent: QObject | None = None, *, active_only: bool = False) -> None:
+        super().__init__(store, parent)
         self.active_only = active_only
         self._peers_changed: set[UUID] = set()
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 
 from lea_app.connection.base import Connection, ConnectionLost, Delivery, EventStream
@@ -70,7 +70,7 @@ class SyncEngine:
         resync_backoff: Backoff | None = None,
         reconnect_backoff: Backoff | None = None,
         healthy_after: float = 10.0,
-        sleep: Callable[[float], object] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self.connection = connection
         self.store = store
@@ -165,7 +165,7 @@ class SyncEngine:
     async def _pause(self, backoff: Backoff) -> None:
         delay = backoff.next_delay()
         if delay > 0 and not self._stopped:
-            await self._sleep(delay)  # type: ignore[misc]
+            await self._sleep(delay)
 
     async def _close_stream(self) -> None:
         stream, self._stream = self._stream, None

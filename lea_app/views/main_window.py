@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -91,10 +92,12 @@ class MainWindow(QMainWindow):
         self.clusters = ClustersPage(controller)
         self.deployments = DeploymentsPage(controller)
         self.event_log = EventLogPage(controller)
-        self.pages: list[QWidget] = [self.dashboard, self.peers, self.clusters, self.deployments, self.event_log]
+        self.pages: list[DashboardPage | TablePage | EventLogPage] = [
+            self.dashboard, self.peers, self.clusters, self.deployments, self.event_log,
+        ]
         for i, page in enumerate(self.pages):
-            item = QListWidgetItem(f"{page.title}")  # type: ignore[attr-defined]
-            item.setToolTip(f"{page.title} (Ctrl+{i + 1})")  # type: ignore[attr-defined]
+            item = QListWidgetItem(page.title)
+            item.setToolTip(f"{page.title} (Ctrl+{i + 1})")
             self.nav.addItem(item)
             self.stack.addWidget(page)
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
@@ -130,7 +133,7 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
         go_menu = self.menuBar().addMenu("&Go")
         for i, page in enumerate(self.pages):
-            self._action(go_menu, page.title, f"Ctrl+{i + 1}", lambda i=i: self.show_page(i))  # type: ignore[attr-defined]
+            self._action(go_menu, page.title, f"Ctrl+{i + 1}", functools.partial(self.show_page, i))
         cluster_menu = self.menuBar().addMenu("&Cluster")
         self._action(cluster_menu, "&Deploy selected", "Ctrl+D", self._deploy_selected)
         self._action(cluster_menu, "&Undeploy selected", "Ctrl+U", self._undeploy_selected)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
+import time
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,17 @@ def aloop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
     loop = qasync.QEventLoop(qapp, already_running=True)
     asyncio.set_event_loop(loop)
     yield loop
+    # Let what the test left behind (a websocket's keepalive, an httpx pool) finish on this loop,
+    # while it still runs: tasks finalised later, on a closed loop, can take Qt down with them.
+    leftovers = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in leftovers:
+        task.cancel()
+    deadline = time.monotonic() + 5
+    while any(not task.done() for task in leftovers) and time.monotonic() < deadline:
+        qapp.processEvents()
+        time.sleep(0.005)
+    gc.collect()
+    qapp.processEvents()
     # Undo "already running" by hand: loop.stop() would call app.exit(), which makes every later
     # nested QEventLoop (qtbot.waitSignal, dialogs) return at once for the rest of the session.
     asyncio.events._set_running_loop(None)
