@@ -238,6 +238,18 @@ class ClusterAction(threading.Thread):
             f"within {self.timeout:g} s",
         )
 
+    def rejected(self, view: _View, progress: _Progress, peer: UUID, error: tuple[UUID, str], what: str) -> Failed:
+        """Failed, for a parameter a peer reported as Error."""
+        parameter, reason = error
+        return Failed(
+            peer=peer, parameter=parameter,
+            reason=f"{what}peer '{_peer_name(view, peer)}': {_param_kind(progress, peer, parameter)} failed: {reason}",
+        )
+
+    def finish(self, outcome: ClusterStatus) -> None:
+        self.outcome = outcome
+        self.publish(outcome)
+
     def _run(self, view: _View, subscription: Subscription) -> None:
         raise NotImplementedError
 
@@ -352,13 +364,11 @@ class DeployCluster(ClusterAction):
                     shown_changes = progress.changes
                     self.publish(Deploying(done=progress.done, total=progress.total, peers=progress.per_peer()))
                 if progress.finished:
-                    self.outcome = Deployed()
-                    self.publish(self.outcome)
+                    self.finish(Deployed())
                     return
                 failed = self.overdue(view, progress, "")
                 if failed is not None:
-                    self.outcome = failed
-                    self.publish(failed)
+                    self.finish(failed)
                     return
             taken = _take(subscription)
             if taken.closed:
@@ -374,12 +384,7 @@ class DeployCluster(ClusterAction):
                 assert isinstance(event.resource, PeerConfigurationState)
                 error = progress.report(event.id, event.resource)
                 if error is not None:
-                    self.outcome = Failed(
-                        peer=event.id, parameter=error[0],
-                        reason=f"peer '{_peer_name(view, event.id)}': {_param_kind(progress, event.id, error[0])} "
-                        f"failed: {error[1]}",
-                    )
-                    self.publish(self.outcome)
+                    self.finish(self.rejected(view, progress, event.id, error, ""))
                     return
 
     def _waiting(self, view: _View, offline: list[UUID], busy: dict[UUID, str]) -> Waiting:
@@ -440,13 +445,11 @@ class UndeployCluster(ClusterAction):
                 self.publish(Undeploying(done=progress.done, total=progress.total))
             if progress.finished:
                 self._clear(members)
-                self.outcome = Undeployed()
-                self.publish(self.outcome)
+                self.finish(Undeployed())
                 return
             failed = self.overdue(view, progress, "undeploy: ")
             if failed is not None:
-                self.outcome = failed
-                self.publish(failed)
+                self.finish(failed)
                 return
             taken = _take(subscription)
             if taken.closed:
@@ -463,12 +466,7 @@ class UndeployCluster(ClusterAction):
                     assert isinstance(event.resource, PeerConfigurationState)
                     error = progress.report(event.id, event.resource)
                     if error is not None:
-                        self.outcome = Failed(
-                            peer=event.id, parameter=error[0],
-                            reason=f"undeploy: peer '{_peer_name(view, event.id)}': "
-                            f"{_param_kind(progress, event.id, error[0])} failed: {error[1]}",
-                        )
-                        self.publish(self.outcome)
+                        self.finish(self.rejected(view, progress, event.id, error, "undeploy: "))
                         return
 
     def _clear(self, members: list[UUID]) -> None:

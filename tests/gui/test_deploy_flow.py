@@ -3,65 +3,37 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QStyle, QStyleOptionViewItem
 from pytestqt.qtbot import QtBot
 
-from lea_app.models.resources import ClusterRow
 from lea_app.models.table import PROGRESS_ROLE
 from resources.kinds import ResourceKind
 from resources.state import Deployed, Deploying, Undeployed
 from tests.gui.conftest import Lea
-
-DEPLOY_COLUMN = 3
-PROGRESS_COLUMN = 5
-
-
-def click_checkbox(qtbot: QtBot, lea: Lea, row: int) -> None:
-    view = lea.window.clusters.table
-    index = view.model().index(row, DEPLOY_COLUMN)
-    rect = view.visualRect(index)
-    option = QStyleOptionViewItem()
-    option.initFrom(view)
-    option.rect = rect
-    option.features |= QStyleOptionViewItem.ViewItemFeature.HasCheckIndicator
-    check = view.style().subElementRect(QStyle.SubElement.SE_ItemViewItemCheckIndicator, option, view)
-    target = check.center() if check.isValid() else rect.center()
-    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=target)
-
-
-def cluster_row(lea: Lea, name: str) -> tuple[int, ClusterRow]:
-    model = lea.window.clusters.model
-    model.flush()
-    for row in range(model.rowCount()):
-        id = model.id_at(row)
-        data = model.row_data(id) if id else None
-        if data is not None and data.cluster.name == name:
-            return row, data
-    raise AssertionError(f"no cluster {name}")
+from tests.helpers.clusters_page import PROGRESS_COLUMN, click_checkbox, cluster_row
 
 
 def test_deploy_by_clicking_the_toggle_then_undeploy(qtbot: QtBot, lea: Lea) -> None:
     lea.window.show_page(2)
-    row, data = cluster_row(lea, "demo-telematics")
+    row, data = cluster_row(lea.window, "demo-telematics")
     assert isinstance(data.status, Undeployed) and not data.deployed
     seen_progress: list[tuple[int, int]] = []
 
     def watch() -> None:
-        r, _ = cluster_row(lea, "demo-telematics")
+        r, _ = cluster_row(lea.window, "demo-telematics")
         progress = lea.window.clusters.model.index(r, PROGRESS_COLUMN).data(PROGRESS_ROLE)
         if progress:
             seen_progress.append(progress)
 
     lea.window.clusters.model.flushed.connect(watch)
-    click_checkbox(qtbot, lea, row)
-    qtbot.waitUntil(lambda: cluster_row(lea, "demo-telematics")[1].deployed, timeout=10_000)
-    qtbot.waitUntil(lambda: isinstance(cluster_row(lea, "demo-telematics")[1].status, Deployed), timeout=20_000)
+    click_checkbox(qtbot, lea.window, row)
+    qtbot.waitUntil(lambda: cluster_row(lea.window, "demo-telematics")[1].deployed, timeout=10_000)
+    qtbot.waitUntil(lambda: isinstance(cluster_row(lea.window, "demo-telematics")[1].status, Deployed), timeout=20_000)
     # The bar moved (frames are coalesced, so not every step is painted) and ends at 100 %.
     assert seen_progress, "no progress bar was shown while deploying"
     done = [d for d, _ in seen_progress]
     assert done == sorted(done), "progress went backwards"
     assert len(set(done)) > 1, "the bar never moved"
-    row, data = cluster_row(lea, "demo-telematics")
+    row, data = cluster_row(lea.window, "demo-telematics")
     assert lea.window.clusters.model.index(row, 4).data() == "Deployed"
     assert lea.window.clusters.model.index(row, PROGRESS_COLUMN).data() == "100 %"
     # The peers now show as blocked by the cluster.
@@ -70,33 +42,35 @@ def test_deploy_by_clicking_the_toggle_then_undeploy(qtbot: QtBot, lea: Lea) -> 
     blocked = {r.peer.name: r.blocked_by for r in rows if r}
     assert blocked["demo-hil-03"] == "demo-telematics"
 
-    click_checkbox(qtbot, lea, row)
-    qtbot.waitUntil(lambda: not cluster_row(lea, "demo-telematics")[1].deployed, timeout=10_000)
-    qtbot.waitUntil(lambda: isinstance(cluster_row(lea, "demo-telematics")[1].status, Undeployed), timeout=20_000)
+    click_checkbox(qtbot, lea.window, row)
+    qtbot.waitUntil(lambda: not cluster_row(lea.window, "demo-telematics")[1].deployed, timeout=10_000)
+    qtbot.waitUntil(
+        lambda: isinstance(cluster_row(lea.window, "demo-telematics")[1].status, Undeployed), timeout=20_000
+    )
 
 
 def test_backend_refusal_is_shown(qtbot: QtBot, lea: Lea) -> None:
     """demo-vehicle-e2e shares demo-hil-01 with demo-adas-loop: the second deploy is refused."""
     lea.window.show_page(2)
-    _, adas = cluster_row(lea, "demo-adas-loop")
+    _, adas = cluster_row(lea.window, "demo-adas-loop")
     lea.controller.deploy(adas.cluster.id, "demo-adas-loop")
-    qtbot.waitUntil(lambda: cluster_row(lea, "demo-adas-loop")[1].deployed, timeout=10_000)
-    row, _ = cluster_row(lea, "demo-vehicle-e2e")
+    qtbot.waitUntil(lambda: cluster_row(lea.window, "demo-adas-loop")[1].deployed, timeout=10_000)
+    row, _ = cluster_row(lea.window, "demo-vehicle-e2e")
     lea.window.clusters.table.selectRow(row)
     qtbot.mouseClick(lea.window.clusters.buttons["deploy"], Qt.MouseButton.LeftButton)
     bar = lea.window.message_bar
     qtbot.waitUntil(lambda: bar.isVisible() and bar.level == "error", timeout=10_000)
     assert "demo-hil-01" in bar.text and "demo-adas-loop" in bar.text
-    assert not cluster_row(lea, "demo-vehicle-e2e")[1].deployed
-    e2e = cluster_row(lea, "demo-vehicle-e2e")[1].cluster.id
+    assert not cluster_row(lea.window, "demo-vehicle-e2e")[1].deployed
+    e2e = cluster_row(lea.window, "demo-vehicle-e2e")[1].cluster.id
     assert lea.controller.store.get(ResourceKind.CLUSTER_DEPLOYMENT, e2e) is None
 
 
 def test_keyboard_deploy_shows_deploying(qtbot: QtBot, lea: Lea) -> None:
     lea.window.show_page(2)
-    row, _ = cluster_row(lea, "demo-adas-loop")
+    row, _ = cluster_row(lea.window, "demo-adas-loop")
     lea.window.clusters.table.selectRow(row)
     qtbot.keyClick(lea.window, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(
-        lambda: isinstance(cluster_row(lea, "demo-adas-loop")[1].status, Deploying | Deployed), timeout=10_000
+        lambda: isinstance(cluster_row(lea.window, "demo-adas-loop")[1].status, Deploying | Deployed), timeout=10_000
     )

@@ -18,13 +18,11 @@ from uuid import UUID
 import httpx
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QStyle, QStyleOptionViewItem
 from pytestqt.qtbot import QtBot
 
 from lea_app.app import Options, open_connection, settings
 from lea_app.connection.remote import RemoteConnection
 from lea_app.controller import Controller
-from lea_app.models.resources import ClusterRow
 from lea_app.models.table import PROGRESS_ROLE
 from lea_app.views.main_window import SYNC_TEXT, MainWindow
 from resources.errors import Forbidden
@@ -32,11 +30,10 @@ from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
 from resources.state import Deployed, Undeployed
 from tests.gui.conftest import run
+from tests.helpers.clusters_page import DEPLOY_COLUMN, PROGRESS_COLUMN, click_checkbox, cluster_row
 from tests.helpers.server import ServerProcess, create_token, start_server
 
-DEPLOY_COLUMN = 3
 STATE_COLUMN = 4
-PROGRESS_COLUMN = 5
 CLUSTERS_PAGE = 2
 CLUSTER = "demo-telematics"
 
@@ -109,29 +106,8 @@ def open_lea(
 
 
 # -- helpers -----------------------------------------------------------------------------------
-def click_checkbox(qtbot: QtBot, window: MainWindow, row: int) -> None:
-    view = window.clusters.table
-    index = view.model().index(row, DEPLOY_COLUMN)
-    view.scrollTo(index)
-    rect = view.visualRect(index)
-    option = QStyleOptionViewItem()
-    option.initFrom(view)
-    option.rect = rect
-    option.features |= QStyleOptionViewItem.ViewItemFeature.HasCheckIndicator
-    check = view.style().subElementRect(QStyle.SubElement.SE_ItemViewItemCheckIndicator, option, view)
-    target = check.center() if check.isValid() else rect.center()
-    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=target)
 
 
-def cluster_row(window: MainWindow, name: str) -> tuple[int, ClusterRow]:
-    model = window.clusters.model
-    model.flush()
-    for row in range(model.rowCount()):
-        id = model.id_at(row)
-        data = model.row_data(id) if id else None
-        if data is not None and data.cluster.name == name:
-            return row, data
-    raise AssertionError(f"no cluster {name}")
 
 
 def server_get(site: Site, path: str) -> object:
