@@ -273,7 +273,7 @@ class MainWindow(QMainWindow):
         self.clusters.select(cluster_id)
 
     def open_connect_dialog(self) -> None:
-        current = getattr(self.controller.connection, "url", "") if self.controller.connected else ""
+        current = self.controller.connection.address if self.controller.connected else ""
         dialog = ConnectDialog(current, self)
 
         def chosen() -> None:
