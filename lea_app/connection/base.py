@@ -47,6 +47,8 @@ class EventStream(ABC):
 class Connection(ABC):
     #: One line for the About box and the status bar, e.g. "embedded backend".
     description: str = ""
+    #: Where the backend is, as the connection dialog shows it ("https://host:8421"); "" when embedded.
+    address: str = ""
     #: True when this backend simulates demo benches that LEA may switch on and off.
     demo_controls: bool = False
 

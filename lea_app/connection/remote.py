@@ -81,6 +81,7 @@ class RemoteConnection(Connection):
         keepalive: float = KEEPALIVE_SECONDS,
     ) -> None:
         self.url = normalise_url(url)
+        self.address = self.url
         self.token = token
         self.keepalive = keepalive
         self.description = f"server {self.url}"

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from uuid import UUID
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QBrush, QColor
 
 from lea_app.models.table import Column, ResourceTableModel
@@ -231,6 +231,10 @@ class ClusterRow:
 
 
 class ClustersModel(ResourceTableModel[ClusterRow]):
+    #: The user clicked a cluster's Deploy toggle: (cluster id, deploy). The row changes only when
+    #: the backend's event arrives.
+    deploy_toggled = Signal(object, bool)
+
     columns = (
         Column[ClusterRow]("Name", lambda r: r.cluster.name, width=170),
         Column[ClusterRow]("Leader", lambda r: r.leader, width=140),
@@ -261,6 +265,9 @@ class ClustersModel(ResourceTableModel[ClusterRow]):
 
     def candidate_ids(self) -> Iterable[UUID]:
         return self.store.all(ResourceKind.CLUSTER).keys()
+
+    def checked(self, id: UUID, checked: bool) -> None:
+        self.deploy_toggled.emit(id, checked)
 
     def affected_ids(self, change: StoreChange) -> set[UUID] | None:
         if change.kind in (ResourceKind.CLUSTER, ResourceKind.CLUSTER_STATE, ResourceKind.CLUSTER_DEPLOYMENT):

@@ -140,7 +140,8 @@ class ResourceTableModel(QAbstractTableModel, Generic[R]):
         self._sort_column = 0
         self._sort_order = Qt.SortOrder.AscendingOrder
         self._filter = ""
-        self.on_check: Callable[[UUID, bool], None] | None = None
+        #: Whether the user may tick checkable cells (the page follows the controller's write permission).
+        self.checks_enabled = False
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(COALESCE_MS)
@@ -171,6 +172,10 @@ class ResourceTableModel(QAbstractTableModel, Generic[R]):
     def defer(self) -> None:
         """``affected_ids`` recorded a change whose rows are cheaper to find at flush time."""
         self._deferred = True
+
+    def checked(self, id: UUID, checked: bool) -> None:
+        """The user ticked (or cleared) the checkable cell of row ``id``: announce it as a signal."""
+        raise NotImplementedError
 
     def search_text(self, row: R) -> str:
         return " ".join(c.display(row) for c in self.columns).casefold()
@@ -411,12 +416,12 @@ class ResourceTableModel(QAbstractTableModel, Generic[R]):
             return Qt.ItemFlag.NoItemFlags
         flags = Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled
         column = self.columns[index.column()] if 0 <= index.column() < len(self.columns) else None
-        if column is not None and column.checkable is not None and self.on_check is not None:
+        if column is not None and column.checkable is not None and self.checks_enabled:
             flags |= Qt.ItemFlag.ItemIsUserCheckable
         return flags
 
     def setData(self, index: Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
-        if role != Qt.ItemDataRole.CheckStateRole or not index.isValid() or self.on_check is None:
+        if role != Qt.ItemDataRole.CheckStateRole or not index.isValid() or not self.checks_enabled:
             return False
         column = self.columns[index.column()]
         if column.checkable is None:
@@ -424,7 +429,7 @@ class ResourceTableModel(QAbstractTableModel, Generic[R]):
         id = self._ids[index.row()]
         checked = value == Qt.CheckState.Checked or value == Qt.CheckState.Checked.value
         # The row changes when the backend's event arrives, not now.
-        self.on_check(id, bool(checked))
+        self.checked(id, bool(checked))
         return True
 
 

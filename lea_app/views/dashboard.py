@@ -9,15 +9,33 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QTableView, QVBoxLayout, QWidget
 
 from lea_app.controller import Controller
-from lea_app.models.resources import DeploymentsModel, cluster_status, status_text
+from lea_app.models.resources import DeploymentsModel, cluster_status
 from lea_app.models.table import COALESCE_MS
 from lea_app.sync.store import StoreChange
-from lea_app.views.pages import configure_table
+from lea_app.views.tables import configure_table
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
-from resources.state import Online, PeerConnectionState
+from resources.state import (
+    Deployed,
+    Deploying,
+    Failed,
+    Online,
+    PeerConnectionState,
+    Undeployed,
+    Undeploying,
+    Waiting,
+)
 
-CLUSTER_STATES = ("Deployed", "Deploying", "Waiting", "Failed", "Undeploying", "Undeployed")
+#: The kinds of cluster state, counted by type (a degraded Deployed is deployed), in display order.
+StateType = type[Deployed | Deploying | Waiting | Failed | Undeploying | Undeployed]
+CLUSTER_STATES: tuple[tuple[StateType, str], ...] = (
+    (Deployed, "deployed"),
+    (Deploying, "deploying"),
+    (Waiting, "waiting"),
+    (Failed, "failed"),
+    (Undeploying, "undeploying"),
+    (Undeployed, "undeployed"),
+)
 
 
 class Card(QFrame):
@@ -81,7 +99,7 @@ class DashboardPage(QWidget):
         # (a refresh during a burst must not walk every peer and cluster).
         self._online: set[UUID] = set()
         self._demo: set[UUID] = set()
-        self._cluster_states: dict[UUID, str] = {}
+        self._cluster_states: dict[UUID, StateType] = {}
         self._peers_dirty: set[UUID] = set(self.store.all(ResourceKind.PEER))
         self._clusters_dirty: set[UUID] = set(self.store.all(ResourceKind.CLUSTER))
         self.destroyed.connect(self.store.listen(self._on_change))
@@ -103,8 +121,8 @@ class DashboardPage(QWidget):
         self._scheduled = False
         self.refresh()
 
-    def counts(self) -> tuple[int, int, int, Counter[str]]:
-        """Peers online, offline, demo benches among them; clusters by the first word of their state."""
+    def counts(self) -> tuple[int, int, int, Counter[StateType]]:
+        """Peers online, offline, demo benches among them; clusters by the type of their state."""
         peers = self.store.all(ResourceKind.PEER)
         for peer_id in self._peers_dirty:
             peer = peers.get(peer_id)
@@ -121,7 +139,7 @@ class DashboardPage(QWidget):
         clusters = self.store.all(ResourceKind.CLUSTER)
         for cluster_id in self._clusters_dirty:
             if cluster_id in clusters:
-                self._cluster_states[cluster_id] = status_text(cluster_status(self.store.get, cluster_id)).split(" ")[0]
+                self._cluster_states[cluster_id] = type(cluster_status(self.store.get, cluster_id))
             else:
                 self._cluster_states.pop(cluster_id, None)
         self._clusters_dirty = set()
@@ -135,16 +153,16 @@ class DashboardPage(QWidget):
         self.peers_card.detail.setText(f"of {online + offline} peers{demo_note}")
         self.offline_card.value.setText(str(offline))
         self.offline_card.detail.setText("a deployment waits for its offline members")
-        self.clusters_card.value.setText(str(by_state.get("Deployed", 0)))
+        self.clusters_card.value.setText(str(by_state.get(Deployed, 0)))
         total = sum(by_state.values())
         self.clusters_card.detail.setText(f"of {total} clusters")
-        attention = by_state.get("Failed", 0) + by_state.get("Waiting", 0)
+        attention = by_state.get(Failed, 0) + by_state.get(Waiting, 0)
         self.attention_card.value.setText(str(attention))
         style = "font-size: 22pt; font-weight: 600;" + (" color:#b3261e;" if attention else "")
         if self.attention_card.value.styleSheet() != style:  # re-polishing costs: only when it changes
             self.attention_card.value.setStyleSheet(style)
-        self.attention_card.detail.setText(f"{by_state.get('Failed', 0)} failed, {by_state.get('Waiting', 0)} waiting")
+        self.attention_card.detail.setText(f"{by_state.get(Failed, 0)} failed, {by_state.get(Waiting, 0)} waiting")
         self.states_label.setText(
-            "Clusters by state: " + ", ".join(f"{name.lower()} {by_state.get(name, 0)}" for name in CLUSTER_STATES)
+            "Clusters by state: " + ", ".join(f"{name} {by_state.get(kind, 0)}" for kind, name in CLUSTER_STATES)
         )
         self.idle_hint.setVisible(self.active.rowCount() == 0)

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 
 from lea_app.controller import Controller
 from lea_app.models.events import EventTableModel, LiveEventLogModel, resource_label
-from lea_app.views.pages import setup_table_view
+from lea_app.views.tables import setup_table_view
 from resources.events import Event
 from resources.kinds import ResourceKind
 

@@ -1,4 +1,8 @@
-"""The main window: navigation, pages, a non-modal message bar, status bar and shortcuts."""
+"""The main window: navigation, pages, a non-modal message bar, status bar and shortcuts.
+
+It owns the pages and connects what they ask for (editors, delete confirmations, histories,
+deploy toggles) to the editors, dialogs and the controller.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +34,9 @@ from lea_app.views.dialogs import (
     peer_delete_blockers,
     show_about,
 )
+from lea_app.views.editors.base import ResourceEditor
+from lea_app.views.editors.cluster import ClusterEditor
+from lea_app.views.editors.peer import PeerEditor
 from lea_app.views.event_log import EventLogPage
 from lea_app.views.message_bar import MessageBar
 from lea_app.views.pages import ClustersPage, DeploymentsPage, PeersPage, TablePage
@@ -62,7 +69,7 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.data_dir = data_dir
         self.demo = demo
-        self.editors: dict[tuple[str, UUID | None], QWidget] = {}
+        self.editors: dict[tuple[str, UUID | None], ResourceEditor[Any]] = {}
         #: Set by the application: connect to the backend chosen in the connection dialog.
         self.switch_backend: Callable[[ConnectionChoice], object] | None = None
         self.dialogs: list[QWidget] = []
@@ -116,11 +123,24 @@ class MainWindow(QMainWindow):
             demo_label.setStyleSheet("background:#fff4ce; color:#5c4400; border-radius:3px;")
             self.statusBar().addPermanentWidget(demo_label)
 
+        self._connect_pages()
         self._build_menus()
         controller.message.connect(self.show_message)
         controller.sync_state_changed.connect(self._sync_state_changed)
         controller.identity_changed.connect(self._identity_changed)
         self._restore_settings()
+
+    def _connect_pages(self) -> None:
+        self.peers.create_requested.connect(functools.partial(self.open_peer_editor, None))
+        self.peers.edit_requested.connect(self.open_peer_editor)
+        self.peers.delete_requested.connect(self.confirm_delete_peer)
+        self.clusters.create_requested.connect(functools.partial(self.open_cluster_editor, None))
+        self.clusters.edit_requested.connect(self.open_cluster_editor)
+        self.clusters.delete_requested.connect(self.confirm_delete_cluster)
+        self.clusters.deploy_toggled.connect(self.toggle_deployment)
+        for page in (self.peers, self.clusters):
+            page.history_requested.connect(self.show_history)
+        self.deployments.cluster_requested.connect(self.go_to_cluster)
 
     # -- menus and shortcuts ---------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -204,31 +224,37 @@ class MainWindow(QMainWindow):
                 self.clusters.undeploy()
 
     # -- editors and dialogs ---------------------------------------------------------------
-    def _open_editor(self, key: tuple[str, UUID | None], factory: Any) -> QWidget:
+    def _open_editor(self, key: tuple[str, UUID | None], factory: Callable[[], ResourceEditor[Any]]) -> QWidget:
         existing = self.editors.get(key)
         if existing is not None and existing.isVisible():
             existing.raise_()
             existing.activateWindow()
             return existing
-        editor: QWidget = factory()
+        editor = factory()
         self.editors[key] = editor
         editor.destroyed.connect(lambda *_: self.editors.pop(key, None))
         editor.show()
         return editor
 
     def open_peer_editor(self, peer_id: UUID | None) -> QWidget | None:
-        from lea_app.views.editors import PeerEditor
-
         if peer_id is None and not self.controller.can_write:
             return None
         return self._open_editor(("peer", peer_id), lambda: PeerEditor(self.controller, peer_id, self))
 
     def open_cluster_editor(self, cluster_id: UUID | None) -> QWidget | None:
-        from lea_app.views.editors import ClusterEditor
-
         if cluster_id is None and not self.controller.can_write:
             return None
         return self._open_editor(("cluster", cluster_id), lambda: ClusterEditor(self.controller, cluster_id, self))
+
+    def toggle_deployment(self, cluster_id: UUID, deploy: bool) -> None:
+        """The Deploy toggle: request the deployment (or its removal) if this user may write now."""
+        cluster = self.controller.store.get(ResourceKind.CLUSTER, cluster_id)
+        if not isinstance(cluster, ClusterDescriptor) or not self.controller.can_write:
+            return
+        if deploy:
+            self.controller.deploy(cluster_id, cluster.name)
+        else:
+            self.controller.undeploy(cluster_id, cluster.name)
 
     def confirm_delete_peer(self, peer_id: UUID) -> None:
         peer = self.controller.store.get(ResourceKind.PEER, peer_id)
@@ -273,7 +299,7 @@ class MainWindow(QMainWindow):
         self.clusters.select(cluster_id)
 
     def open_connect_dialog(self) -> None:
-        current = getattr(self.controller.connection, "url", "") if self.controller.connected else ""
+        current = self.controller.connection.address if self.controller.connected else ""
         dialog = ConnectDialog(current, self)
 
         def chosen() -> None:
@@ -326,6 +352,6 @@ class MainWindow(QMainWindow):
         self.save_settings()
         for editor in list(self.editors.values()):
             # Quitting closes open editors without a discard prompt per editor.
-            getattr(editor, "discard", editor.close)()
+            editor.discard()
         super().closeEvent(event)
         self.closed.emit()

@@ -1,67 +1,35 @@
-"""Table pages: peers, clusters, deployments. Each is a filter box, a row of actions and a table."""
+"""Table pages: peers, clusters, deployments. Each is a filter box, a row of actions and a table.
+
+A page never reaches for the window it sits in: what it cannot do itself (open an editor, confirm
+a delete, show a history, go to another page) it asks for with a signal, which the window connects.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 from uuid import UUID
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QHBoxLayout,
-    QHeaderView,
-    QLabel,
-    QLineEdit,
-    QPushButton,
-    QTableView,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QTableView, QVBoxLayout, QWidget
 
 from lea_app.controller import Controller
 from lea_app.models.resources import ClusterRow, ClustersModel, DeploymentRow, DeploymentsModel, PeerRow, PeersModel
 from lea_app.models.table import ResourceTableModel
-from lea_app.views.delegates import ProgressDelegate
+from lea_app.views.tables import configure_table
 from resources.state import Deployed, Failed
-
-if TYPE_CHECKING:
-    from lea_app.views.main_window import MainWindow
-
-ROW_HEIGHT = 26
-
-
-def setup_table_view(view: QTableView, widths: Sequence[int]) -> None:
-    """What every LEA table shares: row selection, fixed row heights, interactive column widths
-    (no ResizeToContents: on a live table it re-measures every row on each update)."""
-    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    view.setAlternatingRowColors(True)
-    view.setWordWrap(False)
-    view.verticalHeader().setVisible(False)
-    view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-    view.verticalHeader().setDefaultSectionSize(ROW_HEIGHT)
-    header = view.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-    header.setStretchLastSection(True)
-    header.setHighlightSections(False)
-    for i, width in enumerate(widths):
-        view.setColumnWidth(i, width)
-
-
-def configure_table(view: QTableView, model: ResourceTableModel[Any]) -> None:
-    """A resource table: sorted inside the model, progress columns painted as bars."""
-    view.setModel(model)
-    view.setSortingEnabled(True)
-    view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-    setup_table_view(view, [column.width for column in model.columns])
-    for i, column in enumerate(model.columns):
-        if column.progress is not None:
-            view.setItemDelegateForColumn(i, ProgressDelegate(view))
 
 
 class TablePage(QWidget):
     title = ""
+    #: New…: a new resource of the page's kind, in an editor.
+    create_requested = Signal()
+    #: Edit… (View…), Enter or a double click: the editor of this resource (its id).
+    edit_requested = Signal(object)
+    #: Delete…: the confirmation for deleting this resource (its id).
+    delete_requested = Signal(object)
+    #: History: this resource's stored changes (kind, id, name).
+    history_requested = Signal(object, object, str)
 
     def __init__(self, controller: Controller, model: ResourceTableModel[Any], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -114,13 +82,6 @@ class TablePage(QWidget):
         self.actions_row.addStretch(1)
         self.update_actions()
 
-    def main_window(self) -> MainWindow:
-        from lea_app.views.main_window import MainWindow
-
-        window = self.window()
-        assert isinstance(window, MainWindow)
-        return window
-
     def selected_id(self) -> UUID | None:
         rows = self.table.selectionModel().selectedRows()
         return self.model.id_at(rows[0].row()) if rows else None
@@ -156,7 +117,7 @@ class PeersPage(TablePage):
 
     def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
         super().__init__(controller, PeersModel(controller.store), parent)
-        self.add_button("new", "New peer…", lambda: self.main_window().open_peer_editor(None), "Create a peer (Ctrl+N)")
+        self.add_button("new", "New peer…", lambda: self.create_requested.emit(), "Create a peer (Ctrl+N)")
         self.add_button("edit", "Edit…", self.activate, "Edit the selected peer (Enter)")
         self.add_button("delete", "Delete…", self.delete, "Delete the selected peer (Del)")
         self.add_button("history", "History", self.history, "Show the selected peer's history")
@@ -172,17 +133,17 @@ class PeersPage(TablePage):
     def activate(self) -> None:
         id = self.selected_id()
         if id is not None:
-            self.main_window().open_peer_editor(id)
+            self.edit_requested.emit(id)
 
     def delete(self) -> None:
         id = self.selected_id()
         if id is not None:
-            self.main_window().confirm_delete_peer(id)
+            self.delete_requested.emit(id)
 
     def history(self) -> None:
         row = self.row()
         if row is not None:
-            self.main_window().show_history(row.peer.kind, row.peer.id, row.peer.name)
+            self.history_requested.emit(row.peer.kind, row.peer.id, row.peer.name)
 
     def toggle_online(self) -> None:
         row = self.row()
@@ -214,14 +175,14 @@ class PeersPage(TablePage):
 
 class ClustersPage(TablePage):
     title = "Clusters"
+    #: The user clicked a cluster's Deploy toggle (cluster id, deploy), while writes are allowed.
+    deploy_toggled = Signal(object, bool)
 
     def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
         model = ClustersModel(controller.store)
         super().__init__(controller, model, parent)
-        model.on_check = self.toggle_deployment
-        self.add_button(
-            "new", "New cluster…", lambda: self.main_window().open_cluster_editor(None), "Create a cluster (Ctrl+N)"
-        )
+        model.deploy_toggled.connect(self.deploy_toggled)
+        self.add_button("new", "New cluster…", lambda: self.create_requested.emit(), "Create a cluster (Ctrl+N)")
         self.add_button("edit", "Edit…", self.activate, "Edit the selected cluster (Enter)")
         self.add_button("delete", "Delete…", self.delete, "Delete the selected cluster (Del)")
         self.add_button("deploy", "Deploy", self.deploy, "Deploy the selected cluster (Ctrl+D)")
@@ -233,24 +194,15 @@ class ClustersPage(TablePage):
         id = self.selected_id()
         return self.model.row_data(id) if id else None
 
-    def toggle_deployment(self, cluster_id: UUID, deploy: bool) -> None:
-        row = self.model.row_data(cluster_id)
-        if row is None or not self.controller.can_write:
-            return
-        if deploy:
-            self.controller.deploy(cluster_id, row.cluster.name)
-        else:
-            self.controller.undeploy(cluster_id, row.cluster.name)
-
     def activate(self) -> None:
         id = self.selected_id()
         if id is not None:
-            self.main_window().open_cluster_editor(id)
+            self.edit_requested.emit(id)
 
     def delete(self) -> None:
         id = self.selected_id()
         if id is not None:
-            self.main_window().confirm_delete_cluster(id)
+            self.delete_requested.emit(id)
 
     def deploy(self) -> None:
         row = self.row()
@@ -265,13 +217,13 @@ class ClustersPage(TablePage):
     def history(self) -> None:
         row = self.row()
         if row is not None:
-            self.main_window().show_history(row.cluster.kind, row.cluster.id, row.cluster.name)
+            self.history_requested.emit(row.cluster.kind, row.cluster.id, row.cluster.name)
 
     def update_actions(self) -> None:
         super().update_actions()
         row = self.row()
         writable = self.controller.can_write
-        self.model.on_check = self.toggle_deployment if writable else None
+        self.model.checks_enabled = writable
         self.buttons["new"].setEnabled(writable)
         self.buttons["edit"].setEnabled(row is not None)
         self.buttons["edit"].setText("Edit…" if writable and row is not None and not row.deployed else "View…")
@@ -288,6 +240,8 @@ class ClustersPage(TablePage):
 
 class DeploymentsPage(TablePage):
     title = "Deployments"
+    #: Show cluster, Enter or a double click: this cluster (its id) on the Clusters page.
+    cluster_requested = Signal(object)
 
     def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
         super().__init__(controller, DeploymentsModel(controller.store), parent)
@@ -313,7 +267,7 @@ class DeploymentsPage(TablePage):
     def show_cluster(self) -> None:
         row = self.row()
         if row is not None:
-            self.main_window().go_to_cluster(row.cluster.id)
+            self.cluster_requested.emit(row.cluster.id)
 
     activate = show_cluster
 

@@ -17,7 +17,9 @@ from shiboken6 import isValid
 
 from lea_app.connection.embedded import EmbeddedConnection
 from lea_app.controller import Controller
-from lea_app.views.editors import ClusterEditor, PeerEditor, ResourceEditor
+from lea_app.views.editors.base import ResourceEditor
+from lea_app.views.editors.cluster import ClusterEditor
+from lea_app.views.editors.peer import PeerEditor
 from resources.cluster import ClusterDescriptor
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor

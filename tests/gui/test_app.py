@@ -13,6 +13,7 @@ from pytestqt.qtbot import QtBot
 from backend.backend import Backend
 from lea_app.app import Options, default_data_dir, run_window, settings
 from lea_app.controller import Controller
+from lea_app.views.connect_dialog import ConnectDialog
 from lea_app.views.main_window import MainWindow
 from tests.gui.conftest import Lea
 
@@ -73,6 +74,15 @@ def test_about_box_names_version_data_directory_and_backend(qtbot: QtBot, lea: L
     assert isinstance(box, QMessageBox)
     assert "LEA desktop" in box.text() and str(lea.data_dir) in box.text() and "embedded backend" in box.text()
     box.close()
+
+
+def test_the_connect_dialog_starts_from_the_embedded_backend(qtbot: QtBot, lea: Lea) -> None:
+    assert lea.connection.address == ""
+    lea.window.open_connect_dialog()
+    dialog = lea.window.dialogs[-1]
+    assert isinstance(dialog, ConnectDialog)
+    assert dialog.embedded.isChecked() and dialog.url.text() == "" and not dialog.url.isEnabled()
+    dialog.reject()
 
 
 def test_logs_are_written_under_the_data_directory(tmp_path: Path) -> None:

@@ -16,7 +16,9 @@ from pytestqt.qtbot import QtBot
 
 from backend import actions
 from lea_app.connection.base import Identity
-from lea_app.views.editors import ClusterEditor, InterfaceRow, PeerEditor
+from lea_app.views.editors.cluster import ClusterEditor
+from lea_app.views.editors.peer import PeerEditor
+from lea_app.views.editors.rows import InterfaceRow
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
 from tests.gui.conftest import Lea

@@ -24,6 +24,7 @@ from lea_app.app import Options, open_connection, settings
 from lea_app.connection.remote import RemoteConnection
 from lea_app.controller import Controller
 from lea_app.models.table import PROGRESS_ROLE
+from lea_app.views.connect_dialog import ConnectDialog
 from lea_app.views.main_window import SYNC_TEXT, MainWindow
 from resources.errors import Forbidden
 from resources.kinds import ResourceKind
@@ -158,6 +159,11 @@ def test_deploy_by_clicking_the_toggle_over_the_network(
     window = lea.window
     assert lea.controller.identity.name == "erin" and lea.controller.identity.role == "editor"
     assert site.server.url in window.backend_label.text() and "erin (editor)" in window.backend_label.text()
+    window.open_connect_dialog()  # offers the server LEA is connected to
+    dialog = window.dialogs[-1]
+    assert isinstance(dialog, ConnectDialog)
+    assert dialog.server.isChecked() and dialog.url.text() == lea.connection.address == site.server.url
+    dialog.reject()
     window.show_page(CLUSTERS_PAGE)
     row, data = cluster_row(window, CLUSTER)
     assert isinstance(data.status, Undeployed) and not data.deployed

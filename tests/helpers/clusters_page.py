@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QStyle, QStyleOptionViewItem
+from PySide6.QtWidgets import QStyle, QStyleOptionViewItem, QTableView
 from pytestqt.qtbot import QtBot
 
 from lea_app.models.resources import ClusterRow
@@ -15,8 +15,12 @@ PROGRESS_COLUMN = 5
 
 def click_checkbox(qtbot: QtBot, window: MainWindow, row: int) -> None:
     """Click the deploy toggle's check indicator in ``row`` of the clusters table."""
-    view = window.clusters.table
-    index = view.model().index(row, DEPLOY_COLUMN)
+    click_check_indicator(qtbot, window.clusters.table, row)
+
+
+def click_check_indicator(qtbot: QtBot, view: QTableView, row: int, column: int = DEPLOY_COLUMN) -> None:
+    """Click the check indicator of a cell, where a user's mouse would."""
+    index = view.model().index(row, column)
     view.scrollTo(index)
     rect = view.visualRect(index)
     option = QStyleOptionViewItem()

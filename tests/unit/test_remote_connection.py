@@ -93,3 +93,11 @@ def test_normalise_url() -> None:
     assert normalise_url(" https://lea.example.org ") == "https://lea.example.org"
     with pytest.raises(LeaError, match="not a server address"):
         normalise_url("ftp://lea.example.org")
+
+
+def test_the_address_is_the_server_url_as_the_connection_dialog_shows_it() -> None:
+    remote = RemoteConnection("lea.example.org:8421/", None)
+    try:
+        assert remote.address == URL
+    finally:
+        asyncio.run(remote.close())

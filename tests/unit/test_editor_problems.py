@@ -1,0 +1,157 @@
+"""The editors' problem mapping, without Qt: what is wrong with a form, and which input shows it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from lea_app.sync.store import Store
+from lea_app.views.editors.problems import (
+    Placed,
+    Problem,
+    cluster_blocked_reason,
+    describe_field,
+    missing_references,
+    name_taken,
+    peer_blocked_reason,
+    place,
+    refusal_problems,
+    removed_devices_in_use,
+    validation_problems,
+)
+from resources.cluster import ClusterDeployment, ClusterDescriptor
+from resources.errors import (
+    Conflict,
+    DeviceIdTaken,
+    InvalidResource,
+    MissingReference,
+    NameTaken,
+    ReferencedByCluster,
+)
+from resources.events import StateSnapshot
+from resources.kinds import ResourceKind
+from resources.peer import PeerDescriptor
+from resources.resource import AnyResource
+from tests.helpers.factories import make_cluster, make_peer
+
+ROOT = Path(__file__).parents[2]
+
+
+def store_of(*resources: AnyResource) -> Store:
+    store = Store()
+    store.apply_snapshot(StateSnapshot(epoch="problems", revision=0, resources=resources))
+    return store
+
+
+def test_importing_the_problem_mapping_loads_no_qt() -> None:
+    code = (
+        "import sys, lea_app.views.editors.problems\n"
+        "qt = sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6', 'qasync'))\n"
+        "print(qt)\n"
+        "sys.exit(1 if qt else 0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, f"Qt was imported: {out.stdout}{out.stderr}"
+
+
+def test_a_form_is_checked_by_the_backends_model_and_its_problems_name_fields() -> None:
+    data: dict[str, Any] = make_peer("bench-01", devices=1).model_dump(mode="json")
+    resource, problems = validation_problems(PeerDescriptor.model_validate, data)
+    assert isinstance(resource, PeerDescriptor) and problems == []
+
+    data["name"] = "-bench"
+    data["interfaces"][0]["name"] = "has space"
+    resource, problems = validation_problems(PeerDescriptor.model_validate, data)
+    assert resource is None
+    assert {p.field for p in problems} == {"name", "interfaces[0].name"}
+    assert all(p.rule for p in problems)
+
+
+def test_place_splits_a_field_path_into_target_row_and_field() -> None:
+    targets = {"name", "interfaces", "devices"}
+    rule = "must be a number"
+    assert place(Problem("interfaces[1].configuration.bitrate", rule), targets) == (
+        "interfaces", Placed(1, "configuration.bitrate", rule)
+    )
+    assert place(Problem("name", rule), targets) == ("name", Placed(None, "", rule))
+    assert place(Problem("devices[0]", rule), targets) == ("devices", Placed(0, "", rule))
+    assert place(Problem("leader", rule), targets) is None  # no input shows it: only the summary names it
+    assert place(Problem("", rule), targets) is None
+    assert place(Problem("[0].name", rule), targets) is None
+
+
+def test_a_field_inside_a_row_is_described_in_words() -> None:
+    assert describe_field("name") == "name"
+    assert describe_field("configuration.data_bitrate") == "data bitrate"
+    assert describe_field("configuration") == "CAN settings"
+    assert describe_field("tags[2]") == "tag 3"
+    assert describe_field("[odd") == "[odd"
+
+
+def test_a_backend_refusal_names_the_fields_it_can() -> None:
+    invalid = InvalidResource("invalid", errors=[{"field": "devices[0].name", "rule": "is empty"}])
+    assert refusal_problems(invalid) == [Problem("devices[0].name", "is empty")]
+    assert refusal_problems(NameTaken("name taken")) == [Problem("name", "name taken")]
+    assert refusal_problems(MissingReference("no leader", field="leader")) == [Problem("leader", "no leader")]
+    assert refusal_problems(MissingReference("no such thing")) == []
+    device = str(uuid.uuid4())
+    assert refusal_problems(DeviceIdTaken("taken", device=device)) == [Problem("devices", "taken")]
+    assert refusal_problems(ReferencedByCluster("in use", device=device)) == [Problem("devices", "in use")]
+    assert refusal_problems(Conflict("changed meanwhile")) == []  # shown at the top, not at a field
+
+
+def test_names_are_unique_per_kind_ignoring_case() -> None:
+    peer = make_peer("Bench-01")
+    store = store_of(peer)
+    [problem] = name_taken(store, ResourceKind.PEER, uuid.uuid4(), "bench-01")
+    assert problem.field == "name" and "peer 'Bench-01'" in problem.rule
+    assert name_taken(store, ResourceKind.PEER, peer.id, "BENCH-01") == []  # its own name
+    assert name_taken(store, ResourceKind.CLUSTER, uuid.uuid4(), "bench-01") == []  # another kind
+
+
+def test_removing_a_device_a_cluster_uses_is_a_problem_naming_the_clusters() -> None:
+    peer = make_peer("bench-01", devices=4)
+    shared, first_only, second_only, free = peer.devices
+    first = ClusterDescriptor(id=uuid.uuid4(), name="first", leader=peer.id, devices=(shared.id, first_only.id))
+    second = ClusterDescriptor(id=uuid.uuid4(), name="second", leader=peer.id, devices=(shared.id, second_only.id))
+    store = store_of(peer, first, second)
+    loaded = {d.id: d.name for d in peer.devices}
+    assert removed_devices_in_use(store, loaded, [str(d.id) for d in peer.devices]) == []
+    assert removed_devices_in_use(store, loaded, [str(d.id) for d in peer.devices[:3]]) == []  # free is unused
+    problems = removed_devices_in_use(store, loaded, [str(free.id)])
+    assert sorted(problems) == sorted([
+        Problem("devices", f"device '{shared.name}' cannot be removed: it is used by cluster 'first', 'second'"),
+        Problem("devices", f"device '{first_only.name}' cannot be removed: it is used by cluster 'first'"),
+        Problem("devices", f"device '{second_only.name}' cannot be removed: it is used by cluster 'second'"),
+    ])
+
+
+def test_a_cluster_referring_to_deleted_peers_or_devices_is_a_problem() -> None:
+    peer = make_peer("bench-01", devices=2)
+    store = store_of(peer)
+    devices = {str(d.id) for d in peer.devices}
+    assert missing_references(store, str(peer.id), devices) == []
+    assert missing_references(store, None, ()) == []
+    gone = str(uuid.uuid4())
+    assert missing_references(store, gone, devices | {str(uuid.uuid4()), str(uuid.uuid4())}) == [
+        Problem("leader", "is not an existing peer any more (it was deleted)"),
+        Problem("devices", "2 checked device(s) no longer exist; uncheck them"),
+    ]
+
+
+def test_a_deployed_cluster_blocks_changes_to_itself_and_its_peers() -> None:
+    leader, member, bystander = make_peer("bench-01"), make_peer("bench-02"), make_peer("bench-03")
+    cluster = make_cluster("loop", leader, member)
+    store = store_of(leader, member, bystander, cluster)
+    assert cluster_blocked_reason(store, cluster.id) is None
+    assert peer_blocked_reason(store, member.id) is None
+    store = store_of(leader, member, bystander, cluster, ClusterDeployment(id=cluster.id))
+    assert cluster_blocked_reason(store, cluster.id) == "Deployed clusters cannot be changed; undeploy first."
+    for peer in (leader, member):
+        assert peer_blocked_reason(store, peer.id) == (
+            "This peer is used by deployed cluster 'loop' and cannot be changed; undeploy it first."
+        )
+    assert peer_blocked_reason(store, bystander.id) is None
