@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import sys
 import threading
 import time
@@ -103,7 +104,8 @@ def setup_logging(data_dir: Path) -> Path | None:
             path.parent.mkdir(parents=True, exist_ok=True)
             file = _LogFile(path)
         except OSError as exc:
-            logging.getLogger(__name__).warning("cannot open the log file %s: %s", path, exc.strerror or exc)
+            if os.access(data_dir, os.W_OK):  # else the backend reports the unusable data directory itself
+                logging.getLogger(__name__).warning("cannot open the log file %s: %s", path, exc.strerror or exc)
             path = None
         else:
             file.setLevel(logging.INFO)
