@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
@@ -74,12 +75,12 @@ def seeded(data_dir: Path) -> Path:
     return data_dir
 
 
-def demo_peer_ids() -> list[object]:
+def demo_peer_ids() -> list[UUID]:
     return [r.id for r in demo_resources() if isinstance(r, PeerDescriptor)]
 
 
 def all_demo_peers_online(backend: Backend) -> bool:
-    states = [backend.manager.get(ResourceKind.PEER_CONNECTION_STATE, pid) for pid in demo_peer_ids()]  # type: ignore[arg-type]
+    states = [backend.manager.get(ResourceKind.PEER_CONNECTION_STATE, pid) for pid in demo_peer_ids()]
     return all(isinstance(s, PeerConnectionState) and s.online for s in states)
 
 
