@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from backend import actions, admin
 from backend.backend import Backend, os_actor
 from backend.datadir import DataDir, default_data_dir
+from backend.logs import setup_logging
 from backend.state import State
 from backend.storage.base import CheckpointInfo
 from backend.storage.sqlite import SqliteEventStore
@@ -52,8 +53,9 @@ class UsageError(LeaError):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not logging.getLogger().handlers:
-        # Failures reach the user as the one error line below, not as log records on stderr too.
+    if args.run is not cmd_serve and not logging.getLogger().handlers:
+        # One-shot commands: failures reach the user as the one error line below, not as log records
+        # on stderr too. ``serve`` logs (cmd_serve).
         logging.getLogger().addHandler(logging.NullHandler())
     try:
         return int(args.run(args))
@@ -438,7 +440,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from backend.server.serve import ServeOptions, serve
 
-    logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(levelname)s %(name)s: %(message)s")
+    setup_logging(DataDir(args.data_dir).path)
     return serve(
         ServeOptions(
             data_dir=args.data_dir, host=args.host, port=args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,

@@ -4,7 +4,9 @@ Write path (one thread, the sequencer): take every queued write (up to a group),
 against the working state that already contains every earlier accepted write, assign revisions,
 commit the whole group in one storage transaction, then apply it to the published state,
 acknowledge the writers and deliver the events to subscribers, in revision order. A failed commit
-fails the whole group, drops the working state and starts a new epoch (every subscriber resyncs).
+fails the whole group and drops the working state; a group with persisted events also starts a new
+epoch (every subscriber resyncs), a group of volatile changes only does not (nothing of it was
+stored or seen). No revision above the stored high-water mark is ever published.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -85,6 +88,9 @@ class _Write:
 
 
 _STOP = object()
+#: A resync storm: this many epochs started by failed commits within STORM_WINDOW seconds.
+STORM_EPOCHS = 10
+STORM_WINDOW = 60.0
 
 
 class ResourcesManager:
@@ -115,6 +121,13 @@ class ResourcesManager:
         self._closed = False
         self._restored = False
         self._state_lock = threading.Lock()  # guards _accepting/_closed transitions
+        # Storage health, as the sequencer last saw it (one failure episode is logged once).
+        self._storage_failing = False
+        self._failed_commits = 0
+        self._failing_since = 0.0
+        self._storage_recovered_at = 0.0
+        self._failure_epochs: deque[float] = deque()  # when failed commits started new epochs
+        self._storm_warned_at: float | None = None
 
     # -- life cycle ------------------------------------------------------------------------
     def restore(self) -> None:
@@ -159,8 +172,8 @@ class ResourcesManager:
         if checkpoint and self._restored and self._since_checkpoint > 0 and not self.store.read_only:
             try:
                 self.write_checkpoint()
-            except Exception:
-                log.exception("final checkpoint failed")
+            except Exception as exc:  # storage failing: the events are stored, a restart replays them
+                log.error("final checkpoint not written: %s", exc)
         with self._publish_lock:
             subscribers, self._subscribers = self._subscribers, []
         for sub in subscribers:
@@ -174,6 +187,16 @@ class ResourcesManager:
     @property
     def revision(self) -> int:
         return self._published_revision
+
+    @property
+    def storage_failing(self) -> bool:
+        """True from a failed commit until a later commit reaches storage again."""
+        return self._storage_failing
+
+    @property
+    def storage_recovered_at(self) -> float:
+        """``time.monotonic()`` when storage last recovered from failing (0.0: it never failed)."""
+        return self._storage_recovered_at
 
     def get(self, kind: ResourceKind, id: UUID) -> AnyResource | None:
         with self._publish_lock:
@@ -339,15 +362,18 @@ class ResourcesManager:
         if self._next_revision - 1 > self._reserved:
             self._reserved = self._next_revision - 1 + self.settings.revision_block
             reserve = self._reserved
+        stores = bool(persisted) or reserve is not None
         try:
-            if persisted or reserve is not None:
+            if stores:
                 self.store.append(persisted, reserve_up_to=reserve)
         except Exception as exc:
             # The new high-water mark was not stored: the next group must reserve again, or the
             # revisions handed out after this failure could be handed out again after a crash.
             self._reserved = reserved_before
-            self._commit_failed(accepted, exc)
+            self._commit_failed(accepted, exc, persisted=bool(persisted))
             return
+        if stores and self._storage_failing:
+            self._storage_recovered()
         with self._publish_lock:
             batches = []
             for _, events in accepted:
@@ -368,8 +394,8 @@ class ResourcesManager:
         if self._since_checkpoint >= self.settings.checkpoint_interval:
             try:
                 self.write_checkpoint()
-            except Exception:
-                log.exception("periodic checkpoint failed")
+            except Exception as exc:  # the events are stored; the next interval tries again
+                log.error("periodic checkpoint not written: %s", exc)
 
     def _stage(self, write: _Write) -> list[Event]:
         """Validate and apply one transaction to the working state; undo it all if any part fails."""
@@ -440,19 +466,72 @@ class ResourcesManager:
             id=change.id, resource=None, actor=actor, at=at, tx=tx,
         )
 
-    def _commit_failed(self, accepted: list[tuple[_Write, list[Event]]], exc: Exception) -> None:
-        log.error("commit of %d writes failed: %s; starting a new epoch", len(accepted), exc)
+    def _commit_failed(
+        self, accepted: list[tuple[_Write, list[Event]]], exc: Exception, *, persisted: bool
+    ) -> None:
+        """Fail every write of the group; none of its events was stored, published or delivered.
+
+        With persisted events: a new epoch (every subscriber resyncs), the failed revisions skipped,
+        but the new epoch's revision never above the stored reservation (after a restart revisions
+        resume from there: one published above it would be handed out again, lower than seen).
+        Volatile changes only (their reservation failed): the epoch stays and their revisions are
+        handed out again, so subscribers see no gap and need no resync.
+        """
+        self._storage_failed(len(accepted), exc)
         error = StorageFailed(f"the change could not be saved: {exc}")
         with self._publish_lock:
             self._working = self._published.copy()
-            self._epoch = uuid.uuid4().hex
-            self._ring.clear()
-            # The failed revisions are never reused (nobody saw them, but nothing should have to care).
-            self._published_revision = self._next_revision - 1
-            for sub in self._subscribers:
-                sub._offer(Resync(reason="a commit failed; the backend started a new epoch"))
+            if persisted:
+                self._epoch = uuid.uuid4().hex
+                self._ring.clear()
+                self._published_revision = max(
+                    self._published_revision, min(self._next_revision - 1, self._reserved)
+                )
+                for sub in self._subscribers:
+                    sub._offer(Resync(reason="a commit failed; the backend started a new epoch"))
+            self._next_revision = self._published_revision + 1
+        if persisted:
+            self._note_new_epoch(exc)
         for write, _ in accepted:
             write.future.set_exception(error)
+
+    def _storage_failed(self, writes: int, exc: Exception) -> None:
+        """Log the first failed commit of an episode (a full disk fails every commit until freed)."""
+        self._failed_commits += 1
+        if self._storage_failing:
+            log.debug("commit of %d writes failed: %s", writes, exc)
+            return
+        self._storage_failing = True
+        self._failing_since = time.monotonic()
+        log.error(
+            "storage failing: a commit of %d writes failed (%s); writes are refused until storage works again",
+            writes, exc,
+        )
+
+    def _storage_recovered(self) -> None:
+        self._storage_failing = False
+        self._storage_recovered_at = time.monotonic()
+        log.warning(
+            "storage recovered: commits succeed again after %d failed commits in %.1f s",
+            self._failed_commits, self._storage_recovered_at - self._failing_since,
+        )
+        self._failed_commits = 0
+
+    def _note_new_epoch(self, exc: Exception) -> None:
+        """Warn (at most once per window) when failed commits keep making every client resync."""
+        now = time.monotonic()
+        self._failure_epochs.append(now)
+        while self._failure_epochs and self._failure_epochs[0] < now - STORM_WINDOW:
+            self._failure_epochs.popleft()
+        if len(self._failure_epochs) < STORM_EPOCHS:
+            return
+        if self._storm_warned_at is not None and now - self._storm_warned_at < STORM_WINDOW:
+            return
+        self._storm_warned_at = now
+        log.warning(
+            "resync storm: %d failed commits started a new epoch in the last %.0f s, each making every "
+            "client resync (%s)", len(self._failure_epochs), STORM_WINDOW, exc,
+        )
 
 
 def _batches(events: Iterable[Event]) -> list[EventBatch]:

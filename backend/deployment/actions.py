@@ -6,7 +6,9 @@ progress, published as reports arrive (reports that queued up while the action w
 taken together, so a backlog costs one progress event, not one each). Progress is monotonic;
 offline members make a deployment wait; an Error report fails it, and so does a member with work
 left that reported nothing for ``deploy_timeout`` seconds (judged per peer, and only after every
-queued report was taken), naming the peer, the parameter and why.
+queued report was taken), naming the peer, the parameter and why. While storage refuses writes
+(a full disk) the peers' reports cannot be stored, so no peer is judged silent meanwhile, and the
+action's own writes are retried with a growing pause until they succeed or it is cancelled.
 """
 
 from __future__ import annotations
@@ -56,8 +58,10 @@ from resources.wire import EventBatch, Resync
 log = logging.getLogger(__name__)
 ACTOR = "cluster-deployment-operator"
 POLL = 0.05
-#: How long an action retries its own write after failed commits before it gives up.
+#: After this many seconds of refused commits an action's write is logged as a warning (it keeps retrying).
 COMMIT_RETRY_FOR = 10.0
+#: The longest pause between two attempts of a refused write.
+COMMIT_RETRY_MAX_PAUSE = 2.0
 T = TypeVar("T")
 
 
@@ -181,23 +185,32 @@ class ClusterAction(threading.Thread):
         return {m: configurations[m] for m in members}
 
     def committed(self, write: Callable[[], T]) -> T:
-        """Run one of the action's writes, retrying it when its commit group failed.
+        """Run one of the action's writes, retrying it for as long as storage refuses it.
 
-        A failed commit fails every write of its group, however innocent (the subscribers get a
-        Resync, which the action handles). The action must not die of it: the operator may
-        reconcile on that Resync while the action still looks alive, and would not restart it.
+        A failed commit fails every write of its group, however innocent, and a full disk fails
+        every commit until it is freed. The action must not die of it: the operator reconciles only
+        on a Resync (which a failure of volatile writes does not cause) and would not restart it.
+        The pause doubles up to COMMIT_RETRY_MAX_PAUSE; cancelling ends the wait at once.
         """
-        deadline = time.monotonic() + COMMIT_RETRY_FOR
+        started = time.monotonic()
         pause = 0.01
+        said = 0  # 1: the first refusal was logged; 2: the long one too
         while True:
             try:
                 return write()
             except StorageFailed as exc:
-                if self.cancelled or time.monotonic() > deadline:
+                if self.cancelled:
                     raise
-                log.info("%s: a write failed (%s); retrying", self.name, exc)
-                time.sleep(pause)
-                pause = min(pause * 2, 0.5)
+                refused_for = time.monotonic() - started
+                if said == 0:
+                    said = 1
+                    log.info("%s: a write failed (%s); retrying", self.name, exc)
+                elif said == 1 and refused_for > COMMIT_RETRY_FOR:
+                    said = 2
+                    log.warning("%s: writes refused for %.0f s (%s); still retrying", self.name, refused_for, exc)
+                if self._cancelled.wait(pause):
+                    raise
+                pause = min(pause * 2, COMMIT_RETRY_MAX_PAUSE)
 
     def publish(self, status: ClusterStatus) -> None:
         if status == self._last_status or self.cancelled:
@@ -228,7 +241,9 @@ class ClusterAction(threading.Thread):
         return sent
 
     def overdue(self, view: _View, progress: _Progress, what: str) -> Failed | None:
-        late = progress.overdue(self.timeout, time.monotonic())
+        if self.manager.storage_failing:
+            return None  # the peers' reports cannot be stored now: that is no silence of theirs
+        late = progress.overdue(self.timeout, time.monotonic(), since=self.manager.storage_recovered_at)
         if late is None:
             return None
         peer, parameter = late
@@ -314,10 +329,11 @@ class _Progress:
     def finished(self) -> bool:
         return all(self.peer_finished(p) for p in self.configurations)
 
-    def overdue(self, timeout: float, now: float) -> tuple[UUID, Parameter] | None:
-        """The first peer with work left that has said nothing for ``timeout``, and what it owes."""
+    def overdue(self, timeout: float, now: float, since: float = 0.0) -> tuple[UUID, Parameter] | None:
+        """The first peer with work left that has said nothing for ``timeout`` (counted from
+        ``since`` at the earliest), and what it owes."""
         for peer in self.configurations:
-            if now - self.heard[peer] > timeout and not self.peer_finished(peer):
+            if now - max(self.heard[peer], since) > timeout and not self.peer_finished(peer):
                 return peer, self.pending(peer)[0]
         return None
 

@@ -5,6 +5,10 @@ configuration in dependency order with seeded, realistic delays (``delay_scale``
 instant), can fail a given parameter or drop offline mid-deployment (failure injection), and can
 be switched online/offline. A demo peer that goes offline forgets its configuration, like a bench
 that reboots.
+
+When storage refuses writes (a full disk), what the benches could not say is kept (per peer: its
+connection state, its latest report) and said again after a pause that doubles up to
+RETRY_MAX; meanwhile nothing else is attempted, and stopping drops it all.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from resources.configuration import (
     PeerConfigurationState,
     Target,
 )
-from resources.errors import LeaError
+from resources.errors import LeaError, StorageFailed
 from resources.events import EventType
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
@@ -43,6 +47,9 @@ from resources.wire import EventBatch, Resync
 
 log = logging.getLogger(__name__)
 ACTOR = "demo-simulation"
+#: Seconds before the first retry of writes storage refused; doubled per failure up to RETRY_MAX.
+RETRY_FIRST = 0.1
+RETRY_MAX = 5.0
 
 #: Typical seconds a bench needs per parameter kind (jittered by +-50 %, times delay_scale).
 BASE_DELAY: dict[ParameterKind, float] = {
@@ -122,6 +129,11 @@ class DemoPeerBroker(PeerBroker):
             accept=lambda e: e.id in self._peers or (isinstance(e.resource, PeerDescriptor) and e.resource.demo),
         )
         self._stopped = False
+        # Writes storage refused, said again after a pause (guarded by _lock).
+        self._unsaved_connections: set[UUID] = set()
+        self._unsaved_reports: set[UUID] = set()
+        self._retry_pause = 0.0  # 0: storage works (as far as the broker knows)
+        self._retry_due = False  # a retry is scheduled: write nothing until it runs
 
     # -- PeerBroker ------------------------------------------------------------------------
     def manages(self, peer: PeerDescriptor) -> bool:
@@ -135,6 +147,8 @@ class DemoPeerBroker(PeerBroker):
     def stop(self) -> None:
         with self._lock:
             self._stopped = True
+            self._unsaved_connections.clear()
+            self._unsaved_reports.clear()
         self._subscription.close()
         self._scheduler.stop()
 
@@ -190,13 +204,69 @@ class DemoPeerBroker(PeerBroker):
 
     # -- internals -------------------------------------------------------------------------
     def _write_connection(self, peer_id: UUID, online: bool) -> None:
+        if not self._may_write(self._unsaved_connections, peer_id):
+            return
         state = Online(remote_host=demo_address(peer_id), since=datetime.now(UTC)) if online else Offline()
         try:
             actions.set_peer_connection_state(self._manager, peer_id, state, ACTOR)
+        except StorageFailed as exc:
+            self._refused(self._unsaved_connections, peer_id, exc)
         except LeaError as exc:  # the peer was deleted meanwhile, or the backend is closing
             log.debug("demo peer %s: connection state not written: %s", peer_id, exc)
+        else:
+            self._saved()
+
+    # -- storage refusing writes -----------------------------------------------------------
+    def _may_write(self, unsaved: set[UUID], peer_id: UUID) -> bool:
+        """False when stopped, or while a retry is due (the write joins it instead)."""
+        with self._lock:
+            if self._stopped:
+                return False
+            if self._retry_due:
+                unsaved.add(peer_id)
+                return False
+            return True
+
+    def _refused(self, unsaved: set[UUID], peer_id: UUID, exc: StorageFailed) -> None:
+        """Storage refused a write: keep it, and retry everything kept after a growing pause."""
+        with self._lock:
+            if self._stopped:
+                return
+            unsaved.add(peer_id)
+            if self._retry_due:
+                return
+            first = self._retry_pause == 0.0
+            self._retry_pause = min(max(self._retry_pause * 2, RETRY_FIRST), RETRY_MAX)
+            self._retry_due = True
+            pause = self._retry_pause
+        if first:
+            log.info("demo peers: storage refuses their writes (%s); retrying with backoff", exc.message)
+        self._scheduler.call_later(pause, self._retry)
+
+    def _saved(self) -> None:
+        with self._lock:
+            recovered, self._retry_pause = self._retry_pause > 0.0, 0.0
+        if recovered:
+            log.info("demo peers: storage accepts their writes again")
+
+    def _retry(self) -> None:
+        with self._lock:
+            self._retry_due = False
+            if self._stopped:
+                return
+            connections, self._unsaved_connections = self._unsaved_connections, set()
+            reports, self._unsaved_reports = self._unsaved_reports, set()
+            # What is true now, not what was refused: a peer may have changed (or gone) meanwhile.
+            online = {pid: pid in self._peers and self._peers[pid].online for pid in connections}
+            generations = {pid: self._peers[pid].generation for pid in reports if pid in self._peers}
+        for pid, is_online in online.items():
+            self._write_connection(pid, is_online)
+        for pid, generation in generations.items():
+            self._report(pid, generation)
 
     def _resync(self) -> None:
+        if self._stopped:
+            return
         snapshot = self._manager.fetch_snapshot(kinds=[ResourceKind.PEER])
         present = {r.id for r in snapshot.resources}
         for resource in snapshot.resources:
@@ -225,7 +295,7 @@ class DemoPeerBroker(PeerBroker):
     def _drain(self) -> None:
         with self._wake_lock:
             self._drain_pending = False
-        while (item := self._subscription.get_nowait()) is not None:
+        while not self._stopped and (item := self._subscription.get_nowait()) is not None:
             if isinstance(item, Resync):
                 self._resync()
             elif isinstance(item, EventBatch):
@@ -300,6 +370,8 @@ class DemoPeerBroker(PeerBroker):
                 self._scheduler.call_later(go_offline.back_after, lambda: self.set_online(peer_id, True))
 
     def _report(self, peer_id: UUID, generation: int) -> None:
+        if not self._may_write(self._unsaved_reports, peer_id):
+            return
         with self._lock:
             demo = self._current(peer_id, generation)
             if demo is None or demo.configuration is None:
@@ -317,5 +389,9 @@ class DemoPeerBroker(PeerBroker):
         report = PeerConfigurationState(id=peer_id, parameters=tuple(reports))
         try:
             actions.set_peer_configuration_state(self._manager, report, ACTOR)
+        except StorageFailed as exc:
+            self._refused(self._unsaved_reports, peer_id, exc)
         except LeaError as exc:
             log.debug("demo peer %s: report not written: %s", peer_id, exc)
+        else:
+            self._saved()

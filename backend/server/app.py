@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend import actions
 from backend.backend import Backend
+from backend.logs import Throttle
 from backend.subscription import Subscription
 from backend.tokens import TOKEN_NAME_PATTERN, Role, TokenInfo, TokenStore
 from resources.cluster import ClusterDescriptor
@@ -286,10 +287,10 @@ def create_app(backend: Backend, tokens: TokenStore | None, *, max_body: int = M
             return ANONYMOUS
         scheme, _, token = (authorization or "").strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)")
+            raise _refused(Unauthorized("a bearer token is required (Authorization: Bearer <token>)"))
         info = tokens.authenticate(token.strip())
         if info is None:
-            raise Unauthorized("the token is unknown or was revoked")
+            raise _refused(Unauthorized("the token is unknown or was revoked"))
         return info
 
     def role(needed: Role) -> Callable[..., TokenInfo]:
@@ -462,6 +463,18 @@ def create_app(backend: Backend, tokens: TokenStore | None, *, max_body: int = M
             subscription.close()
 
     return app
+
+
+_refusals = Throttle()
+
+
+def _refused(error: Unauthorized) -> Unauthorized:
+    """Log a refused token (an INFO line, throttled: a client retrying must not flood the log)."""
+    left_out = _refusals.allow("token")
+    if left_out is not None:
+        more = f" ({left_out} more refused since, not logged)" if left_out else ""
+        log.info("refused a request: %s%s", error.message, more)
+    return error
 
 
 def _still_valid(authenticate: Callable[[str | None], TokenInfo], header: str | None) -> bool:

@@ -140,6 +140,8 @@ def serve(options: ServeOptions) -> int:
             ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
             ssl_keyfile=str(options.tls_key) if options.tls_key else None,
             log_level="warning",
+            log_config=None,  # uvicorn's records go to the server's log (backend.logs), not its own handlers
+            access_log=False,
             ws_ping_interval=None,  # the API sends its own pings
             lifespan="off",
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,

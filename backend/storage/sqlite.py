@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import shutil
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -57,10 +58,7 @@ class SqliteEventStore(EventStore):
             if conn is not None:
                 conn.close()  # no connection (nor -wal/-shm file) left behind on a refused file
             if isinstance(exc, sqlite3.DatabaseError):
-                raise DataDirError(
-                    f"{self.path} is not a usable LEA database ({exc}); it was left untouched",
-                    path=str(self.path),
-                ) from exc
+                raise _open_error(self.path, exc) from exc
             raise
 
     # -- opening ---------------------------------------------------------------------------
@@ -313,6 +311,28 @@ def _load_resource(kind: ResourceKind, payload: str, version: int) -> AnyResourc
     if version == SCHEMA_VERSION:
         return MODEL_BY_KIND[kind].model_validate_json(payload)
     return resource_from_dict(kind, upcast(kind, json.loads(payload), version))
+
+
+#: Free bytes below which an I/O error while opening is taken for a full disk (SQLite needs room
+#: for its WAL index, 32 KiB, and the write-ahead log).
+_NEARLY_FULL = 1 << 20
+
+
+def _open_error(path: Path, exc: sqlite3.DatabaseError) -> DataDirError:
+    """The error to show for a database SQLite could not open or prepare."""
+    name = getattr(exc, "sqlite_errorname", "")
+    try:
+        free: int | None = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = None
+    # A full disk shows up as SQLITE_FULL, or as an I/O error creating the WAL index (-shm).
+    if name == "SQLITE_FULL" or (name.startswith("SQLITE_IOERR") and free is not None and free < _NEARLY_FULL):
+        left = "" if free is None else f" ({free} bytes free)"
+        return DataDirError(
+            f"cannot open {path}: the disk holding it is full{left}; free some space and try again",
+            path=str(path),
+        )
+    return DataDirError(f"{path} is not a usable LEA database ({exc}); it was left untouched", path=str(path))
 
 
 def _check_is_sqlite(path: Path, *, must_exist: bool) -> None:
