@@ -126,6 +126,23 @@ PEER_CASES: dict[str, tuple[Callable[[PeerEditor], None], Callable[[PeerEditor],
         lambda e: e.devices.rows[0].tags.setText("ok, " + "t" * 65),
         lambda e: (e.devices.rows[0].tags, e.devices.error.text()), "at most 64 characters",
     ),
+    # the shared rule of resources.names: no control or invisible characters in what users see
+    "location with a bidi override": (
+        lambda e: e.location_edit.setText("Lab \u202eC"),
+        lambda e: (e.location_edit, e.targets["location"].error.text()), "U+202E RIGHT-TO-LEFT OVERRIDE",
+    ),
+    "interface name with a BOM": (
+        lambda e: interface(e).name_edit.setText("can\ufeff0"),
+        lambda e: (interface(e).name_edit, e.interfaces.error.text()), "invisible formatting characters",
+    ),
+    "device name with a zero-width space": (
+        lambda e: e.devices.rows[0].name_edit.setText("ecu\u200b1"),
+        lambda e: (e.devices.rows[0].name_edit, e.devices.error.text()), "U+200B ZERO WIDTH SPACE",
+    ),
+    "tag with a control character": (
+        lambda e: e.devices.rows[0].tags.setText("ok, t\x1bg"),
+        lambda e: (e.devices.rows[0].tags, e.devices.error.text()), "must not contain control",
+    ),
     "name taken (case-insensitive, from the store)": (
         lambda e: e.name_edit.setText("EXISTING-01"),
         lambda e: (e.name_edit, e.targets["name"].error.text()), "already used by peer 'existing-01'",
