@@ -219,7 +219,8 @@ def test_a_valid_peer_is_created_through_the_editor(env: EditorEnv) -> None:
     assert [i.name for i in peer.interfaces] == ["can0"]
     assert peer.devices[0].interface == peer.interfaces[0].id
     assert peer.devices[0].tags == ("powertrain", "can")
-    assert ("info", "Peer 'bench-new' saved") in env.messages
+    # the write's acknowledgement may come after its event reached the store
+    env.qtbot.waitUntil(lambda: ("info", "Peer 'bench-new' saved") in env.messages, timeout=5_000)
 
 
 def test_a_valid_cluster_is_created_through_the_editor_with_a_filtered_device_list(env: EditorEnv) -> None:
@@ -240,7 +241,8 @@ def test_a_valid_cluster_is_created_through_the_editor_with_a_filtered_device_li
     cluster = env.controller.store.get(ResourceKind.CLUSTER, editor.resource_id)
     assert cluster is not None and cluster.leader == a.id  # type: ignore[attr-defined]
     assert set(cluster.devices) == {d.id for d in b.devices}  # type: ignore[attr-defined]
-    assert ("info", "Cluster 'loop-1' saved") in env.messages
+    # the write's acknowledgement may come after its event reached the store
+    env.qtbot.waitUntil(lambda: ("info", "Cluster 'loop-1' saved") in env.messages, timeout=5_000)
 
 
 def test_editing_an_existing_peer_keeps_its_ids_and_saves_its_version(env: EditorEnv) -> None:
