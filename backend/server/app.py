@@ -177,9 +177,8 @@ class BodyLimit:
             return
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        too_large = problem_response(PayloadTooLarge(f"request body over {self.limit} bytes"))
         if length is not None and (not length.isdigit() or int(length) > self.limit):
-            await too_large(scope, receive, send)
+            await self._too_large(scope, receive, send)
             return
         chunks: list[bytes] = []
         size = 0
@@ -190,7 +189,7 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.limit:
-                await too_large(scope, receive, send)
+                await self._too_large(scope, receive, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -207,6 +206,9 @@ class BodyLimit:
             return await receive()  # after the body: the disconnect, when it comes
 
         await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await problem_response(PayloadTooLarge(f"request body over {self.limit} bytes"))(scope, receive, send)
 
 
 _VERSION_TAG = re.compile(r'(?:W/)?(?P<quote>"?)(?P<version>[0-9]{1,18})(?P=quote)')
@@ -348,10 +350,10 @@ def create_app(backend: Backend, tokens: TokenStore | None, *, max_body: int = M
         return dependency
 
     def resource_body(model: type[M], what: str, needed: Role = Role.EDITOR) -> Callable[..., M]:
-        """The dependency reading a route's body as ``model``: only once its caller may write.
+        """The dependency reading a route's body as ``model``, once the caller has the ``needed`` role.
 
-        Depending on the editor role makes FastAPI authenticate first, so a client without a valid
-        token learns nothing about how its body would have been read.
+        Depending on the role makes FastAPI authenticate first, so a client without a valid token
+        learns nothing about how its body would have been read. Pair it with request_body(model).
         """
 
         def dependency(request: Request, user: Annotated[TokenInfo, Depends(role(needed))]) -> M:

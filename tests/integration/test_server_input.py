@@ -156,6 +156,12 @@ def test_the_routes_with_a_body_still_take_one(env: Env) -> None:
     """The other side of the rule above: the documented bodies are read, unknown fields ignored."""
     peer = make_peer("input-body-ok")
     newer = {**peer_json(peer), "added_in_a_later_version": {"x": [1, 2]}}
+    with env.http(None) as http:
+        schema = ok(http.get("/openapi.json"))
+    for path, model in ((f"{API}/peer/{{id}}", "PeerDescriptor"), (f"{API}/cluster/{{id}}", "ClusterDescriptor")):
+        body = schema["paths"][path]["put"]["requestBody"]
+        assert body["required"] and body["content"]["application/json"]["schema"]["$ref"].endswith(f"/{model}")
+        assert "kind" in schema["components"]["schemas"][model]["required"]
     with env.http(env.editor) as http:
         assert ok(put_peer_raw(http, peer.id, json.dumps(newer).encode()))["version"] == 1
         ok(http.delete(f"{API}/peer/{peer.id}"))
