@@ -21,10 +21,12 @@ from pathlib import Path
 from resources.errors import AlreadyExists, DataDirError, InvalidDocument, NotFound
 
 TOKEN_PREFIX = "lea_"
-#: 1 to 64 characters, no whitespace, no control character. Written so that Python's ``re`` and the
-#: ECMA-262 regexes of JSON Schema (the OpenAPI of ``POST /api/v1/tokens``) read it the same way:
-#: their ``\s`` differ only in U+001C-U+001F, U+0085 (Python) and U+FEFF (ECMA), all listed.
-TOKEN_NAME_PATTERN = r"^[^\s\x00-\x1f\x7f-\x9f\ufeff]{1,64}$"
+#: 1 to 64 ASCII letters, digits, '.', '_', '-' and '@', not starting with '.': a name that is a
+#: path segment as it stands (``DELETE /api/v1/tokens/{name}`` revokes every token; no '/', no
+#: "." or ".."), the same in a query string (no '+', '%', '&'), and prints as one cell of a table.
+#: Python's ``re`` and the ECMA-262 regexes of JSON Schema read it the same way.
+TOKEN_NAME_PATTERN = r"^[A-Za-z0-9_@-][A-Za-z0-9._@-]{0,63}$"
+TOKEN_NAME_RULE = "1 to 64 characters of letters, digits, '.', '_', '-' and '@', not starting with '.'"
 _TOKEN_NAME = re.compile(TOKEN_NAME_PATTERN)
 
 
@@ -64,7 +66,7 @@ class TokenStore:
     def create(self, name: str, role: Role) -> str:
         """A new token for ``name``; the plain token is returned once and never stored."""
         if not _TOKEN_NAME.fullmatch(name):
-            raise InvalidDocument("a token name must be 1 to 64 characters without spaces or control characters")
+            raise InvalidDocument(f"a token name must be {TOKEN_NAME_RULE}, not {name[:40]!r}")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self._lock:
             try:

@@ -239,7 +239,32 @@ def _friendly(err: Any) -> str:
     if typ == "value_error":
         msg = str(err["msg"])
         return msg.removeprefix("Value error, ")
+    if typ in _TYPE_RULES:  # strict JSON: the value has the wrong JSON type; nothing is converted
+        return f"must be {_TYPE_RULES[typ]}, not {_shown(err.get('input'))}"
     return str(err["msg"])
+
+
+_TYPE_RULES = {
+    "bool_type": "true or false",
+    "int_type": "a whole number",
+    "float_type": "a number",
+    "string_type": "a string",
+}
+
+
+def _shown(value: Any) -> str:
+    """A received value in a message, short: a hostile client may send a megabyte."""
+    if isinstance(value, str):
+        text = repr(value)
+        return f"the string {text if len(text) <= 40 else text[:36] + '...' + text[0]}"
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    if isinstance(value, int | float):
+        text = str(value)
+        return text if len(text) <= 40 else text[:36] + "..."
+    if isinstance(value, list | tuple):
+        return "an array"
+    return "an object" if isinstance(value, dict) else type(value).__name__
 
 
 def invalid_resource_from(exc: ValidationError, what: str = "resource") -> InvalidResource:

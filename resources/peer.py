@@ -13,6 +13,8 @@ from resources.kinds import ResourceKind
 from resources.names import Description, DeviceName, InterfaceName, Location, ResourceName, Tag
 
 DEFAULT_BRIDGE_NAME = "br-lea"
+#: Largest bitrate (bit/s): the kernel's ``struct can_bittiming`` holds it in 32 bits.
+MAX_BITRATE = 2**32 - 1
 
 
 class EthernetConfiguration(Model):
@@ -25,10 +27,10 @@ class VcanConfiguration(Model):
 
 class CanConfiguration(Model):
     type: Literal["can"] = "can"
-    bitrate: int = Field(gt=0, description="Nominal bitrate in bit/s.")
+    bitrate: int = Field(gt=0, le=MAX_BITRATE, description="Nominal bitrate in bit/s.")
     sample_point: float = Field(gt=0.0, le=1.0)
     fd: bool = False
-    data_bitrate: int | None = Field(default=None, gt=0)
+    data_bitrate: int | None = Field(default=None, gt=0, le=MAX_BITRATE)
     data_sample_point: float | None = Field(default=None, gt=0.0, le=1.0)
 
     @model_validator(mode="after")

@@ -11,13 +11,14 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from typing import Annotated, Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 from fastapi import Depends, FastAPI, Header, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -28,8 +29,10 @@ from backend import actions
 from backend.backend import Backend
 from backend.logs import Throttle
 from backend.subscription import Subscription
-from backend.tokens import TOKEN_NAME_PATTERN, Role, TokenInfo, TokenStore
+from backend.tokens import TOKEN_NAME_PATTERN, TOKEN_NAME_RULE, Role, TokenInfo, TokenStore
+from resources.base import MAX_INT64, Model
 from resources.cluster import ClusterDescriptor
+from resources.documents import parse_resource
 from resources.errors import (
     Forbidden,
     InvalidDocument,
@@ -48,6 +51,7 @@ from resources.resource import AnyResource, Resource
 from resources.wire import EventBatch, Hello, Ping, Resync
 
 log = logging.getLogger(__name__)
+M = TypeVar("M", bound=Model)
 
 API = "/api/v1"
 PROBLEM = "application/problem+json"
@@ -55,7 +59,7 @@ MAX_BODY = 1024 * 1024
 PING_SECONDS = 15.0
 TOKEN_RECHECK_SECONDS = 1.0
 #: Largest revision a query may name (SQLite integers are 64-bit signed).
-MAX_REVISION = 2**63 - 1
+MAX_REVISION = MAX_INT64
 ANONYMOUS = TokenInfo("anonymous", Role.ADMIN, "")
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "content": {PROBLEM: {}}, "description": description}
@@ -153,8 +157,16 @@ def _drop_null(schema: dict[str, Any]) -> None:
             schema["anyOf"] = rest
 
 
+#: Where BodyLimit leaves the request body it read (bytes; empty when there was none).
+BODY_SCOPE_KEY = "lea.body"
+
+
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes (by Content-Length, and while streaming)."""
+    """Read every request body up front, refusing one over ``limit`` bytes (413) on every route.
+
+    Reading it here, not when a route asks, means a route that never reads its body cannot be sent
+    an unbounded one; the routes then find it in ``scope[BODY_SCOPE_KEY]`` and in ``receive``.
+    """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -166,35 +178,38 @@ class BodyLimit:
             return
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        too_large = PayloadTooLarge(f"request body over {self.limit} bytes")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
-            await problem_response(too_large)(scope, receive, send)
+            await self._too_large(scope, receive, send)
             return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise _TooLarge(too_large.message)
-            return message
+            if message["type"] == "http.disconnect":
+                return  # the client went away before it finished sending: nobody to answer
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        scope[BODY_SCOPE_KEY] = body
+        delivered = False
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await problem_response(too_large)(scope, receive, send)
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: the disconnect, when it comes
 
+        await self.app(scope, replay, send)
 
-class _TooLarge(StarletteHTTPException):
-    """Raised while a streamed body is read past the limit.
-
-    An HTTPException, so that FastAPI's body parsing lets it through (it turns any other exception
-    into a 400) and the app's handler answers 413 ``payload_too_large``.
-    """
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(413, detail)
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await problem_response(PayloadTooLarge(f"request body over {self.limit} bytes"))(scope, receive, send)
 
 
 _VERSION_TAG = re.compile(r'(?:W/)?(?P<quote>"?)(?P<version>[0-9]{1,18})(?P=quote)')
@@ -223,6 +238,21 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
+def _refuse_repeated(items: Iterable[tuple[str, str]]) -> None:
+    """A query parameter given twice is ambiguous: refused, not "the last one wins"."""
+    seen: set[str] = set()
+    for key, _ in items:
+        if key in seen:
+            raise InvalidRequest(f"the query parameter {key[:40]!r} is given more than once")
+        seen.add(key)
+
+
+def request_body(model: type[Model]) -> dict[str, Any]:
+    """The OpenAPI of a route's JSON body (read by resource_body, not by FastAPI: after the token)."""
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 def parse_if_none_match(value: str | None) -> bool:
     if value is None or not value.strip():
         return False
@@ -248,12 +278,8 @@ def create_app(backend: Backend, tokens: TokenStore | None, *, max_body: int = M
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = list(exc.errors())
-        broken = next((e for e in errors if e.get("type") == "json_invalid"), None)
-        if broken is not None:
-            where = (broken.get("ctx") or {}).get("error") or broken.get("msg", "")
-            return problem_response(InvalidDocument(f"the request body is not valid JSON: {where}"))
-        return problem_response(invalid_resource_from_errors(errors, "request"))
+        # Path, query and header parameters only: request bodies are parsed by resource_body().
+        return problem_response(invalid_resource_from_errors(list(exc.errors()), "request"))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -262,6 +288,8 @@ def create_app(backend: Backend, tokens: TokenStore | None, *, max_body: int = M
             error = NotFound(f"there is no {request.url.path}")
         elif exc.status_code == 413:
             error = PayloadTooLarge(str(exc.detail))
+        elif exc.status_code == 400:
+            error = InvalidRequest(str(exc.detail))
         elif exc.status_code == 405:
             error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
             # Starlette names only the first route matching the path; list every method of the path.
@@ -293,14 +321,55 @@ def create_app(backend: Backend, tokens: TokenStore | None, *, max_body: int = M
             raise _refused(Unauthorized("the token is unknown or was revoked"))
         return info
 
+    def check_request(request: Request) -> None:
+        """What every route refuses, after authentication: a repeated query parameter, and a body
+        on a route that takes none (a route takes one when its OpenAPI says so: resource_body)."""
+        _refuse_repeated(request.query_params.multi_items())
+        route = request.scope.get("route")
+        takes_body = isinstance(route, APIRoute) and "requestBody" in (route.openapi_extra or {})
+        if request.scope.get(BODY_SCOPE_KEY) and not takes_body:
+            raise InvalidRequest(f"{request.method} {request.url.path} takes no request body")
+
+    roles: dict[Role, Callable[..., TokenInfo]] = {}
+
     def role(needed: Role) -> Callable[..., TokenInfo]:
+        """The dependency authorising ``needed``: one function per role, so FastAPI runs it once a request."""
+        if needed in roles:
+            return roles[needed]
+
         def dependency(
+            request: Request,
             credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
         ) -> TokenInfo:
             info = authenticate(f"Bearer {credentials.credentials}" if credentials is not None else None)
             if not info.role.allows(needed):
                 raise Forbidden(f"'{info.name}' has the {info.role} role; this needs {needed}")
+            check_request(request)
             return info
+
+        roles[needed] = dependency
+        return dependency
+
+    def resource_body(model: type[M], what: str, needed: Role = Role.EDITOR) -> Callable[..., M]:
+        """The dependency reading a route's body as ``model``, once the caller has the ``needed`` role.
+
+        Depending on the role makes FastAPI authenticate first, so a client without a valid token
+        learns nothing about how its body would have been read. Pair it with request_body(model).
+        """
+
+        def dependency(request: Request, user: Annotated[TokenInfo, Depends(role(needed))]) -> M:
+            encoding = request.headers.get("content-encoding", "identity").strip().lower()
+            if encoding not in ("", "identity"):
+                raise InvalidDocument(
+                    f"compressed request bodies are not accepted (Content-Encoding: {encoding[:40]}); send plain JSON"
+                )
+            media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+            if media_type != "application/json" and not (
+                media_type.startswith("application/") and media_type.endswith("+json")
+            ):
+                shown = f"not {media_type[:60]}" if media_type else "none was given"
+                raise InvalidDocument(f"the request body must be sent as Content-Type: application/json ({shown})")
+            return parse_resource(model, request.scope.get(BODY_SCOPE_KEY, b""), what)
 
         return dependency
 
@@ -325,7 +394,10 @@ def create_app(backend: Backend, tokens: TokenStore | None, *, max_body: int = M
         ),
     ]
 
-    @app.get("/healthz", tags=["meta"])
+    @app.get(
+        "/healthz", tags=["meta"], responses={s: ERROR_RESPONSES[s] for s in (400, 413)},
+        dependencies=[Depends(check_request)],
+    )
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "epoch": manager.epoch, "revision": manager.revision}
 
@@ -357,7 +429,7 @@ def create_app(backend: Backend, tokens: TokenStore | None, *, max_body: int = M
             name: Annotated[
                 str,
                 Query(
-                    description="Who uses the token: the actor of their changes (1 to 64 characters, no spaces).",
+                    description=f"Who uses the token: the actor of their changes ({TOKEN_NAME_RULE}).",
                     json_schema_extra={"pattern": TOKEN_NAME_PATTERN},  # checked by TokenStore.create (400)
                 ),
             ],
@@ -393,9 +465,16 @@ def create_app(backend: Backend, tokens: TokenStore | None, *, max_body: int = M
         if path_id != body_id:
             raise InvalidRequest(f"the id in the body ({body_id}) differs from the id in the URL ({path_id})")
 
-    @app.put(f"{API}/peer/{{id}}", response_model=WriteResult, tags=["write"], responses=ERROR_RESPONSES)
+    @app.put(
+        f"{API}/peer/{{id}}", response_model=WriteResult, tags=["write"], responses=ERROR_RESPONSES,
+        openapi_extra=request_body(PeerDescriptor),
+    )
     def put_peer(
-        id: UUID, peer: PeerDescriptor, user: Editor, if_match: IfMatch = None, if_none_match: IfNoneMatch = None
+        id: UUID,
+        peer: Annotated[PeerDescriptor, Depends(resource_body(PeerDescriptor, "peer"))],
+        user: Editor,
+        if_match: IfMatch = None,
+        if_none_match: IfNoneMatch = None,
     ) -> WriteResult:
         same_id(id, peer.id)
         return actions.store_peer_descriptor(
@@ -406,10 +485,13 @@ def create_app(backend: Backend, tokens: TokenStore | None, *, max_body: int = M
     def delete_peer(id: UUID, user: Editor, if_match: IfMatch = None) -> WriteResult:
         return actions.delete_peer_descriptor(manager, id, user.name, parse_if_match(if_match))
 
-    @app.put(f"{API}/cluster/{{id}}", response_model=WriteResult, tags=["write"], responses=ERROR_RESPONSES)
+    @app.put(
+        f"{API}/cluster/{{id}}", response_model=WriteResult, tags=["write"], responses=ERROR_RESPONSES,
+        openapi_extra=request_body(ClusterDescriptor),
+    )
     def put_cluster(
         id: UUID,
-        cluster: ClusterDescriptor,
+        cluster: Annotated[ClusterDescriptor, Depends(resource_body(ClusterDescriptor, "cluster"))],
         user: Editor,
         if_match: IfMatch = None,
         if_none_match: IfNoneMatch = None,
@@ -443,15 +525,16 @@ def create_app(backend: Backend, tokens: TokenStore | None, *, max_body: int = M
         return {"online": online}
 
     @app.websocket(f"{API}/watch")
-    async def watch(websocket: WebSocket, epoch: str | None = None, after: int | None = None) -> None:
+    async def watch(websocket: WebSocket) -> None:
         token_header = websocket.headers.get("authorization")
         try:
-            authenticate(token_header)
+            authenticate(token_header)  # first: without a token, nothing else is looked at
+            epoch, after = watch_position(websocket.query_params.multi_items())
         except LeaError as exc:
             if "websocket.http.response" in websocket.scope.get("extensions", {}):
-                await websocket.send_denial_response(problem_response(exc))  # HTTP 401 + problem
+                await websocket.send_denial_response(problem_response(exc))  # HTTP 401/400 + problem
             else:
-                await websocket.close(code=4401, reason=exc.message[:120])
+                await websocket.close(code=4000 + exc.http_status, reason=exc.message[:120])
             return
         await websocket.accept()
         subscription = manager.subscribe(after=after, epoch=epoch)
@@ -475,6 +558,24 @@ def _refused(error: Unauthorized) -> Unauthorized:
         more = f" ({left_out} more refused since, not logged)" if left_out else ""
         log.info("refused a request: %s%s", error.message, more)
     return error
+
+_EPOCH = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_REVISION = re.compile(r"[0-9]{1,19}")
+
+
+def watch_position(query: Iterable[tuple[str, str]]) -> tuple[str | None, int | None]:
+    """``epoch`` and ``after`` of ``WS /api/v1/watch``; InvalidRequest (400) when malformed."""
+    items = list(query)
+    _refuse_repeated(items)
+    params = dict(items)
+    epoch, after = params.get("epoch"), params.get("after")
+    if epoch is not None and not _EPOCH.fullmatch(epoch):
+        raise InvalidRequest(
+            f"epoch must be the epoch a hello named (1 to 64 letters, digits, '-' and '_'), not {epoch[:40]!r}"
+        )
+    if after is not None and not (_REVISION.fullmatch(after) and int(after) <= MAX_REVISION):
+        raise InvalidRequest(f"after must be a revision, a whole number from 0 to {MAX_REVISION}, not {after[:40]!r}")
+    return epoch, int(after) if after is not None else None
 
 
 def _still_valid(authenticate: Callable[[str | None], TokenInfo], header: str | None) -> bool:

@@ -128,6 +128,23 @@ PEER_CASES: dict[str, tuple[Callable[[PeerEditor], None], Callable[[PeerEditor],
         lambda e: e.devices.rows[0].tags.setText("ok, " + "t" * 65),
         lambda e: (e.devices.rows[0].tags, e.devices.error.text()), "at most 64 characters",
     ),
+    # the shared rule of resources.names: no control or invisible characters in what users see
+    "location with a bidi override": (
+        lambda e: e.location_edit.setText("Lab \u202eC"),
+        lambda e: (e.location_edit, e.targets["location"].error.text()), "U+202E RIGHT-TO-LEFT OVERRIDE",
+    ),
+    "interface name with a BOM": (
+        lambda e: interface(e).name_edit.setText("can\ufeff0"),
+        lambda e: (interface(e).name_edit, e.interfaces.error.text()), "invisible formatting characters",
+    ),
+    "device name with a zero-width space": (
+        lambda e: e.devices.rows[0].name_edit.setText("ecu\u200b1"),
+        lambda e: (e.devices.rows[0].name_edit, e.devices.error.text()), "U+200B ZERO WIDTH SPACE",
+    ),
+    "tag with a control character": (
+        lambda e: e.devices.rows[0].tags.setText("ok, t\x1bg"),
+        lambda e: (e.devices.rows[0].tags, e.devices.error.text()), "must not contain control",
+    ),
     "name taken (case-insensitive, from the store)": (
         lambda e: e.name_edit.setText("EXISTING-01"),
         lambda e: (e.name_edit, e.targets["name"].error.text()), "already used by peer 'existing-01'",
@@ -204,7 +221,8 @@ def test_a_valid_peer_is_created_through_the_editor(env: EditorEnv) -> None:
     assert [i.name for i in peer.interfaces] == ["can0"]
     assert peer.devices[0].interface == peer.interfaces[0].id
     assert peer.devices[0].tags == ("powertrain", "can")
-    assert ("info", "Peer 'bench-new' saved") in env.messages
+    # the write's acknowledgement may come after its event reached the store
+    env.qtbot.waitUntil(lambda: ("info", "Peer 'bench-new' saved") in env.messages, timeout=5_000)
 
 
 def test_a_valid_cluster_is_created_through_the_editor_with_a_filtered_device_list(env: EditorEnv) -> None:
@@ -225,7 +243,8 @@ def test_a_valid_cluster_is_created_through_the_editor_with_a_filtered_device_li
     cluster = env.controller.store.get(ResourceKind.CLUSTER, editor.resource_id)
     assert cluster is not None and cluster.leader == a.id  # type: ignore[attr-defined]
     assert set(cluster.devices) == {d.id for d in b.devices}  # type: ignore[attr-defined]
-    assert ("info", "Cluster 'loop-1' saved") in env.messages
+    # the write's acknowledgement may come after its event reached the store
+    env.qtbot.waitUntil(lambda: ("info", "Cluster 'loop-1' saved") in env.messages, timeout=5_000)
 
 
 def test_editing_an_existing_peer_keeps_its_ids_and_saves_its_version(env: EditorEnv) -> None:

@@ -218,6 +218,21 @@ def test_can_fd_with_data_phase_is_valid_and_its_ranges_apply() -> None:
     assert_names(error, "interfaces[0].configuration.data_sample_point", "must be <= 1")
 
 
+@pytest.mark.parametrize("bitrate", ["bitrate", "data_bitrate"])
+def test_can_bitrates_fit_the_kernels_32_bits(bitrate: str) -> None:
+    fields = {
+        "bitrate": 500_000, "sample_point": 0.875, "fd": True, "data_bitrate": 2_000_000, "data_sample_point": 0.8,
+    }
+    PeerDescriptor.model_validate(can_peer_data(**{**fields, bitrate: 2**32 - 1}))
+    error = refused(PeerDescriptor, can_peer_data(**{**fields, bitrate: 2**64}), "peer")
+    assert_names(error, f"interfaces[0].configuration.{bitrate}", "must be <= 4294967295")
+
+
+def test_version_fits_a_64_bit_integer() -> None:
+    assert PeerDescriptor.model_validate(peer_data(version=2**63 - 1)).version == 2**63 - 1
+    assert_names(refused(PeerDescriptor, peer_data(version=2**63), "peer"), "version", "must be <= 9223372036854775807")
+
+
 # -- devices ---------------------------------------------------------------------------------
 
 
@@ -283,6 +298,66 @@ def test_device_cannot_use_an_interface_of_another_peer() -> None:
     data = peer_data()
     data["devices"][0]["interface"] = str(make_peer("bench-02").interfaces[0].id)
     assert_names(refused(PeerDescriptor, data, "peer"), "devices[0].interface", "does not have")
+
+
+# -- names users see are clean ---------------------------------------------------------------
+
+#: Controls, bidi overrides and isolates, zero-width characters, the BOM, line/paragraph separators.
+UNCLEAN = [
+    "\x00", "\t", "\n", "\r", "\x1b", "\x7f", "\x85", "\u202a", "\u202e", "\u2066", "\u2069", "\u200b",
+    "\u200c", "\u200d", "\ufeff", "\u2028", "\u2029", "\u00ad", "\U000e0041",
+]
+
+
+def _with_text(field: str, text: str) -> dict[str, Any]:
+    data = peer_data()
+    if field == "location":
+        data["location"] = text
+    elif field == "interfaces[0].name":
+        data["interfaces"][0]["name"] = text
+    elif field == "bridge_name":
+        data["bridge_name"] = text
+    elif field == "devices[0].tags[0]":
+        data["devices"][0]["tags"] = [text]
+    else:
+        data["devices"][0][field.removeprefix("devices[0].")] = text
+    return data
+
+
+TEXT_FIELDS = ["location", "interfaces[0].name", "bridge_name", "devices[0].name", "devices[0].description",
+               "devices[0].tags[0]"]
+
+
+@pytest.mark.parametrize("char", UNCLEAN, ids=lambda c: f"U+{ord(c):04X}")
+@pytest.mark.parametrize("field", TEXT_FIELDS)
+def test_user_visible_text_refuses_control_and_invisible_characters(field: str, char: str) -> None:
+    error = refused(PeerDescriptor, _with_text(field, f"ab{char}c"), "peer")
+    first = error.details["errors"][0]
+    assert first["field"] == field, error.message
+    if not (field in ("interfaces[0].name", "bridge_name") and char.isspace()):  # there the space rule speaks
+        assert_names(error, field, "must not contain control or invisible formatting characters",
+                     f"U+{ord(char):04X}")
+
+
+@pytest.mark.parametrize("char", UNCLEAN, ids=lambda c: f"U+{ord(c):04X}")
+def test_peer_and_cluster_names_refuse_them_too(char: str) -> None:
+    assert_names(refused(PeerDescriptor, peer_data(name=f"bench{char}01"), "peer"), "name", NAME_RULE)
+    assert_names(refused(ClusterDescriptor, cluster_data(name=f"clu{char}ster"), "cluster"), "name", NAME_RULE)
+
+
+@pytest.mark.parametrize(
+    "text", ["Lab 4, rack 2", "Büro München", "实验室", "ecu-🚗", "Lab\u00a04", "الرف ٣", "x" * 64]
+)
+def test_visible_unicode_stays_allowed(text: str) -> None:
+    for field in ("location", "devices[0].name", "devices[0].description", "devices[0].tags[0]"):
+        PeerDescriptor.model_validate(_with_text(field, text))
+
+
+def test_the_error_names_the_character() -> None:
+    error = refused(PeerDescriptor, peer_data(location="Lab\u202e4"), "peer")
+    assert "U+202E RIGHT-TO-LEFT OVERRIDE" in error.message
+    error = refused(PeerDescriptor, peer_data(location="Lab\n4"), "peer")
+    assert error.message.endswith("(found U+000A)"), error.message
 
 
 # -- clusters --------------------------------------------------------------------------------
