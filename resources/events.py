@@ -13,7 +13,7 @@ from resources.kinds import ResourceKind
 from resources.resource import AnyResource, Resource
 
 #: Version of the persisted payloads; bumped when a persisted model changes shape (see upcasters).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class EventType(StrEnum):

@@ -39,6 +39,7 @@ from resources import (
     ResourceKind,
 )
 from resources.errors import DataDirError, InvalidResource, SchemaTooNew
+from resources.peer import MAX_BITRATE
 from resources.resource import AnyResource
 from resources.state import Online
 from resources.wire import EventBatch
@@ -533,7 +534,7 @@ def expected_v1_peer() -> PeerDescriptor:
 
 
 def insert_v1_event(
-    path: Path, revision: int, payload: str | None = V1_PEER_PAYLOAD, type: str = "updated"
+    path: Path, revision: int, payload: str | None = V1_PEER_PAYLOAD, type: str = "updated", schema_version: int = 1
 ) -> None:
     raw(
         path,
@@ -547,7 +548,7 @@ def insert_v1_event(
             V1_PEER_ID,
             type,
             payload,
-            1,
+            schema_version,
             "legacy-user",
             "2023-06-01T10:00:00+00:00",
         ),
@@ -575,6 +576,35 @@ def test_v1_payload_is_upcast_on_read(db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     try:  # upcast on read, never rewritten in place
         assert conn.execute("SELECT payload, schema_version FROM events").fetchall() == [(V1_PEER_PAYLOAD, 1)]
+    finally:
+        conn.close()
+
+
+def test_a_v2_payload_that_breaks_todays_text_and_range_rules_still_loads_repaired(db_path: Path) -> None:
+    # Written before names refused control characters and bitrates had a 32-bit cap (schema v2).
+    v2 = json.loads(V1_PEER_PAYLOAD)
+    network = v2.pop("network")
+    v2.update(interfaces=network["interfaces"], bridge_name=network["bridge_name"], demo=False)
+    v2["location"] = "Hall 7\nbench-fake  online"
+    v2["devices"][0]["tags"] = ["body", "\u202eevil"]
+    v2["interfaces"][1]["configuration"]["bitrate"] = 2**40
+    payload = json.dumps(v2)
+    new_empty_db(db_path)
+    insert_v1_event(db_path, 1, payload, schema_version=2)
+    store = SqliteEventStore(db_path, durability="off")
+    try:
+        (change,) = list(store.replay())
+        peer = change.resource
+        assert isinstance(peer, PeerDescriptor)
+        assert peer.location == "Hall 7\ufffdbench-fake  online"
+        assert peer.devices[0].tags == ("body", "\ufffdevil")
+        configuration = peer.interfaces[1].configuration
+        assert isinstance(configuration, CanConfiguration) and configuration.bitrate == MAX_BITRATE
+    finally:
+        store.close()
+    conn = sqlite3.connect(db_path)
+    try:  # repaired on read, never rewritten in place
+        assert conn.execute("SELECT payload, schema_version FROM events").fetchall() == [(payload, 2)]
     finally:
         conn.close()
 
