@@ -1,9 +1,9 @@
 """``lea-backend``: the admin CLI on a data directory.
 
-Read commands (list, events, history, verify, schema) open ``lea.db`` read-only and take no lock, so
-they work while a LEA runs. Write commands (apply, snapshot, compact) open it through ``Backend``,
-which holds the data directory's exclusive lock. Bad input ends with one line on stderr,
-``lea-backend: error: <message>``, exit status 2, and the database left untouched.
+Read commands (list, events, history, verify, schema, token list) open ``lea.db`` read-only and take no
+lock, so they work while a LEA runs and on read-only storage. Write commands (apply, snapshot, compact)
+open it through ``Backend``, which holds the data directory's exclusive lock. Bad input ends with one
+line on stderr, ``lea-backend: error: <message>``, exit status 2, and the database left untouched.
 """
 
 from __future__ import annotations

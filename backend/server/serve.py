@@ -211,10 +211,10 @@ def serve(options: ServeOptions) -> int:
         print("lea-backend: stopped", file=sys.stderr, flush=True)
         return 0
     finally:
+        if tokens is not None:
+            tokens.close()  # first: the store's close decides whether the WAL is merged
         if not started:
             backend.manager.close(checkpoint=False)  # refused: no shutdown checkpoint either
         # Clean shutdown: operators stop, a final checkpoint is written, the lock is released.
         backend.close()
-        if tokens is not None:
-            tokens.close()
         sock.close()

@@ -159,20 +159,10 @@ class SqliteEventStore(EventStore):
         )
 
     def _close_connection(self) -> None:
-        """Close; SQLite merges the WAL into the file when the last connection closes, so a store
-        that wrote nothing first opens a read-only one: the WAL it found stays as it was."""
         if self.read_only or self._wrote or not self._found_wal:
             self._conn.close()
-            return
-        try:
-            guard = open_read_only(self.path)
-        except (sqlite3.Error, LeaError):
-            self._conn.close()
-            return
-        try:
-            self._conn.close()
-        finally:
-            guard.close()  # a read-only connection never merges the WAL
+        else:
+            close_keeping_wal(self._conn, self.path)
 
     # -- meta ------------------------------------------------------------------------------
     def _meta(self, key: str) -> str | None:
@@ -451,6 +441,25 @@ def open_read_only(path: Path) -> sqlite3.Connection:
             path=str(path),
         )
     return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+
+
+def close_keeping_wal(conn: sqlite3.Connection, path: Path) -> None:
+    """Close ``conn`` without merging the WAL into the database file.
+
+    SQLite merges the WAL when the last connection closes, even one that only read: a connection
+    that wrote nothing must leave a WAL it found (a crashed run's) as it was. A read-only
+    connection opened first holds SQLite's shared lock, so this close cannot merge, and a read-only
+    connection never merges itself.
+    """
+    try:
+        guard = open_read_only(path)
+    except (sqlite3.Error, LeaError):
+        conn.close()
+        return
+    try:
+        conn.close()
+    finally:
+        guard.close()
 
 
 def _create_private(path: Path) -> bool:

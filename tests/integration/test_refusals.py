@@ -171,10 +171,14 @@ def test_a_refused_start_up_changes_no_file(crashed: dict[str, Path], tmp_path: 
     conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
     conn.commit()
     conn.close()
+    clean = case("clean-no-tokens", "none")
+    Backend(clean).close()  # merges the WAL (a shutdown checkpoint is written): a cleanly closed directory
+    assert {p.name for p in clean.iterdir()} == {"lea.db", "lea.lock", "logs"}
     last_event = "(SELECT max(revision) FROM events)"
     cases: list[tuple[Path, list[str], str]] = [
         (case("no-tokens", "none"), ["--host", "0.0.0.0"], "without tokens"),
         (case("no-tls", "token"), ["--host", "0.0.0.0"], "without TLS"),
+        (clean, ["--host", "0.0.0.0"], "without tokens"),  # counted without creating a -wal or -shm
         (case("garbage-tls", "token"), ["--tls-cert", str(garbage), "--tls-key", str(tls.key_path)],
          "cannot use the TLS certificate"),
         (case("encrypted-key", "token"), ["--tls-cert", str(tls.cert_path), "--tls-key", str(encrypted)],
@@ -275,6 +279,27 @@ def test_a_store_that_wrote_nothing_leaves_a_crashed_wal_alone(crashed: dict[str
     backend.close()
     assert not (data_dir / "lea.db-wal").exists()
     assert len(lea_backend(data_dir, "list", "peer").stdout.splitlines()) == 1 + 13
+
+
+def test_a_refused_admin_command_changes_no_file(crashed: dict[str, Path], tmp_path: Path) -> None:
+    """Refused after opening the database (a rule, a missing or taken token name): the WAL stays as it was."""
+    data_dir = _copy(crashed["token"], tmp_path / "commands")
+    taken = tmp_path / "taken.json"
+    taken.write_text(make_peer("BENCH-01").model_dump_json())
+    before = fingerprint(data_dir)
+    commands = [
+        (["apply", str(taken)], "BENCH-01"),
+        (["token", "revoke", "nobody"], "no token named 'nobody'"),
+        (["token", "create", "--role", "viewer", "--name", "root"], "already exists"),
+        (["token", "list"], None),
+    ]
+    for args, fragment in commands:
+        result = lea_backend(data_dir, *args)
+        if fragment is None:
+            assert result.returncode == 0 and "root" in result.stdout, result.stderr
+        else:
+            assert fragment in _one_error_line(result)
+        assert fingerprint(data_dir) == before, args
 
 
 # -- a corrupted database ----------------------------------------------------------------------------

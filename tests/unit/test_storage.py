@@ -498,7 +498,7 @@ def test_a_new_database_is_never_seen_empty_by_another_opener(tmp_path: Path) ->
         path = tmp_path / f"race-{attempt}" / "lea.db"
         path.parent.mkdir()
         with ThreadPoolExecutor(8) as pool:
-            stores = list(pool.map(lambda _: SqliteEventStore(path, durability="off"), range(8)))
+            stores = list(pool.map(lambda p: SqliteEventStore(p, durability="off"), [path] * 8))
         for store in stores:
             store.close()
         assert _siblings(path) == {"lea.db"}  # no temporary file left behind
