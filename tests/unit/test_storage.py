@@ -501,7 +501,13 @@ def test_a_new_database_is_never_seen_empty_by_another_opener(tmp_path: Path) ->
             stores = list(pool.map(lambda p: SqliteEventStore(p, durability="off"), [path] * 8))
         for store in stores:
             store.close()
-        assert _siblings(path) == {"lea.db"}  # no temporary file left behind
+        assert "lea.db" in _siblings(path)
+        assert not [name for name in _siblings(path) if name.endswith(".new")]  # no temporary file left
+        reader = SqliteEventStore(path, read_only=True)
+        try:
+            assert reader.event_count() == 0 and reader.get_meta("schema_version") == str(SCHEMA_VERSION)
+        finally:
+            reader.close()
 
 
 def test_a_damaged_meta_value_is_refused_clearly(db_path: Path) -> None:
