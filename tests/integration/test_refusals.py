@@ -33,6 +33,8 @@ from backend.backend import Backend
 from resources import ResourceKind
 from tests.helpers.factories import make_peer
 from tests.helpers.server import REPO, TlsFiles, create_token, lea_backend, make_tls, running_server
+from tests.integration.test_cli import _bound_by_permissions as bound_by_permissions
+from tests.integration.test_cli import _writable as writable
 
 ERROR_PREFIX = "lea-backend: error: "
 #: SQLite's wal-index: a cache any reader may rebuild from the WAL; compared by name only.
@@ -341,18 +343,6 @@ def test_a_corrupted_database_is_refused_by_serve_and_every_read_command(corrupt
 
 
 # -- read-only storage -------------------------------------------------------------------------------
-def _bound_by_permissions() -> list[str]:
-    """A command prefix under which file permissions apply (root drops CAP_DAC_OVERRIDE with setpriv)."""
-    if sys.platform == "win32":
-        pytest.skip("chmod does not make a folder read-only on Windows")
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root without setpriv: chmod cannot make a folder read-only")
-    return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]
-
-
 def _as(prefix: list[str], data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     command = [*prefix, sys.executable, "-m", "backend", "--data-dir", str(data_dir), *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False, cwd=REPO)
@@ -374,13 +364,13 @@ def read_only(data_dir: Path) -> Iterator[None]:
 
 
 def test_read_commands_on_read_only_media_read_the_wal_or_refuse(crashed: dict[str, Path], tmp_path: Path) -> None:
-    prefix = _bound_by_permissions()
+    prefix = bound_by_permissions()
     with_index = _copy(crashed["token"], tmp_path / "with-index")
     without_index = _copy(crashed["token"], tmp_path / "without-index")
     (without_index / "lea.db-shm").unlink()  # a copy of lea.db and its WAL only
     before = {d: fingerprint(d) for d in (with_index, without_index)}
     with read_only(with_index), read_only(without_index):
-        if _writable(with_index, prefix):
+        if writable(with_index, prefix):
             pytest.skip("this user may write into a folder of mode 0o555")
         # With the WAL's index next to it SQLite reads the WAL in place: all 12 peers.
         listed = _as(prefix, with_index, "list", "peer")
@@ -396,18 +386,13 @@ def test_read_commands_on_read_only_media_read_the_wal_or_refuse(crashed: dict[s
         assert fingerprint(data_dir) == fingerprints
 
 
-def _writable(path: Path, prefix: list[str]) -> bool:
-    probe = "import os, sys; sys.exit(0 if os.access(sys.argv[1], os.W_OK) else 1)"
-    return subprocess.run([*prefix, sys.executable, "-c", probe, str(path)], check=False).returncode == 0
-
-
 def test_token_list_works_on_a_read_only_data_directory(tmp_path: Path) -> None:
-    prefix = _bound_by_permissions()
+    prefix = bound_by_permissions()
     data_dir = tmp_path / "data"
     create_token(data_dir, "admin", "root")
     before = fingerprint(data_dir)
     with read_only(data_dir):
-        if _writable(data_dir, prefix):
+        if writable(data_dir, prefix):
             pytest.skip("this user may write into a folder of mode 0o555")
         result = _as(prefix, data_dir, "token", "list")
         assert result.returncode == 0, result.stderr
