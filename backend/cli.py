@@ -1,9 +1,9 @@
 """``lea-backend``: the admin CLI on a data directory.
 
-Read commands (list, events, history, verify, schema) open ``lea.db`` read-only and take no lock, so
-they work while a LEA runs. Write commands (apply, snapshot, compact) open it through ``Backend``,
-which holds the data directory's exclusive lock. Bad input ends with one line on stderr,
-``lea-backend: error: <message>``, exit status 2, and the database left untouched.
+Read commands (list, events, history, verify, schema, token list) open ``lea.db`` read-only and take no
+lock, so they work while a LEA runs and on read-only storage. Write commands (apply, snapshot, compact)
+open it through ``Backend``, which holds the data directory's exclusive lock. Bad input ends with one
+line on stderr, ``lea-backend: error: <message>``, exit status 2, and the database left untouched.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from uuid import UUID
 
 from pydantic import ValidationError
@@ -51,6 +51,14 @@ class UsageError(LeaError):
     title = "Bad command line"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line (no usage block), like every other error of the CLI."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{PROG}: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(EXIT_ERROR)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.run is not cmd_serve and not logging.getLogger().handlers:
@@ -67,8 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc.message)
     except OSError as exc:
         return _fail(f"{exc.filename or args.data_dir}: {exc.strerror or exc}")
-    except sqlite3.DatabaseError as exc:
-        return _fail(f"cannot use the LEA database in {args.data_dir}: {exc}")
+    except sqlite3.OperationalError as exc:
+        return _fail(f"cannot use the LEA database {DataDir(args.data_dir).db_path}: {exc}")
+    except sqlite3.DatabaseError as exc:  # SQLite found the file damaged
+        return _fail(f"{DataDir(args.data_dir).db_path} is damaged ({exc}); it was left untouched")
     except ValidationError as exc:
         detail = invalid_resource_from(exc, "stored resource").message
         return _fail(f"the LEA database in {args.data_dir} holds data this LEA cannot read: {detail}")
@@ -82,12 +92,12 @@ def _fail(message: str) -> int:
 # -- the command line ----------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     data_dir_help = f"the data directory (default: {default_data_dir()})"
-    parser = argparse.ArgumentParser(prog=PROG, description="Administer a LEA backend's data directory.")
+    parser = _Parser(prog=PROG, description="Administer a LEA backend's data directory.")
     parser.add_argument(
         "--data-dir", type=Path, default=default_data_dir(), metavar="DIR", help=data_dir_help
     )
     # Also accepted after the command name; SUPPRESS keeps the global value when it is not given there.
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, metavar="DIR", help=data_dir_help)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
@@ -121,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("kind", metavar="KIND", nargs="?", help=f"only this kind, one of: {_kind_names()}")
     serve = command("serve", cmd_serve, "serve the backend over HTTP and WebSocket (see docs/protocol.md)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    serve.add_argument("--port", type=_count(0), default=8421, help="port (default: 8421; 0 picks a free one)")
+    serve.add_argument("--port", type=_count(0, 65535), default=8421, help="port (default: 8421; 0 picks a free one)")
     serve.add_argument("--tls-cert", type=Path, metavar="FILE", help="TLS certificate (PEM)")
     serve.add_argument("--tls-key", type=Path, metavar="FILE", help="TLS private key (PEM)")
     serve.add_argument("--insecure-http", action="store_true",
@@ -144,14 +154,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _count(minimum: int) -> Callable[[str], int]:
+#: The largest number SQLite stores (revisions, limits): anything above is refused on the command line.
+MAX_COUNT = 2**63 - 1
+
+
+def _count(minimum: int, maximum: int = MAX_COUNT) -> Callable[[str], int]:
     def parse(text: str) -> int:
+        digits = text.strip().removeprefix("-").removeprefix("+")
+        if digits.isdecimal() and len(digits) > len(str(maximum)):  # int() of 5,000 digits would refuse anyway
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, not a {len(digits)}-digit number")
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, not {value}")
         return value
 
     return parse
@@ -235,11 +254,21 @@ def load_documents(file: str) -> list[AnyResource]:
     return [actions.parse_document(doc, f"{label}, document {i}") for i, doc in enumerate(documents, 1)]
 
 
+#: The largest file ``apply`` reads (a thousand peers are about 1 MiB); /dev/zero is refused, not read forever.
+MAX_DOCUMENT_BYTES = 64 * 2**20
+
+
 def _read_text(file: str, label: str) -> str:
     try:
-        raw = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+        if file == "-":
+            raw = sys.stdin.buffer.read(MAX_DOCUMENT_BYTES + 1)
+        else:
+            with open(file, "rb") as handle:
+                raw = handle.read(MAX_DOCUMENT_BYTES + 1)
     except OSError as exc:
         raise InvalidDocument(f"cannot read {label}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise InvalidDocument(f"{label} is larger than {MAX_DOCUMENT_BYTES // 2**20} MiB; apply it in parts")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -253,6 +282,10 @@ def _parse_json(text: str, label: str) -> Any:
         raise InvalidDocument(
             f"{label} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
         ) from None
+    except RecursionError:
+        raise InvalidDocument(f"{label} is nested too deeply to be a LEA document") from None
+    except ValueError:  # Python refuses to convert integers of more than 4,300 digits
+        raise InvalidDocument(f"{label} holds a number too long to be read") from None
 
 
 # -- list ----------------------------------------------------------------------------------------
@@ -359,12 +392,12 @@ def _format_event(event: Event, as_json: bool) -> str:
 def cmd_verify(args: argparse.Namespace) -> int:
     with _read_store(args.data_dir) as store:
         integrity = store.integrity_check()
+        if integrity != "ok":  # reading on could fail anywhere: say what SQLite found
+            raise store.damaged(f"SQLite's integrity check reports {integrity.splitlines()[0][:200]!r}")
         report = admin.verify(store)
         if report.checkpoint_revision is None:
             admin.replay(store, use_checkpoint=False)  # still read and validate every event
     problems = list(report.mismatches)
-    if integrity != "ok":
-        problems.insert(0, f"SQLite integrity check: {integrity}")
     if problems:
         print(f"verify: MISMATCH ({len(problems)} problems; {report.events} events stored):")
         for problem in problems:
@@ -440,7 +473,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from backend.server.serve import ServeOptions, serve
 
-    setup_logging(DataDir(args.data_dir).path)
+    setup_logging(None)  # the log file only once serve's checks passed (serve adds it)
     return serve(
         ServeOptions(
             data_dir=args.data_dir, host=args.host, port=args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
@@ -450,12 +483,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _tokens(data_dir: Path) -> Iterator[TokenStore]:
-    """The token table; a new data directory gets its database first (no lock: works while serving)."""
+def _tokens(data_dir: Path, *, read_only: bool = False) -> Iterator[TokenStore]:
+    """The token table (no lock: works while serving). For writing, a new data directory gets its
+    database first; for reading, the database must exist and no file is changed."""
     directory = DataDir(data_dir)
-    directory.ensure()
-    SqliteEventStore(directory.db_path).close()
-    tokens = TokenStore(directory.db_path)
+    if read_only:
+        tokens = TokenStore(_database(data_dir), read_only=True)
+    else:
+        directory.ensure()
+        SqliteEventStore(directory.db_path).close()
+        tokens = TokenStore(directory.db_path)
     try:
         yield tokens
     finally:
@@ -471,7 +508,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 
 def cmd_token_list(args: argparse.Namespace) -> int:
-    with _tokens(args.data_dir) as tokens:
+    with _tokens(args.data_dir, read_only=True) as tokens:
         rows = [(t.name, t.role.value, t.created_at) for t in tokens.list()]
     _print_table(("NAME", "ROLE", "CREATED"), rows)
     return EXIT_OK

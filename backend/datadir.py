@@ -16,6 +16,8 @@ APP_NAME = "lea-desktop"
 DB_FILE = "lea.db"
 LOCK_FILE = "lea.lock"
 LOGS_DIR = "logs"
+#: Mode of a data directory LEA creates (its files are created 0600: backend/storage/sqlite.py).
+PRIVATE_DIR_MODE = 0o700
 
 
 def default_data_dir() -> Path:
@@ -39,10 +41,14 @@ class DataDir:
         return self.path / LOGS_DIR
 
     def ensure(self) -> None:
-        """Create the directory and logs/ for writing, with a clear error if that is impossible."""
+        """Create the directory and logs/ for writing, with a clear error if that is impossible.
+
+        A new directory is private (0700: it holds the token hashes and everything LEA knows); an
+        existing one keeps the mode its owner chose.
+        """
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            self.logs_path.mkdir(exist_ok=True)
+            self.path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+            self.logs_path.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
         except OSError as exc:
             raise DataDirError(
                 f"cannot create data directory {self.path}: {exc.strerror or exc}", path=str(self.path)
@@ -66,7 +72,9 @@ class DataDirLock:
 
     def acquire(self) -> DataDirLock:
         try:
-            handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release()
+            handle = open(  # noqa: SIM115 - held until release()
+                self.path, "a+", encoding="utf-8", opener=lambda path, flags: os.open(path, flags, 0o600)
+            )
         except OSError as exc:
             raise DataDirError(
                 f"cannot open lock file {self.path}: {exc.strerror or exc}", path=str(self.path)

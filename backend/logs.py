@@ -15,6 +15,7 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import TextIO
 
@@ -87,17 +88,23 @@ _installed: list[tuple[logging.Logger, logging.Handler | logging.Filter]] = []
 _install_lock = threading.Lock()
 
 
-def setup_logging(data_dir: Path) -> Path | None:
-    """Log to stderr and to ``DATA_DIR/logs/backend.log``; returns the file (None if it cannot be
-    opened: stderr only, and the backend reports an unusable data directory itself)."""
+def setup_logging(data_dir: Path | None) -> Path | None:
+    """Log to stderr and, given a data directory, to ``DATA_DIR/logs/backend.log``; returns the file
+    (None without a data directory or if it cannot be opened: stderr only). ``serve`` calls it first
+    without one, and with one only once its start-up checks passed: a refusal writes no file."""
     with _install_lock:
-        _remove()
         root = logging.getLogger()
         root.setLevel(logging.INFO)
         console = _Stderr()
         console.setLevel(logging.WARNING)
         console.setFormatter(logging.Formatter(STDERR_FORMAT))
+        early = _take_early()
+        _remove()
         _add(root, console)
+        _add(logging.getLogger("uvicorn.error"), _ClientUtf8IsInfo())
+        if data_dir is None:
+            _add(root, _Early())  # start-up's records reach the file once there is one
+            return None
         path: Path | None = data_dir / LOGS_DIR / LOG_FILE
         assert path is not None
         try:
@@ -111,8 +118,24 @@ def setup_logging(data_dir: Path) -> Path | None:
             file.setLevel(logging.INFO)
             file.setFormatter(logging.Formatter(FILE_FORMAT))
             _add(root, file)
-        _add(logging.getLogger("uvicorn.error"), _ClientUtf8IsInfo())
+            for record in early:
+                file.handle(record)
         return path
+
+
+class _Early(logging.Handler):
+    """Keeps the INFO records of a start-up whose data directory is not open yet (bounded)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: deque[logging.LogRecord] = deque(maxlen=1000)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def _take_early() -> list[logging.LogRecord]:
+    return [r for _, item in _installed if isinstance(item, _Early) for r in item.records]
 
 
 def close_logging() -> None:

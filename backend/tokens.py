@@ -7,6 +7,7 @@ effect immediately.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import re
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
+from backend.storage.sqlite import close_keeping_wal, open_read_only, wal_path
 from resources.errors import AlreadyExists, DataDirError, InvalidDocument, NotFound
 
 TOKEN_PREFIX = "lea_"
@@ -47,19 +49,52 @@ class TokenInfo:
     created_at: str
 
 
+_CREATE_TABLE = "CREATE TABLE IF NOT EXISTS tokens (name TEXT PRIMARY KEY, role TEXT, hash TEXT, created_at TEXT)"
+
+
+def count_tokens(db_path: Path) -> int:
+    """How many tokens ``db_path`` holds, creating and changing no file; a missing database holds none."""
+    if not db_path.exists():
+        return 0
+    if not wal_path(db_path).exists():
+        # No process has it open (SQLite keeps a -wal next to an open WAL database): read the file
+        # alone, which creates no -wal/-shm either. Should it change meanwhile, read it properly.
+        with contextlib.suppress(sqlite3.DatabaseError):
+            conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?immutable=1", uri=True)
+            try:
+                if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'tokens'").fetchone() is None:
+                    return 0
+                return int(conn.execute("SELECT count(*) FROM tokens").fetchone()[0])
+            finally:
+                conn.close()
+    store = TokenStore(db_path, read_only=True)
+    try:
+        return store.count()
+    finally:
+        store.close()
+
+
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 class TokenStore:
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: Path, *, read_only: bool = False) -> None:
+        """``read_only``: changes no file (works on a read-only data directory); the database must exist."""
         self.db_path = db_path
+        self.read_only = read_only
         self._lock = threading.Lock()
+        self._found_wal = wal_path(db_path).exists()  # left as it is by a store that writes nothing
         try:
+            if read_only:
+                self._conn = open_read_only(db_path)
+                if self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'tokens'").fetchone() is None:
+                    self._conn.close()
+                    self._conn = sqlite3.connect(":memory:", check_same_thread=False)  # no token table: none
+                    self._conn.execute(_CREATE_TABLE)
+                return
             self._conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False, timeout=10)
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS tokens (name TEXT PRIMARY KEY, role TEXT, hash TEXT, created_at TEXT)"
-            )
+            self._conn.execute(_CREATE_TABLE)
         except sqlite3.DatabaseError as exc:
             raise DataDirError(f"cannot use the token table in {db_path}: {exc}", path=str(db_path)) from exc
 
@@ -106,4 +141,7 @@ class TokenStore:
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            if self.read_only or self._conn.total_changes or not self._found_wal:
+                self._conn.close()
+            else:  # a refused create or revoke leaves a crashed run's WAL unmerged
+                close_keeping_wal(self._conn, self.db_path)

@@ -7,19 +7,22 @@ import ipaddress
 import logging
 import signal
 import socket
+import ssl
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
 
 from backend.backend import Backend
+from backend.datadir import DataDir
 from backend.demo import seed_demo
 from backend.gc_policy import tune_gc_for_latency
+from backend.logs import setup_logging
 from backend.server.app import create_app
-from backend.tokens import TokenStore
+from backend.tokens import TokenStore, count_tokens
 from resources.errors import InvalidRequest
 
 log = logging.getLogger(__name__)
@@ -50,8 +53,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_exposure(options: ServeOptions, tokens: TokenStore) -> bool:
-    """Refuse unsafe combinations; returns whether authentication is on."""
+def check_exposure(options: ServeOptions, count_tokens: Callable[[], int]) -> bool:
+    """Refuse unsafe combinations; returns whether authentication is on.
+
+    ``count_tokens`` is asked only off loopback, and must change no file (``backend.tokens.count_tokens``).
+    """
     loopback = is_loopback(options.host)
     if bool(options.tls_cert) != bool(options.tls_key):
         raise InvalidRequest("--tls-cert and --tls-key go together")
@@ -60,7 +66,7 @@ def check_exposure(options: ServeOptions, tokens: TokenStore) -> bool:
             raise InvalidRequest(f"--insecure-no-auth is accepted only on a loopback address, not on {options.host}")
         return False
     if not loopback:
-        if tokens.count() == 0:
+        if count_tokens() == 0:
             raise InvalidRequest(
                 f"refusing to serve on {options.host} without tokens: create one first with "
                 "`lea-backend token create --role admin --name NAME`"
@@ -73,7 +79,35 @@ def check_exposure(options: ServeOptions, tokens: TokenStore) -> bool:
     return True
 
 
+class _PassPhraseNeeded(Exception):
+    """Raised by the pass-phrase callback: LEA never prompts for one (OpenSSL would, on a terminal)."""
+
+
+def _no_pass_phrase() -> str:
+    raise _PassPhraseNeeded
+
+
+def check_tls(options: ServeOptions) -> None:
+    """Load the certificate and key once, as uvicorn will, so that a bad pair is refused before anything opens."""
+    if options.tls_cert is None or options.tls_key is None:
+        return
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(options.tls_cert, options.tls_key, password=_no_pass_phrase)
+    except _PassPhraseNeeded:
+        raise InvalidRequest(
+            f"the TLS key {options.tls_key} is protected by a pass phrase, which LEA cannot ask for: "
+            f"give it the key without one (`openssl pkey -in {options.tls_key} -out KEY`, kept private)"
+        ) from None
+    except OSError as exc:  # ssl.SSLError is an OSError
+        raise InvalidRequest(
+            f"cannot use the TLS certificate {options.tls_cert} and key {options.tls_key}: "
+            f"{exc.strerror or exc}"
+        ) from exc
+
+
 def bind(host: str, port: int) -> socket.socket:
+    """The listening socket: a busy port, a port out of range or an unknown host name is refused here."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto IPPROTO_TCP, not 0: asyncio disables Nagle (TCP_NODELAY) only on sockets that say TCP, and
     # accepted connections inherit it; with Nagle on, every response split in two writes (headers,
@@ -82,9 +116,10 @@ def bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-    except OSError as exc:
+    except (OSError, OverflowError, ValueError) as exc:  # OverflowError: a port beyond 65535
         sock.close()
-        raise InvalidRequest(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InvalidRequest(f"cannot listen on {host}:{port}: {reason}") from exc
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
@@ -125,16 +160,23 @@ class _RefusedUpgradeNoise(logging.Filter):
 
 
 def serve(options: ServeOptions) -> int:
-    backend = Backend(options.data_dir, demo_delay_scale=options.demo_delay_scale)
-    tokens = TokenStore(backend.data_dir.db_path)
+    # Everything that can be checked without opening the data directory is checked first, reading
+    # only: a refused start-up creates no directory and changes no file (docs/decisions.md).
+    data_dir = DataDir(options.data_dir)
+    auth = check_exposure(options, lambda: count_tokens(data_dir.db_path))
+    check_tls(options)
+    sock = bind(options.host, options.port)
     try:
-        auth = check_exposure(options, tokens)
-        sock = bind(options.host, options.port)
-        backend.start()
-        if options.demo:
-            seed_demo(backend.manager)
+        # Refusals from here on (lock, damaged or newer database) happen before anything is written.
+        backend = Backend(options.data_dir, demo_delay_scale=options.demo_delay_scale)
+    except BaseException:
+        sock.close()
+        raise
+    tokens: TokenStore | None = None
+    started = False
+    try:
+        tokens = TokenStore(backend.data_dir.db_path)
         app = create_app(backend, tokens if auth else None)
-        tune_gc_for_latency()
         config = uvicorn.Config(
             app,
             ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
@@ -155,6 +197,12 @@ def serve(options: ServeOptions) -> int:
                 f"{exc.strerror or exc}"
             ) from exc
         server = _Server(config)
+        started = True  # from here on the backend writes (demo fleet, commits, the final checkpoint)
+        setup_logging(backend.data_dir.path)
+        backend.start()
+        if options.demo:
+            seed_demo(backend.manager)
+        tune_gc_for_latency()
         scheme = "https" if options.tls_cert else "http"
         port = sock.getsockname()[1]
         shown_host = f"[{options.host}]" if ":" in options.host else options.host
@@ -167,6 +215,10 @@ def serve(options: ServeOptions) -> int:
         print("lea-backend: stopped", file=sys.stderr, flush=True)
         return 0
     finally:
+        if tokens is not None:
+            tokens.close()  # first: the store's close decides whether the WAL is merged
+        if not started:
+            backend.manager.close(checkpoint=False)  # refused: no shutdown checkpoint either
         # Clean shutdown: operators stop, a final checkpoint is written, the lock is released.
         backend.close()
-        tokens.close()
+        sock.close()

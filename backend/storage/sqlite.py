@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 import threading
@@ -16,13 +17,14 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import sqlite_utils
+from pydantic import ValidationError
 
 from backend.storage.base import CheckpointInfo, EventStore, ReplayedChange
 from backend.storage.upcasters import upcast
-from resources.errors import DataDirError, SchemaTooNew
+from resources.errors import DataDirError, LeaError, SchemaTooNew, invalid_resource_from
 from resources.events import SCHEMA_VERSION, Checkpoint, Event, EventType
 from resources.kinds import ResourceKind
 from resources.resource import MODEL_BY_KIND, RESOURCE_LIST_ADAPTER, AnyResource, resource_from_dict
@@ -48,15 +50,21 @@ class SqliteEventStore(EventStore):
         self.path = Path(path)
         self.read_only = read_only
         self._lock = threading.RLock()
-        _check_is_sqlite(self.path, must_exist=read_only)
+        existed = _check_is_sqlite(self.path, must_exist=read_only)
         self._durability = durability
+        # A store that writes nothing must leave a write-ahead log it found (a crashed run's) unmerged.
+        self._found_wal = wal_path(self.path).exists()
+        self._wrote = False
+        if not read_only and not existed:
+            _create_private(self.path)
         conn: sqlite3.Connection | None = None
         try:
             conn = self._conn = self._connect()
+            self._check_pages_as_read()
             self._prepare()
         except BaseException as exc:
             if conn is not None:
-                conn.close()  # no connection (nor -wal/-shm file) left behind on a refused file
+                self._close_connection()  # no connection (nor -wal/-shm file) left behind on a refused file
             if isinstance(exc, sqlite3.DatabaseError):
                 raise _open_error(self.path, exc) from exc
             raise
@@ -64,19 +72,15 @@ class SqliteEventStore(EventStore):
     # -- opening ---------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         if self.read_only:
-            uri = f"{self.path.resolve().as_uri()}?mode=ro"
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-            try:
-                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            except sqlite3.OperationalError:
-                # A WAL database in a read-only folder cannot create its -shm file: read it immutable.
-                conn.close()
-                uri = f"{self.path.resolve().as_uri()}?immutable=1"
-                conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-            return conn
+            return open_read_only(self.path)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # fails early on a non-database
         return conn
+
+    def _check_pages_as_read(self) -> None:
+        # Every b-tree page read (the checkpoint, the events restore replays) gets its cells' sizes
+        # checked too: damage there is an error, not garbage read on (costs nothing measurable).
+        self._conn.execute("PRAGMA cell_size_check=ON")
 
     def _prepare(self) -> None:
         tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -87,6 +91,7 @@ class SqliteEventStore(EventStore):
                 "it was left untouched",
                 path=str(self.path),
             )
+        self._check_small_tables(tables)
         if "meta" in tables:
             self._check_schema_version()
         if self.read_only:
@@ -97,7 +102,7 @@ class SqliteEventStore(EventStore):
         self._conn.execute("PRAGMA journal_mode=WAL").fetchone()
         self._conn.execute(f"PRAGMA synchronous={self._durability.upper()}")
         db = sqlite_utils.Database(self._conn)
-        with self._write():
+        with _Transaction(self._conn):  # not self._write(): creating the tables of a new file is no write
             if app_id != APPLICATION_ID:  # setting it again would rewrite the header of an unchanged file
                 self._conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
             db.table("events").create(
@@ -117,25 +122,59 @@ class SqliteEventStore(EventStore):
             db.table("tokens").create(
                 {"name": str, "role": str, "hash": str, "created_at": str}, pk="name", if_not_exists=True
             )
-            current = self._meta("schema_version")
-            if current is None or int(current) < SCHEMA_VERSION:
+            current = self._meta_int("schema_version")
+            if current is None or current < SCHEMA_VERSION:
                 self._set_meta("schema_version", str(SCHEMA_VERSION))
             # A write that changes nothing: a file SQLite may not write fails here, not at the first commit.
             self._conn.execute("DELETE FROM meta WHERE 0")
 
+    def _check_small_tables(self, tables: set[str]) -> None:
+        """SQLite's quick_check of the small tables the start-up trusts (meta: the revision high-water mark).
+
+        Not of the events, which a checkpoint's restore reads only in part: a full quick_check costs
+        about 1.3 ms per 1,000 events (docs/decisions.md); the pages restore reads are checked as read.
+        """
+        for table in ("meta", "tokens"):
+            if table in tables:
+                result = [str(r[0]) for r in self._conn.execute(f"PRAGMA quick_check({table})")]
+                if result != ["ok"]:
+                    raise self.damaged(f"its {table} table fails SQLite's quick_check ({result[0]})")
+
     def _check_schema_version(self) -> None:
-        stored = self._meta("schema_version")
-        if stored is not None and int(stored) > SCHEMA_VERSION:
+        stored = self._meta_int("schema_version")
+        if stored is not None and stored > SCHEMA_VERSION:
             raise SchemaTooNew(
                 f"{self.path} was written by a newer LEA (schema version {stored}); this LEA understands "
                 f"up to schema version {SCHEMA_VERSION}. Install a newer LEA to open it.",
-                stored=int(stored), supported=SCHEMA_VERSION,
+                stored=stored, supported=SCHEMA_VERSION,
             )
+
+    def damaged(self, detail: str) -> DataDirError:
+        """The error for a file that is not what LEA wrote: named, left untouched."""
+        return DataDirError(
+            f"{self.path} is damaged: {detail}; it was left untouched (restore it from a backup)",
+            path=str(self.path),
+        )
+
+    def _close_connection(self) -> None:
+        if self.read_only or self._wrote or not self._found_wal:
+            self._conn.close()
+        else:
+            close_keeping_wal(self._conn, self.path)
 
     # -- meta ------------------------------------------------------------------------------
     def _meta(self, key: str) -> str | None:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
+
+    def _meta_int(self, key: str) -> int | None:
+        value = self._meta(key)
+        if value is None:
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise self.damaged(f"its meta {key} is {value[:40]!r}, not a number") from None
 
     def _set_meta(self, key: str, value: str) -> None:
         self._conn.execute(
@@ -155,6 +194,7 @@ class SqliteEventStore(EventStore):
     def _write(self) -> _Transaction:
         if self.read_only:
             raise DataDirError(f"{self.path} is open read-only", path=str(self.path))
+        self._wrote = True
         return _Transaction(self._conn)
 
     # -- events ----------------------------------------------------------------------------
@@ -175,8 +215,8 @@ class SqliteEventStore(EventStore):
 
     def reserved_revision(self) -> int:
         with self._lock:
-            value = self._meta("revision_reserved")
-        return int(value) if value is not None else 0
+            value = self._meta_int("revision_reserved")
+        return value if value is not None else 0
 
     def last_revision(self) -> int:
         with self._lock:
@@ -207,36 +247,64 @@ class SqliteEventStore(EventStore):
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        with self._lock:
-            rows = self._conn.execute(sql, args).fetchall()
+        try:
+            with self._lock:
+                rows = self._conn.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self.damaged(f"reading its events failed ({exc})") from exc
         for revision, epoch, tx, kind_s, rid, type_s, payload, version, actor, at in rows:
-            k = _KINDS[kind_s]
-            yield Event(
-                epoch=epoch, revision=revision, type=_TYPES[type_s], kind=k, id=UUID(rid),
-                resource=None if payload is None else _load_resource(k, payload, version),
-                actor=actor, at=datetime.fromisoformat(at), tx=UUID(tx),
-            )
+            k, t = _KINDS.get(kind_s), _TYPES.get(type_s)
+            if k is None or t is None:
+                raise self._unknown(revision, kind_s, type_s)
+            try:
+                event = Event(
+                    epoch=epoch, revision=revision, type=t, kind=k, id=UUID(rid),
+                    resource=None if payload is None else _load_resource(k, payload, version),
+                    actor=actor, at=datetime.fromisoformat(at), tx=UUID(tx),
+                )
+            except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+                raise self._unreadable(revision, k, exc) from exc
+            yield event
 
     def replay(self, after: int = 0, up_to: int | None = None) -> Iterator[ReplayedChange]:
         # The hot path of start-up and verify (bench/restore.py): the resource id column is read only
         # for deletions (a stored resource carries its id), and current payloads go straight to their
         # model's validator.
         kinds, types, validate = _KINDS, _TYPES, _VALIDATE_JSON
+        revision, k = after, None
         with self._lock:
-            cursor = self._conn.execute(
-                "SELECT revision, type, kind, CASE WHEN payload IS NULL THEN resource_id END, payload, "
-                "schema_version FROM events WHERE revision > ? AND revision <= ? ORDER BY revision",
-                (after, up_to if up_to is not None else 2**63 - 1),
-            )
-            for revision, type_s, kind_s, rid, payload, version in cursor:
-                k = kinds[kind_s]
-                if payload is None:
-                    yield ReplayedChange(revision, types[type_s], k, UUID(rid), None)
-                else:
-                    res = (
-                        validate[k](payload) if version == SCHEMA_VERSION else _load_resource(k, payload, version)
-                    )
-                    yield ReplayedChange(revision, types[type_s], k, res.id, res)
+            try:
+                cursor = self._conn.execute(
+                    "SELECT revision, type, kind, CASE WHEN payload IS NULL THEN resource_id END, payload, "
+                    "schema_version FROM events WHERE revision > ? AND revision <= ? ORDER BY revision",
+                    (after, up_to if up_to is not None else 2**63 - 1),
+                )
+                for revision, type_s, kind_s, rid, payload, version in cursor:
+                    k, t = kinds.get(kind_s), types.get(type_s)
+                    if k is None or t is None:
+                        raise self._unknown(revision, kind_s, type_s)
+                    if payload is None:
+                        yield ReplayedChange(revision, t, k, UUID(rid), None)
+                    else:
+                        res = (
+                            validate[k](payload) if version == SCHEMA_VERSION else _load_resource(k, payload, version)
+                        )
+                        yield ReplayedChange(revision, t, k, res.id, res)
+            except sqlite3.DatabaseError as exc:
+                raise self.damaged(f"reading the events after revision {revision} failed ({exc})") from exc
+            except (ValueError, TypeError) as exc:  # a row that is no event; ValidationError is a ValueError
+                raise self._unreadable(revision, k, exc) from exc
+
+    def _unknown(self, revision: int, kind: object, type: object) -> DataDirError:
+        what = f"kind {kind!r}" if kind not in _KINDS else f"type {type!r}"
+        return self.damaged(f"the event at revision {revision} has an unknown {what}")
+
+    def _unreadable(self, revision: int, kind: ResourceKind | None, exc: Exception) -> DataDirError:
+        if isinstance(exc, ValidationError):
+            reason = invalid_resource_from(exc, f"stored {kind.value if kind else 'resource'}").message
+        else:
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        return self.damaged(f"the event at revision {revision} cannot be read ({reason})")
 
     # -- checkpoints -----------------------------------------------------------------------
     def write_checkpoint(self, checkpoint: Checkpoint) -> None:
@@ -296,15 +364,21 @@ class SqliteEventStore(EventStore):
         with self._lock:
             if self.read_only:
                 raise DataDirError(f"{self.path} is open read-only", path=str(self.path))
+            self._wrote = True
             self._conn.execute("VACUUM")
 
     def integrity_check(self) -> str:
         with self._lock:
-            return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])
+            try:
+                return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])
+            except sqlite3.OperationalError:
+                raise
+            except sqlite3.DatabaseError as exc:  # so damaged that the check itself cannot run
+                return str(exc)
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._close_connection()
 
 
 def _load_resource(kind: ResourceKind, payload: str, version: int) -> AnyResource:
@@ -335,20 +409,111 @@ def _open_error(path: Path, exc: sqlite3.DatabaseError) -> DataDirError:
     return DataDirError(f"{path} is not a usable LEA database ({exc}); it was left untouched", path=str(path))
 
 
-def _check_is_sqlite(path: Path, *, must_exist: bool) -> None:
+def _check_is_sqlite(path: Path, *, must_exist: bool) -> bool:
+    """Whether ``path`` exists; refuses a file that is empty or not SQLite before SQLite touches it."""
     if not path.exists():
         if must_exist:
             raise DataDirError(f"no LEA database at {path}", path=str(path))
-        return
+        return False
     try:
         with open(path, "rb") as handle:
             header = handle.read(len(SQLITE_HEADER))
     except OSError as exc:
         raise DataDirError(f"cannot read {path}: {exc.strerror or exc}", path=str(path)) from exc
-    if header and header != SQLITE_HEADER:
+    if not header:
+        # SQLite would silently start a new database in it: the data it held would be lost unnoticed.
+        raise DataDirError(
+            f"{path} is empty (0 bytes), so it holds no LEA data (a failed copy or disk?); it was left "
+            "untouched. Restore it from a backup, or move it away to start with a new database",
+            path=str(path),
+        )
+    if header != SQLITE_HEADER:
         raise DataDirError(
             f"{path} is not an SQLite database (wrong file header); it was left untouched", path=str(path)
         )
+    return True
+
+
+def wal_path(path: Path) -> Path:
+    return path.with_name(path.name + "-wal")
+
+
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that changes no file of the database and reads its write-ahead log.
+
+    ``mode=ro`` reads the WAL, but needs its index (``-shm``), which SQLite creates next to the file.
+    In a read-only folder without one it cannot; ``immutable=1`` then reads the file alone, which is
+    right only when there is no WAL: with one, the newest changes would be silently missing.
+    """
+    uri = path.resolve().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+    wal = wal_path(path)
+    if wal.exists() and wal.stat().st_size > 0:
+        raise DataDirError(
+            f"{path} has changes in its write-ahead log {wal.name} that cannot be read here: the folder "
+            f"is read-only and SQLite needs to create {path.name}-shm next to it to read the log. Copy "
+            "the data directory to writable storage and run the command on the copy",
+            path=str(path),
+        )
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+
+
+def close_keeping_wal(conn: sqlite3.Connection, path: Path) -> None:
+    """Close ``conn`` without merging the WAL into the database file.
+
+    SQLite merges the WAL when the last connection closes, even one that only read: a connection
+    that wrote nothing must leave a WAL it found (a crashed run's) as it was. A read-only
+    connection opened first holds SQLite's shared lock, so this close cannot merge, and a read-only
+    connection never merges itself.
+    """
+    try:
+        guard = open_read_only(path)
+    except (sqlite3.Error, LeaError):
+        conn.close()
+        return
+    try:
+        conn.close()
+    finally:
+        guard.close()
+
+
+def _create_private(path: Path) -> bool:
+    """Create a new database file readable by its owner only; False if another process just did.
+
+    The file is made under a temporary name and linked into place with its first page written, so
+    another process never sees an empty ``lea.db`` (refused as damaged). SQLite gives the -wal and
+    -shm files the database file's mode.
+    """
+    temporary = path.with_name(f".{path.name}.{uuid4().hex[:12]}.new")
+    try:
+        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        try:
+            conn = sqlite3.connect(temporary, isolation_level=None)
+            try:
+                conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                conn.execute("PRAGMA journal_mode=WAL").fetchone()  # writes the header: no longer empty
+            finally:
+                conn.close()
+            try:
+                os.link(temporary, path)  # never replaces a database another process created meanwhile
+            except FileExistsError:
+                return False
+            except OSError:  # a file system without hard links
+                if path.exists():
+                    return False
+                os.rename(temporary, path)
+            return True
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temporary.unlink()
+    except (OSError, sqlite3.Error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise DataDirError(f"cannot create {path}: {reason}", path=str(path)) from exc
 
 
 class _Transaction:

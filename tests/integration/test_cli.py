@@ -419,3 +419,81 @@ def test_the_console_script_is_installed() -> None:
         pytest.skip("lea-backend is not installed next to this interpreter")
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0 and "apply" in result.stdout and "compact" in result.stdout
+
+
+# -- hostile input: one line, exit 2, never a traceback ------------------------------------------------
+def test_hostile_documents_are_refused_in_one_line(seeded: Path, tmp_path: Path) -> None:
+    before = db_bytes(seeded)
+    nested = write_raw(tmp_path / "nested.json", "[" * 100_000 + "]" * 100_000)
+    long_number = write_raw(tmp_path / "number.json", '{"kind": "peer", "version": ' + "7" * 5000 + "}")
+    cases: dict[str, tuple[str, str | None, str]] = {
+        "100k nested arrays": (str(nested), None, "nested too deeply"),
+        "100k nested objects on stdin": ("-", '{"a": ' * 100_000 + "1" + "}" * 100_000, "nested too deeply"),
+        "a 5,000-digit integer": (str(long_number), None, "number too long"),
+    }
+    if Path("/dev/zero").exists():
+        cases["/dev/zero"] = ("/dev/zero", None, "larger than 64 MiB")
+    results = lea_backend_in_parallel([(seeded, ["apply", file], stdin) for file, stdin, _ in cases.values()])
+    for (name, (_, _, fragment)), result in zip(cases.items(), results, strict=True):
+        assert "Traceback" not in result.stderr, name
+        assert_one_error(result, fragment)
+    assert db_bytes(seeded) == before
+
+
+def test_numbers_out_of_range_on_the_command_line(seeded: Path) -> None:
+    cases = [
+        (["serve", "--port", "70000"], "must be at most 65535, not 70000"),
+        (["serve", "--port", "-1"], "must be at least 0"),
+        (["events", "--after", str(2**63)], f"must be at most {2**63 - 1}"),
+        (["events", "--limit", "9" * 5000], "not a 5000-digit number"),
+        (["compact", "--keep", "1e3"], "is not a whole number"),
+    ]
+    results = lea_backend_in_parallel([(seeded, args, None) for args, _ in cases])
+    for (args, fragment), result in zip(cases, results, strict=True):
+        line = assert_one_error(result, "argument", fragment)
+        assert "usage:" not in result.stderr, args
+        assert f"see `lea-backend {args[0]} --help`" in line
+
+
+def _damaged_copy(seeded: Path, target: Path, sql: str) -> Path:
+    shutil.copytree(seeded, target)
+    conn = sqlite3.connect(target / "lea.db")
+    try:
+        conn.execute(sql)
+        conn.commit()
+    finally:
+        conn.close()
+    return target
+
+
+def test_a_damaged_meta_or_event_row_is_refused_in_one_line(seeded: Path, tmp_path: Path) -> None:
+    peer_file = str(write_json(tmp_path / "peer.json", document(make_peer("bench-09"))))
+    last = "(SELECT max(revision) FROM events)"
+    cases = [
+        ("UPDATE meta SET value = 'two' WHERE key = 'schema_version'", "its meta schema_version is 'two'",
+         [["list", "peer"], ["apply", peer_file]]),
+        ("UPDATE meta SET value = 'x' WHERE key = 'revision_reserved'", "its meta revision_reserved is 'x'",
+         [["apply", peer_file]]),
+        (f"UPDATE events SET kind = 'gateway' WHERE revision = {last}", "has an unknown kind 'gateway'",
+         [["events"], ["verify"], ["list", "cluster"]]),
+        (f"UPDATE events SET type = 'renamed' WHERE revision = {last}", "has an unknown type 'renamed'",
+         [["events"], ["verify"]]),
+        (f"UPDATE events SET payload = '{{' WHERE revision = {last}", "cannot be read (invalid stored cluster",
+         [["events"], ["verify"]]),
+        (f"UPDATE events SET at = 'yesterday' WHERE revision = {last}", "cannot be read (Invalid isoformat",
+         [["events"]]),
+    ]
+    calls, expected = [], []
+    for i, (sql, fragment, commands) in enumerate(cases):
+        data_dir = _damaged_copy(seeded, tmp_path / f"damaged-{i}", sql)
+        for args in commands:
+            calls.append((data_dir, args, None))
+            expected.append((data_dir, fragment, db_bytes(data_dir)))
+    # Readers and writers of different directories: no lock is contended.
+    for (data_dir, fragment, before), result in zip(expected, lea_backend_in_parallel(calls), strict=True):
+        assert "Traceback" not in result.stderr
+        lines = result.stderr.splitlines()
+        assert result.returncode == 2 and len(lines) == 1, result.stderr
+        assert lines[0].startswith(ERROR_PREFIX + str(data_dir / "lea.db") + " is damaged: "), lines[0]
+        assert fragment in lines[0], lines[0]
+        assert db_bytes(data_dir) == before

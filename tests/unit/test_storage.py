@@ -479,6 +479,47 @@ def test_a_truncated_database_is_refused_clearly(db_path: Path) -> None:
     assert db_path.read_bytes() == data[:100]
 
 
+def test_an_empty_database_file_is_refused_not_recreated(db_path: Path) -> None:
+    db_path.write_bytes(b"")  # what a failed copy or a full disk may leave: SQLite would start afresh in it
+    for read_only in (False, True):
+        with pytest.raises(DataDirError) as info:
+            SqliteEventStore(db_path, read_only=read_only)
+        assert f"{db_path} is empty (0 bytes)" in info.value.message
+    with pytest.raises(DataDirError, match="is empty"):
+        Backend(db_path.parent, durability="off")
+    assert db_path.read_bytes() == b""
+    assert _siblings(db_path) == {"lea.db", "lea.lock", "logs"}  # no -wal / -shm
+
+
+def test_a_new_database_is_never_seen_empty_by_another_opener(tmp_path: Path) -> None:
+    """Several processes may create the same new lea.db at once (``token create`` x3): all succeed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for attempt in range(2):
+        path = tmp_path / f"race-{attempt}" / "lea.db"
+        path.parent.mkdir()
+        with ThreadPoolExecutor(8) as pool:
+            stores = list(pool.map(lambda p: SqliteEventStore(p, durability="off"), [path] * 8))
+        for store in stores:
+            store.close()
+        assert "lea.db" in _siblings(path)
+        assert not [name for name in _siblings(path) if name.endswith(".new")]  # no temporary file left
+        reader = SqliteEventStore(path, read_only=True)
+        try:
+            assert reader.event_count() == 0 and reader.get_meta("schema_version") == str(SCHEMA_VERSION)
+        finally:
+            reader.close()
+
+
+def test_a_damaged_meta_value_is_refused_clearly(db_path: Path) -> None:
+    sqlite_with_checkpoints(db_path)
+    raw(db_path, "UPDATE meta SET value = '2.5' WHERE key = 'schema_version'")
+    for read_only in (False, True):
+        with pytest.raises(DataDirError) as info:
+            SqliteEventStore(db_path, read_only=read_only)
+        assert info.value.message.startswith(f"{db_path} is damaged: its meta schema_version is '2.5'")
+
+
 # -- upcasting a real v1 payload -------------------------------------------------------------
 
 V1_PEER_ID = "6f2c8a4e-3b1d-4c5e-9f7a-0a1b2c3d4e5f"
