@@ -148,7 +148,7 @@ def main() -> None:
         backend = Backend(tmp_path / "data", demo_delay_scale=0.0, durability=args.durability).start()
         try:
             peers, clusters = build(n_clusters)
-            actions.apply_resources(backend.manager, [*peers, *clusters], "bench")
+            actions.store_resources(backend.manager, [*peers, *clusters], "bench")
             wait_online(backend, peers)
             ids = [c.id for c in clusters]
             expected_events = 22 * n_clusters  # about what a deploy produces; the same count is used after
