@@ -154,6 +154,10 @@ class DemoPeerBroker(PeerBroker):
         self._subscription.close()
         self._scheduler.stop()
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Every simulated step scheduled so far has run (retries of refused writes included)."""
+        return self._scheduler.wait_idle(timeout)
+
     def configure(self, peer_id: UUID, configuration: PeerConfiguration) -> None:
         with self._lock:
             demo = self._peers.get(peer_id)

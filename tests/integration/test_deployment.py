@@ -21,7 +21,7 @@ import pytest
 from backend import actions
 from backend.backend import Backend
 from backend.demo import CLUSTERS, FLEET, seed_demo
-from backend.deployment.actions import ClusterAction, UndeployCluster
+from backend.deployment.runner import ActionRunner, ClusterAction
 from backend.peers.broker import PeerBroker
 from backend.peers.demo import DemoFaults, OfflineFault, ParameterFailure
 from resources.cluster import ClusterDescriptor
@@ -451,12 +451,12 @@ def test_a_non_demo_peer_that_never_connects_waits(data_dir: Path, backends: Bac
     actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)
     waiting = wait_status(backend, cluster.id, Waiting)
     assert waiting.peers == (remote.id,) and "bench-remote" in waiting.reason
-    # Well past the timeout it still waits: waiting for a peer is not a failure.
-    until = time.monotonic() + 4 * 0.5
-    while time.monotonic() < until:
-        assert isinstance(status(backend, cluster.id), Waiting)
-        time.sleep(0.05)
-    assert backend.operator.running(cluster.id) is not None
+    # Waiting for a peer is not a failure: once everything is handled, the action still runs and
+    # has no timer armed, so no timeout can fail it (test_deploy_step checks it with a clock).
+    assert backend.wait_idle()
+    assert isinstance(status(backend, cluster.id), Waiting)
+    action = backend.operator.running(cluster.id)
+    assert action is not None and action.progress.wake_at is None
 
 
 class _SilentOn(PeerBroker):
@@ -551,7 +551,7 @@ def test_undeploy_failures(data_dir: Path, backends: Backends) -> None:
     assert failed.peer == can.id and "busy" in failed.reason and "undeploy" in failed.reason
     assert "bench-can" in failed.reason and "can_bridge" in failed.reason
     wait_for(lambda: backend.operator.running(erroring.id) is None)
-    assert backend.operator.registry.busy({lead.id, can.id}, uuid.uuid4()) == {}
+    assert backend.operator.undeploying() == {}  # the failed undeploy holds no peer any more
     backend.demo_peers.faults.failures.clear()
 
     quiet = add_cluster(backend, "quiet-cluster", eth, can)
@@ -608,20 +608,21 @@ def test_two_clusters_sharing_a_peer(data_dir: Path, backends: Backends) -> None
     assert blocked()[eth.id].name == "third-cluster"
 
 
-@pytest.mark.parametrize("slow_start", [False, True], ids=["prompt", "slow-undeploy-thread"])
+@pytest.mark.parametrize("refused", [False, True], ids=["prompt", "undeploy-stuck-on-a-refused-write"])
 def test_a_new_deployment_waits_for_a_peer_still_undeploying(
-    data_dir: Path, backends: Backends, monkeypatch: pytest.MonkeyPatch, slow_start: bool
+    data_dir: Path, backends: Backends, monkeypatch: pytest.MonkeyPatch, refused: bool
 ) -> None:
-    if slow_start:
-        # The undeploy's thread takes a while to get going: its peers must count as undeploying
-        # from the moment the operator starts it, not from when the thread gets round to it.
-        original = UndeployCluster._fetch_view
+    # refused: storage refuses the undeploy's first writes until the new deployment waits: its
+    # peers count as undeploying from the moment the operator starts it, not once it got going.
+    refusing = threading.Event()
+    original = actions.set_peer_configuration
 
-        def slow_fetch_view(self: UndeployCluster) -> Any:
-            time.sleep(0.3)
-            return original(self)
+    def set_peer_configuration(manager: Any, configuration: PeerConfiguration, actor: str) -> Any:
+        if refusing.is_set() and configuration.parameters[0].target == Target.ABSENT:
+            raise StorageFailed("the change could not be saved: database or disk is full (test)")
+        return original(manager, configuration, actor)
 
-        monkeypatch.setattr(UndeployCluster, "_fetch_view", slow_fetch_view)
+    monkeypatch.setattr(actions, "set_peer_configuration", set_peer_configuration)
     backend = backends.start(data_dir)
     lead, can, eth = three_demo_peers()
     add_peers(backend, lead, can, eth)
@@ -631,12 +632,15 @@ def test_a_new_deployment_waits_for_a_peer_still_undeploying(
     wait_status(backend, first.id, Deployed)
 
     backend.demo_peers.delay_scale = 0.5  # undeploying takes a while
+    if refused:
+        refusing.set()
     recorder = Recorder(backend, [ResourceKind.CLUSTER_STATE])
     actions.delete_cluster_deployment(backend.manager, first.id, ACTOR)
     actions.store_cluster_deployment(backend.manager, second.id, ACTOR)  # at once: no grace period
     waiting = recorder.wait_state(second.id, Waiting)
     assert "undeploying" in waiting.reason and "first-cluster" in waiting.reason
     assert set(waiting.peers) == {can.id, eth.id}
+    refusing.clear()
     backend.demo_peers.delay_scale = 0.0
     wait_status(backend, second.id, Deployed)
     recorder.close()
@@ -653,40 +657,47 @@ def test_a_new_deployment_waits_for_a_peer_still_undeploying(
     assert backend.manager.get(ResourceKind.PEER_CONFIGURATION, lead.id) is None
 
 
-def test_a_newer_request_cancels_the_older(data_dir: Path, backends: Backends) -> None:
+def test_a_newer_request_cancels_the_older(
+    data_dir: Path, backends: Backends, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests in a burst: each cancels the cluster's running action before the next one begins."""
+    lives: list[tuple[str, ClusterAction]] = []  # ("begin" | "end", action) in the order they happen
+    begin, end = ActionRunner._begin, ActionRunner._end
+
+    def recorded_begin(self: ActionRunner, action: ClusterAction, members: tuple[UUID, ...]) -> ClusterAction:
+        started = begin(self, action, members)
+        lives.append(("begin", action))
+        return started
+
+    def recorded_end(self: ActionRunner, action: ClusterAction) -> None:
+        current = self.running(action.cluster.id) is action
+        end(self, action)
+        if current:
+            lives.append(("end", action))
+
+    monkeypatch.setattr(ActionRunner, "_begin", recorded_begin)
+    monkeypatch.setattr(ActionRunner, "_end", recorded_end)
     backend = backends.start(data_dir, demo_delay_scale=0.01)
     lead, can, eth = three_demo_peers()
     add_peers(backend, lead, can, eth)
     cluster = add_cluster(backend, "busy-cluster", lead, can, eth)
 
-    alive_at_once = 0
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal alive_at_once
-        while not stop.is_set():
-            mine = [t for t in threading.enumerate() if isinstance(t, ClusterAction) and t.cluster.id == cluster.id]
-            alive_at_once = max(alive_at_once, sum(1 for t in mine if t.is_alive()))
-            time.sleep(0.001)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        for _ in range(5):
-            actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)
-            actions.delete_cluster_deployment(backend.manager, cluster.id, ACTOR)
-            actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)
-            actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)  # stored again
-            actions.delete_cluster_deployment(backend.manager, cluster.id, ACTOR)
+    for _ in range(5):
         actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)
-        wait_for(
-            lambda: isinstance(status(backend, cluster.id), Deployed) and backend.operator.running(cluster.id) is None,
-            what="Deployed with no action left",
-        )
-    finally:
-        stop.set()
-        sampler.join()
-    assert alive_at_once <= 1
+        actions.delete_cluster_deployment(backend.manager, cluster.id, ACTOR)
+        actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)
+        actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)  # stored again
+        actions.delete_cluster_deployment(backend.manager, cluster.id, ACTOR)
+    actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)
+    wait_status(backend, cluster.id, Deployed)
+    assert backend.wait_idle()
+    assert backend.operator.running(cluster.id) is None
+    mine = [(what, a) for what, a in lives if a.cluster.id == cluster.id]
+    assert len(mine) >= 4
+    # Strictly one at a time: every action ends before the next begins, and the last one ended.
+    assert [what for what, _ in mine] == ["begin", "end"] * (len(mine) // 2), [w for w, _ in mine]
+    assert all(mine[i][1] is mine[i + 1][1] for i in range(0, len(mine), 2))
+    assert mine[-1][1].deploying and mine[-1][1].outcome == Deployed()
     assert status(backend, cluster.id) == Deployed()
     for peer in (lead, can, eth):  # the last word is the deployment's, on every member
         configuration = backend.manager.get(ResourceKind.PEER_CONFIGURATION, peer.id)
@@ -872,15 +883,12 @@ def test_failed_commits_mid_deployment_do_not_strand_it(data_dir: Path, backends
     # For a while, a persisted write rides in (nearly) every group, and every such group fails.
     appends.failing = True
     refused = 0
-    until = time.monotonic() + 0.4
-    toggled = False
-    while time.monotonic() < until:
+    for i in range(200):
         try:
             actions.store_peer_descriptor(backend.manager, extra, ACTOR)
         except StorageFailed:
             refused += 1
-        if not toggled and time.monotonic() > until - 0.2:  # a bench reboots meanwhile
-            toggled = True
+        if i == 100:  # a bench reboots meanwhile
             backend.demo_peers.set_online(eth.id, False)
             backend.demo_peers.set_online(eth.id, True)
     appends.failing = False
