@@ -1,7 +1,9 @@
 """Cluster deployment end to end, in-process: the seed's sequence and everything around it.
 
-A real Backend on a temporary data directory with demo peers (zero or small delays). Every wait
-polls with a generous deadline: nothing here depends on how fast a loaded machine is.
+A real Backend on a temporary data directory with demo peers (zero or small delays). Tests wait
+for conditions, never for time: a state reached (polled, with a generous deadline), or
+``Backend.wait_idle`` (every event up to the published revision handled by the operator and the
+demo peers, nothing left for them to do): nothing here depends on how fast a loaded machine is.
 """
 
 from __future__ import annotations
@@ -224,7 +226,8 @@ def test_seed_sequence_end_to_end(data_dir: Path, backends: Backends) -> None:
     lea = backend.manager.subscribe(kinds=[ResourceKind.CLUSTER_DEPLOYMENT, ResourceKind.CLUSTER_STATE])
     stored = actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)
     wait_status(backend, cluster.id, Deployed)
-    wait_for(lambda: backend.operator.running(cluster.id) is None, what="the deploy action to end")
+    assert backend.wait_idle()  # every event handled, nothing left to do
+    assert backend.operator.running(cluster.id) is None
     # A later write of a watched kind marks the end: everything before it is the whole sequence.
     marker = actions.store_cluster_deployment(backend.manager, sentinel.id, ACTOR)
 
@@ -281,6 +284,23 @@ def test_seed_sequence_end_to_end(data_dir: Path, backends: Backends) -> None:
         reopened.close()
 
 
+def test_wait_idle_is_a_barrier(data_dir: Path, backends: Backends) -> None:
+    """Once it returns, the operator and the demo peers have reacted to everything written before."""
+    backend = backends.start(data_dir)
+    remote = make_peer("bench-away")  # no broker reaches it: the deployment can only wait
+    lead, can, eth = three_demo_peers()
+    for peer in (remote, lead, can, eth):
+        actions.store_peer_descriptor(backend.manager, peer, ACTOR)
+    waiting = add_cluster(backend, "waiting-cluster", remote)
+    moving = add_cluster(backend, "moving-cluster", lead, can, eth)
+    actions.store_cluster_deployment(backend.manager, waiting.id, ACTOR)
+    actions.store_cluster_deployment(backend.manager, moving.id, ACTOR)
+    assert backend.wait_idle()  # no wait for any state before it
+    assert isinstance(status(backend, waiting.id), Waiting)
+    assert status(backend, moving.id) == Deployed()
+    assert backend.operator.running(moving.id) is None
+
+
 def test_restart_with_a_deployed_cluster(data_dir: Path, backends: Backends) -> None:
     backend = backends.start(data_dir)
     peers = three_demo_peers()
@@ -294,7 +314,8 @@ def test_restart_with_a_deployed_cluster(data_dir: Path, backends: Backends) -> 
     # Restored from storage; the volatile state is rebuilt by the operator's reconciliation.
     assert backend.manager.get(ResourceKind.CLUSTER_DEPLOYMENT, cluster.id) is not None
     wait_status(backend, cluster.id, Deployed)
-    wait_for(lambda: backend.operator.running(cluster.id) is None, what="the deploy action to end")
+    assert backend.wait_idle()  # every event handled, nothing left to do
+    assert backend.operator.running(cluster.id) is None
     assert status(backend, cluster.id) == Deployed()
     for peer in peers:
         report = backend.manager.get(ResourceKind.PEER_CONFIGURATION_STATE, peer.id)
@@ -370,7 +391,8 @@ def test_failure_injection_then_retry(data_dir: Path, backends: Backends) -> Non
     assert parameter.kind == ParameterKind.CAN_CONNECTION
     assert "port 20001 in use" in failed.reason and "bench-can" in failed.reason
     assert "can_connection" in failed.reason
-    wait_for(lambda: backend.operator.running(cluster.id) is None, what="the failed action to end")
+    assert backend.wait_idle()  # every event handled, nothing left to do
+    assert backend.operator.running(cluster.id) is None
     assert isinstance(status(backend, cluster.id), Failed)  # it stays Failed: no silent retry
 
     backend.demo_peers.faults.failures.clear()
@@ -478,6 +500,9 @@ class _SilentOn(PeerBroker):
     def stop(self) -> None:
         self.inner.stop()
 
+    def wait_idle(self, timeout: float) -> bool:
+        return self.inner.wait_idle(timeout)
+
 
 def test_a_demo_peer_that_never_reports_times_out(data_dir: Path, backends: Backends) -> None:
     backend = Backend(data_dir, demo_delay_scale=0.0, durability="off", deploy_timeout=0.5)
@@ -550,7 +575,8 @@ def test_undeploy_failures(data_dir: Path, backends: Backends) -> None:
     failed = wait_status(backend, erroring.id, Failed)
     assert failed.peer == can.id and "busy" in failed.reason and "undeploy" in failed.reason
     assert "bench-can" in failed.reason and "can_bridge" in failed.reason
-    wait_for(lambda: backend.operator.running(erroring.id) is None)
+    assert backend.wait_idle()  # every event handled, nothing left to do
+    assert backend.operator.running(erroring.id) is None
     assert backend.operator.undeploying() == {}  # the failed undeploy holds no peer any more
     backend.demo_peers.faults.failures.clear()
 
@@ -714,7 +740,8 @@ def test_member_offline_while_deployed_degrades_then_recovers(data_dir: Path, ba
     cluster = add_cluster(backend, "degrading-cluster", lead, can, eth)
     actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)
     wait_status(backend, cluster.id, Deployed)
-    wait_for(lambda: backend.operator.running(cluster.id) is None, what="the deploy action to end")
+    assert backend.wait_idle()  # every event handled, nothing left to do
+    assert backend.operator.running(cluster.id) is None
     backend.demo_peers.set_online(eth.id, False)
     wait_for(lambda: status(backend, cluster.id) == Deployed(health="degraded"), what="degraded")
     backend.demo_peers.set_online(eth.id, True)  # it forgot everything: rolled out again
@@ -734,7 +761,8 @@ def test_a_failed_cluster_stays_failed_when_a_member_goes_offline(data_dir: Path
     marker = add_cluster(backend, "marker-cluster", *others)
     actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)
     failed = wait_status(backend, cluster.id, Failed)
-    wait_for(lambda: backend.operator.running(cluster.id) is None, what="the action to end")
+    assert backend.wait_idle()  # every event handled, nothing left to do
+    assert backend.operator.running(cluster.id) is None
 
     recorder = Recorder(backend, [ResourceKind.CLUSTER_STATE])
     backend.demo_peers.set_online(can.id, False)
@@ -766,7 +794,8 @@ def test_undeploy_survives_deleting_the_descriptor(data_dir: Path, backends: Bac
             return backend.manager.get(ResourceKind.PEER_CONFIGURATION, peer_id) is None
 
         wait_for(cleared, what=f"{peer.name} cleared")
-    wait_for(lambda: backend.operator.running(cluster.id) is None)
+    assert backend.wait_idle()  # every event handled, nothing left to do
+    assert backend.operator.running(cluster.id) is None
     assert backend.manager.get(ResourceKind.CLUSTER_STATE, cluster.id) is None  # not resurrected
 
 
@@ -831,7 +860,8 @@ def test_resync_reconciles_idempotently(data_dir: Path, backends: Backends) -> N
     actions.store_cluster_deployment(backend.manager, settled.id, ACTOR)
     failed = wait_status(backend, broken.id, Failed)
     wait_status(backend, settled.id, Deployed)
-    wait_for(lambda: backend.operator.running(settled.id) is None and backend.operator.running(broken.id) is None)
+    assert backend.wait_idle()
+    assert backend.operator.running(settled.id) is None and backend.operator.running(broken.id) is None
 
     recorder = Recorder(backend, [ResourceKind.CLUSTER_STATE])
     actions.store_cluster_deployment(backend.manager, moving.id, ACTOR)
@@ -895,7 +925,8 @@ def test_failed_commits_mid_deployment_do_not_strand_it(data_dir: Path, backends
     assert refused > 0 and appends.failures > 0
 
     wait_status(backend, cluster.id, Deployed)
-    wait_for(lambda: backend.operator.running(cluster.id) is None)
+    assert backend.wait_idle()  # every event handled, nothing left to do
+    assert backend.operator.running(cluster.id) is None
     recorder.close()
     assert recorder.resyncs > 0
     wait_online(backend, eth)  # what the demo broker knows is what everyone sees again

@@ -8,6 +8,8 @@ the step, and for each Configure the step returns assigns the next revision and 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import cast
 from uuid import UUID
 
 import pytest
@@ -15,9 +17,12 @@ import pytest
 from backend.deployment.deploy_cluster import deploy_cluster, start_deploy
 from backend.deployment.parameters import dependency_order
 from backend.deployment.progress import ClusterProgress, ParameterProgress
+from backend.deployment.runner import ActionRunner
 from backend.deployment.undeploy_cluster import start_undeploy, undeploy_cluster
 from backend.deployment.view import ClusterView, Reachable, Report, World
 from backend.deployment.writes import ClearPeers, Configure, PublishState, Write
+from backend.manager import Delete, Put, ResourcesManager, TxResult
+from backend.peers.broker import Brokers, PeerBroker
 from resources.configuration import (
     ParameterAbsent,
     ParameterError,
@@ -29,7 +34,12 @@ from resources.configuration import (
     PeerConfigurationState,
     Target,
 )
+from resources.errors import StorageFailed
+from resources.events import Event, EventType
+from resources.kinds import ResourceKind
+from resources.peer import PeerDescriptor
 from resources.state import (
+    ClusterState,
     ClusterStatus,
     Deployed,
     Deploying,
@@ -404,13 +414,8 @@ def test_parameter_progress_deadline_and_overdue_agree() -> None:
 @pytest.mark.parametrize("online_again", [True, False])
 def test_world_sessions(online_again: bool) -> None:
     """A peer coming online starts a new session; an update while online does not."""
-    from datetime import UTC, datetime
-
-    from resources.events import Event, EventType
-    from resources.kinds import ResourceKind
-
     world = World()
-    at = datetime(2024, 5, 1, tzinfo=UTC)
+    at = AT
 
     def connection(revision: int, online: bool, host: str = "10.0.0.9") -> Event:
         state = Online(remote_host=host, since=at) if online else None
@@ -428,3 +433,238 @@ def test_world_sessions(online_again: bool) -> None:
     if online_again:
         world.apply(connection(4, True))
         assert world.online[CAN].session != first
+
+
+# -- the runner, on the test's thread: a fake manager and a fake clock -------------------------------
+class FakeManager:
+    """Accepts (or, while ``refusing``, refuses) writes in order, like the sequencer would."""
+
+    def __init__(self) -> None:
+        self.revision = 0
+        self.refusing = False
+        self.storage_failing = False
+        self.storage_recovered_at = 0.0
+        self.written: list[Put | Delete] = []
+        self.attempts = 0
+
+    def write(self, changes: Sequence[Put | Delete], actor: str) -> TxResult:
+        self.attempts += 1
+        if self.refusing:
+            raise StorageFailed("the change could not be saved: database or disk is full (test)")
+        events = []
+        for change in changes:
+            self.revision += 1
+            self.written.append(change)
+            resource = change.resource.model_copy(update={"version": 1}) if isinstance(change, Put) else None
+            kind, id = (
+                (change.resource.kind, change.resource.id) if isinstance(change, Put) else (change.kind, change.id)
+            )
+            events.append(Event(
+                epoch="e", revision=self.revision, type=EventType.UPDATED if resource else EventType.DELETED,
+                kind=kind, id=id, resource=resource, actor=actor, at=AT, tx=UUID(int=self.revision),
+            ))
+        return TxResult(tuple(events))
+
+    def cluster_states(self) -> list[ClusterStatus]:
+        return [c.resource.state for c in self.written if isinstance(c, Put) and isinstance(c.resource, ClusterState)]
+
+    def configurations(self) -> list[PeerConfiguration]:
+        return [c.resource for c in self.written if isinstance(c, Put) and isinstance(c.resource, PeerConfiguration)]
+
+
+class RecordingBroker(PeerBroker):
+    def __init__(self) -> None:
+        self.configured: list[PeerConfiguration] = []
+
+    def manages(self, peer: PeerDescriptor) -> bool:
+        return True
+
+    def start(self) -> None:
+        pass
+
+    def configure(self, peer_id: UUID, configuration: PeerConfiguration) -> None:
+        self.configured.append(configuration)
+
+    def stop(self) -> None:
+        pass
+
+
+AT = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+class RunnerRig:
+    """Two clusters sharing no peer (A: lead, can, eth; B: two more peers), all online."""
+
+    def __init__(self) -> None:
+        self.manager = FakeManager()
+        self.broker = RecordingBroker()
+        self.world = World()
+        a = Rig()
+        self.b_peers = (make_peer("bench-b1", id=UUID(int=11)), make_peer("bench-b2", id=UUID(int=12)))
+        self.a, self.b = a.cluster, make_cluster("other-cluster", *self.b_peers)
+        self.world.peers = {**a.peers, **{p.id: p for p in self.b_peers}}
+        self.world.clusters = {self.a.id: self.a, self.b.id: self.b}
+        self.world.online = {p: Reachable(f"10.0.1.{p.int}", session=1) for p in self.world.peers}
+        self.runner = ActionRunner(cast(ResourcesManager, self.manager), Brokers([self.broker]), self.world, TIMEOUT)
+        self.now = 0.0
+
+    def run(self) -> None:
+        self.runner.run(self.now)
+
+    def run_when_due(self) -> None:
+        """Run as the operator's thread would, the fake clock jumping to each wake-up, until what
+        is left is a deadline (or nothing)."""
+        for _ in range(100):
+            wake = self.runner.next_wake()
+            if wake is None or (wake > self.now and not self.runner.retrying()):
+                return
+            self.now = max(self.now, wake)
+            self.run()
+        raise AssertionError("the runner never settles")
+
+    def report_all(self, peer: UUID, target: Target = Target.PRESENT) -> Report:
+        """The peer reports every parameter of what it was last configured with as done."""
+        configuration = next(c for c in reversed(self.broker.configured) if c.id == peer)
+        state: ParameterStatus = ParameterPresent() if target == Target.PRESENT else ParameterAbsent()
+        items = tuple(ParameterReport(id=p.id, state=state) for p in configuration.parameters)
+        report = PeerConfigurationState(id=peer, parameters=items)
+        self.manager.revision += 1
+        return Report(peer, self.manager.revision, report)
+
+
+def test_runner_writes_what_the_step_asks_through_actions_and_hands_configurations_to_brokers() -> None:
+    rig = RunnerRig()
+    rig.runner.deploy(rig.a)
+    rig.run()
+    assert [c.id for c in rig.manager.configurations()] == [LEAD, CAN, ETH]
+    assert rig.broker.configured == rig.manager.configurations()  # after each was stored
+    assert isinstance(rig.manager.cluster_states()[-1], Deploying)
+    for peer in (LEAD, CAN, ETH):
+        rig.runner.report(rig.report_all(peer))
+    rig.run()
+    assert rig.manager.cluster_states()[-1] == Deployed()
+    assert rig.runner.running(rig.a.id) is None  # done: the action ended
+    assert rig.runner.watched == frozenset()
+
+
+def test_runner_reports_reach_only_the_action_of_their_cluster() -> None:
+    rig = RunnerRig()
+    a, b = rig.runner.deploy(rig.a), rig.runner.deploy(rig.b)
+    rig.run()
+    assert rig.runner.watched == {LEAD, CAN, ETH, *(p.id for p in rig.b_peers)}
+    rig.runner.report(rig.report_all(CAN))
+    assert len(a.reports) == 1 and a.due
+    assert b.reports == [] and not b.due
+    assert rig.runner.next_wake() == 0.0  # something to do now
+
+
+def test_runner_sleeps_until_the_first_deadline() -> None:
+    rig = RunnerRig()
+    rig.runner.deploy(rig.a)
+    rig.run()
+    assert rig.runner.next_wake() == TIMEOUT
+    rig.now = TIMEOUT
+    rig.run()
+    failed = rig.manager.cluster_states()[-1]
+    assert isinstance(failed, Failed) and failed.peer == LEAD  # nobody said a word; the leader is first
+    assert rig.runner.next_wake() is None
+
+
+def test_runner_retries_a_refused_write_with_growing_pauses_and_holds_the_cluster_meanwhile() -> None:
+    rig = RunnerRig()
+    rig.manager.refusing = True
+    action = rig.runner.deploy(rig.a)
+    rig.run()
+    assert rig.runner.retrying()
+    pauses = []
+    for _ in range(5):
+        wake = rig.runner.next_wake()
+        assert wake is not None
+        pauses.append(round(wake - rig.now, 6))
+        rig.now = wake
+        rig.run()
+    assert pauses == [0.0, 0.01, 0.02, 0.04, 0.08]
+    assert rig.broker.configured == []  # nothing is handed to a peer before it is stored
+    assert action.progress.configured == {LEAD: None, CAN: None, ETH: None}
+    rig.manager.refusing = False
+    rig.run_when_due()
+    assert not rig.runner.retrying()
+    assert [c.id for c in rig.manager.configurations()] == [LEAD, CAN, ETH]  # each once, in order
+    assert isinstance(rig.manager.cluster_states()[-1], Deploying)
+
+
+def test_runner_a_newer_request_cancels_the_older_and_drops_its_writes() -> None:
+    rig = RunnerRig()
+    rig.manager.refusing = True
+    older = rig.runner.deploy(rig.a)
+    rig.run()  # its first configuration is refused and waits
+    newer = rig.runner.undeploy(rig.a, rig.now)
+    assert rig.runner.running(rig.a.id) is newer and older is not newer
+    rig.manager.refusing = False
+    rig.run_when_due()
+    # Not one write of the cancelled deployment: the undeploy's Absent configurations only.
+    assert rig.manager.configurations() and all(
+        p.target == Target.ABSENT for c in rig.manager.configurations() for p in c.parameters
+    )
+    assert all(isinstance(s, Undeploying) for s in rig.manager.cluster_states())
+
+
+def test_runner_a_deployment_waiting_for_an_undeploy_goes_on_when_it_ends() -> None:
+    rig = RunnerRig()
+    shared = make_cluster("sharing-cluster", rig.world.peers[CAN], rig.world.peers[ETH])
+    rig.world.clusters[shared.id] = shared
+    rig.runner.undeploy(rig.a, rig.now)
+    rig.run()
+    assert rig.runner.undeploying() == {LEAD: "step-cluster", CAN: "step-cluster", ETH: "step-cluster"}
+    waiting = rig.runner.deploy(shared)
+    rig.run()
+    state = rig.manager.cluster_states()[-1]
+    assert isinstance(state, Waiting) and set(state.peers) == {CAN, ETH} and "step-cluster" in state.reason
+    for peer in (CAN, ETH):
+        rig.runner.report(rig.report_all(peer, Target.ABSENT))
+    rig.run()
+    assert isinstance(rig.manager.cluster_states()[-1], Undeploying)
+    rig.runner.report(rig.report_all(LEAD, Target.ABSENT))  # the leader is no member of the other
+    assert not waiting.due
+    rig.run()  # the undeploy ends, and that alone makes the waiting deployment go on
+    assert rig.runner.undeploying() == {}
+    assert isinstance(rig.manager.cluster_states()[-1], Deploying)
+    cleared = [c for c in rig.manager.written if isinstance(c, Delete)]
+    assert {c.id for c in cleared} == {LEAD, CAN, ETH}
+    assert rig.manager.written.index(cleared[-1]) < rig.manager.written.index(
+        next(c for c in rig.manager.written if isinstance(c, Put) and isinstance(c.resource, PeerConfiguration)
+             and c.resource.cluster == shared.id)
+    )  # cleared before the new configurations: the clean-up removes nothing of the new deployment
+
+
+def test_runner_an_operator_state_waits_its_turn_behind_refused_writes() -> None:
+    rig = RunnerRig()
+    rig.manager.refusing = True
+    rig.runner.publish(rig.b.id, Deployed(health="degraded"), rig.now)
+    assert rig.runner.retrying() and rig.runner.status(rig.b.id) == Deployed(health="degraded")
+    rig.manager.refusing = False
+    rig.run_when_due()
+    assert rig.manager.cluster_states() == [Deployed(health="degraded")]
+
+
+def test_runner_reports_wait_while_their_clusters_write_is_refused_then_count() -> None:
+    rig = RunnerRig()
+    action = rig.runner.deploy(rig.a)
+    other = rig.runner.deploy(rig.b)
+    rig.run()
+    rig.manager.refusing = True
+    rig.runner.report(rig.report_all(CAN))
+    rig.run()  # its progress cannot be shown: the cluster waits for that write
+    assert rig.runner.retrying()
+    rig.runner.report(rig.report_all(ETH))
+    rig.runner.report(rig.report_all(LEAD))
+    rig.now = 0.001
+    rig.run()
+    assert len(action.reports) == 2 and action.outcome is None  # held, not stepped
+    rig.manager.refusing = False
+    for peer in rig.b_peers:
+        rig.runner.report(rig.report_all(peer.id))
+    rig.run_when_due()
+    assert action.outcome == Deployed() and other.outcome == Deployed()
+    states = rig.manager.cluster_states()
+    assert states.count(Deployed()) == 2
