@@ -76,7 +76,7 @@ class _Outbox:
     writes: deque[tuple[Write, ClusterAction | None]] = field(default_factory=deque)
     backoff: Backoff = field(default_factory=lambda: Backoff(COMMIT_RETRY_FIRST_PAUSE, COMMIT_RETRY_MAX_PAUSE))
     retry_at: float | None = None
-    refused_since: float | None = None
+    refused_since: float | None = None  # when this episode of refusals began
     warned: bool = False
 
 
@@ -107,13 +107,14 @@ class ActionRunner:
             undeploys = [a for a in self._actions.values() if not a.deploying]
         return {m: a.cluster.name for a in undeploys for m in a.progress.members}
 
+    # -- reading (the operator's thread, or while it waits) ----------------------------------
     def status(self, cluster_id: UUID) -> ClusterStatus | None:
         """The status last decided for the cluster (it may still be on its way to storage)."""
         return self._statuses.get(cluster_id)
 
     def retrying(self) -> bool:
         """True while a refused write waits for its next attempt."""
-        return any(o.writes for o in self._outboxes.values())
+        return bool(self._outboxes)
 
     def next_wake(self) -> float | None:
         """When ``run`` has something to do if no event comes first."""
@@ -125,7 +126,7 @@ class ActionRunner:
                 return 0.0
             if action.progress.wake_at is not None:
                 times.append(action.progress.wake_at)
-        times += [o.retry_at for o in self._outboxes.values() if o.writes and o.retry_at is not None]
+        times += [o.retry_at for o in self._outboxes.values() if o.retry_at is not None]
         return min(times) if times else None
 
     # -- what the operator asks for --------------------------------------------------------
@@ -133,7 +134,7 @@ class ActionRunner:
         return self._begin(ClusterAction(deploy_cluster, cluster, start_deploy()), self.world.members(cluster))
 
     def undeploy(self, cluster: ClusterDescriptor, now: float) -> ClusterAction:
-        progress = start_undeploy(self._view(cluster, self.world.members(cluster), ()), now)
+        progress = start_undeploy(self._view(cluster, self.world.members(cluster)), now)
         return self._begin(ClusterAction(undeploy_cluster, cluster, progress), progress.members)
 
     def publish(self, cluster_id: UUID, status: ClusterStatus, now: float) -> None:
@@ -182,7 +183,7 @@ class ActionRunner:
     def run(self, now: float) -> None:
         """Retry the writes whose pause is over, then step every action that is due."""
         for cluster_id, outbox in list(self._outboxes.items()):
-            if outbox.writes and outbox.retry_at is not None and outbox.retry_at <= now:
+            if outbox.retry_at is not None and outbox.retry_at <= now:
                 self._flush(cluster_id, now)
         for cluster_id, action in list(self._actions.items()):
             if self._actions.get(cluster_id) is not action or self._blocked(cluster_id):
@@ -192,8 +193,7 @@ class ActionRunner:
                 continue
             action.due = False
             reports, action.reports = action.reports, []
-            members = self._members[cluster_id] if action.deploying else action.progress.members
-            view = self._view(action.cluster, members, (cluster_id,))
+            view = self._view(action.cluster, self._members[cluster_id])
             try:
                 writes, _ = action.step(view, action.progress, reports, now)
             except Exception:  # a bug must not stop every other deployment
@@ -233,11 +233,9 @@ class ActionRunner:
                     outbox.writes.clear()
                     if action is not None:
                         self._end(action)
-                    return
+                    break
             outbox.writes.popleft()
-            outbox.backoff.reset()
-            outbox.retry_at = outbox.refused_since = None
-            outbox.warned = False
+        self._outboxes.pop(cluster_id, None)  # all written: the next refusal starts a new episode
         current = self._actions.get(cluster_id)
         if current is not None and current.outcome is not None:
             self._end(current)
@@ -279,6 +277,8 @@ class ActionRunner:
         outbox = self._outboxes.get(cluster_id)
         if outbox is not None:
             outbox.writes = deque(w for w in outbox.writes if w[1] is None)
+            if not outbox.writes:
+                del self._outboxes[cluster_id]
         with self._lock:
             self._actions[cluster_id] = action
         self._index(cluster_id, members)
@@ -323,15 +323,16 @@ class ActionRunner:
         return outbox
 
     def _blocked(self, cluster_id: UUID) -> bool:
-        outbox = self._outboxes.get(cluster_id)
-        return outbox is not None and bool(outbox.writes)
+        """A write of the cluster waits for a retry: its action is not stepped meanwhile."""
+        return cluster_id in self._outboxes
 
-    def _view(self, cluster: ClusterDescriptor, members: tuple[UUID, ...], skip: tuple[UUID, ...]) -> ClusterView:
+    def _view(self, cluster: ClusterDescriptor, members: tuple[UUID, ...]) -> ClusterView:
+        """The cluster as its action's step sees it now: members still undeploying elsewhere too."""
         undeploying = {
             m: self._actions[c].cluster.name
             for m in members
             for c in self._by_peer.get(m, ())
-            if c not in skip and not self._actions[c].deploying
+            if c != cluster.id and not self._actions[c].deploying
         }
         return ClusterView(
             cluster=cluster, members=members, peers=self.world.peers, online=self.world.online,

@@ -34,7 +34,7 @@ from resources.configuration import (
     PeerConfigurationState,
     Target,
 )
-from resources.errors import StorageFailed
+from resources.errors import LeaError, MissingReference, ShuttingDown, StorageFailed
 from resources.events import Event, EventType
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
@@ -446,11 +446,16 @@ class FakeManager:
         self.storage_recovered_at = 0.0
         self.written: list[Put | Delete] = []
         self.attempts = 0
+        self.errors: dict[ResourceKind, LeaError] = {}  # a write of this kind fails with that error
 
     def write(self, changes: Sequence[Put | Delete], actor: str) -> TxResult:
         self.attempts += 1
         if self.refusing:
             raise StorageFailed("the change could not be saved: database or disk is full (test)")
+        for change in changes:
+            error = self.errors.get(change.resource.kind if isinstance(change, Put) else change.kind)
+            if error is not None:
+                raise error
         events = []
         for change in changes:
             self.revision += 1
@@ -668,3 +673,30 @@ def test_runner_reports_wait_while_their_clusters_write_is_refused_then_count() 
     assert action.outcome == Deployed() and other.outcome == Deployed()
     states = rig.manager.cluster_states()
     assert states.count(Deployed()) == 2
+
+
+def test_runner_a_state_for_a_deleted_cluster_is_skipped_and_the_undeploy_goes_on() -> None:
+    rig = RunnerRig()
+    rig.manager.errors[ResourceKind.CLUSTER_STATE] = MissingReference("cluster state for a cluster that does not exist")
+    action = rig.runner.undeploy(rig.a, rig.now)
+    rig.run()
+    for peer in (LEAD, CAN, ETH):
+        rig.runner.report(rig.report_all(peer, Target.ABSENT))
+    rig.run()
+    assert action.outcome == Undeployed() and rig.runner.running(rig.a.id) is None
+    assert rig.manager.cluster_states() == []
+    assert {c.id for c in rig.manager.written if isinstance(c, Delete)} == {LEAD, CAN, ETH}  # cleared
+    assert not rig.runner.retrying()
+
+
+def test_runner_an_action_stopped_by_an_error_leaves_its_cluster_free() -> None:
+    rig = RunnerRig()
+    rig.manager.errors[ResourceKind.PEER_CONFIGURATION] = ShuttingDown("the backend is shutting down")
+    rig.runner.deploy(rig.a)
+    rig.run()
+    assert rig.runner.running(rig.a.id) is None and not rig.runner.retrying()
+    assert rig.runner.watched == frozenset()
+    del rig.manager.errors[ResourceKind.PEER_CONFIGURATION]
+    rig.runner.deploy(rig.a)
+    rig.run()
+    assert [c.id for c in rig.manager.configurations()] == [LEAD, CAN, ETH]
