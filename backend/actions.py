@@ -8,19 +8,15 @@ peer brokers for volatile state.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 from uuid import UUID
-
-from pydantic import ValidationError
 
 from backend.manager import Change, Delete, Put, ResourcesManager, TxResult
 from resources.cluster import ClusterDeployment, ClusterDescriptor
 from resources.configuration import PeerConfiguration, PeerConfigurationState
-from resources.errors import InvalidDocument, invalid_resource_from
 from resources.events import WriteResult
-from resources.kinds import PERSISTED_KINDS, ResourceKind
+from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
-from resources.resource import MODEL_BY_KIND, AnyResource
+from resources.resource import AnyResource
 from resources.state import ClusterState, ClusterStatus, ConnectionStatus, PeerConnectionState
 
 
@@ -104,6 +100,13 @@ def delete_cluster_deployment(
     return WriteResult(revision=tx.revision, version=0, id=cluster_id)
 
 
+def store_resources(manager: ResourcesManager, resources: Sequence[AnyResource], actor: str) -> TxResult:
+    """Create or update peers and clusters by id in one all-or-nothing transaction, peers first
+    (a cluster may name a peer stored with it)."""
+    ordered = sorted(resources, key=lambda r: 0 if r.kind == ResourceKind.PEER else 1)
+    return manager.write([Put(r) for r in ordered], actor)
+
+
 # -- internal actions (volatile state) -------------------------------------------------------
 def set_peer_connection_state(
     manager: ResourcesManager, peer_id: UUID, state: ConnectionStatus, actor: str
@@ -129,42 +132,12 @@ def set_peer_configuration_state(
     return _store(manager, report, actor, None, False)
 
 
-# -- documents (lea-backend apply) -------------------------------------------------------------
-_DOCUMENT_KINDS = {ResourceKind.PEER, ResourceKind.CLUSTER}
+def clear_peer_configurations(manager: ResourcesManager, peer_ids: Iterable[UUID], actor: str) -> TxResult:
+    """Drop the desired configuration and the reports of every given peer (undeployed: it is free)."""
+    changes: list[Change] = [
+        Delete(kind, peer_id, missing_ok=True)
+        for peer_id in peer_ids
+        for kind in (ResourceKind.PEER_CONFIGURATION, ResourceKind.PEER_CONFIGURATION_STATE)
+    ]
+    return manager.write(changes, actor)
 
-
-def parse_document(data: Any, where: str = "document") -> AnyResource:
-    """A peer or cluster from a JSON object; a clear InvalidResource/InvalidDocument otherwise."""
-    if not isinstance(data, dict):
-        raise InvalidDocument(f"{where}: expected a JSON object, got {type(data).__name__}")
-    kind_name = data.get("kind")
-    try:
-        kind = ResourceKind(str(kind_name))
-    except ValueError:
-        raise InvalidDocument(
-            f"{where}: 'kind' must be one of {', '.join(sorted(k.value for k in _DOCUMENT_KINDS))}, "
-            f"not {kind_name!r}"
-        ) from None
-    if kind not in _DOCUMENT_KINDS:
-        raise InvalidDocument(f"{where}: resources of kind '{kind}' cannot be applied from a file")
-    try:
-        return MODEL_BY_KIND[kind].model_validate(data)
-    except ValidationError as exc:
-        error = invalid_resource_from(exc, str(kind))
-        error.message = f"{where}: {error.message}"
-        raise error from None
-
-
-def apply_resources(
-    manager: ResourcesManager, resources: Sequence[AnyResource], actor: str
-) -> TxResult:
-    """Create or update every resource by id, all-or-nothing, peers before clusters."""
-    ordered = sorted(resources, key=lambda r: 0 if r.kind == ResourceKind.PEER else 1)
-    ids = [(r.kind, r.id) for r in ordered]
-    if len(set(ids)) != len(ids):
-        raise InvalidDocument("the same resource id appears more than once in the file")
-    return manager.write([Put(r) for r in ordered], actor)
-
-
-def persisted_only(resources: Iterable[AnyResource]) -> list[AnyResource]:
-    return [r for r in resources if r.kind in PERSISTED_KINDS]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -74,6 +75,21 @@ class Backend:
         self.brokers.start()
         self._started = True
         return self
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """A barrier for tests and benchmarks: wait until the operators and peer brokers have
+        handled every event up to the published revision and have nothing left to do, with no
+        write of theirs since. True when reached within ``timeout``; False otherwise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            # Read under the publish lock: every delivery up to it has been offered by then.
+            revision = self.manager.read(lambda _state: self.manager.revision)
+            parts = [self.operator.wait_idle, *(b.wait_idle for b in self.brokers.brokers)]
+            for wait in parts:
+                if not wait(max(deadline - time.monotonic(), 0.0)):
+                    return False
+            if self.manager.revision == revision:
+                return True
 
     def close(self) -> None:
         """Stop brokers and operators (no event after this), then the manager (final checkpoint)."""

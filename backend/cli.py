@@ -23,9 +23,10 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
-from backend import actions, admin
+from backend import admin, restore
 from backend.backend import Backend, os_actor
 from backend.datadir import DataDir, default_data_dir
+from backend.documents import apply_resources, parse_document
 from backend.logs import setup_logging
 from backend.state import State
 from backend.storage.base import CheckpointInfo
@@ -231,7 +232,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     resources = load_documents(args.file)  # before opening anything: bad input never touches the database
     with _backend(args.data_dir) as backend:
         backend.manager.start()  # the writes only: operators and peers are a running LEA's business
-        tx = actions.apply_resources(backend.manager, resources, os_actor())
+        tx = apply_resources(backend.manager, resources, os_actor())
     for event in tx.events:
         version = event.resource.version if event.resource is not None else 0
         name = _name_of(event.resource) or event.id
@@ -251,7 +252,7 @@ def load_documents(file: str) -> list[AnyResource]:
     documents = data if isinstance(data, list) else [data]
     if not documents:
         raise InvalidDocument(f"{label} holds no documents")
-    return [actions.parse_document(doc, f"{label}, document {i}") for i, doc in enumerate(documents, 1)]
+    return [parse_document(doc, f"{label}, document {i}") for i, doc in enumerate(documents, 1)]
 
 
 #: The largest file ``apply`` reads (a thousand peers are about 1 MiB); /dev/zero is refused, not read forever.
@@ -297,7 +298,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             print("[]")
         return EXIT_OK
     with _read_store(args.data_dir) as store:
-        state, _ = admin.replay(store, use_checkpoint=True)
+        state, _ = restore.replay(store, use_checkpoint=True)
     resources = sorted(state.of_kind(kind).values(), key=_sort_key)
     if args.json:
         print(json.dumps([r.model_dump(mode="json") for r in resources], indent=2))
@@ -396,7 +397,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             raise store.damaged(f"SQLite's integrity check reports {integrity.splitlines()[0][:200]!r}")
         report = admin.verify(store)
         if report.checkpoint_revision is None:
-            admin.replay(store, use_checkpoint=False)  # still read and validate every event
+            restore.replay(store, use_checkpoint=False)  # still read and validate every event
     problems = list(report.mismatches)
     if problems:
         print(f"verify: MISMATCH ({len(problems)} problems; {report.events} events stored):")

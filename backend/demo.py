@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 
 from backend import actions
-from backend.manager import Put, ResourcesManager
+from backend.manager import ResourcesManager
 from backend.state import State
 from resources.cluster import ClusterDescriptor
 from resources.errors import LeaError
@@ -110,10 +110,10 @@ def seed_demo(manager: ResourcesManager, actor: str = "demo-seed") -> int:
                 continue  # the user has a resource of that name: leave theirs alone
         missing.append(resource)
     peers = [r for r in missing if r.kind == ResourceKind.PEER]
-    created = len(actions.apply_resources(manager, peers, actor).events) if peers else 0
-    for cluster in (r for r in missing if r.kind == ResourceKind.CLUSTER):
+    created = len(actions.store_resources(manager, peers, actor).events) if peers else 0
+    for cluster in (r for r in missing if isinstance(r, ClusterDescriptor)):
         try:
-            manager.write([Put(cluster, create_only=True)], actor)
+            actions.store_cluster_descriptor(manager, cluster, actor, create_only=True)
             created += 1
         except LeaError:
             continue  # e.g. the user removed one of its devices: skip it rather than fail the start

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
 
-from backend.admin import restore_state
+from backend.restore import restore_state
 from backend.settings import Settings
 from backend.state import State
 from backend.storage.base import EventStore

@@ -1,9 +1,9 @@
 """100 clusters of 4 demo peers, deployed at once with zero delay: the operators' own cost.
 
 Every peer is a demo peer with ``demo_delay_scale=0``, so the peers themselves take no time: what
-is measured is the machinery of the seed's sequence (the ClusterDeploymentOperator, one
-deploy_cluster action thread per cluster with its own subscription, the parameters, the demo
-broker's reports, every ClusterState progress event through the manager).
+is measured is the machinery of the seed's sequence (the ClusterDeploymentOperator and the
+deploy_cluster steps its runner drives on its one thread, the parameters, the demo broker's
+reports, every ClusterState progress event through the manager).
 
 * deploy: store the 100 ClusterDeployments at once (submitted back to back, then awaited), then
   wait until every cluster's ClusterState is Deployed. Wall time from the first submit to the
@@ -116,7 +116,7 @@ def deploy_all(backend: Backend, clusters: list[ClusterDescriptor]) -> tuple[flo
     watcher.join()
     if failed:
         raise RuntimeError(f"{len(failed)} clusters failed, e.g. {failed[0]}")
-    backend.operator.wait_idle(DEADLINE)
+    backend.wait_idle(DEADLINE)
     parameters = sum(
         len(r.parameters) for r in manager.resources_of(ResourceKind.PEER_CONFIGURATION)
         if isinstance(r, PeerConfiguration)
@@ -148,7 +148,7 @@ def main() -> None:
         backend = Backend(tmp_path / "data", demo_delay_scale=0.0, durability=args.durability).start()
         try:
             peers, clusters = build(n_clusters)
-            actions.apply_resources(backend.manager, [*peers, *clusters], "bench")
+            actions.store_resources(backend.manager, [*peers, *clusters], "bench")
             wait_online(backend, peers)
             ids = [c.id for c in clusters]
             expected_events = 22 * n_clusters  # about what a deploy produces; the same count is used after

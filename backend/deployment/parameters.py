@@ -15,6 +15,7 @@ from uuid import UUID
 
 from resources.cluster import ClusterDescriptor
 from resources.configuration import Parameter, ParameterKind, PeerConfiguration, Target
+from resources.derived import cluster_member_ids, device_owners
 from resources.peer import NetworkInterface, PeerDescriptor
 
 CAN_BRIDGE_NAME = "vcan-lea"
@@ -39,9 +40,9 @@ class _Builder:
         return param
 
 
-def cluster_members(cluster: ClusterDescriptor, device_owner: Mapping[UUID, UUID]) -> list[UUID]:
+def cluster_members(cluster: ClusterDescriptor, device_owner: dict[UUID, UUID]) -> list[UUID]:
     """The leader first, then every peer owning a device of the cluster, in a stable order."""
-    others = sorted({device_owner[d] for d in cluster.devices if d in device_owner} - {cluster.leader}, key=str)
+    others = sorted(cluster_member_ids(cluster, device_owner) - {cluster.leader}, key=str)
     return [cluster.leader, *others]
 
 
@@ -67,8 +68,7 @@ def compute_configurations(
     target: Target = Target.PRESENT,
 ) -> dict[UUID, PeerConfiguration]:
     """The configuration of every member peer. ``addresses``: each member's reachable address."""
-    device_owner = {d.id: p.id for p in peers.values() for d in p.devices}
-    members = cluster_members(cluster, device_owner)
+    members = cluster_members(cluster, device_owners(peers.values()))
     leader = cluster.leader
     interfaces = {m: _cluster_interfaces(cluster, peers[m]) for m in members}
     can_members = [m for m in members if any(i.is_can for i in interfaces[m])]

@@ -8,217 +8,227 @@
 - A member peer coming online -> roll its deployed cluster out again; going offline while the
   cluster is Deployed -> Deployed{health: degraded}. A Failed cluster is left as it is.
 - At most one action per cluster: a newer request cancels the older one cleanly first.
+
+One thread and one subscription (registered before the manager accepts writes): the operator
+keeps a ``World`` from its events, applies the rules above in event order, and runs every action
+on the same thread (``ActionRunner``): reports reach only the actions of their peers, and the
+thread sleeps until a delivery or the runner's next timer, never polling.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from uuid import UUID
 
-from backend import actions
-from backend.deployment.actions import (
-    ACTOR,
-    ClusterAction,
-    DeployCluster,
-    UndeployCluster,
-    UndeployRegistry,
-)
+from backend.deployment.runner import ActionRunner, ClusterAction
+from backend.deployment.view import Report, World
 from backend.manager import ResourcesManager
 from backend.peers.broker import Brokers
-from backend.state import State
 from resources.cluster import ClusterDescriptor
+from resources.configuration import PeerConfigurationState
 from resources.errors import LeaError
 from resources.events import Event, EventType
 from resources.kinds import ResourceKind
-from resources.state import ClusterState, Deployed, Failed, Online, PeerConnectionState, Undeployed
+from resources.state import Deployed, Failed, Undeployed
 from resources.wire import EventBatch, Resync
 
 log = logging.getLogger(__name__)
 
-WATCHED = (ResourceKind.CLUSTER, ResourceKind.CLUSTER_DEPLOYMENT, ResourceKind.PEER_CONNECTION_STATE)
+WATCHED = (
+    ResourceKind.PEER, ResourceKind.CLUSTER, ResourceKind.CLUSTER_DEPLOYMENT,
+    ResourceKind.PEER_CONNECTION_STATE, ResourceKind.PEER_CONFIGURATION_STATE,
+)
+DEGRADED = Deployed(health="degraded")
 
 
 class ClusterDeploymentOperator:
     def __init__(self, manager: ResourcesManager, brokers: Brokers, deploy_timeout: float) -> None:
         self.manager = manager
-        self.brokers = brokers
-        self.deploy_timeout = deploy_timeout
-        self.registry = UndeployRegistry()
-        # Registered now, before the manager accepts writes: nothing is missed.
-        self._subscription = manager.subscribe(kinds=WATCHED)
-        self._actions: dict[UUID, ClusterAction] = {}
-        self._online: set[UUID] = set()
-        # Cluster descriptors as of the event being handled (the published state may be ahead:
-        # a deployment's deletion is followed at once by its descriptor's).
-        self._clusters: dict[UUID, ClusterDescriptor] = {}
-        self._lock = threading.Lock()
+        self._world = World()
+        self._runner = ActionRunner(manager, brokers, self._world, deploy_timeout)
+        self._cond = threading.Condition()
+        self._signalled = True  # the Hello, and whatever is delivered before the thread starts
+        self._busy = True  # until the thread has reconciled and waits
         self._stopping = False
+        # Registered now, before the manager accepts writes: nothing is missed. Reports of peers
+        # no action is about are not even delivered.
+        self._subscription = manager.subscribe(kinds=WATCHED, accept=self._accepts)
+        self._subscription.on_ready = self._wake
         self._thread = threading.Thread(target=self._run, name="lea-cluster-deployment-operator", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop reacting, cancel and join every running action: no thread and no event after this."""
-        with self._lock:
+        """Stop reacting and drop every running action: no write and no thread after this."""
+        with self._cond:
             self._stopping = True
+            self._cond.notify_all()
         self._subscription.close()
         if self._thread.is_alive():
             self._thread.join()
-        with self._lock:
-            running = list(self._actions.values())
-        for action in running:
-            action.cancel()
-        for action in running:
-            action.join()
+        self._runner.stop()
 
     def running(self, cluster_id: UUID) -> ClusterAction | None:
-        with self._lock:
-            action = self._actions.get(cluster_id)
-        return action if action is not None and action.is_alive() else None
+        """The action running for the cluster, if any."""
+        return self._runner.running(cluster_id)
+
+    def undeploying(self) -> dict[UUID, str]:
+        """Peer -> the cluster it is still being undeployed from (a deployment on it waits)."""
+        return self._runner.undeploying()
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Join every running action (tests and benchmarks); True when all finished."""
-        with self._lock:
-            running = list(self._actions.values())
-        for action in running:
-            action.join(timeout)
-        return not any(a.is_alive() for a in running)
+        """Wait until every delivery so far is handled and no refused write waits for a retry;
+        True when reached. With the revision read first (``Backend.wait_idle``), a barrier."""
+        with self._cond:
+            return self._cond.wait_for(self._idle, timeout)
 
-    # -- the operator thread ---------------------------------------------------------------
+    def _idle(self) -> bool:
+        # Only read while the thread waits (not busy), so the runner is not changing under us.
+        return self._stopping or (not self._busy and not self._signalled and not self._runner.retrying())
+
+    # -- the operator's thread -------------------------------------------------------------
+    def _accepts(self, event: Event) -> bool:
+        """On the writer's thread: drop reports no running action needs (one set lookup)."""
+        return event.kind != ResourceKind.PEER_CONFIGURATION_STATE or event.id in self._runner.watched
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._signalled = True
+            self._cond.notify_all()
+
     def _run(self) -> None:
         try:
             self._reconcile()
-            for item in self._subscription:
-                if isinstance(item, Resync):
-                    self._reconcile()
-                elif isinstance(item, EventBatch):
-                    for event in item.events:
-                        self._handle(event)
+            while True:
+                self._runner.run(time.monotonic())
+                if not self._sleep():
+                    return
+                self._take()
+                if self._subscription.closed:
+                    return
         except LeaError as exc:
             log.info("cluster deployment operator stopped: %s", exc)
         except Exception:  # a bug here must be visible, not silently stop deployments
             log.exception("cluster deployment operator failed")
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+    def _sleep(self) -> bool:
+        """Wait for a delivery or the runner's next timer; False when stopping."""
+        with self._cond:
+            self._busy = False
+            self._cond.notify_all()
+            while not self._signalled and not self._stopping:
+                wake = self._runner.next_wake()
+                if wake is None:
+                    self._cond.wait()
+                    continue
+                delay = wake - time.monotonic()
+                if delay <= 0:
+                    break
+                self._cond.wait(delay)
+            if self._stopping:
+                return False
+            self._signalled = False
+            self._busy = True
+            return True
+
+    def _take(self) -> None:
+        """Handle everything delivered so far; a Resync makes what came before it moot."""
+        items = []
+        while (item := self._subscription.get_nowait()) is not None:
+            items.append(item)
+        resyncs = [i for i, item in enumerate(items) if isinstance(item, Resync)]
+        if resyncs:
+            items = items[resyncs[-1] + 1:]
+            self._reconcile()
+        for item in items:
+            if isinstance(item, EventBatch):
+                for event in item.events:
+                    if event.revision > self._world.revision:  # older ones are in the snapshot
+                        self._handle(event)
 
     def _handle(self, event: Event) -> None:
-        if event.kind == ResourceKind.CLUSTER:
-            if isinstance(event.resource, ClusterDescriptor):
-                self._clusters[event.id] = event.resource
-            else:
-                self._clusters.pop(event.id, None)
+        if event.kind == ResourceKind.PEER_CONFIGURATION_STATE:
+            if isinstance(event.resource, PeerConfigurationState):
+                self._runner.report(Report(event.id, event.revision, event.resource))
+            return
+        came_or_went = self._world.apply(event)
+        if event.kind == ResourceKind.PEER:
+            self._runner.peers_changed()
+        elif event.kind == ResourceKind.PEER_CONNECTION_STATE:
+            self._runner.peer_changed(event.id)
+            if came_or_went:
+                self._member_changed(event.id, event.id in self._world.online)
         elif event.kind == ResourceKind.CLUSTER_DEPLOYMENT:
             if event.type == EventType.DELETED:
-                self._start(event.id, UndeployCluster)
+                self._undeploy(event.id)
             else:
-                self._start(event.id, DeployCluster)
-        elif event.kind == ResourceKind.PEER_CONNECTION_STATE:
-            online = isinstance(event.resource, PeerConnectionState) and isinstance(event.resource.state, Online)
-            was_online = event.id in self._online
-            if online:
-                self._online.add(event.id)
-            else:
-                self._online.discard(event.id)
-            if online != was_online:
-                self._member_changed(event.id, online)
+                self._deploy(event.id)
 
     def _member_changed(self, peer_id: UUID, online: bool) -> None:
-        for cluster in self._deployed_clusters_of(peer_id):
-            action = self.running(cluster.id)
-            if action is not None:
-                if action.outcome is None:
-                    continue  # the running action watches connection states itself
-                action.join()  # it has just decided (it may not have seen this change): judge after it
-            current = self.manager.get(ResourceKind.CLUSTER_STATE, cluster.id)
-            status = current.state if isinstance(current, ClusterState) else None
+        for cluster in self._world.deployed_clusters_with(peer_id):
+            action = self._runner.running(cluster.id)
+            if action is not None and action.outcome is None:
+                continue  # the running action watches its members itself
+            status = self._runner.status(cluster.id)
             if isinstance(status, Failed):
                 continue  # failed stays failed until the user stores the deployment again
             if online:
-                self._start(cluster.id, DeployCluster)
-            elif isinstance(status, Deployed):
-                try:
-                    actions.set_cluster_state(self.manager, cluster.id, Deployed(health="degraded"), ACTOR)
-                except LeaError as exc:
-                    log.info("could not mark cluster %s degraded: %s", cluster.name, exc)
-
-    def _deployed_clusters_of(self, peer_id: UUID) -> list[ClusterDescriptor]:
-        def find(state: State) -> list[ClusterDescriptor]:
-            return [c for c in state.deployed_clusters() if peer_id in state.cluster_members(c)]
-
-        found = self.manager.read(find)
-        assert isinstance(found, list)
-        return found
+                self._runner.deploy(cluster)
+            elif isinstance(status, Deployed) and status != DEGRADED:
+                self._runner.publish(cluster.id, DEGRADED, time.monotonic())
 
     def _reconcile(self) -> None:
         """Idempotently bring every cluster's action in line with its persisted deployment."""
         snapshot = self.manager.fetch_snapshot(
             kinds=[
-                ResourceKind.CLUSTER, ResourceKind.CLUSTER_DEPLOYMENT, ResourceKind.CLUSTER_STATE,
-                ResourceKind.PEER_CONNECTION_STATE,
+                ResourceKind.PEER, ResourceKind.CLUSTER, ResourceKind.CLUSTER_DEPLOYMENT,
+                ResourceKind.CLUSTER_STATE, ResourceKind.PEER_CONNECTION_STATE,
             ]
         )
-        # Keep descriptors an action may still need (an undeploy outliving its descriptor).
-        self._clusters = {
-            **{cid: a.cluster for cid, a in self._running_actions().items()},
-            **{r.id: r for r in snapshot.resources if isinstance(r, ClusterDescriptor)},
-        }
-        deployments = {r.id for r in snapshot.resources if r.kind == ResourceKind.CLUSTER_DEPLOYMENT}
-        states = {r.id: r.state for r in snapshot.resources if isinstance(r, ClusterState)}
-        self._online = {
-            r.id for r in snapshot.resources if isinstance(r, PeerConnectionState) and isinstance(r.state, Online)
-        }
-        for cluster_id in deployments:
-            running = self.running(cluster_id)
-            if isinstance(running, DeployCluster):
+        states = self._world.rebuild(snapshot)
+        self._runner.known_statuses(states)
+        self._runner.resynced()
+        self._runner.peers_changed()
+        for cluster_id in self._world.deployments:
+            running = self._runner.running(cluster_id)
+            if running is not None and running.deploying:
                 continue
-            state = states.get(cluster_id)
-            if running is None and (
-                isinstance(state, Failed) or (isinstance(state, Deployed) and state.health == "healthy")
-            ):
+            state = self._runner.status(cluster_id)
+            if running is None and (isinstance(state, Failed) or state == Deployed()):
                 continue
-            self._start(cluster_id, DeployCluster)
-        for cluster_id, state in states.items():
-            if cluster_id in deployments or isinstance(state, Undeployed):
+            self._deploy(cluster_id)
+        for cluster_id in states:
+            state = self._runner.status(cluster_id)
+            running = self._runner.running(cluster_id)
+            if cluster_id in self._world.deployments or isinstance(state, Undeployed):
                 continue
-            if isinstance(state, Failed) and self.running(cluster_id) is None:
+            if isinstance(state, Failed) and running is None:
                 continue
-            if not isinstance(self.running(cluster_id), UndeployCluster):
-                self._start(cluster_id, UndeployCluster)
+            if running is None or running.deploying:
+                self._undeploy(cluster_id)
 
-    def _start(self, cluster_id: UUID, kind: type[ClusterAction]) -> None:
-        with self._lock:
-            if self._stopping:
-                return
-            previous = self._actions.get(cluster_id)
-        if previous is not None and previous.is_alive():
-            previous.cancel()
-            previous.join()
-        cluster = self._cluster(cluster_id, previous)
-        if cluster is None:
-            return
-        action = kind(
-            self.manager, self.brokers, cluster, self.registry, self.deploy_timeout, on_done=self._finished
-        )
-        with self._lock:
-            if self._stopping:
-                return
-            self._actions[cluster_id] = action
-        action.start()
+    def _deploy(self, cluster_id: UUID) -> None:
+        cluster = self._cluster(cluster_id)
+        if cluster is not None:
+            self._runner.deploy(cluster)
 
-    def _cluster(self, cluster_id: UUID, previous: ClusterAction | None) -> ClusterDescriptor | None:
-        known = self._clusters.get(cluster_id)
+    def _undeploy(self, cluster_id: UUID) -> None:
+        cluster = self._cluster(cluster_id)
+        if cluster is not None:
+            self._runner.undeploy(cluster, time.monotonic())
+
+    def _cluster(self, cluster_id: UUID) -> ClusterDescriptor | None:
+        """The descriptor as of the event handled, or the one its running action keeps (an
+        undeploy may outlive its descriptor)."""
+        known = self._world.clusters.get(cluster_id)
         if known is not None:
             return known
-        found = self.manager.get(ResourceKind.CLUSTER, cluster_id)
-        if isinstance(found, ClusterDescriptor):
-            return found
-        return previous.cluster if previous is not None else None
-
-    def _running_actions(self) -> dict[UUID, ClusterAction]:
-        with self._lock:
-            return {cid: a for cid, a in self._actions.items() if a.is_alive()}
-
-    def _finished(self, action: ClusterAction) -> None:
-        with self._lock:
-            if self._actions.get(action.cluster.id) is action:
-                del self._actions[action.cluster.id]
+        running = self._runner.running(cluster_id)
+        return running.cluster if running is not None else None

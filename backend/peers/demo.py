@@ -7,8 +7,9 @@ be switched online/offline. A demo peer that goes offline forgets its configurat
 that reboots.
 
 When storage refuses writes (a full disk), what the benches could not say is kept (per peer: its
-connection state, its latest report) and said again after a pause that doubles up to
-RETRY_MAX; meanwhile nothing else is attempted, and stopping drops it all.
+connection state, its latest report) and said again after a growing pause (``Backoff``: at once,
+then RETRY_FIRST doubled up to RETRY_MAX); meanwhile nothing else is attempted, and stopping drops
+it all.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from backend.deployment.parameters import dependency_order
 from backend.manager import ResourcesManager
 from backend.peers.broker import PeerBroker
 from backend.peers.scheduler import Scheduler
+from resources.backoff import Backoff
 from resources.configuration import (
     Parameter,
     ParameterAbsent,
@@ -47,7 +49,7 @@ from resources.wire import EventBatch, Resync
 
 log = logging.getLogger(__name__)
 ACTOR = "demo-simulation"
-#: Seconds before the first retry of writes storage refused; doubled per failure up to RETRY_MAX.
+#: Seconds before the second retry of writes storage refused; doubled per failure up to RETRY_MAX.
 RETRY_FIRST = 0.1
 RETRY_MAX = 5.0
 
@@ -132,7 +134,7 @@ class DemoPeerBroker(PeerBroker):
         # Writes storage refused, said again after a pause (guarded by _lock).
         self._unsaved_connections: set[UUID] = set()
         self._unsaved_reports: set[UUID] = set()
-        self._retry_pause = 0.0  # 0: storage works (as far as the broker knows)
+        self._backoff = Backoff(RETRY_FIRST, RETRY_MAX)  # no retries: storage works (as far as it knows)
         self._retry_due = False  # a retry is scheduled: write nothing until it runs
 
     # -- PeerBroker ------------------------------------------------------------------------
@@ -151,6 +153,10 @@ class DemoPeerBroker(PeerBroker):
             self._unsaved_reports.clear()
         self._subscription.close()
         self._scheduler.stop()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Every simulated step scheduled so far has run (retries of refused writes included)."""
+        return self._scheduler.wait_idle(timeout)
 
     def configure(self, peer_id: UUID, configuration: PeerConfiguration) -> None:
         with self._lock:
@@ -235,17 +241,17 @@ class DemoPeerBroker(PeerBroker):
             unsaved.add(peer_id)
             if self._retry_due:
                 return
-            first = self._retry_pause == 0.0
-            self._retry_pause = min(max(self._retry_pause * 2, RETRY_FIRST), RETRY_MAX)
+            first = self._backoff.retries == 0
+            pause = self._backoff.next_delay()
             self._retry_due = True
-            pause = self._retry_pause
         if first:
             log.info("demo peers: storage refuses their writes (%s); retrying with backoff", exc.message)
         self._scheduler.call_later(pause, self._retry)
 
     def _saved(self) -> None:
         with self._lock:
-            recovered, self._retry_pause = self._retry_pause > 0.0, 0.0
+            recovered = self._backoff.retries > 0
+            self._backoff.reset()
         if recovered:
             log.info("demo peers: storage accepts their writes again")
 

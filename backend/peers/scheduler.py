@@ -18,6 +18,7 @@ class Scheduler:
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._stopped = False
+        self._running = False  # a task is being run
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
@@ -32,6 +33,11 @@ class Scheduler:
 
     def call_soon(self, fn: Callable[[], None]) -> None:
         self.call_later(0.0, fn)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no task is queued or running (or it stopped); True when reached."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._stopped or (not self._heap and not self._running), timeout)
 
     def stop(self) -> None:
         with self._cond:
@@ -50,7 +56,12 @@ class Scheduler:
                 if self._stopped:
                     return
                 _, _, fn = heapq.heappop(self._heap)
+                self._running = True
             try:
                 fn()
             except Exception:  # one failing task must not stop the simulation
                 log.exception("scheduled task failed")
+            finally:
+                with self._cond:
+                    self._running = False
+                    self._cond.notify_all()

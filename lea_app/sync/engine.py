@@ -20,6 +20,7 @@ from enum import StrEnum
 
 from lea_app.connection.base import Connection, ConnectionLost, Delivery, EventStream
 from lea_app.sync.store import Store
+from resources.backoff import Backoff
 from resources.errors import LeaError
 from resources.events import Event
 from resources.wire import EventBatch, Hello, Resync
@@ -42,23 +43,6 @@ class _NeedsResync(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class Backoff:
-    """Exponential delays (first, doubled up to ``maximum``); ``reset`` after a healthy period."""
-
-    def __init__(self, first: float = 0.1, maximum: float = 5.0) -> None:
-        self.first = first
-        self.maximum = maximum
-        self._next = 0.0
-
-    def next_delay(self) -> float:
-        delay = self._next
-        self._next = min(self.maximum, max(self.first, self._next * 2))
-        return delay
-
-    def reset(self) -> None:
-        self._next = 0.0
 
 
 class SyncEngine:

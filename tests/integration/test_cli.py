@@ -95,7 +95,7 @@ def seeded(data_dir: Path, fleet: tuple[Any, ...]) -> Path:
     backend = Backend(data_dir)
     try:
         backend.manager.start()
-        actions.apply_resources(backend.manager, fleet, "seed")
+        actions.store_resources(backend.manager, fleet, "seed")
     finally:
         backend.manager.close(checkpoint=False)
         backend.close()

@@ -32,8 +32,9 @@ from uuid import UUID
 
 from lea_app.connection.base import EventStream
 from lea_app.connection.remote import RemoteConnection, RemoteEventStream
-from lea_app.sync.engine import Backoff, SyncEngine, SyncState
+from lea_app.sync.engine import SyncEngine, SyncState
 from lea_app.sync.store import Store
+from resources.backoff import Backoff
 from resources.cluster import ClusterDescriptor
 from resources.errors import LeaError
 from resources.events import Event, StateSnapshot, WriteResult

@@ -1,7 +1,9 @@
 """Cluster deployment end to end, in-process: the seed's sequence and everything around it.
 
-A real Backend on a temporary data directory with demo peers (zero or small delays). Every wait
-polls with a generous deadline: nothing here depends on how fast a loaded machine is.
+A real Backend on a temporary data directory with demo peers (zero or small delays). Tests wait
+for conditions, never for time: a state reached (polled, with a generous deadline), or
+``Backend.wait_idle`` (every event up to the published revision handled by the operator and the
+demo peers, nothing left for them to do): nothing here depends on how fast a loaded machine is.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pytest
 from backend import actions
 from backend.backend import Backend
 from backend.demo import CLUSTERS, FLEET, seed_demo
-from backend.deployment.actions import ClusterAction, UndeployCluster
+from backend.deployment.runner import ActionRunner, ClusterAction
 from backend.peers.broker import PeerBroker
 from backend.peers.demo import DemoFaults, OfflineFault, ParameterFailure
 from resources.cluster import ClusterDescriptor
@@ -224,7 +226,8 @@ def test_seed_sequence_end_to_end(data_dir: Path, backends: Backends) -> None:
     lea = backend.manager.subscribe(kinds=[ResourceKind.CLUSTER_DEPLOYMENT, ResourceKind.CLUSTER_STATE])
     stored = actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)
     wait_status(backend, cluster.id, Deployed)
-    wait_for(lambda: backend.operator.running(cluster.id) is None, what="the deploy action to end")
+    assert backend.wait_idle()  # every event handled, nothing left to do
+    assert backend.operator.running(cluster.id) is None
     # A later write of a watched kind marks the end: everything before it is the whole sequence.
     marker = actions.store_cluster_deployment(backend.manager, sentinel.id, ACTOR)
 
@@ -281,6 +284,23 @@ def test_seed_sequence_end_to_end(data_dir: Path, backends: Backends) -> None:
         reopened.close()
 
 
+def test_wait_idle_is_a_barrier(data_dir: Path, backends: Backends) -> None:
+    """Once it returns, the operator and the demo peers have reacted to everything written before."""
+    backend = backends.start(data_dir)
+    remote = make_peer("bench-away")  # no broker reaches it: the deployment can only wait
+    lead, can, eth = three_demo_peers()
+    for peer in (remote, lead, can, eth):
+        actions.store_peer_descriptor(backend.manager, peer, ACTOR)
+    waiting = add_cluster(backend, "waiting-cluster", remote)
+    moving = add_cluster(backend, "moving-cluster", lead, can, eth)
+    actions.store_cluster_deployment(backend.manager, waiting.id, ACTOR)
+    actions.store_cluster_deployment(backend.manager, moving.id, ACTOR)
+    assert backend.wait_idle()  # no wait for any state before it
+    assert isinstance(status(backend, waiting.id), Waiting)
+    assert status(backend, moving.id) == Deployed()
+    assert backend.operator.running(moving.id) is None
+
+
 def test_restart_with_a_deployed_cluster(data_dir: Path, backends: Backends) -> None:
     backend = backends.start(data_dir)
     peers = three_demo_peers()
@@ -294,7 +314,8 @@ def test_restart_with_a_deployed_cluster(data_dir: Path, backends: Backends) -> 
     # Restored from storage; the volatile state is rebuilt by the operator's reconciliation.
     assert backend.manager.get(ResourceKind.CLUSTER_DEPLOYMENT, cluster.id) is not None
     wait_status(backend, cluster.id, Deployed)
-    wait_for(lambda: backend.operator.running(cluster.id) is None, what="the deploy action to end")
+    assert backend.wait_idle()  # every event handled, nothing left to do
+    assert backend.operator.running(cluster.id) is None
     assert status(backend, cluster.id) == Deployed()
     for peer in peers:
         report = backend.manager.get(ResourceKind.PEER_CONFIGURATION_STATE, peer.id)
@@ -370,7 +391,8 @@ def test_failure_injection_then_retry(data_dir: Path, backends: Backends) -> Non
     assert parameter.kind == ParameterKind.CAN_CONNECTION
     assert "port 20001 in use" in failed.reason and "bench-can" in failed.reason
     assert "can_connection" in failed.reason
-    wait_for(lambda: backend.operator.running(cluster.id) is None, what="the failed action to end")
+    assert backend.wait_idle()  # every event handled, nothing left to do
+    assert backend.operator.running(cluster.id) is None
     assert isinstance(status(backend, cluster.id), Failed)  # it stays Failed: no silent retry
 
     backend.demo_peers.faults.failures.clear()
@@ -451,12 +473,12 @@ def test_a_non_demo_peer_that_never_connects_waits(data_dir: Path, backends: Bac
     actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)
     waiting = wait_status(backend, cluster.id, Waiting)
     assert waiting.peers == (remote.id,) and "bench-remote" in waiting.reason
-    # Well past the timeout it still waits: waiting for a peer is not a failure.
-    until = time.monotonic() + 4 * 0.5
-    while time.monotonic() < until:
-        assert isinstance(status(backend, cluster.id), Waiting)
-        time.sleep(0.05)
-    assert backend.operator.running(cluster.id) is not None
+    # Waiting for a peer is not a failure: once everything is handled, the action still runs and
+    # has no timer armed, so no timeout can fail it (test_deploy_step checks it with a clock).
+    assert backend.wait_idle()
+    assert isinstance(status(backend, cluster.id), Waiting)
+    action = backend.operator.running(cluster.id)
+    assert action is not None and action.progress.wake_at is None
 
 
 class _SilentOn(PeerBroker):
@@ -477,6 +499,9 @@ class _SilentOn(PeerBroker):
 
     def stop(self) -> None:
         self.inner.stop()
+
+    def wait_idle(self, timeout: float) -> bool:
+        return self.inner.wait_idle(timeout)
 
 
 def test_a_demo_peer_that_never_reports_times_out(data_dir: Path, backends: Backends) -> None:
@@ -550,8 +575,9 @@ def test_undeploy_failures(data_dir: Path, backends: Backends) -> None:
     failed = wait_status(backend, erroring.id, Failed)
     assert failed.peer == can.id and "busy" in failed.reason and "undeploy" in failed.reason
     assert "bench-can" in failed.reason and "can_bridge" in failed.reason
-    wait_for(lambda: backend.operator.running(erroring.id) is None)
-    assert backend.operator.registry.busy({lead.id, can.id}, uuid.uuid4()) == {}
+    assert backend.wait_idle()  # every event handled, nothing left to do
+    assert backend.operator.running(erroring.id) is None
+    assert backend.operator.undeploying() == {}  # the failed undeploy holds no peer any more
     backend.demo_peers.faults.failures.clear()
 
     quiet = add_cluster(backend, "quiet-cluster", eth, can)
@@ -608,20 +634,21 @@ def test_two_clusters_sharing_a_peer(data_dir: Path, backends: Backends) -> None
     assert blocked()[eth.id].name == "third-cluster"
 
 
-@pytest.mark.parametrize("slow_start", [False, True], ids=["prompt", "slow-undeploy-thread"])
+@pytest.mark.parametrize("refused", [False, True], ids=["prompt", "undeploy-stuck-on-a-refused-write"])
 def test_a_new_deployment_waits_for_a_peer_still_undeploying(
-    data_dir: Path, backends: Backends, monkeypatch: pytest.MonkeyPatch, slow_start: bool
+    data_dir: Path, backends: Backends, monkeypatch: pytest.MonkeyPatch, refused: bool
 ) -> None:
-    if slow_start:
-        # The undeploy's thread takes a while to get going: its peers must count as undeploying
-        # from the moment the operator starts it, not from when the thread gets round to it.
-        original = UndeployCluster._fetch_view
+    # refused: storage refuses the undeploy's first writes until the new deployment waits: its
+    # peers count as undeploying from the moment the operator starts it, not once it got going.
+    refusing = threading.Event()
+    original = actions.set_peer_configuration
 
-        def slow_fetch_view(self: UndeployCluster) -> Any:
-            time.sleep(0.3)
-            return original(self)
+    def set_peer_configuration(manager: Any, configuration: PeerConfiguration, actor: str) -> Any:
+        if refusing.is_set() and configuration.parameters[0].target == Target.ABSENT:
+            raise StorageFailed("the change could not be saved: database or disk is full (test)")
+        return original(manager, configuration, actor)
 
-        monkeypatch.setattr(UndeployCluster, "_fetch_view", slow_fetch_view)
+    monkeypatch.setattr(actions, "set_peer_configuration", set_peer_configuration)
     backend = backends.start(data_dir)
     lead, can, eth = three_demo_peers()
     add_peers(backend, lead, can, eth)
@@ -631,12 +658,15 @@ def test_a_new_deployment_waits_for_a_peer_still_undeploying(
     wait_status(backend, first.id, Deployed)
 
     backend.demo_peers.delay_scale = 0.5  # undeploying takes a while
+    if refused:
+        refusing.set()
     recorder = Recorder(backend, [ResourceKind.CLUSTER_STATE])
     actions.delete_cluster_deployment(backend.manager, first.id, ACTOR)
     actions.store_cluster_deployment(backend.manager, second.id, ACTOR)  # at once: no grace period
     waiting = recorder.wait_state(second.id, Waiting)
     assert "undeploying" in waiting.reason and "first-cluster" in waiting.reason
     assert set(waiting.peers) == {can.id, eth.id}
+    refusing.clear()
     backend.demo_peers.delay_scale = 0.0
     wait_status(backend, second.id, Deployed)
     recorder.close()
@@ -653,40 +683,47 @@ def test_a_new_deployment_waits_for_a_peer_still_undeploying(
     assert backend.manager.get(ResourceKind.PEER_CONFIGURATION, lead.id) is None
 
 
-def test_a_newer_request_cancels_the_older(data_dir: Path, backends: Backends) -> None:
+def test_a_newer_request_cancels_the_older(
+    data_dir: Path, backends: Backends, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests in a burst: each cancels the cluster's running action before the next one begins."""
+    lives: list[tuple[str, ClusterAction]] = []  # ("begin" | "end", action) in the order they happen
+    begin, end = ActionRunner._begin, ActionRunner._end
+
+    def recorded_begin(self: ActionRunner, action: ClusterAction, members: tuple[UUID, ...]) -> ClusterAction:
+        started = begin(self, action, members)
+        lives.append(("begin", action))
+        return started
+
+    def recorded_end(self: ActionRunner, action: ClusterAction) -> None:
+        current = self.running(action.cluster.id) is action
+        end(self, action)
+        if current:
+            lives.append(("end", action))
+
+    monkeypatch.setattr(ActionRunner, "_begin", recorded_begin)
+    monkeypatch.setattr(ActionRunner, "_end", recorded_end)
     backend = backends.start(data_dir, demo_delay_scale=0.01)
     lead, can, eth = three_demo_peers()
     add_peers(backend, lead, can, eth)
     cluster = add_cluster(backend, "busy-cluster", lead, can, eth)
 
-    alive_at_once = 0
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal alive_at_once
-        while not stop.is_set():
-            mine = [t for t in threading.enumerate() if isinstance(t, ClusterAction) and t.cluster.id == cluster.id]
-            alive_at_once = max(alive_at_once, sum(1 for t in mine if t.is_alive()))
-            time.sleep(0.001)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        for _ in range(5):
-            actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)
-            actions.delete_cluster_deployment(backend.manager, cluster.id, ACTOR)
-            actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)
-            actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)  # stored again
-            actions.delete_cluster_deployment(backend.manager, cluster.id, ACTOR)
+    for _ in range(5):
         actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)
-        wait_for(
-            lambda: isinstance(status(backend, cluster.id), Deployed) and backend.operator.running(cluster.id) is None,
-            what="Deployed with no action left",
-        )
-    finally:
-        stop.set()
-        sampler.join()
-    assert alive_at_once <= 1
+        actions.delete_cluster_deployment(backend.manager, cluster.id, ACTOR)
+        actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)
+        actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)  # stored again
+        actions.delete_cluster_deployment(backend.manager, cluster.id, ACTOR)
+    actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)
+    wait_status(backend, cluster.id, Deployed)
+    assert backend.wait_idle()
+    assert backend.operator.running(cluster.id) is None
+    mine = [(what, a) for what, a in lives if a.cluster.id == cluster.id]
+    assert len(mine) >= 4
+    # Strictly one at a time: every action ends before the next begins, and the last one ended.
+    assert [what for what, _ in mine] == ["begin", "end"] * (len(mine) // 2), [w for w, _ in mine]
+    assert all(mine[i][1] is mine[i + 1][1] for i in range(0, len(mine), 2))
+    assert mine[-1][1].deploying and mine[-1][1].outcome == Deployed()
     assert status(backend, cluster.id) == Deployed()
     for peer in (lead, can, eth):  # the last word is the deployment's, on every member
         configuration = backend.manager.get(ResourceKind.PEER_CONFIGURATION, peer.id)
@@ -703,7 +740,8 @@ def test_member_offline_while_deployed_degrades_then_recovers(data_dir: Path, ba
     cluster = add_cluster(backend, "degrading-cluster", lead, can, eth)
     actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)
     wait_status(backend, cluster.id, Deployed)
-    wait_for(lambda: backend.operator.running(cluster.id) is None, what="the deploy action to end")
+    assert backend.wait_idle()  # every event handled, nothing left to do
+    assert backend.operator.running(cluster.id) is None
     backend.demo_peers.set_online(eth.id, False)
     wait_for(lambda: status(backend, cluster.id) == Deployed(health="degraded"), what="degraded")
     backend.demo_peers.set_online(eth.id, True)  # it forgot everything: rolled out again
@@ -723,7 +761,8 @@ def test_a_failed_cluster_stays_failed_when_a_member_goes_offline(data_dir: Path
     marker = add_cluster(backend, "marker-cluster", *others)
     actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)
     failed = wait_status(backend, cluster.id, Failed)
-    wait_for(lambda: backend.operator.running(cluster.id) is None, what="the action to end")
+    assert backend.wait_idle()  # every event handled, nothing left to do
+    assert backend.operator.running(cluster.id) is None
 
     recorder = Recorder(backend, [ResourceKind.CLUSTER_STATE])
     backend.demo_peers.set_online(can.id, False)
@@ -755,7 +794,8 @@ def test_undeploy_survives_deleting_the_descriptor(data_dir: Path, backends: Bac
             return backend.manager.get(ResourceKind.PEER_CONFIGURATION, peer_id) is None
 
         wait_for(cleared, what=f"{peer.name} cleared")
-    wait_for(lambda: backend.operator.running(cluster.id) is None)
+    assert backend.wait_idle()  # every event handled, nothing left to do
+    assert backend.operator.running(cluster.id) is None
     assert backend.manager.get(ResourceKind.CLUSTER_STATE, cluster.id) is None  # not resurrected
 
 
@@ -820,7 +860,8 @@ def test_resync_reconciles_idempotently(data_dir: Path, backends: Backends) -> N
     actions.store_cluster_deployment(backend.manager, settled.id, ACTOR)
     failed = wait_status(backend, broken.id, Failed)
     wait_status(backend, settled.id, Deployed)
-    wait_for(lambda: backend.operator.running(settled.id) is None and backend.operator.running(broken.id) is None)
+    assert backend.wait_idle()
+    assert backend.operator.running(settled.id) is None and backend.operator.running(broken.id) is None
 
     recorder = Recorder(backend, [ResourceKind.CLUSTER_STATE])
     actions.store_cluster_deployment(backend.manager, moving.id, ACTOR)
@@ -872,22 +913,20 @@ def test_failed_commits_mid_deployment_do_not_strand_it(data_dir: Path, backends
     # For a while, a persisted write rides in (nearly) every group, and every such group fails.
     appends.failing = True
     refused = 0
-    until = time.monotonic() + 0.4
-    toggled = False
-    while time.monotonic() < until:
+    for i in range(200):
         try:
             actions.store_peer_descriptor(backend.manager, extra, ACTOR)
         except StorageFailed:
             refused += 1
-        if not toggled and time.monotonic() > until - 0.2:  # a bench reboots meanwhile
-            toggled = True
+        if i == 100:  # a bench reboots meanwhile
             backend.demo_peers.set_online(eth.id, False)
             backend.demo_peers.set_online(eth.id, True)
     appends.failing = False
     assert refused > 0 and appends.failures > 0
 
     wait_status(backend, cluster.id, Deployed)
-    wait_for(lambda: backend.operator.running(cluster.id) is None)
+    assert backend.wait_idle()  # every event handled, nothing left to do
+    assert backend.operator.running(cluster.id) is None
     recorder.close()
     assert recorder.resyncs > 0
     wait_online(backend, eth)  # what the demo broker knows is what everyone sees again

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from backend import actions, admin
+from backend import actions, admin, restore
 from backend.backend import Backend
 from backend.storage.sqlite import SqliteEventStore
 from resources import ClusterDeployment, ClusterDescriptor, Device, PeerDescriptor, ResourceKind
@@ -378,7 +378,7 @@ class ManagerMachine(RuleBasedStateMachine):
     # -- restore from storage ----------------------------------------------------------------------
     def _check_storage(self, store: SqliteEventStore, live: dict[Key, Any]) -> None:
         for use_checkpoint in (True, False):
-            state, _ = admin.replay(store, use_checkpoint=use_checkpoint)
+            state, _ = restore.replay(store, use_checkpoint=use_checkpoint)
             restored = {(r.kind, r.id): r for r in state.persisted()}
             assert restored == live, f"restore (use_checkpoint={use_checkpoint}) differs from the live state"
         report = admin.verify(store)

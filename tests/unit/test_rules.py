@@ -6,7 +6,6 @@ nothing: the number of stored events, the published revision and the published s
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -59,25 +58,9 @@ def backend(data_dir: Path) -> Iterator[Backend]:
         b.close()
 
 
-def settle(backend: Backend, quiet: float = 0.15, limit: float = 5.0) -> None:
-    """Wait until the operators stopped publishing (a deployment makes them write volatile state)."""
-    if not backend.manager.resources_of(ResourceKind.CLUSTER_STATE) and not backend.manager.resources_of(
-        ResourceKind.CLUSTER_DEPLOYMENT
-    ):
-        return
-    deadline = time.monotonic() + limit
-    revision, since = backend.manager.revision, time.monotonic()
-    while time.monotonic() < deadline:
-        time.sleep(0.02)
-        if backend.manager.revision != revision:
-            revision, since = backend.manager.revision, time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            return
-
-
 def refused(backend: Backend, error: type[E], fn: Callable[[], Any]) -> E:
     """Run ``fn`` expecting ``error``; assert that nothing at all was written or published."""
-    settle(backend)
+    assert backend.wait_idle()  # the operators wrote what they had to (a deployment makes them)
     events_before = backend.store.event_count()
     last_before = backend.store.last_revision()
     revision_before = backend.manager.revision

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from backend import actions, admin
+from backend import actions, admin, restore
 from backend.backend import Backend
 from backend.settings import Settings, load_settings
 from backend.storage.base import EventStore
@@ -148,7 +148,7 @@ def state_of(events: list[Event]) -> dict[tuple[ResourceKind, uuid.UUID], AnyRes
 def replayed_state(
     store: EventStore, use_checkpoint: bool
 ) -> dict[tuple[ResourceKind, uuid.UUID], AnyResource]:
-    state, _ = admin.replay(store, use_checkpoint=use_checkpoint)
+    state, _ = restore.replay(store, use_checkpoint=use_checkpoint)
     return {(r.kind, r.id): r for r in state.persisted()}
 
 

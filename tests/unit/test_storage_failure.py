@@ -201,7 +201,7 @@ def test_a_deployment_survives_a_storage_outage_longer_than_its_timeout(
 ) -> None:
     """Reports that could not be stored are no silence of the peer: the deployment is not failed
     for it, and it finishes once storage works again, however long the outage lasted."""
-    monkeypatch.setattr("backend.deployment.actions.COMMIT_RETRY_FOR", 0.3)  # the outage outlasts it
+    monkeypatch.setattr("backend.deployment.runner.COMMIT_RETRY_FOR", 0.3)  # the outage outlasts it
     backend = Backend(seeded, demo_delay_scale=0.3, deploy_timeout=1.0, revision_block=1).start()
     manager = backend.manager
     try:

@@ -82,7 +82,7 @@ def test_subscribe_after_the_current_revision_gets_nothing_old(backend: Backend)
 def test_replay_keeps_transactions_together_and_filters_kinds(backend: Backend) -> None:
     a, b = make_peer("bench-a"), make_peer("bench-b")
     start = backend.manager.revision
-    actions.apply_resources(backend.manager, [a, b, make_cluster("cluster-ab", a, b)], ACTOR)
+    actions.store_resources(backend.manager, [a, b, make_cluster("cluster-ab", a, b)], ACTOR)
     actions.set_peer_connection_state(backend.manager, a.id, Offline(), "broker")
     sub = backend.manager.subscribe(after=start)
     batches = [i for i in deliveries(sub) if isinstance(i, EventBatch)]

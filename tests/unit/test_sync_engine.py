@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 
 import lea_app.sync.engine as engine_module
 from lea_app.connection.base import ConnectionLost
-from lea_app.sync.engine import Backoff, SyncEngine, SyncState
+from lea_app.sync.engine import SyncEngine, SyncState
 from lea_app.sync.store import Store, StoreChange
+from resources.backoff import Backoff
 from resources.events import Event, EventType, StateSnapshot
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
@@ -568,22 +569,6 @@ async def test_a_connection_lost_again_while_resuming_keeps_resuming() -> None:
     assert rig.states == [LIVE, RESUMING, LIVE]
     assert rig.contents() == contents_of(a, b)
     await rig.stop()
-
-
-# -- backoff ---------------------------------------------------------------------------------------
-def test_backoff_grows_from_zero_doubles_and_caps() -> None:
-    backoff = Backoff(first=0.1, maximum=0.5)
-    assert [backoff.next_delay() for _ in range(6)] == [0.0, 0.1, 0.2, 0.4, 0.5, 0.5]
-    backoff.reset()
-    assert [backoff.next_delay() for _ in range(3)] == [0.0, 0.1, 0.2]
-
-
-def test_default_backoffs_are_bounded() -> None:
-    for backoff in (Backoff(), Backoff(first=0.25, maximum=10.0)):
-        delays = [backoff.next_delay() for _ in range(50)]
-        assert delays[0] == 0.0
-        assert delays == sorted(delays)
-        assert max(delays) == backoff.maximum
 
 
 async def resync_storm(rig: Rig, resyncs: int, snap: StateSnapshot) -> None:

@@ -1,0 +1,155 @@
+"""What a deployment step knows of the world, and the World the operator keeps it from.
+
+``ClusterView`` is one cluster's slice at one moment, built by the runner (or by a test) and only
+read by a step. ``World`` is the operator's copy of the peers, clusters, deployments and
+connections, kept current from its one subscription and shared by every running action.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from backend.deployment.parameters import cluster_members, compute_configurations
+from resources.cluster import ClusterDescriptor
+from resources.configuration import PeerConfiguration, PeerConfigurationState, Target
+from resources.derived import device_owners
+from resources.events import Event, StateSnapshot
+from resources.kinds import ResourceKind
+from resources.peer import PeerDescriptor
+from resources.state import ClusterState, ClusterStatus, Online, PeerConnectionState
+
+
+@dataclass(frozen=True)
+class Reachable:
+    """An online peer: where it is, and which time it came online (``session``): a peer seen in a
+    new session was away, and a bench that drops out forgets its configuration."""
+
+    address: str
+    session: int
+
+
+@dataclass(frozen=True)
+class Report:
+    """A peer's PeerConfigurationState, with the revision it was stored at."""
+
+    peer: UUID
+    revision: int
+    state: PeerConfigurationState
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """One cluster as a step sees it: its members (leader first), the peers, who is online, which
+    members another cluster is still being undeployed from, and the storage's health."""
+
+    cluster: ClusterDescriptor
+    members: tuple[UUID, ...]
+    peers: Mapping[UUID, PeerDescriptor]
+    online: Mapping[UUID, Reachable]
+    undeploying: Mapping[UUID, str] = field(default_factory=dict)  # member -> the other cluster's name
+    timeout: float = 60.0
+    storage_failing: bool = False
+    storage_recovered_at: float = 0.0  # monotonic time; 0.0: storage never failed
+
+    def peer_name(self, peer: UUID) -> str:
+        p = self.peers.get(peer)
+        return p.name if p is not None else str(peer)
+
+    def addresses(self) -> dict[UUID, str]:
+        """The members' reachable addresses (an offline member has none)."""
+        return {m: self.online[m].address for m in self.members if m in self.online}
+
+    def configurations(self, target: Target) -> dict[UUID, PeerConfiguration]:
+        """Each existing member's configuration (none once the leader itself is gone: every
+        parameter is about the tunnels to it)."""
+        if self.cluster.leader not in self.peers:
+            return {}
+        peers = {m: self.peers[m] for m in self.members if m in self.peers}
+        return compute_configurations(self.cluster, peers, self.addresses(), target)
+
+
+def members_of(
+    cluster: ClusterDescriptor, peers: Mapping[UUID, PeerDescriptor], owners: dict[UUID, UUID]
+) -> tuple[UUID, ...]:
+    """The cluster's existing member peers, leader first."""
+    return tuple(m for m in cluster_members(cluster, owners) if m in peers)
+
+
+class World:
+    """Peers, clusters, deployments and connections as of the last event the operator handled."""
+
+    def __init__(self) -> None:
+        self.revision = 0  # of the snapshot it was last rebuilt from: older events are in it already
+        self.peers: dict[UUID, PeerDescriptor] = {}
+        self.clusters: dict[UUID, ClusterDescriptor] = {}
+        self.deployments: set[UUID] = set()
+        self.online: dict[UUID, Reachable] = {}
+        self._owners: dict[UUID, UUID] | None = None
+        self._sessions = itertools.count(1)
+
+    def members(self, cluster: ClusterDescriptor) -> tuple[UUID, ...]:
+        if self._owners is None:
+            self._owners = device_owners(self.peers.values())
+        return members_of(cluster, self.peers, self._owners)
+
+    def deployed_clusters_with(self, peer: UUID) -> list[ClusterDescriptor]:
+        clusters = (self.clusters.get(c) for c in self.deployments)
+        return [c for c in clusters if c is not None and peer in self.members(c)]
+
+    def rebuild(self, snapshot: StateSnapshot) -> dict[UUID, ClusterStatus]:
+        """Start again from ``snapshot``; returns the cluster states it holds.
+
+        A peer online before and now keeps its session (nothing says it was away); the actions
+        are told to resend anyway, since reports may have been lost.
+        """
+        self.revision = snapshot.revision
+        self.peers, self.clusters, self.deployments = {}, {}, set()
+        online, self.online = self.online, {}
+        states: dict[UUID, ClusterStatus] = {}
+        for r in snapshot.resources:
+            if isinstance(r, PeerDescriptor):
+                self.peers[r.id] = r
+            elif isinstance(r, ClusterDescriptor):
+                self.clusters[r.id] = r
+            elif r.kind == ResourceKind.CLUSTER_DEPLOYMENT:
+                self.deployments.add(r.id)
+            elif isinstance(r, ClusterState):
+                states[r.id] = r.state
+            elif isinstance(r, PeerConnectionState) and isinstance(r.state, Online):
+                before = online.get(r.id)
+                session = before.session if before is not None else next(self._sessions)
+                self.online[r.id] = Reachable(r.state.remote_host, session)
+        self._owners = None
+        return states
+
+    def apply(self, event: Event) -> bool:
+        """Apply one event; True when it brought a peer online or took it offline."""
+        if event.kind == ResourceKind.PEER:
+            if isinstance(event.resource, PeerDescriptor):
+                self.peers[event.id] = event.resource
+            else:
+                self.peers.pop(event.id, None)
+            self._owners = None
+        elif event.kind == ResourceKind.CLUSTER:
+            if isinstance(event.resource, ClusterDescriptor):
+                self.clusters[event.id] = event.resource
+            else:
+                self.clusters.pop(event.id, None)
+        elif event.kind == ResourceKind.CLUSTER_DEPLOYMENT:
+            if event.resource is None:
+                self.deployments.discard(event.id)
+            else:
+                self.deployments.add(event.id)
+        elif event.kind == ResourceKind.PEER_CONNECTION_STATE:
+            state = event.resource.state if isinstance(event.resource, PeerConnectionState) else None
+            before = self.online.get(event.id)
+            if isinstance(state, Online):
+                session = before.session if before is not None else next(self._sessions)
+                self.online[event.id] = Reachable(state.remote_host, session)
+                return before is None
+            self.online.pop(event.id, None)
+            return before is not None
+        return False
