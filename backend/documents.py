@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,7 +32,9 @@ def parse_document(data: Any, where: str = "document") -> AnyResource:
     if kind not in _DOCUMENT_KINDS:
         raise InvalidDocument(f"{where}: resources of kind '{kind}' cannot be applied from a file")
     try:
-        return MODEL_BY_KIND[kind].model_validate(data)
+        # Strict, as the API reads its bodies (resources.documents): "demo": "yes" is refused, not
+        # coerced. Strict JSON reads UUIDs and datetimes from strings; Python-mode strict would not.
+        return MODEL_BY_KIND[kind].model_validate_json(json.dumps(data), strict=True)
     except ValidationError as exc:
         error = invalid_resource_from(exc, str(kind))
         error.message = f"{where}: {error.message}"

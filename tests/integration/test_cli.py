@@ -134,6 +134,18 @@ def test_apply_creates_then_updates_by_id(data_dir: Path, tmp_path: Path, fleet:
     assert ok(lea_backend(data_dir, "list", "cluster_deployment")).split() == ["CLUSTER", "ID", "VERSION"]
 
 
+@pytest.mark.parametrize(
+    ("field", "value"), [("demo", "yes"), ("version", "1"), ("location", 7)], ids=["demo", "version", "location"]
+)
+def test_apply_is_strict_like_the_api(
+    data_dir: Path, tmp_path: Path, fleet: tuple[Any, ...], field: str, value: Any
+) -> None:
+    peer = {**document(fleet[0]), field: value}
+    line = assert_one_error(lea_backend(data_dir, "apply", str(write_json(tmp_path / "peer.json", peer))), field)
+    assert "peer" in line
+    assert not (data_dir / "lea.db").exists() or ok(lea_backend(data_dir, "list", "peer")).count("\n") <= 1
+
+
 def test_volatile_kinds_are_never_stored(seeded: Path) -> None:
     result = lea_backend(seeded, "list", "peer_connection_state")
     assert (result.returncode, result.stdout) == (0, "")
