@@ -27,8 +27,16 @@ from backend.restore import restore_state
 from backend.settings import Settings
 from backend.state import State
 from backend.storage.base import EventStore
-from backend.subscription import Subscription
-from resources.errors import AlreadyExists, Conflict, LeaError, NotFound, ShuttingDown, StorageFailed
+from backend.subscription import Encoded, Published, Ring, StreamSubscription, Subscription, encode_batch
+from resources.errors import (
+    AlreadyExists,
+    Conflict,
+    LeaError,
+    NotFound,
+    PayloadTooLarge,
+    ShuttingDown,
+    StorageFailed,
+)
 from resources.events import SCHEMA_VERSION, Checkpoint, Event, EventType, StateSnapshot
 from resources.kinds import PERSISTED_KINDS, ResourceKind
 from resources.resource import AnyResource
@@ -85,6 +93,7 @@ class _Write:
     changes: Sequence[Change]
     actor: str
     future: Future[TxResult] = field(default_factory=Future)
+    event_json: list[str] = field(default_factory=list)  # each staged event's JSON, encoded once
 
 
 _STOP = object()
@@ -108,8 +117,8 @@ class ResourcesManager:
         self._published = State()
         self._working = State()
         self._publish_lock = threading.RLock()
-        self._subscribers: list[Subscription] = []
-        self._ring: deque[Event] = deque(maxlen=self.settings.ring_size)
+        self._subscribers: list[Subscription | StreamSubscription] = []
+        self._ring = Ring(self.settings.ring_size, self.settings.ring_bytes)
         self._queue: queue.SimpleQueue[_Write | object] = queue.SimpleQueue()
         self._epoch = uuid.uuid4().hex
         self._published_revision = 0
@@ -242,7 +251,20 @@ class ResourcesManager:
             max_queued_events or self.settings.subscriber_queue_size,
             self._unsubscribe,
             accept,
+            self.settings.subscriber_queue_bytes,
         )
+        self._register(sub, after, epoch)
+        return sub
+
+    def subscribe_stream(self, after: int | None = None, epoch: str | None = None) -> StreamSubscription:
+        """Like ``subscribe`` (no filter), delivering the JSON text of each message, for a WebSocket."""
+        sub = StreamSubscription(
+            self.settings.subscriber_queue_size, self.settings.subscriber_queue_bytes, self._unsubscribe
+        )
+        self._register(sub, after, epoch)
+        return sub
+
+    def _register(self, sub: Subscription | StreamSubscription, after: int | None, epoch: str | None) -> None:
         with self._publish_lock:
             sub._offer(Hello(epoch=self._epoch, revision=self._published_revision))
             if after is not None:
@@ -250,13 +272,11 @@ class ResourcesManager:
                 if reason is not None:
                     sub._offer(Resync(reason=reason))
                 else:
-                    for batch in _batches(e for e in self._ring if e.revision > after):
-                        sub._offer(batch)
+                    sub._offer_all(self._ring.since(after))
             if self._closed:
                 sub._finish()
             else:
                 self._subscribers.append(sub)
-        return sub
 
     def _replay_problem(self, after: int, epoch: str | None) -> str | None:
         if epoch is not None and epoch != self._epoch:
@@ -265,11 +285,12 @@ class ResourcesManager:
             return f"revision {after} is ahead of the backend ({self._published_revision})"
         if after == self._published_revision:
             return None
-        if not self._ring or self._ring[0].revision > after + 1:
+        first = self._ring.first_revision
+        if first is None or first > after + 1:
             return f"revision {after} is older than the backend's recent events"
         return None
 
-    def _unsubscribe(self, sub: Subscription) -> None:
+    def _unsubscribe(self, sub: Subscription | StreamSubscription) -> None:
         with self._publish_lock:
             if sub in self._subscribers:
                 self._subscribers.remove(sub)
@@ -376,15 +397,16 @@ class ResourcesManager:
             self._storage_recovered()
         with self._publish_lock:
             batches = []
-            for _, events in accepted:
+            for write, events in accepted:
                 for event in events:
                     if event.resource is None:
                         self._published.delete(event.kind, event.id)
                     else:
                         self._published.put(event.resource)
-                self._ring.extend(events)
+                encoded = Encoded(encode_batch(write.event_json), events[0].revision, events[-1].revision)
+                self._ring.append(encoded)
                 self._published_revision = events[-1].revision
-                batches.append(EventBatch(events=tuple(events)))
+                batches.append(Published(EventBatch(events=tuple(events)), encoded))
             # One hand-over per subscriber per group (one lock, one wake-up), still one batch per tx.
             for sub in self._subscribers:
                 sub._offer_all(batches)
@@ -408,6 +430,15 @@ class ResourcesManager:
                 event = self._stage_change(change, tx, at, write.actor, self._next_revision + len(events))
                 if event is None:
                     continue
+                text = event.model_dump_json()  # its size, and what the ring keeps and watchers are sent
+                if len(text) > self.settings.max_event_bytes:
+                    raise PayloadTooLarge(
+                        f"{event.kind} {event.id} would be {len(text)} bytes as stored; the limit is "
+                        f"{self.settings.max_event_bytes} bytes (max_event_bytes)",
+                        kind=event.kind.value, id=str(event.id), size=len(text),
+                        limit=self.settings.max_event_bytes,
+                    )
+                write.event_json.append(text)
                 undo.append((event.kind, event.id, self._working.get(event.kind, event.id)))
                 if event.resource is None:
                     self._working.delete(event.kind, event.id)
@@ -417,6 +448,7 @@ class ResourcesManager:
         except BaseException:
             for kind, id, previous in reversed(undo):
                 self._working.restore(kind, id, previous)
+            write.event_json.clear()
             raise
         self._next_revision += len(events)
         return events
@@ -532,17 +564,3 @@ class ResourcesManager:
             "resync storm: %d failed commits started a new epoch in the last %.0f s, each making every "
             "client resync (%s)", len(self._failure_epochs), STORM_WINDOW, exc,
         )
-
-
-def _batches(events: Iterable[Event]) -> list[EventBatch]:
-    """Group consecutive events of the same transaction into one batch."""
-    batches: list[EventBatch] = []
-    current: list[Event] = []
-    for event in events:
-        if current and current[-1].tx != event.tx:
-            batches.append(EventBatch(events=tuple(current)))
-            current = []
-        current.append(event)
-    if current:
-        batches.append(EventBatch(events=tuple(current)))
-    return batches

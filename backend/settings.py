@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from resources.errors import DataDirError, invalid_resource_from
 
 SETTINGS_FILE = "lea.toml"
+KIB = 1024
+MIB = 1024 * KIB
 
 
 class Settings(BaseModel):
@@ -30,12 +32,55 @@ class Settings(BaseModel):
     subscriber_queue_size: int = Field(
         default=50_000, ge=16, description="Events a subscriber may lag behind before it must resync."
     )
+    ring_bytes: int = Field(
+        default=32 * MIB, ge=64 * KIB,
+        description="Bytes of event JSON the ring keeps; past this (or ring_size) the oldest transactions go.",
+    )
+    subscriber_queue_bytes: int = Field(
+        default=64 * MIB, ge=64 * KIB,
+        description="Bytes of event JSON a subscriber may lag behind before it must resync.",
+    )
+    max_event_bytes: int = Field(
+        default=MIB, ge=4 * KIB,
+        description="Largest event that may be stored: a resource's JSON with its revision, actor, time "
+        "and ids (~300 bytes). A larger write is refused (413 payload_too_large).",
+    )
     revision_block: int = Field(
         default=10_000, ge=1, description="Revisions reserved in meta at a time (never reused)."
     )
     write_timeout: float = Field(default=30.0, gt=0, description="Seconds a writer waits for its commit.")
     deploy_timeout: float = Field(
         default=60.0, gt=0, description="Seconds a peer may take to report a parameter."
+    )
+    # -- lea-backend serve: limits on clients (docs/protocol.md, "Limits") --
+    slow_reader_timeout: float = Field(
+        default=30.0, gt=0,
+        description="Seconds a client may leave the server's sends unread; then its stream is closed (4408) "
+        "and, if it still reads nothing as long again, its connection is dropped.",
+    )
+    ws_max_message_bytes: int = Field(
+        default=4 * KIB, ge=256, description="Largest WebSocket message a client may send (the server reads none)."
+    )
+    request_timeout: float = Field(
+        default=10.0, gt=0,
+        description="Seconds a client has to send a whole request (head and body), from the connection's "
+        "opening or the request's first byte.",
+    )
+    keep_alive_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds an idle connection is kept open between requests."
+    )
+    max_connections: int = Field(
+        default=512, ge=1,
+        description="Open connections (HTTP and WebSocket) at most; more are answered 503 and closed at once.",
+    )
+    max_header_bytes: int = Field(
+        default=16 * KIB, ge=1 * KIB, description="Largest request head (request line and headers); more: 431."
+    )
+    max_url_bytes: int = Field(
+        default=8 * KIB, ge=256, description="Longest request target (path and query string); longer: 414."
+    )
+    server_log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="warning", description="Level of the server's own log (refused connections are logged at info)."
     )
 
 

@@ -9,8 +9,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
@@ -28,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from backend import actions
 from backend.backend import Backend
 from backend.logs import Throttle
-from backend.subscription import Subscription
+from backend.subscription import StreamSubscription
 from backend.tokens import TOKEN_NAME_PATTERN, TOKEN_NAME_RULE, Role, TokenInfo, TokenStore
 from resources.base import MAX_INT64, Model
 from resources.cluster import ClusterDescriptor
@@ -48,16 +46,25 @@ from resources.events import Event, StateSnapshot, WriteResult
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
 from resources.resource import AnyResource, Resource
-from resources.wire import EventBatch, Hello, Ping, Resync
+from resources.wire import Ping
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=Model)
+#: The server's log (uvicorn's; its level is the server_log_level setting): closed streams go there.
+server_log = logging.getLogger("uvicorn.error")
 
 API = "/api/v1"
 PROBLEM = "application/problem+json"
 MAX_BODY = 1024 * 1024
 PING_SECONDS = 15.0
-TOKEN_RECHECK_SECONDS = 1.0
+#: How often an open stream's token is looked up again even when nothing is sent (it is also looked
+#: up before every chunk of messages): a revoked token's stream closes within this, plus a lookup.
+TOKEN_RECHECK_SECONDS = 0.5
+#: Messages taken from the queue, checked against the token once, then sent one by one.
+STREAM_CHUNK = 64
+#: A stream's sender yields to the event loop after this much work (a replay is long; others wait).
+SLICE_SECONDS = 0.0005
+PING_TEXT = Ping().model_dump_json()
 #: Largest revision a query may name (SQLite integers are 64-bit signed).
 MAX_REVISION = MAX_INT64
 ANONYMOUS = TokenInfo("anonymous", Role.ADMIN, "")
@@ -528,7 +535,7 @@ def create_app(backend: Backend, tokens: TokenStore | None, *, max_body: int = M
     async def watch(websocket: WebSocket) -> None:
         token_header = websocket.headers.get("authorization")
         try:
-            authenticate(token_header)  # first: without a token, nothing else is looked at
+            user = authenticate(token_header)  # first: without a token, nothing else is looked at
             epoch, after = watch_position(websocket.query_params.multi_items())
         except LeaError as exc:
             if "websocket.http.response" in websocket.scope.get("extensions", {}):
@@ -537,13 +544,14 @@ def create_app(backend: Backend, tokens: TokenStore | None, *, max_body: int = M
                 await websocket.close(code=4000 + exc.http_status, reason=exc.message[:120])
             return
         await websocket.accept()
-        subscription = manager.subscribe(after=after, epoch=epoch)
+        subscription = manager.subscribe_stream(after=after, epoch=epoch)
         try:
-            await _stream(websocket, subscription, lambda: _still_valid(authenticate, token_header))
-        except WebSocketDisconnect:
-            pass
+            await _stream(
+                websocket, subscription, lambda: _still_valid(authenticate, token_header),
+                backend.settings.slow_reader_timeout, f"'{user.name}'",
+            )
         finally:
-            subscription.close()
+            subscription.close()  # also when the client went away or the task was cancelled
 
     return app
 
@@ -586,79 +594,116 @@ def _still_valid(authenticate: Callable[[str | None], TokenInfo], header: str | 
     return True
 
 
-class _EncodedDeliveries:
-    """JSON of recent deliveries, encoded once for every watcher.
+#: Why the server closes a stream: (WebSocket close code, reason), most important first.
+REVOKED = (4401, "the token was revoked")
+SHUTTING_DOWN = (1001, "backend shutting down")
+SLOW_READER = (4408, "the client read nothing for too long")
+_CLOSE_PRIORITY = (REVOKED, SHUTTING_DOWN, SLOW_READER)
+Close = tuple[int, str]
 
-    The manager offers the same EventBatch object to every subscriber (unless a kind filter made a
-    new one), so 20 watchers need one serialisation, not 20. Entries hold their delivery, so an id
-    cannot be reused while it is cached. Used only on the server's event loop thread.
+
+async def _stream(
+    websocket: WebSocket,
+    subscription: StreamSubscription,
+    token_valid: Callable[[], bool],
+    send_timeout: float,
+    who: str,
+) -> None:
+    """Forward the subscription's messages; ping when idle; close on revocation, a stuck reader or shutdown.
+
+    Three tasks: the sender, a reader of the client's messages (their end is the disconnect), and a
+    watchdog that re-checks the token and the age of a pending send even while that send waits on
+    a client that does not read.
     """
-
-    def __init__(self, size: int = 512) -> None:
-        self._size = size
-        self._cache: OrderedDict[int, tuple[object, str]] = OrderedDict()
-
-    def __call__(self, item: Hello | EventBatch | Resync) -> str:
-        key = id(item)
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] is item:
-            return hit[1]
-        text = item.model_dump_json()
-        self._cache[key] = (item, text)
-        if len(self._cache) > self._size:
-            self._cache.popitem(last=False)
-        return text
-
-
-_encode = _EncodedDeliveries()
-
-
-async def _stream(websocket: WebSocket, subscription: Subscription, token_valid: Callable[[], bool]) -> None:
-    """Forward the subscription's deliveries; ping when idle; stop on revocation or close."""
     loop = asyncio.get_running_loop()
     ready = asyncio.Event()
+    sending = _Sending()
 
     def wake() -> None:
         with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
             loop.call_soon_threadsafe(ready.set)
 
     subscription.on_ready = wake
-    receiver = asyncio.ensure_future(websocket.receive())
-    last_sent = time.monotonic()
-    last_check = time.monotonic()
+    tasks = [
+        asyncio.ensure_future(_send(websocket, subscription, ready, token_valid, sending)),
+        asyncio.ensure_future(_read(websocket)),
+        asyncio.ensure_future(_watch(token_valid, sending, send_timeout)),
+    ]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        subscription.on_ready = None
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    reasons = {task.result() for task in done}  # a task's unexpected error propagates: a bug
+    close = next((c for c in _CLOSE_PRIORITY if c in reasons), None)
+    if close is None:  # the client went away
+        return
+    if close == SLOW_READER:
+        server_log.info("closed the event stream of %s: it read nothing for %g s (%d)", who, send_timeout, close[0])
+    else:
+        server_log.info("closed the event stream of %s: %s (%d)", who, close[1], close[0])
+    # The close frame is queued even if the client reads nothing (backend.server.limits); bounded anyway.
+    with contextlib.suppress(TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
+        async with asyncio.timeout(send_timeout):
+            await websocket.close(code=close[0], reason=close[1])
+
+
+class _Sending:
+    """When the pending send started (None: none pending); read by the watchdog."""
+
+    since: float | None = None
+
+
+async def _send(
+    websocket: WebSocket,
+    subscription: StreamSubscription,
+    ready: asyncio.Event,
+    token_valid: Callable[[], bool],
+    sending: _Sending,
+) -> Close | None:
+    loop = asyncio.get_running_loop()
+    last_sent = slice_start = loop.time()
     try:
         while True:
             ready.clear()
-            while (item := subscription.get_nowait()) is not None:
-                await websocket.send_text(_encode(item))
-                last_sent = time.monotonic()
-            if subscription.closed:
-                await websocket.close(code=1001, reason="backend shutting down")
-                return
-            now = time.monotonic()
-            if now - last_check >= TOKEN_RECHECK_SECONDS:
-                last_check = now
-                if not token_valid():
-                    await websocket.close(code=4401, reason="the token was revoked")
-                    return
-            waiter = asyncio.ensure_future(ready.wait())
-            done, _ = await asyncio.wait(
-                {waiter, receiver},
-                # wake twice per recheck period: a revoked token's stream closes within ~1.5 s
-                timeout=min(PING_SECONDS, TOKEN_RECHECK_SECONDS / 2),
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            waiter.cancel()
-            if receiver in done:
-                message = receiver.result()
-                if message.get("type") == "websocket.disconnect":
-                    return
-                receiver = asyncio.ensure_future(websocket.receive())  # clients may send pongs; ignore
-            if not done and time.monotonic() - last_sent >= PING_SECONDS:
-                await websocket.send_text(Ping().model_dump_json())
-                last_sent = time.monotonic()
-    finally:
-        subscription.on_ready = None
-        receiver.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await receiver
+            messages = subscription.take(STREAM_CHUNK)
+            if not messages:
+                if subscription.closed:
+                    return SHUTTING_DOWN
+                try:
+                    async with asyncio.timeout(max(0.0, last_sent + PING_SECONDS - loop.time())):
+                        await ready.wait()
+                    continue
+                except TimeoutError:
+                    messages = [PING_TEXT]
+            elif not token_valid():  # every message taken was committed before this look-up
+                return REVOKED
+            for text in messages:
+                sending.since = loop.time()
+                await websocket.send_text(text)
+                sending.since = None
+                last_sent = loop.time()
+                # A send does not yield while the socket takes data: let other clients run (a replay is long).
+                if last_sent - slice_start >= SLICE_SECONDS:
+                    await asyncio.sleep(0)
+                    slice_start = loop.time()
+    except WebSocketDisconnect:
+        return None
+
+
+async def _read(websocket: WebSocket) -> None:
+    """Read (and ignore) what the client sends, until it disconnects; returns then."""
+    while (await websocket.receive()).get("type") != "websocket.disconnect":
+        pass
+
+
+async def _watch(token_valid: Callable[[], bool], sending: _Sending, send_timeout: float) -> Close:
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(TOKEN_RECHECK_SECONDS)
+        if not token_valid():
+            return REVOKED
+        if sending.since is not None and loop.time() - sending.since >= send_timeout:
+            return SLOW_READER

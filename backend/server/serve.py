@@ -22,6 +22,7 @@ from backend.demo import seed_demo
 from backend.gc_policy import tune_gc_for_latency
 from backend.logs import setup_logging
 from backend.server.app import create_app
+from backend.server.limits import server_options
 from backend.tokens import TokenStore, count_tokens
 from resources.errors import InvalidRequest
 
@@ -181,12 +182,12 @@ def serve(options: ServeOptions) -> int:
             app,
             ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
             ssl_keyfile=str(options.tls_key) if options.tls_key else None,
-            log_level="warning",
             log_config=None,  # uvicorn's records go to the server's log (backend.logs), not its own handlers
             access_log=False,
             ws_ping_interval=None,  # the API sends its own pings
             lifespan="off",
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+            **server_options(backend.settings),  # timeouts, sizes, connection cap, log level
         )
         logging.getLogger("uvicorn.error").addFilter(_RefusedUpgradeNoise())  # after Config set logging up
         try:

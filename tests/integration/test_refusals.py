@@ -55,7 +55,7 @@ _CRASH = textwrap.dedent(
     if sys.argv[2] == "token":
         TokenStore(backend.data_dir.db_path).create("root", Role.ADMIN)
     for i in range(12):
-        actions.apply_resources(backend.manager, [make_peer(f"bench-{i:02}")], "seed")
+        actions.store_resources(backend.manager, [make_peer(f"bench-{i:02}")], "seed")
     backend.manager.close(checkpoint=False)  # the sequencer is idle: no checkpoint half written
     os._exit(0)
     """
@@ -277,7 +277,7 @@ def test_a_store_that_wrote_nothing_leaves_a_crashed_wal_alone(crashed: dict[str
     assert fingerprint(data_dir) == before
     # A store that does write merges the log as before (and the data is all there).
     backend = Backend(data_dir).start()
-    actions.apply_resources(backend.manager, [make_peer("bench-new")], "test")
+    actions.store_resources(backend.manager, [make_peer("bench-new")], "test")
     backend.close()
     assert not (data_dir / "lea.db-wal").exists()
     assert len(lea_backend(data_dir, "list", "peer").stdout.splitlines()) == 1 + 13
@@ -312,7 +312,7 @@ def corrupted(tmp_path: Path) -> Path:
     backend = Backend(data_dir).start()
     try:
         for i in range(60):
-            actions.apply_resources(backend.manager, [make_peer(f"bench-{i:02}")], "seed")
+            actions.store_resources(backend.manager, [make_peer(f"bench-{i:02}")], "seed")
     finally:
         backend.manager.close(checkpoint=False)
         backend.close()

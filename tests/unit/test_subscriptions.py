@@ -14,6 +14,7 @@ from backend import actions
 from backend.backend import Backend
 from backend.subscription import Subscription
 from resources import Event, ResourceKind, StateSnapshot
+from resources.errors import PayloadTooLarge
 from resources.state import Offline, Online
 from resources.wire import EventBatch, Hello, Resync
 from tests.helpers.factories import make_cluster, make_peer
@@ -165,6 +166,25 @@ def test_an_overflowing_subscriber_gets_a_resync_and_then_later_events(backend: 
     assert [e.revision for e in events_of(deliveries(slow))] == more
 
 
+def test_a_subscriber_holds_at_most_one_pending_resync(backend: Backend) -> None:
+    # A storm of failed commits offers a Resync each time; a subscriber that is not reading keeps one,
+    # and what was queued between two of them is dropped (the snapshot it refetches covers it).
+    sub = backend.manager.subscribe()
+    add_peers(backend, 1, "before")
+    for i in range(1000):
+        sub._offer(Resync(reason=f"a commit failed ({i})"))
+        if i % 100 == 0:
+            add_peers(backend, 1, f"between{i:03}")
+    after = add_peers(backend, 2, "after")
+    items = deliveries(sub)
+    assert isinstance(items[0], Hello)
+    assert [type(item) for item in items].count(Resync) == 1, items
+    assert sub.coalesced == 999
+    resync = next(n for n, item in enumerate(items) if isinstance(item, Resync))
+    assert [e.revision for e in events_of(items[resync + 1 :])] == after  # only what came after the last
+    assert len(events_of(items[:resync])) == 1  # "before" was queued ahead of the first Resync
+
+
 def test_a_subscriber_that_keeps_up_never_resyncs(backend: Backend) -> None:
     sub = backend.manager.subscribe(max_queued_events=16)
     seen: list[int] = []
@@ -274,3 +294,72 @@ def test_an_accept_filter_narrows_what_a_subscriber_is_handed(backend: Backend) 
     assert isinstance(batch, EventBatch)
     assert [e.id for e in batch.events] == [wanted.id]
     assert sub.get_nowait() is None
+
+
+# -- bounded in bytes (issue #9) ------------------------------------------------------------------
+def test_the_ring_is_bounded_in_bytes_as_well_as_in_events(data_dir: Path) -> None:
+    backend = Backend(data_dir, durability="off", ring_size=1000, ring_bytes=64 * 1024).start()
+    try:
+        revisions = [
+            actions.store_peer_descriptor(backend.manager, make_peer(f"bulky-{i:02}", devices=40), ACTOR).revision
+            for i in range(30)  # ~5 kB each: ~150 kB, more than the ring's 64 KiB
+        ]
+        items = deliveries(backend.manager.subscribe(after=revisions[0]))
+        assert [type(i) for i in items] == [Hello, Resync] and "older" in items[1].reason
+        recent = backend.manager.subscribe(after=revisions[-6])  # ~25 kB: still held
+        assert [e.revision for e in events_of(deliveries(recent))] == revisions[-5:]
+    finally:
+        backend.close()
+
+
+def test_a_subscriber_queue_overflows_in_bytes_as_well_as_in_events(data_dir: Path) -> None:
+    backend = Backend(data_dir, durability="off", subscriber_queue_bytes=64 * 1024).start()
+    try:
+        slow = backend.manager.subscribe(max_queued_events=10_000)
+        stream = backend.manager.subscribe_stream()
+        revisions = [
+            actions.store_peer_descriptor(backend.manager, make_peer(f"bulky-{i:02}", devices=40), ACTOR).revision
+            for i in range(30)  # nobody reads meanwhile
+        ]
+        for sub in (slow, stream):
+            assert sub.overflows >= 1
+            assert sub.queued[1] <= 64 * 1024
+        items = deliveries(slow)
+        last_resync = max(n for n, item in enumerate(items) if isinstance(item, Resync))
+        tail = [e.revision for e in events_of(items[last_resync + 1 :])]
+        assert tail and tail == revisions[-len(tail) :]  # after the resync: in order up to the newest
+        assert any('"type":"resync"' in text for text in stream.drain())
+    finally:
+        backend.close()
+
+
+def test_every_watcher_is_sent_one_encoding_of_each_transaction(backend: Backend) -> None:
+    start = backend.manager.revision
+    first, second = backend.manager.subscribe_stream(), backend.manager.subscribe_stream()
+    a, b = make_peer("bench-a"), make_peer("bench-b")
+    actions.store_resources(backend.manager, [a, b, make_cluster("cluster-ab", a, b)], ACTOR)
+    texts = [[t for t in sub.drain() if '"type":"events"' in t] for sub in (first, second)]
+    assert len(texts[0]) == 1 and texts[0][0] is texts[1][0]  # the same string: encoded once
+    in_process = events_of(deliveries(backend.manager.subscribe(after=start)))
+    assert texts[0][0] == EventBatch(events=tuple(in_process)).model_dump_json()  # what pydantic would send
+    # A replay hands out the ring's text as it is; one from inside a transaction only its later events.
+    assert backend.manager.subscribe_stream(after=start).drain()[1] is texts[0][0]
+    partial = backend.manager.subscribe_stream(after=start + 1).drain()[1]
+    assert [e.revision for e in EventBatch.model_validate_json(partial).events] == [start + 2, start + 3]
+
+
+def test_a_resource_over_max_event_bytes_is_refused_and_changes_nothing(data_dir: Path) -> None:
+    backend = Backend(data_dir, durability="off", max_event_bytes=4096).start()
+    try:
+        before = backend.manager.revision
+        small, large = make_peer("small-01"), make_peer("large-01", devices=60)  # ~7 kB as stored
+        with pytest.raises(PayloadTooLarge) as refused:
+            actions.store_resources(backend.manager, [small, large], ACTOR)  # all or nothing
+        assert refused.value.details["id"] == str(large.id) and refused.value.details["limit"] == 4096
+        assert backend.manager.revision == before
+        assert backend.manager.get(ResourceKind.PEER, small.id) is None
+        assert backend.store.event_count() == 0
+        result = actions.store_peer_descriptor(backend.manager, small, ACTOR)
+        assert result.revision == before + 1  # no revision was spent on the refused write
+    finally:
+        backend.close()
