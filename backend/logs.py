@@ -71,12 +71,19 @@ class _LogFile(logging.handlers.RotatingFileHandler):
         sys.stderr.write(f"lea-backend: WARNING: cannot write the log file {self.baseFilename}: {error}\n")
 
 
+#: uvicorn's INFO lines for every WebSocket, which say nothing an operator needs.
+_WEBSOCKET_NOISE = frozenset({"connection open", "connection closed"})
+
+
 class _ClientUtf8IsInfo(logging.Filter):
     """uvicorn logs a client's text frame that is not UTF-8 as an ERROR with a traceback; it is the
     client's mistake (its connection is closed with 1007), worth an INFO line, not an alarm."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.getMessage().startswith("Invalid UTF-8 sequence received from client"):
+        message = record.getMessage()
+        if message in _WEBSOCKET_NOISE:
+            return False  # the "[accepted]" line before it already names the stream and its client
+        if message.startswith("Invalid UTF-8 sequence received from client"):
             record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
             record.msg = "refused a WebSocket text frame that is not valid UTF-8; the connection was closed (1007)"
             record.args = ()

@@ -80,7 +80,8 @@ class Settings(BaseModel):
         default=8 * KIB, ge=256, description="Longest request target (path and query string); longer: 414."
     )
     server_log_level: Literal["debug", "info", "warning", "error"] = Field(
-        default="warning", description="Level of the server's own log (refused connections are logged at info)."
+        default="info",
+        description="Level of uvicorn's records in the server's log (refused connections, closed streams: info).",
     )
 
 

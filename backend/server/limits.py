@@ -48,6 +48,9 @@ from resources.errors import InvalidRequest, LeaError
 #: Descriptors kept free of connections (database, WAL, pipes, threads) when max_connections is
 #: above what the process may open.
 RESERVED_FDS = 32
+#: Connections asyncio accepts in one go (it accepts up to the backlog before a refused connection's
+#: close runs): a burst bigger than the free descriptors ends in EMFILE and a 1 s accept pause.
+ACCEPT_BACKLOG = 32
 
 
 class RequestTimeout(LeaError):
@@ -87,7 +90,7 @@ class Limits:
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         cap = settings.max_connections
         if soft != resource.RLIM_INFINITY:
-            cap = max(1, min(cap, soft - RESERVED_FDS))
+            cap = max(1, min(cap, soft - RESERVED_FDS - ACCEPT_BACKLOG))
         return cls(
             settings.request_timeout, settings.slow_reader_timeout, cap, settings.max_header_bytes,
             settings.max_url_bytes,
@@ -114,6 +117,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "timeout_keep_alive": settings.keep_alive_timeout,
         "h11_max_incomplete_event_size": settings.max_header_bytes,
         "log_level": settings.server_log_level,
+        "backlog": ACCEPT_BACKLOG,
     }
 
 

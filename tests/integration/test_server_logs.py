@@ -43,6 +43,7 @@ def test_serve_logs_refused_tokens_and_bad_frames_to_its_data_directory(tmp_path
     utf8 = [line for line in lines if "not valid UTF-8" in line]
     assert len(utf8) == 1 and " INFO " in utf8[0], text
     assert "Traceback" not in text and " ERROR " not in text, text
+    assert "connection open" not in text and "[accepted]" in text, text  # one line per stream, naming it
     stderr = server.output()[1]
     assert stderr.strip().splitlines() == ["lea-backend: stopped"], stderr  # INFO lines go to the file only
 
