@@ -48,9 +48,12 @@ from resources.errors import InvalidRequest, LeaError
 #: Descriptors kept free of connections (database, WAL, pipes, threads) when max_connections is
 #: above what the process may open.
 RESERVED_FDS = 32
-#: Connections asyncio accepts in one go (it accepts up to the backlog before a refused connection's
-#: close runs): a burst bigger than the free descriptors ends in EMFILE and a 1 s accept pause.
-ACCEPT_BACKLOG = 32
+#: Connections asyncio accepts in one go. A refused connection's descriptor is released two loop
+#: iterations after its accept, while each iteration may accept a whole backlog again: up to three
+#: backlogs are in flight, and they must fit the descriptors the cap leaves free (else EMFILE, an
+#: ERROR and a 1 s accept pause).
+ACCEPT_BACKLOG = 16
+IN_FLIGHT_ACCEPTS = 3 * ACCEPT_BACKLOG
 
 
 class RequestTimeout(LeaError):
@@ -90,7 +93,7 @@ class Limits:
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         cap = settings.max_connections
         if soft != resource.RLIM_INFINITY:
-            cap = max(1, min(cap, soft - RESERVED_FDS - ACCEPT_BACKLOG))
+            cap = max(1, min(cap, soft - RESERVED_FDS - IN_FLIGHT_ACCEPTS))
         return cls(
             settings.request_timeout, settings.slow_reader_timeout, cap, settings.max_header_bytes,
             settings.max_url_bytes,
