@@ -20,7 +20,7 @@ DeviceOwner = Mapping[UUID, UUID] | Callable[[UUID], UUID | None]
 
 def cluster_member_ids(cluster: ClusterDescriptor, device_owner: DeviceOwner) -> set[UUID]:
     """The leader and every peer owning one of the cluster's devices."""
-    owner_of = device_owner.get if isinstance(device_owner, Mapping) else device_owner
+    owner_of = device_owner.get if isinstance(device_owner, dict | Mapping) else device_owner  # (dict: fast)
     members = {cluster.leader}
     for device in cluster.devices:
         owner = owner_of(device)
@@ -72,10 +72,11 @@ def blocked_peers(view: ResourceView) -> dict[UUID, ClusterDescriptor]:
     """Peer id -> ``blocking_cluster`` of that peer, for every peer some deployed cluster blocks."""
     blocked: dict[UUID, ClusterDescriptor] = {}
     for cluster_id in view.of_kind(ResourceKind.CLUSTER_DEPLOYMENT):
-        for peer_id in view.members(cluster_id):
-            if peer_id not in blocked:
-                cluster = blocking_cluster(view, peer_id)
-                if cluster is not None:
+        cluster = view.get(ResourceKind.CLUSTER, cluster_id)
+        if isinstance(cluster, ClusterDescriptor):
+            for peer_id in view.members(cluster_id):
+                other = blocked.get(peer_id)
+                if other is None or cluster.name < other.name:  # the first by name, as blocking_cluster
                     blocked[peer_id] = cluster
     return blocked
 

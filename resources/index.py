@@ -64,9 +64,10 @@ class ResourceIndex:
         mapping = self._by_kind[resource.kind]
         old = mapping.get(resource.id)
         mapping[resource.id] = resource
-        if isinstance(resource, PeerDescriptor):
+        # type() is: isinstance on a pydantic model runs its metaclass's Python check (hot: every event).
+        if type(resource) is PeerDescriptor:
             self._reindex_peer(resource.id, old, resource)
-        elif isinstance(resource, ClusterDescriptor):
+        elif type(resource) is ClusterDescriptor:
             self._reindex_cluster(resource.id, old, resource)
         return old
 
@@ -91,30 +92,41 @@ class ResourceIndex:
         return other
 
     # -- the indexes -----------------------------------------------------------------------
-    def _rename(self, kind: ResourceKind, id: UUID, old: object, new: str | None) -> None:
+    # A put that keeps something (the name, the devices) leaves its index entries alone: the
+    # entries are this resource's already, whenever the resources it was put among are consistent.
+    def _rename(self, kind: ResourceKind, id: UUID, old_name: str | None, new: str | None) -> None:
+        if old_name == new:
+            return
         names = self._names[kind]
-        if isinstance(old, PeerDescriptor | ClusterDescriptor):
-            key = old.name.casefold()
+        if old_name is not None:
+            key = old_name.casefold()
             if names.get(key) == id:  # (another may hold it already, mid-way through a snapshot)
                 del names[key]
         if new is not None:
             names[new.casefold()] = id
 
     def _reindex_peer(self, peer_id: UUID, old: AnyResource | None, new: PeerDescriptor | None) -> None:
-        self._rename(ResourceKind.PEER, peer_id, old, new.name if new is not None else None)
-        before = {d.id for d in old.devices} if isinstance(old, PeerDescriptor) else set()
-        after = {d.id for d in new.devices} if new is not None else set()
+        old_name = old.name if type(old) is PeerDescriptor else None
+        self._rename(ResourceKind.PEER, peer_id, old_name, new.name if new is not None else None)
+        if type(old) is PeerDescriptor and new is not None and _same_devices(old, new):
+            return  # a new location, a renamed device...: nobody's members change
         owners = self._device_owner
         moved: list[UUID] = []  # devices whose owner changed: their clusters' members may have
-        for device_id in before - after:
-            if owners.get(device_id) == peer_id:
-                del owners[device_id]
-                moved.append(device_id)
-        for device_id in after:
-            if owners.get(device_id) != peer_id:
-                owners[device_id] = peer_id
-                moved.append(device_id)
-        if moved:
+        if type(old) is PeerDescriptor and old.devices:
+            after = {d.id for d in new.devices} if new is not None else set()
+            for device in old.devices:
+                if device.id not in after and owners.get(device.id) == peer_id:
+                    del owners[device.id]
+                    moved.append(device.id)
+        if new is not None:
+            for device in new.devices:
+                device_id, known = device.id, len(owners)
+                if owners.setdefault(device_id, peer_id) != peer_id:  # (one hash of a UUID, not two)
+                    owners[device_id] = peer_id
+                    moved.append(device_id)
+                elif len(owners) != known:
+                    moved.append(device_id)
+        if moved and self._clusters_by_device:
             affected: set[UUID] = set()
             for device_id in moved:
                 affected |= self._clusters_by_device.get(device_id, _EMPTY)
@@ -124,22 +136,23 @@ class ResourceIndex:
                     self._set_members(cluster_id, frozenset(cluster_member_ids(cluster, owners)))
 
     def _reindex_cluster(self, cluster_id: UUID, old: AnyResource | None, new: ClusterDescriptor | None) -> None:
-        self._rename(ResourceKind.CLUSTER, cluster_id, old, new.name if new is not None else None)
-        before = old.devices if isinstance(old, ClusterDescriptor) else ()
+        old_name = old.name if type(old) is ClusterDescriptor else None
+        self._rename(ResourceKind.CLUSTER, cluster_id, old_name, new.name if new is not None else None)
+        before = old.devices if type(old) is ClusterDescriptor else ()
         after = new.devices if new is not None else ()
-        if isinstance(old, ClusterDescriptor) and new is not None and before == after and old.leader == new.leader:
+        if type(old) is ClusterDescriptor and new is not None and before == after and old.leader == new.leader:
             return  # the same devices and leader (a rename, a retry): nothing else changes
         by_device = self._clusters_by_device
-        kept = set(before) & set(after)
+        kept = set(before) & set(after) if before and after else _EMPTY
         for device_id in before:
-            if device_id not in kept:
+            if not kept or device_id not in kept:
                 users = by_device.get(device_id)
                 if users is not None:
                     users.discard(cluster_id)
                     if not users:
                         del by_device[device_id]
         for device_id in after:
-            if device_id not in kept:
+            if not kept or device_id not in kept:
                 by_device.setdefault(device_id, set()).add(cluster_id)
         self._set_members(cluster_id, frozenset(cluster_member_ids(new, self._device_owner)) if new else None)
 
@@ -161,3 +174,10 @@ class ResourceIndex:
                     del by_member[peer_id]
         for peer_id in members - old:
             by_member.setdefault(peer_id, set()).add(cluster_id)
+
+
+def _same_devices(old: PeerDescriptor, new: PeerDescriptor) -> bool:
+    if old.devices is new.devices:  # (model_copy keeps the tuple)
+        return True
+    pairs = zip(old.devices, new.devices, strict=False)
+    return len(old.devices) == len(new.devices) and all(a.id == b.id for a, b in pairs)

@@ -94,17 +94,18 @@ class Store:
         index = self._index
         before: dict[tuple[ResourceKind, UUID], bool] = {}
         for event in batch:
+            if event.type == EventType.DELETED or event.resource is None:
+                old = index.delete(event.kind, event.id)
+            else:
+                old = index.put(event.resource)
             key = (event.kind, event.id)
             if key not in before:
-                before[key] = event.id in index.of_kind(event.kind)
-            if event.type == EventType.DELETED or event.resource is None:
-                index.delete(event.kind, event.id)
-            else:
-                index.put(event.resource)
+                before[key] = old is not None
             self.applied_events += 1
         changes: dict[ResourceKind, StoreChange] = {}
+        mappings = {kind: index.of_kind(kind) for kind in ResourceKind}
         for (kind, id), existed in before.items():
-            exists = id in index.of_kind(kind)
+            exists = id in mappings[kind]
             change = changes.get(kind)
             if change is None:  # (not setdefault: that would build a StoreChange per id)
                 change = changes[kind] = StoreChange(kind)

@@ -24,7 +24,7 @@ from backend.state import State
 from lea_app.sync.store import Store
 from lea_app.views import dialogs
 from lea_app.views.editors import problems
-from resources import rules
+from resources import derived, rules
 from resources.cluster import ClusterDeployment, ClusterDescriptor
 from resources.configuration import PeerConfigurationState
 from resources.errors import (
@@ -349,3 +349,49 @@ def test_the_delete_dialogs_name_the_backends_refusal() -> None:
     assert dialogs.peer_delete_blockers(store, fleet.peers["lone"]) is None
     assert dialogs.cluster_delete_blockers(store, fleet.clusters["two"]) is None
     assert dialogs.cluster_summary(store, cluster).startswith(f"{len(cluster.devices)} devices on 2 peers.")
+
+
+# -- the derived facts, alike too ----------------------------------------------------------------
+def facts(view: ResourceView, fleet: Fleet) -> dict[str, Any]:
+    peers, clusters = fleet.peers.values(), fleet.clusters.values()
+    return {
+        "members": {c.name: sorted(derived.peer_names(view, view.members(c.id))) for c in clusters},
+        "clusters of peer": {p.name: derived.cluster_names(view, view.clusters_of_peer(p.id)) for p in peers},
+        "deployed clusters of peer": {
+            p.name: [c.name for c in derived.deployed_clusters_of_peer(view, p.id)] for p in peers
+        },
+        "blocking cluster": {p.name: getattr(derived.blocking_cluster(view, p.id), "name", None) for p in peers},
+        "blocked peers": {view.get(P, p).name: c.name for p, c in derived.blocked_peers(view).items()},  # type: ignore[union-attr]
+        "deployed": [c.name for c in derived.deployed_clusters(view)],
+    }
+
+
+def test_the_derived_facts_are_the_same_through_a_state_and_a_store() -> None:
+    fleet = build_fleet()
+    answers = {name: facts(view(fleet)[0], fleet) for name, view in VIEWS.items()}
+    expected = answers["backend State"]
+    assert all(a == expected for a in answers.values()), answers
+    assert expected["members"]["cluster-led"] == ["bench-a", "bench-d"]  # the leader holds no device
+    assert expected["blocking cluster"] == {
+        name: ("cluster-one" if name in ("bench-a", "bench-b") else None) for name in expected["blocking cluster"]
+    }
+    assert expected["blocked peers"] == {"bench-a": "cluster-one", "bench-b": "cluster-one"}
+
+
+def test_a_peer_in_two_deployed_clusters_is_blocked_by_the_first_by_name_everywhere() -> None:
+    """Impossible while the rules hold (a view is filled without them here): every fact still agrees."""
+    fleet = build_fleet()
+    state, store = state_of(fleet), store_from_snapshot(fleet)
+    for view in (state, store):
+        for name in ("two", "led"):
+            deployment = ClusterDeployment(id=fleet.clusters[name].id)
+            if isinstance(view, State):
+                view.put(deployment)
+            else:
+                view.apply_events([make_event("e", 100, EventType.CREATED, deployment)])
+    assert facts(state, fleet) == facts(store, fleet)
+    got = facts(state, fleet)
+    assert got["deployed clusters of peer"]["bench-a"] == ["cluster-led", "cluster-one"]
+    assert got["blocking cluster"]["bench-a"] == "cluster-led" == got["blocked peers"]["bench-a"]
+    assert got["blocking cluster"]["bench-b"] == "cluster-one" == got["blocked peers"]["bench-b"]
+    assert got["blocked peers"]["bench-c"] == "cluster-two"
