@@ -12,7 +12,7 @@ from PySide6.QtGui import QBrush, QColor
 from lea_app.models.table import Column, ResourceTableModel
 from lea_app.sync.store import Store, StoreChange
 from resources.cluster import ClusterDescriptor
-from resources.derived import cluster_member_ids
+from resources.derived import blocked_peers
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
 from resources.resource import AnyResource
@@ -79,47 +79,6 @@ def cluster_status(store_get: Callable[[ResourceKind, UUID], AnyResource | None]
     return state.state if isinstance(state, ClusterState) else Undeployed()
 
 
-class _DeviceOwners:
-    """Device id -> id of the peer that has it (``resources.derived.device_owners`` of the store's
-    peers), brought up to date peer by peer instead of being rebuilt from every peer at each flush."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.owner: dict[UUID, UUID] = {}
-        # Each peer as indexed (the store's own objects: nothing new for the garbage collector).
-        self._indexed: dict[UUID, PeerDescriptor] | None = None
-        self._changed: set[UUID] = set()
-
-    def note(self, peer_ids: Iterable[UUID]) -> None:
-        """These peers changed in the store (indexed at the next ``refresh``)."""
-        self._changed.update(peer_ids)
-
-    def refresh(self) -> set[UUID]:
-        """Index the noted peers; returns every device they had or have now (all, on the first call)."""
-        peers = self.store.all(ResourceKind.PEER)
-        if self._indexed is None:
-            self._changed.clear()
-            self._indexed = {id: p for id, p in peers.items() if isinstance(p, PeerDescriptor)}
-            self.owner = {d.id: p.id for p in self._indexed.values() for d in p.devices}
-            return set(self.owner)
-        touched: set[UUID] = set()
-        for peer_id in self._changed:
-            old = self._indexed.pop(peer_id, None)
-            if old is not None:
-                for device in old.devices:
-                    touched.add(device.id)
-                    if self.owner.get(device.id) == peer_id:
-                        del self.owner[device.id]
-            current = peers.get(peer_id)
-            if isinstance(current, PeerDescriptor):
-                self._indexed[peer_id] = current
-                for device in current.devices:
-                    touched.add(device.id)
-                    self.owner[device.id] = peer_id
-        self._changed.clear()
-        return touched
-
-
 def _changed_ids(change: StoreChange) -> set[UUID]:
     return change.inserted | change.changed | change.removed
 
@@ -160,7 +119,6 @@ class PeersModel(ResourceTableModel[PeerRow]):
 
     def __init__(self, store: Store, parent: QObject | None = None) -> None:
         super().__init__(store, parent)
-        self._owners = _DeviceOwners(store)
         self._blocked: dict[UUID, ClusterDescriptor] | None = None  # None: not worked out yet
         self._blocked_stale = False
 
@@ -175,9 +133,7 @@ class PeersModel(ResourceTableModel[PeerRow]):
             self._blocked_stale = True
             self.defer()
             if change.kind == ResourceKind.PEER:
-                ids = _changed_ids(change)
-                self._owners.note(ids)
-                return ids
+                return _changed_ids(change)
         return set()
 
     def deferred_ids(self) -> set[UUID]:
@@ -193,18 +149,8 @@ class PeersModel(ResourceTableModel[PeerRow]):
             self._blocked, self._blocked_stale = self._blocking(), False
 
     def _blocking(self) -> dict[UUID, ClusterDescriptor]:
-        """``resources.derived.blocking_clusters`` of the store, with the kept device owners."""
-        deployed = self.store.all(ResourceKind.CLUSTER_DEPLOYMENT)
-        blocked: dict[UUID, ClusterDescriptor] = {}
-        if not deployed:
-            return blocked
-        self._owners.refresh()
-        owners = self._owners.owner
-        for cluster in self.store.all(ResourceKind.CLUSTER).values():
-            if isinstance(cluster, ClusterDescriptor) and cluster.id in deployed:
-                for member in cluster_member_ids(cluster, owners):
-                    blocked.setdefault(member, cluster)
-        return blocked
+        """``resources.derived.blocked_peers`` of the store (read from its indexes)."""
+        return blocked_peers(self.store)
 
     def make_row(self, id: UUID) -> PeerRow | None:
         peer = self.store.get(ResourceKind.PEER, id)
@@ -259,9 +205,10 @@ class ClustersModel(ResourceTableModel[ClusterRow]):
 
     def __init__(self, store: Store, parent: QObject | None = None) -> None:
         super().__init__(store, parent)
-        self._device_owners = _DeviceOwners(store)
-        self._owners = self._device_owners.owner
         self._peers_changed: set[UUID] = set()
+        # The members each cluster's row was last built with (filtered out or not): the store's index
+        # says when they changed, the model only remembers what it built from.
+        self._built_members: dict[UUID, frozenset[UUID]] = {}
 
     def candidate_ids(self) -> Iterable[UUID]:
         return self.store.all(ResourceKind.CLUSTER).keys()
@@ -278,24 +225,23 @@ class ClustersModel(ResourceTableModel[ClusterRow]):
         return set()
 
     def deferred_ids(self) -> set[UUID]:
-        """Clusters led by a changed peer or using a device it had or has."""
+        """Clusters a changed peer is a member of (it may be the leader, whose name a row shows), and
+        those whose members changed (a peer gained or lost one of their devices)."""
         peers, self._peers_changed = self._peers_changed, set()
-        self._device_owners.note(peers)
-        devices = self._device_owners.refresh()
-        return {
-            id
-            for id, cluster in self.store.all(ResourceKind.CLUSTER).items()
-            if isinstance(cluster, ClusterDescriptor)
-            and (cluster.leader in peers or not devices.isdisjoint(cluster.devices))
-        }
+        affected: set[UUID] = set()
+        for peer_id in peers:
+            affected |= self.store.clusters_of_peer(peer_id)
+        members = self.store.members
+        affected.update(id for id, built in self._built_members.items() if members(id) != built)
+        return affected
 
     def make_row(self, id: UUID) -> ClusterRow | None:
         cluster = self.store.get(ResourceKind.CLUSTER, id)
         if not isinstance(cluster, ClusterDescriptor):
+            self._built_members.pop(id, None)
             return None
         leader = self.store.get(ResourceKind.PEER, cluster.leader)
-        owners = self._owners
-        members = {cluster.leader} | {owners[d] for d in cluster.devices if d in owners}
+        members = self._built_members[id] = frozenset(self.store.members(id))
         return ClusterRow(
             cluster,
             leader.name if isinstance(leader, PeerDescriptor) else "(missing)",
@@ -303,10 +249,6 @@ class ClustersModel(ResourceTableModel[ClusterRow]):
             id in self.store.all(ResourceKind.CLUSTER_DEPLOYMENT),
             cluster_status(self.store.get, id),
         )
-
-    def prepare(self) -> None:
-        self._device_owners.refresh()
-        self._owners = self._device_owners.owner
 
 
 def _name(cluster: ClusterDescriptor | None) -> str:

@@ -1,16 +1,19 @@
 """The client's resource store: an evented container (no Qt).
 
 It emits fine-grained changes, inserted / changed / removed ids per kind, once per applied batch
-or snapshot; table models turn them into row insertions, updates and removals.
+or snapshot; table models turn them into row insertions, updates and removals. It keeps the same
+``ResourceIndex`` as the backend's State, so it is a ``resources.view.ResourceView``: LEA pre-checks
+the backend's rules (``resources.rules``) and derives facts (``resources.derived``) from it cheaply.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass, field
 from uuid import UUID
 
 from resources.events import Event, EventType, StateSnapshot
+from resources.index import ResourceIndex
 from resources.kinds import ResourceKind
 from resources.resource import AnyResource
 
@@ -31,25 +34,42 @@ Listener = Callable[[StoreChange], None]
 
 class Store:
     def __init__(self) -> None:
-        self._by_kind: dict[ResourceKind, dict[UUID, AnyResource]] = {k: {} for k in ResourceKind}
+        self._index = ResourceIndex()
         self._listeners: list[Listener] = []
         self._event_listeners: list[Callable[[list[Event]], None]] = []
         self.applied_events = 0
 
-    # -- reading ---------------------------------------------------------------------------
-    def get(self, kind: ResourceKind, id: UUID) -> AnyResource | None:
-        return self._by_kind[kind].get(id)
+    # -- reading (the ResourceView) --------------------------------------------------------
+    def get(self, kind: ResourceKind, id: UUID, /) -> AnyResource | None:
+        return self._index.get(kind, id)
 
-    def all(self, kind: ResourceKind) -> dict[UUID, AnyResource]:
+    def of_kind(self, kind: ResourceKind, /) -> Mapping[UUID, AnyResource]:
         """The live mapping of one kind (read it, never change it)."""
-        return self._by_kind[kind]
+        return self._index.of_kind(kind)
+
+    all = of_kind
+
+    def id_by_name(self, kind: ResourceKind, name: str, /) -> UUID | None:
+        return self._index.id_by_name(kind, name)
+
+    def device_owner(self, device_id: UUID, /) -> UUID | None:
+        return self._index.device_owner(device_id)
+
+    def clusters_with_device(self, device_id: UUID, /) -> Set[UUID]:
+        return self._index.clusters_with_device(device_id)
+
+    def members(self, cluster_id: UUID, /) -> Set[UUID]:
+        return self._index.members(cluster_id)
+
+    def clusters_of_peer(self, peer_id: UUID, /) -> Set[UUID]:
+        return self._index.clusters_of_peer(peer_id)
 
     def resources(self) -> Iterator[AnyResource]:
-        for mapping in self._by_kind.values():
-            yield from mapping.values()
+        for kind in ResourceKind:
+            yield from self._index.of_kind(kind).values()
 
     def __len__(self) -> int:
-        return sum(len(m) for m in self._by_kind.values())
+        return sum(len(self._index.of_kind(k)) for k in ResourceKind)
 
     # -- listening -------------------------------------------------------------------------
     def listen(self, listener: Listener) -> Callable[[], None]:
@@ -71,20 +91,21 @@ class Store:
     def apply_events(self, events: Iterable[Event]) -> None:
         """Apply one batch, then emit its net changes per kind."""
         batch = list(events)
+        index = self._index
         before: dict[tuple[ResourceKind, UUID], bool] = {}
         for event in batch:
-            mapping = self._by_kind[event.kind]
+            if event.type == EventType.DELETED or event.resource is None:
+                old = index.delete(event.kind, event.id)
+            else:
+                old = index.put(event.resource)
             key = (event.kind, event.id)
             if key not in before:
-                before[key] = event.id in mapping
-            if event.type == EventType.DELETED or event.resource is None:
-                mapping.pop(event.id, None)
-            else:
-                mapping[event.id] = event.resource
+                before[key] = old is not None
             self.applied_events += 1
         changes: dict[ResourceKind, StoreChange] = {}
+        mappings = {kind: index.of_kind(kind) for kind in ResourceKind}
         for (kind, id), existed in before.items():
-            exists = id in self._by_kind[kind]
+            exists = id in mappings[kind]
             change = changes.get(kind)
             if change is None:  # (not setdefault: that would build a StoreChange per id)
                 change = changes[kind] = StoreChange(kind)
@@ -103,13 +124,20 @@ class Store:
         incoming: dict[ResourceKind, dict[UUID, AnyResource]] = {k: {} for k in ResourceKind}
         for resource in snapshot.resources:
             incoming[resource.kind][resource.id] = resource
+        index = self._index
         changes = []
         for kind in ResourceKind:
-            old, new = self._by_kind[kind], incoming[kind]
+            old, new = index.of_kind(kind), incoming[kind]
             change = StoreChange(kind)
             change.removed = old.keys() - new.keys()
             change.inserted = new.keys() - old.keys()
             change.changed = {id for id in old.keys() & new.keys() if old[id] != new[id]}
-            self._by_kind[kind] = new
             changes.append(change)
+        # Indexed in the order of an event batch: what goes away first, then what comes.
+        for change in changes:
+            for id in change.removed:
+                index.delete(change.kind, id)
+        for change in changes:
+            for id in change.inserted | change.changed:
+                index.put(incoming[change.kind][id])
         self._emit(changes)

@@ -8,40 +8,23 @@ from importlib.metadata import version
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from lea_app.sync.store import Store
+from resources import rules
 from resources.cluster import ClusterDescriptor
-from resources.derived import device_owners
-from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
 
 
-def clusters_using_peer(store: Store, peer: PeerDescriptor) -> list[ClusterDescriptor]:
-    """Clusters that name the peer as leader or contain one of its devices."""
-    devices = {d.id for d in peer.devices}
-    return sorted(
-        (
-            c
-            for c in store.all(ResourceKind.CLUSTER).values()
-            if isinstance(c, ClusterDescriptor) and (c.leader == peer.id or devices & set(c.devices))
-        ),
-        key=lambda c: c.name.casefold(),
-    )
-
-
 def peer_delete_blockers(store: Store, peer: PeerDescriptor) -> str | None:
-    users = clusters_using_peer(store, peer)
-    if not users:
+    """What the backend would refuse the delete with (``resources.rules.peer_in_use``), and what to do."""
+    error = rules.peer_in_use(store, peer.id)
+    if error is None:
         return None
-    names = ", ".join(f"'{c.name}'" for c in users)
-    return (
-        f"Peer '{peer.name}' cannot be deleted: it is used by cluster {names}. "
-        "Remove it from those clusters (or delete them) first."
-    )
+    return f"{error.message}. Remove it from those clusters (or delete them) first."
 
 
 def cluster_delete_blockers(store: Store, cluster: ClusterDescriptor) -> str | None:
-    if cluster.id in store.all(ResourceKind.CLUSTER_DEPLOYMENT):
-        return f"Cluster '{cluster.name}' is deployed and cannot be deleted. Undeploy it first."
-    return None
+    """What the backend would refuse the delete with (``resources.rules.cluster_deployed``)."""
+    error = rules.cluster_deployed(store, cluster.id, "deleted")
+    return f"{error.message}." if error is not None else None
 
 
 def confirm_delete(
@@ -68,8 +51,7 @@ def confirm_delete(
 
 
 def cluster_summary(store: Store, cluster: ClusterDescriptor) -> str:
-    owners = device_owners(p for p in store.all(ResourceKind.PEER).values() if isinstance(p, PeerDescriptor))
-    members = {cluster.leader} | {owners[d] for d in cluster.devices if d in owners}
+    members = store.members(cluster.id)
     return f"{len(cluster.devices)} devices on {len(members)} peers. Peers and devices are not deleted."
 
 

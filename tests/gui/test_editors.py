@@ -147,7 +147,8 @@ PEER_CASES: dict[str, tuple[Callable[[PeerEditor], None], Callable[[PeerEditor],
     ),
     "name taken (case-insensitive, from the store)": (
         lambda e: e.name_edit.setText("EXISTING-01"),
-        lambda e: (e.name_edit, e.targets["name"].error.text()), "already used by peer 'existing-01'",
+        lambda e: (e.name_edit, e.targets["name"].error.text()),
+        "a peer named 'EXISTING-01' already exists; peer names must be unique",  # the backend's words
     ),
 }
 
@@ -186,7 +187,10 @@ CLUSTER_CASES: dict[str, tuple[Callable[[ClusterEditor], None], str, str]] = {
         "devices", "needs at least 2 entries",
     ),
     "no leader": (lambda e: e.leader_combo.setCurrentIndex(-1), "leader", "is required"),
-    "name taken": (lambda e: e.name_edit.setText("Existing-Cluster"), "name", "already used by cluster"),
+    "name taken": (
+        lambda e: e.name_edit.setText("Existing-Cluster"), "name",
+        "a cluster named 'Existing-Cluster' already exists; cluster names must be unique",
+    ),
 }
 
 
@@ -295,10 +299,16 @@ def test_a_missing_reference_from_the_backend_is_shown_at_the_leader(env: Editor
     check_item(editor, "bench-b / ecu-0")
     actions.delete_peer_descriptor(env.connection.manager, c.id, "someone-else")  # LEA has not heard yet
     editor.save_button.click()
-    backend_says = f"leader {c.id} is not an existing peer"  # the store's pre-check words it differently
+    backend_says = f"cluster 'loop-1': leader {c.id} is not an existing peer"
     env.qtbot.waitUntil(lambda: backend_says in editor.targets["leader"].error.text(), timeout=5_000)
     assert "Not saved:" in editor.refusal.text and editor.isVisible()
     assert editor.name_edit.text() == "loop-1" and len(editor.picker.selected) == 2
+    # Once LEA hears of the delete, its own pre-check (the backend's rule) says the very same, once.
+    env.qtbot.waitUntil(lambda: env.controller.store.get(ResourceKind.PEER, c.id) is None, timeout=5_000)
+    env.qtbot.waitUntil(lambda: [p.code for p in editor.problems] == ["missing_reference"], timeout=5_000)
+    assert [p.rule for p in editor.problems] == [backend_says]
+    assert editor.targets["leader"].error.text().count(backend_says) == 1
+    assert not editor.save_button.isEnabled() and backend_says in editor.summary.text()
     assert env.backend(ResourceKind.CLUSTER, editor.resource_id) is None
 
 
@@ -307,7 +317,9 @@ def test_a_device_used_by_a_cluster_cannot_be_removed(env: EditorEnv) -> None:
     env.put(make_cluster("loop-1", a, b))
     editor = env.peer_editor(a.id)
     editor.devices.remove_buttons[0].click()
-    assert "device 'ecu-0' cannot be removed: it is used by cluster 'loop-1'" in editor.devices.error.text()
+    assert "device 'ecu-0' of peer 'bench-a' cannot be removed: it is used by cluster 'loop-1'" in (
+        editor.devices.error.text()
+    )
     assert not editor.save_button.isEnabled()
 
 
@@ -355,12 +367,16 @@ def test_a_deployed_cluster_and_its_peers_are_read_only(env: EditorEnv) -> None:
     env.deploy(cluster.id)
     editor = env.cluster_editor(cluster.id)
     assert editor.read_only_note.isVisible()
-    assert editor.read_only_note.text() == "Deployed clusters cannot be changed; undeploy first."
+    assert editor.read_only_note.text() == (
+        "Read-only: cluster 'loop-1' is deployed and cannot be changed; undeploy it first."
+    )
     for widget in (editor.name_edit, editor.leader_combo, editor.picker.list, editor.picker.filter):
         assert not widget.isEnabled()
     assert not editor.save_button.isEnabled()
     peer_editor = env.peer_editor(b.id)
-    assert "deployed cluster 'loop-1'" in peer_editor.read_only_note.text()
+    assert peer_editor.read_only_note.text() == (
+        "Read-only: peer 'bench-b' is used by deployed cluster 'loop-1'; undeploy it before changing the peer."
+    )
     assert not peer_editor.name_edit.isEnabled() and not peer_editor.interfaces.add_button.isEnabled()
     env.run(env.connection.delete_cluster_deployment(cluster.id))
     env.qtbot.waitUntil(lambda: editor.name_edit.isEnabled(), timeout=5_000)  # undeployed: editable again

@@ -34,7 +34,7 @@ from resources.configuration import (
     PeerConfigurationState,
     Target,
 )
-from resources.derived import blocking_clusters
+from resources.derived import blocked_peers
 from resources.errors import ClusterDeployed, PeerBlocked, ReferencedByCluster, StorageFailed
 from resources.events import Event, EventType
 from resources.kinds import PERSISTED_KINDS, ResourceKind
@@ -618,12 +618,7 @@ def test_two_clusters_sharing_a_peer(data_dir: Path, backends: Backends) -> None
     assert "first-cluster" in referenced.value.message
 
     def blocked() -> dict[UUID, ClusterDescriptor]:
-        def derive(state: Any) -> dict[UUID, ClusterDescriptor]:
-            return blocking_clusters(
-                state.of_kind(ResourceKind.PEER).values(), state.of_kind(ResourceKind.CLUSTER).values(),
-                state.of_kind(ResourceKind.CLUSTER_DEPLOYMENT).keys(),
-            )
-        found = backend.manager.read(derive)
+        found = backend.manager.read(blocked_peers)
         assert isinstance(found, dict)
         return found
 

@@ -20,6 +20,7 @@ from lea_app.views.editors.problems import (
     place,
     refusal_problems,
     removed_devices_in_use,
+    rule_problems,
     validation_problems,
 )
 from resources.cluster import ClusterDeployment, ClusterDescriptor
@@ -93,21 +94,33 @@ def test_a_field_inside_a_row_is_described_in_words() -> None:
 
 def test_a_backend_refusal_names_the_fields_it_can() -> None:
     invalid = InvalidResource("invalid", errors=[{"field": "devices[0].name", "rule": "is empty"}])
-    assert refusal_problems(invalid) == [Problem("devices[0].name", "is empty")]
-    assert refusal_problems(NameTaken("name taken")) == [Problem("name", "name taken")]
-    assert refusal_problems(MissingReference("no leader", field="leader")) == [Problem("leader", "no leader")]
+    assert refusal_problems(invalid) == [Problem("devices[0].name", "is empty", "invalid_resource")]
+    assert refusal_problems(NameTaken("name taken")) == [Problem("name", "name taken", "name_taken")]
+    assert refusal_problems(MissingReference("no leader", field="leader")) == [
+        Problem("leader", "no leader", "missing_reference")
+    ]
     assert refusal_problems(MissingReference("no such thing")) == []
     device = str(uuid.uuid4())
-    assert refusal_problems(DeviceIdTaken("taken", device=device)) == [Problem("devices", "taken")]
-    assert refusal_problems(ReferencedByCluster("in use", device=device)) == [Problem("devices", "in use")]
+    assert refusal_problems(DeviceIdTaken("taken", device=device)) == [Problem("devices", "taken", "device_id_taken")]
+    assert refusal_problems(ReferencedByCluster("in use", device=device)) == [
+        Problem("devices", "in use", "referenced_by_cluster")
+    ]
     assert refusal_problems(Conflict("changed meanwhile")) == []  # shown at the top, not at a field
+
+
+def test_a_rule_naming_no_field_is_a_problem_for_the_summary() -> None:
+    error = Conflict("changed meanwhile")
+    assert rule_problems(None, error) == [Problem("", "changed meanwhile", "conflict")]
+    assert place(rule_problems(error)[0], {"name"}) is None
 
 
 def test_names_are_unique_per_kind_ignoring_case() -> None:
     peer = make_peer("Bench-01")
     store = store_of(peer)
     [problem] = name_taken(store, ResourceKind.PEER, uuid.uuid4(), "bench-01")
-    assert problem.field == "name" and "peer 'Bench-01'" in problem.rule
+    assert problem == Problem(
+        "name", "a peer named 'bench-01' already exists; peer names must be unique", "name_taken"
+    )  # the backend's words (tests/unit/test_shared_rules.py runs both)
     assert name_taken(store, ResourceKind.PEER, peer.id, "BENCH-01") == []  # its own name
     assert name_taken(store, ResourceKind.CLUSTER, uuid.uuid4(), "bench-01") == []  # another kind
 
@@ -118,27 +131,29 @@ def test_removing_a_device_a_cluster_uses_is_a_problem_naming_the_clusters() -> 
     first = ClusterDescriptor(id=uuid.uuid4(), name="first", leader=peer.id, devices=(shared.id, first_only.id))
     second = ClusterDescriptor(id=uuid.uuid4(), name="second", leader=peer.id, devices=(shared.id, second_only.id))
     store = store_of(peer, first, second)
-    loaded = {d.id: d.name for d in peer.devices}
-    assert removed_devices_in_use(store, loaded, [str(d.id) for d in peer.devices]) == []
-    assert removed_devices_in_use(store, loaded, [str(d.id) for d in peer.devices[:3]]) == []  # free is unused
-    problems = removed_devices_in_use(store, loaded, [str(free.id)])
-    assert sorted(problems) == sorted([
-        Problem("devices", f"device '{shared.name}' cannot be removed: it is used by cluster 'first', 'second'"),
-        Problem("devices", f"device '{first_only.name}' cannot be removed: it is used by cluster 'first'"),
-        Problem("devices", f"device '{second_only.name}' cannot be removed: it is used by cluster 'second'"),
-    ])
+    assert removed_devices_in_use(store, peer, [str(d.id) for d in peer.devices]) == []
+    assert removed_devices_in_use(store, peer, [str(d.id) for d in peer.devices[:3]]) == []  # free is unused
+    assert removed_devices_in_use(store, None, []) == []  # a new peer removes nothing
+    problems = removed_devices_in_use(store, peer, [str(free.id), "not-an-id"])
+    assert sorted(problems) == sorted(
+        Problem(
+            "devices", f"device '{device.name}' of peer 'bench-01' cannot be removed: it is used by cluster {users}",
+            "referenced_by_cluster",
+        )
+        for device, users in ((shared, "'first', 'second'"), (first_only, "'first'"), (second_only, "'second'"))
+    )
 
 
 def test_a_cluster_referring_to_deleted_peers_or_devices_is_a_problem() -> None:
     peer = make_peer("bench-01", devices=2)
     store = store_of(peer)
     devices = {str(d.id) for d in peer.devices}
-    assert missing_references(store, str(peer.id), devices) == []
-    assert missing_references(store, None, ()) == []
-    gone = str(uuid.uuid4())
-    assert missing_references(store, gone, devices | {str(uuid.uuid4()), str(uuid.uuid4())}) == [
-        Problem("leader", "is not an existing peer any more (it was deleted)"),
-        Problem("devices", "2 checked device(s) no longer exist; uncheck them"),
+    assert missing_references(store, "loop", str(peer.id), devices) == []
+    assert missing_references(store, "loop", None, ()) == []
+    gone, lost = uuid.uuid4(), sorted([uuid.uuid4(), uuid.uuid4()], key=str)
+    assert missing_references(store, "loop", str(gone), devices | {str(d) for d in lost}) == [
+        Problem("leader", f"cluster 'loop': leader {gone} is not an existing peer", "missing_reference"),
+        Problem("devices", f"cluster 'loop': device {lost[0]}, {lost[1]} does not exist", "missing_reference"),
     ]
 
 
@@ -149,9 +164,11 @@ def test_a_deployed_cluster_blocks_changes_to_itself_and_its_peers() -> None:
     assert cluster_blocked_reason(store, cluster.id) is None
     assert peer_blocked_reason(store, member.id) is None
     store = store_of(leader, member, bystander, cluster, ClusterDeployment(id=cluster.id))
-    assert cluster_blocked_reason(store, cluster.id) == "Deployed clusters cannot be changed; undeploy first."
+    assert cluster_blocked_reason(store, cluster.id) == (
+        "Read-only: cluster 'loop' is deployed and cannot be changed; undeploy it first."
+    )
     for peer in (leader, member):
         assert peer_blocked_reason(store, peer.id) == (
-            "This peer is used by deployed cluster 'loop' and cannot be changed; undeploy it first."
+            f"Read-only: peer '{peer.name}' is used by deployed cluster 'loop'; undeploy it before changing the peer."
         )
     assert peer_blocked_reason(store, bystander.id) is None

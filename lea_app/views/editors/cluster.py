@@ -152,7 +152,8 @@ class ClusterEditor(ResourceEditor[ClusterDescriptor]):
         return data
 
     def store_problems(self, data: Data) -> list[Problem]:
-        return [*super().store_problems(data), *missing_references(self.store, self.leader_id, self.picker.selected)]
+        missing = missing_references(self.store, str(data.get("name", "")), self.leader_id, self.picker.selected)
+        return [*super().store_problems(data), *missing]
 
     def blocked_reason(self) -> str | None:
         return cluster_blocked_reason(self.store, self.resource_id)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from uuid import UUID
-
 from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from lea_app.views.editors.base import ResourceEditor
@@ -27,7 +25,7 @@ class PeerEditor(ResourceEditor[PeerDescriptor]):
     def build(self, body: QVBoxLayout) -> None:
         self.resize(1000, 680)
         self._demo = False
-        self._loaded_devices: dict[UUID, str] = {}
+        self._loaded: PeerDescriptor | None = None
         self.name_edit = line_edit("bench-01")
         self.location_edit = line_edit("Lab A, rack 1 (optional)")
         self.bridge_edit = line_edit(DEFAULT_BRIDGE_NAME)
@@ -65,7 +63,7 @@ class PeerEditor(ResourceEditor[PeerDescriptor]):
         self._demo = peer.demo if peer else False
         self.demo_caption.setVisible(self._demo)
         self.demo_label.setVisible(self._demo)
-        self._loaded_devices = {d.id: d.name for d in peer.devices} if peer else {}
+        self._loaded = peer
         self.interfaces.set_items(peer.interfaces if peer else ())
         self.devices.set_items(peer.devices if peer else ())
 
@@ -91,7 +89,7 @@ class PeerEditor(ResourceEditor[PeerDescriptor]):
 
     def store_problems(self, data: Data) -> list[Problem]:
         kept = (d["id"] for d in data["devices"])
-        return [*super().store_problems(data), *removed_devices_in_use(self.store, self._loaded_devices, kept)]
+        return [*super().store_problems(data), *removed_devices_in_use(self.store, self._loaded, kept)]
 
     def blocked_reason(self) -> str | None:
         return peer_blocked_reason(self.store, self.resource_id)

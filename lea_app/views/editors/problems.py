@@ -2,22 +2,22 @@
 
 A problem is a broken rule at a field path as resources.errors names it (``interfaces[0].name``).
 The backend's own pydantic models check the form (``validation_problems``), a backend refusal names
-its fields (``refusal_problems``), and the cross-resource rules LEA can pre-check from its store add
-theirs. ``place`` splits a path into the editor's input (or table), the table row and the field in it.
+its fields (``refusal_problems``), and the cross-resource rules are pre-checked from the store with
+the backend's own functions (``resources.rules``): a pre-check shows exactly the code and message the
+backend's refusal would. ``place`` splits a path into the editor's input (or table), the table row
+and the field in it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable
 from typing import Any, NamedTuple
 from uuid import UUID
 
 from pydantic import ValidationError
 
-from lea_app.sync.store import Store
-from resources.cluster import ClusterDescriptor
-from resources.derived import blocking_clusters
+from resources import rules
 from resources.errors import (
     DeviceIdTaken,
     InvalidResource,
@@ -29,15 +29,18 @@ from resources.errors import (
 )
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
+from resources.view import ResourceView
 
 Data = dict[str, Any]
 
 
 class Problem(NamedTuple):
-    """A broken rule at a field path as resources.errors names it, e.g. ``interfaces[0].name``."""
+    """A broken rule at a field path as resources.errors names it, e.g. ``interfaces[0].name``, and
+    the code of the error that names it (``invalid_resource``, ``name_taken``...)."""
 
     field: str
     rule: str
+    code: str = ""
 
 
 class Placed(NamedTuple):
@@ -63,25 +66,29 @@ def validation_problems(parse: Callable[[Data], Any], data: Data) -> tuple[Any, 
 def refusal_problems(error: LeaError) -> list[Problem]:
     """The fields a backend refusal names (the rest of a refusal is shown at the top)."""
     if isinstance(error, InvalidResource):
-        return [Problem(str(e["field"]), str(e["rule"])) for e in error.details.get("errors", [])]
+        return [Problem(str(e["field"]), str(e["rule"]), error.code) for e in error.details.get("errors", [])]
     if isinstance(error, NameTaken):
-        return [Problem("name", error.message)]
+        return [Problem("name", error.message, error.code)]
     if isinstance(error, MissingReference) and "field" in error.details:
-        return [Problem(str(error.details["field"]), error.message)]
+        return [Problem(str(error.details["field"]), error.message, error.code)]
     if isinstance(error, DeviceIdTaken | ReferencedByCluster) and "device" in error.details:
-        return [Problem("devices", error.message)]
+        return [Problem("devices", error.message, error.code)]
     return []
 
 
-def name_taken(store: Store, kind: ResourceKind, own_id: UUID, name: str) -> list[Problem]:
-    """Names are unique per kind, ignoring case (the backend's rule, pre-checked from the store)."""
-    folded = name.casefold()
-    for other in store.all(kind).values():
-        other_name = getattr(other, "name", None)
-        if other.id != own_id and isinstance(other_name, str) and other_name.casefold() == folded:
-            rule = f"is already used by {kind.value} '{other_name}' (names are unique, ignoring case)"
-            return [Problem("name", rule)]
-    return []
+def rule_problems(*errors: LeaError | None) -> list[Problem]:
+    """The problems of the errors ``resources.rules`` returns, where the backend's refusal would
+    show them (one naming no field is for the summary only)."""
+    problems = []
+    for error in errors:
+        if error is not None:
+            problems.extend(refusal_problems(error) or [Problem("", error.message, error.code)])
+    return problems
+
+
+def name_taken(view: ResourceView, kind: ResourceKind, own_id: UUID, name: str) -> list[Problem]:
+    """Names are unique per kind, ignoring case (``resources.rules.name_taken``)."""
+    return rule_problems(rules.name_taken(view, kind, own_id, name))
 
 
 def place(problem: Problem, targets: Collection[str]) -> tuple[str, Placed] | None:
@@ -105,49 +112,45 @@ def describe_field(field: str) -> str:
     return "CAN settings" if name == "configuration" else name
 
 
-def removed_devices_in_use(store: Store, loaded: Mapping[UUID, str], kept: Iterable[str]) -> list[Problem]:
-    """Devices the form removed (of those ``loaded``, id -> name) that a cluster still uses."""
-    kept_ids = set(kept)
-    removed = {id: name for id, name in loaded.items() if str(id) not in kept_ids}
-    users: dict[UUID, list[str]] = {}
-    for cluster in store.all(ResourceKind.CLUSTER).values():
-        if isinstance(cluster, ClusterDescriptor):
-            for device_id in removed.keys() & set(cluster.devices):
-                users.setdefault(device_id, []).append(cluster.name)
-    problems = []
-    for device_id, names in users.items():
-        clusters = ", ".join(f"'{n}'" for n in sorted(names))
-        problems.append(Problem(
-            "devices", f"device '{removed[device_id]}' cannot be removed: it is used by cluster {clusters}"
-        ))
-    return problems
+def removed_devices_in_use(view: ResourceView, loaded: PeerDescriptor | None, kept: Iterable[str]) -> list[Problem]:
+    """Devices of the peer as ``loaded`` that the form removed (not in ``kept``) and a cluster uses
+    (``resources.rules.devices_in_use``)."""
+    if loaded is None:
+        return []
+    return rule_problems(*rules.devices_in_use(view, loaded, set(_ids(kept))))
 
 
-def missing_references(store: Store, leader: str | None, devices: Collection[str]) -> list[Problem]:
-    """A cluster's chosen leader or checked devices that are no longer in the store."""
-    problems = []
-    peers = store.all(ResourceKind.PEER)
-    if leader is not None and UUID(leader) not in peers:
-        problems.append(Problem("leader", "is not an existing peer any more (it was deleted)"))
-    known = {str(d.id) for p in peers.values() if isinstance(p, PeerDescriptor) for d in p.devices}
-    missing = len(set(devices) - known)
-    if missing:
-        problems.append(Problem("devices", f"{missing} checked device(s) no longer exist; uncheck them"))
-    return problems
+def missing_references(view: ResourceView, name: str, leader: str | None, devices: Collection[str]) -> list[Problem]:
+    """A cluster's chosen leader or checked devices that are not in the store (any more)
+    (``resources.rules.missing_leader`` and ``missing_devices``)."""
+    leader_id = next(iter(_ids([leader])), None) if leader is not None else None
+    return rule_problems(
+        rules.missing_leader(view, name, leader_id) if leader_id is not None else None,
+        rules.missing_devices(view, name, sorted(_ids(devices), key=str)),
+    )
 
 
-def peer_blocked_reason(store: Store, peer_id: UUID) -> str | None:
+def peer_blocked_reason(view: ResourceView, peer_id: UUID) -> str | None:
     """Why the peer cannot be changed now (a deployed cluster uses it), or None."""
-    peers = [p for p in store.all(ResourceKind.PEER).values() if isinstance(p, PeerDescriptor)]
-    clusters = [c for c in store.all(ResourceKind.CLUSTER).values() if isinstance(c, ClusterDescriptor)]
-    blocker = blocking_clusters(peers, clusters, store.all(ResourceKind.CLUSTER_DEPLOYMENT)).get(peer_id)
-    if blocker is None:
-        return None
-    return f"This peer is used by deployed cluster '{blocker.name}' and cannot be changed; undeploy it first."
+    return read_only_reason(rules.peer_in_deployed_cluster(view, peer_id))
 
 
-def cluster_blocked_reason(store: Store, cluster_id: UUID) -> str | None:
+def cluster_blocked_reason(view: ResourceView, cluster_id: UUID) -> str | None:
     """Why the cluster cannot be changed now (it is deployed), or None."""
-    if cluster_id in store.all(ResourceKind.CLUSTER_DEPLOYMENT):
-        return "Deployed clusters cannot be changed; undeploy first."
-    return None
+    return read_only_reason(rules.cluster_deployed(view, cluster_id, "changed"))
+
+
+def read_only_reason(error: LeaError | None) -> str | None:
+    """The editor's read-only note for a rule that refuses every change: the refusal's message."""
+    return f"Read-only: {error.message}." if error is not None else None
+
+
+def _ids(values: Iterable[str]) -> list[UUID]:
+    """The form's ids (strings), skipping any that is not one (the model's validation names those)."""
+    ids = []
+    for value in values:
+        try:
+            ids.append(UUID(value))
+        except (TypeError, ValueError):
+            continue
+    return ids
