@@ -15,7 +15,7 @@ from uuid import UUID
 
 from resources.cluster import ClusterDescriptor
 from resources.configuration import Parameter, ParameterKind, PeerConfiguration, Target
-from resources.derived import cluster_member_ids, device_owners
+from resources.derived import device_owners, ordered_member_ids
 from resources.peer import NetworkInterface, PeerDescriptor
 
 CAN_BRIDGE_NAME = "vcan-lea"
@@ -40,12 +40,6 @@ class _Builder:
         return param
 
 
-def cluster_members(cluster: ClusterDescriptor, device_owner: dict[UUID, UUID]) -> list[UUID]:
-    """The leader first, then every peer owning a device of the cluster, in a stable order."""
-    others = sorted(cluster_member_ids(cluster, device_owner) - {cluster.leader}, key=str)
-    return [cluster.leader, *others]
-
-
 def _cluster_interfaces(cluster: ClusterDescriptor, peer: PeerDescriptor) -> list[NetworkInterface]:
     """The peer's interfaces that carry a device of the cluster, each once, in the peer's order."""
     wanted = {d.interface for d in peer.devices if d.id in cluster.devices}
@@ -68,7 +62,7 @@ def compute_configurations(
     target: Target = Target.PRESENT,
 ) -> dict[UUID, PeerConfiguration]:
     """The configuration of every member peer. ``addresses``: each member's reachable address."""
-    members = cluster_members(cluster, device_owners(peers.values()))
+    members = ordered_member_ids(cluster, device_owners(peers.values()))
     leader = cluster.leader
     interfaces = {m: _cluster_interfaces(cluster, peers[m]) for m in members}
     can_members = [m for m in members if any(i.is_can for i in interfaces[m])]

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from backend.deployment.parameters import cluster_members, compute_configurations
+from backend.deployment.parameters import compute_configurations
 from resources.cluster import ClusterDescriptor
 from resources.configuration import PeerConfiguration, PeerConfigurationState, Target
-from resources.derived import device_owners
+from resources.derived import device_owners, ordered_member_ids
 from resources.events import Event, StateSnapshot
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
@@ -75,7 +75,7 @@ def members_of(
     cluster: ClusterDescriptor, peers: Mapping[UUID, PeerDescriptor], owners: dict[UUID, UUID]
 ) -> tuple[UUID, ...]:
     """The cluster's existing member peers, leader first."""
-    return tuple(m for m in cluster_members(cluster, owners) if m in peers)
+    return tuple(m for m in ordered_member_ids(cluster, owners) if m in peers)
 
 
 class World:

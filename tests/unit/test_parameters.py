@@ -15,9 +15,10 @@ from uuid import UUID
 
 import pytest
 
-from backend.deployment.parameters import cluster_members, compute_configurations, dependency_order
+from backend.deployment.parameters import compute_configurations, dependency_order
 from resources.cluster import ClusterDescriptor
 from resources.configuration import Parameter, ParameterKind, PeerConfiguration, Target
+from resources.derived import ordered_member_ids
 from resources.peer import (
     DEFAULT_BRIDGE_NAME,
     CanConfiguration,
@@ -137,7 +138,7 @@ def _cluster_interfaces(cluster: ClusterDescriptor, peer: PeerDescriptor) -> lis
 def test_members_leader_first(setup: Setup) -> None:
     cluster, peers, _, configurations = setup
     owners = {d.id: p.id for p in peers.values() for d in p.devices}
-    members = cluster_members(cluster, owners)
+    members = ordered_member_ids(cluster, owners)
     assert members[0] == cluster.leader
     assert set(members) == set(peers)
     assert list(configurations) == members
