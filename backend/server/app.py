@@ -406,7 +406,9 @@ def create_app(backend: Backend, tokens: TokenStore | None, *, max_body: int = M
         dependencies=[Depends(check_request)],
     )
     def healthz() -> dict[str, Any]:
-        return {"status": "ok", "epoch": manager.epoch, "revision": manager.revision}
+        # "ok" while the process serves (reads and streams go on); "storage" says whether writes do.
+        storage = "failing" if manager.storage_failing else "ok"
+        return {"status": "ok", "storage": storage, "epoch": manager.epoch, "revision": manager.revision}
 
     @app.get(f"{API}/whoami", tags=["meta"], responses=ERROR_RESPONSES)
     def whoami(user: Viewer) -> dict[str, str]:

@@ -112,6 +112,7 @@ def test_a_full_disk_refuses_writes_serves_reads_and_recovers_without_restart(di
             refused(put_peer(http, late))
             refused(put_peer(http, make_peer("bench-never")))
             highest = max(highest, health(http)["revision"])
+            assert health(http)["storage"] == "failing"  # an operator's probe sees why writes fail
             # Reads and the event stream still work; a demo bench switched off is volatile state.
             demo = next(p for p in http.get(f"{API}/peer").json() if p["demo"])
             http.put(f"{API}/peer/{demo['id']}/demo-online", params={"online": "false"}).raise_for_status()
@@ -128,6 +129,7 @@ def test_a_full_disk_refuses_writes_serves_reads_and_recovers_without_restart(di
                 time.sleep(0.2)
             result = acked(response)
             assert result["revision"] > highest
+            assert health(http)["storage"] == "ok"
             stored[str(late.id)] = result["version"]
             assert peers_of(http).items() >= stored.items()
         stop_within(server)
