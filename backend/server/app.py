@@ -405,7 +405,7 @@ def create_app(backend: Backend, tokens: TokenStore | None, *, max_body: int = M
         "/healthz", tags=["meta"], responses={s: ERROR_RESPONSES[s] for s in (400, 413)},
         dependencies=[Depends(check_request)],
     )
-    def healthz() -> dict[str, Any]:
+    async def healthz() -> dict[str, Any]:  # on the event loop: no thread-pool hop, cheap
         # "ok" while the process serves (reads and streams go on); "storage" says whether writes do.
         storage = "failing" if manager.storage_failing else "ok"
         return {"status": "ok", "storage": storage, "epoch": manager.epoch, "revision": manager.revision}
