@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -41,7 +42,6 @@ from tests.helpers.server import ServerProcess, create_token, start_server
 
 WAIT = 15.0  # seconds a delivery may take (a bounded wait, not a timing assertion)
 RING = 16  # recent events every implementation keeps for subscribe(after=...): the backend's minimum
-Body = Callable[[Connection], Awaitable[None]]
 
 
 @dataclass
@@ -49,6 +49,13 @@ class Remote:
     server: ServerProcess
     editor: str
     viewer: str
+
+    def restart(self) -> None:
+        """Stop (cleanly) and start again on the same URL and data."""
+        self.server.stop()
+        port = urlsplit(self.server.url).port
+        assert port is not None
+        self.server = start_server(self.server.data_dir, port=port)
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +65,11 @@ def remote_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
     (data_dir / "lea.toml").write_text(f"ring_size = {RING}\n", encoding="utf-8")
     editor = create_token(data_dir, "editor", "erin")
     viewer = create_token(data_dir, "viewer", "vera")
-    server = start_server(data_dir)
+    remote = Remote(start_server(data_dir), editor, viewer)
     try:
-        yield Remote(server, editor, viewer)
+        yield remote
     finally:
-        server.stop(check=False)
+        remote.server.stop(check=False)
 
 
 @dataclass
@@ -71,13 +78,20 @@ class Impl:
 
     name: str
     open: Callable[[], Awaitable[Connection]]
+    #: Restarts the backend (same data, a new epoch); the connection to use from then on.
+    restart: Callable[[Connection], Awaitable[Connection]]
     #: Opens a connection with the viewer role; None where roles do not exist (one local user).
     open_viewer: Callable[[], Awaitable[Connection]] | None = None
 
-    def run(self, body: Body) -> None:
+    def run(self, body: Callable[[Connection, Impl], Awaitable[Connection | None]]) -> None:
+        """Open a connection, run ``body`` (which may hand back the connection it ended with), close it."""
+
         async def go() -> None:
-            async with opened(self.open) as connection:
-                await body(connection)
+            connection = await self.open()
+            try:
+                connection = await body(connection, self) or connection
+            finally:
+                await connection.close()
 
         asyncio.run(go())
 
@@ -94,19 +108,36 @@ async def opened(open: Callable[[], Awaitable[Connection]]) -> AsyncIterator[Con
 @pytest.fixture(params=["embedded", "remote", "fake"])
 def impl(request: pytest.FixtureRequest, tmp_path: Path) -> Impl:
     if request.param == "embedded":
-        return Impl("embedded", lambda: EmbeddedConnection.open(tmp_path / "data", ring_size=RING))
+
+        def open_embedded() -> Awaitable[EmbeddedConnection]:
+            return EmbeddedConnection.open(tmp_path / "data", ring_size=RING)
+
+        async def reopen(connection: Connection) -> Connection:
+            await connection.close()
+            return await open_embedded()
+
+        return Impl("embedded", open_embedded, reopen)
     if request.param == "remote":
         remote: Remote = request.getfixturevalue("remote_server")
 
         async def open_remote(token: str) -> Connection:
             return RemoteConnection(remote.server.url, token)
 
-        return Impl("remote", lambda: open_remote(remote.editor), lambda: open_remote(remote.viewer))
+        async def restart_server(connection: Connection) -> Connection:
+            await asyncio.to_thread(remote.restart)
+            return connection  # the same client reconnects
+
+        return Impl("remote", lambda: open_remote(remote.editor), restart_server, lambda: open_remote(remote.viewer))
 
     async def open_fake() -> Connection:
         return FakeBackend(ring_size=RING)
 
-    return Impl("fake", open_fake)
+    async def restart_fake(connection: Connection) -> Connection:
+        assert isinstance(connection, FakeBackend)
+        connection.restart()
+        return connection
+
+    return Impl("fake", open_fake, restart_fake)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -141,7 +172,7 @@ async def raises(error: type[LeaError], call: Awaitable[object]) -> LeaError:
 
 # -- subscribe / after / resync --------------------------------------------------------------------
 def test_a_subscription_says_hello_then_delivers_each_write_as_one_batch(impl: Impl) -> None:
-    async def body(connection: Connection) -> None:
+    async def body(connection: Connection, impl: Impl) -> None:
         stream = await connection.subscribe()
         try:
             hello = await receive(stream)
@@ -162,7 +193,7 @@ def test_a_subscription_says_hello_then_delivers_each_write_as_one_batch(impl: I
 
 
 def test_subscribing_after_a_revision_replays_what_came_since(impl: Impl) -> None:
-    async def body(connection: Connection) -> None:
+    async def body(connection: Connection, impl: Impl) -> None:
         snapshot = await connection.fetch_snapshot()
         first = make_peer(unique("bench"))
         second = make_peer(unique("bench"))
@@ -183,7 +214,7 @@ def test_subscribing_after_a_revision_replays_what_came_since(impl: Impl) -> Non
 
 
 def test_subscribing_at_the_current_revision_replays_nothing_and_goes_on_live(impl: Impl) -> None:
-    async def body(connection: Connection) -> None:
+    async def body(connection: Connection, impl: Impl) -> None:
         snapshot = await connection.fetch_snapshot()
         stream = await connection.subscribe(after=snapshot.revision, epoch=snapshot.epoch)
         try:
@@ -201,7 +232,7 @@ def test_subscribing_at_the_current_revision_replays_nothing_and_goes_on_live(im
 
 @pytest.mark.parametrize("case", ["other epoch", "ahead"])
 def test_a_position_the_backend_cannot_resume_from_is_told_to_resync(impl: Impl, case: str) -> None:
-    async def body(connection: Connection) -> None:
+    async def body(connection: Connection, impl: Impl) -> None:
         snapshot = await connection.fetch_snapshot()
         if case == "other epoch":
             after, epoch = snapshot.revision, "not-" + snapshot.epoch
@@ -219,7 +250,7 @@ def test_a_position_the_backend_cannot_resume_from_is_told_to_resync(impl: Impl,
 
 
 def test_a_position_older_than_the_recent_events_is_told_to_resync(impl: Impl) -> None:
-    async def body(connection: Connection) -> None:
+    async def body(connection: Connection, impl: Impl) -> None:
         snapshot = await connection.fetch_snapshot()
         for _ in range(RING + 2):
             await connection.store_peer_descriptor(make_peer(unique("bench")))
@@ -233,8 +264,39 @@ def test_a_position_older_than_the_recent_events_is_told_to_resync(impl: Impl) -
     impl.run(body)
 
 
+def test_a_restart_ends_the_streams_keeps_the_stored_resources_and_starts_a_new_epoch(impl: Impl) -> None:
+    async def body(connection: Connection, impl: Impl) -> Connection:
+        peer = make_peer(unique("bench"))
+        stored = await connection.store_peer_descriptor(peer)
+        before = await connection.fetch_snapshot()
+        stream = await connection.subscribe(after=before.revision, epoch=before.epoch)
+        try:
+            assert isinstance(await receive(stream), Hello)
+            connection = await impl.restart(connection)
+            with pytest.raises(ConnectionLost):
+                await receive(stream)
+        finally:
+            await stream.close()
+        after = await connection.fetch_snapshot()
+        assert after.epoch != before.epoch and after.revision >= before.revision
+        kept = [r.version for r in after.resources if (r.kind, r.id) == (ResourceKind.PEER, peer.id)]
+        assert kept == [stored.version]
+        resumed = await connection.subscribe(after=before.revision, epoch=before.epoch)
+        try:
+            hello = await receive(resumed)
+            assert isinstance(hello, Hello) and hello.epoch == after.epoch
+            assert isinstance(await receive(resumed), Resync)
+        finally:
+            await resumed.close()
+        renamed = await connection.store_peer_descriptor(peer.model_copy(update={"name": unique("renamed")}))
+        assert renamed.revision > before.revision and renamed.version == stored.version + 1  # revisions never repeat
+        return connection
+
+    impl.run(body)
+
+
 def test_a_closed_stream_ends_with_connection_lost(impl: Impl) -> None:
-    async def body(connection: Connection) -> None:
+    async def body(connection: Connection, impl: Impl) -> None:
         stream = await connection.subscribe()
         assert isinstance(await receive(stream), Hello)
         await stream.close()
@@ -246,7 +308,7 @@ def test_a_closed_stream_ends_with_connection_lost(impl: Impl) -> None:
 
 # -- snapshot --------------------------------------------------------------------------------------
 def test_the_snapshot_is_at_the_published_revision(impl: Impl) -> None:
-    async def body(connection: Connection) -> None:
+    async def body(connection: Connection, impl: Impl) -> None:
         peer = make_peer(unique("bench"))
         created = await connection.store_peer_descriptor(peer)
         snapshot = await connection.fetch_snapshot()
@@ -266,7 +328,7 @@ def test_the_snapshot_is_at_the_published_revision(impl: Impl) -> None:
 
 # -- actions ---------------------------------------------------------------------------------------
 def test_versions_count_up_per_resource_and_revisions_over_all(impl: Impl) -> None:
-    async def body(connection: Connection) -> None:
+    async def body(connection: Connection, impl: Impl) -> None:
         peer = make_peer(unique("bench"))
         created = await connection.store_peer_descriptor(peer, create_only=True)
         assert created.version == 1 and created.id == peer.id
@@ -276,13 +338,13 @@ def test_versions_count_up_per_resource_and_revisions_over_all(impl: Impl) -> No
         gone = await connection.delete_peer_descriptor(peer.id, expected_version=updated.version)
         assert gone.version == 0 and gone.revision > updated.revision
         snapshot = await connection.fetch_snapshot()
-        assert peer.id not in {r.id for r in snapshot.resources}
+        assert (ResourceKind.PEER, peer.id) not in {(r.kind, r.id) for r in snapshot.resources}
 
     impl.run(body)
 
 
 def test_clusters_and_deployments(impl: Impl) -> None:
-    async def body(connection: Connection) -> None:
+    async def body(connection: Connection, impl: Impl) -> None:
         leader, member = make_peer(unique("bench")), make_peer(unique("bench"))
         await connection.store_peer_descriptor(leader)
         await connection.store_peer_descriptor(member)
@@ -303,7 +365,7 @@ def test_clusters_and_deployments(impl: Impl) -> None:
 
 
 def test_missing_resources_are_not_found(impl: Impl) -> None:
-    async def body(connection: Connection) -> None:
+    async def body(connection: Connection, impl: Impl) -> None:
         missing = uuid.uuid4()
         for call in (
             connection.delete_peer_descriptor(missing),
@@ -318,7 +380,7 @@ def test_missing_resources_are_not_found(impl: Impl) -> None:
 
 
 def test_a_stale_expected_version_is_a_conflict(impl: Impl) -> None:
-    async def body(connection: Connection) -> None:
+    async def body(connection: Connection, impl: Impl) -> None:
         peer = make_peer(unique("bench"))
         await connection.store_peer_descriptor(peer)
         error = await raises(Conflict, connection.store_peer_descriptor(peer, expected_version=7))
@@ -334,7 +396,7 @@ def test_a_stale_expected_version_is_a_conflict(impl: Impl) -> None:
 
 
 def test_create_only_refuses_an_existing_resource(impl: Impl) -> None:
-    async def body(connection: Connection) -> None:
+    async def body(connection: Connection, impl: Impl) -> None:
         peer = make_peer(unique("bench"))
         await connection.store_peer_descriptor(peer, create_only=True)
         error = await raises(AlreadyExists, connection.store_peer_descriptor(peer, create_only=True))
@@ -347,7 +409,7 @@ def test_create_only_refuses_an_existing_resource(impl: Impl) -> None:
 
 
 def test_rule_refusals_have_the_same_codes(impl: Impl) -> None:
-    async def body(connection: Connection) -> None:
+    async def body(connection: Connection, impl: Impl) -> None:
         peer = make_peer(unique("bench"))
         before = await connection.store_peer_descriptor(peer)
         cluster = make_cluster(unique("cluster"), peer)
@@ -360,7 +422,7 @@ def test_rule_refusals_have_the_same_codes(impl: Impl) -> None:
         assert (await raises(MissingReference, connection.store_cluster_descriptor(orphan))).code == "missing_reference"
         # a refused write changes nothing
         snapshot = await connection.fetch_snapshot()
-        ids = {r.id for r in snapshot.resources}
+        ids = {r.id for r in snapshot.resources if r.kind in (ResourceKind.PEER, ResourceKind.CLUSTER)}
         assert peer.id in ids and twin.id not in ids and orphan.id not in ids
         assert [e.revision for e in await connection.history(ResourceKind.PEER, peer.id)] == [before.revision]
 
@@ -372,7 +434,7 @@ def test_a_viewer_cannot_write(impl: Impl) -> None:
         pytest.skip(f"{impl.name}: one local user, no roles")
     open_viewer = impl.open_viewer
 
-    async def body(connection: Connection) -> None:
+    async def body(connection: Connection, impl: Impl) -> None:
         async with opened(open_viewer) as viewer:
             assert (await viewer.whoami()).role == "viewer"
             assert not (await viewer.whoami()).can_write
@@ -388,7 +450,7 @@ def test_a_viewer_cannot_write(impl: Impl) -> None:
 
 # -- history, events, whoami -------------------------------------------------------------------------
 def test_history_lists_a_resources_events_in_order(impl: Impl) -> None:
-    async def body(connection: Connection) -> None:
+    async def body(connection: Connection, impl: Impl) -> None:
         peer = make_peer(unique("bench"))
         other = make_peer(unique("bench"))
         created = await connection.store_peer_descriptor(peer)
@@ -409,7 +471,7 @@ def test_history_lists_a_resources_events_in_order(impl: Impl) -> None:
 
 
 def test_events_pages_through_the_stored_history(impl: Impl) -> None:
-    async def body(connection: Connection) -> None:
+    async def body(connection: Connection, impl: Impl) -> None:
         start = (await connection.fetch_snapshot()).revision
         peers = [make_peer(unique("bench")) for _ in range(3)]
         results = [await connection.store_peer_descriptor(p) for p in peers]
@@ -426,7 +488,7 @@ def test_events_pages_through_the_stored_history(impl: Impl) -> None:
 
 
 def test_whoami_names_the_writer(impl: Impl) -> None:
-    async def body(connection: Connection) -> None:
+    async def body(connection: Connection, impl: Impl) -> None:
         me = await connection.whoami()
         assert me.role in ("editor", "admin") and me.can_write and me.name
         peer = make_peer(unique("bench"))
