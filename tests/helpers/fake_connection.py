@@ -7,7 +7,10 @@ the test pushes events *while* the snapshot is being fetched; every ``subscribe(
 call is recorded.
 
 ``FakeBackend`` is a FakeConnection that answers by itself from a true history of transactions
-(with a small replay ring and epochs), for property tests of random interleavings.
+(with a small replay ring and epochs), for property tests of random interleavings; its actions,
+history and events follow the same contract as the embedded and remote connections
+(tests/integration/test_connection_contract.py): versions, preconditions, the shared rules of
+``resources.rules`` and their typed errors.
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from lea_app.connection.base import Connection, ConnectionLost, Delivery, EventStream, Identity
-from resources.cluster import ClusterDescriptor
+from resources import rules
+from resources.cluster import ClusterDeployment, ClusterDescriptor
+from resources.errors import AlreadyExists, Conflict, NotFound
 from resources.events import Event, EventType, StateSnapshot, WriteResult
+from resources.index import ResourceIndex
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
 from resources.resource import AnyResource
@@ -335,6 +341,82 @@ class FakeBackend(FakeConnection):
 
     def current_snapshot(self) -> StateSnapshot:
         return StateSnapshot(epoch=self.epoch, revision=self.revision, resources=tuple(self.state.values()))
+
+    # the actions: the manager's preconditions and versions, and the shared rules
+    def _view(self) -> ResourceIndex:
+        view = ResourceIndex()
+        for resource in self.state.values():
+            view.put(resource)
+        return view
+
+    def _put(self, resource: AnyResource, expected_version: int | None, create_only: bool) -> WriteResult:
+        current = self.state.get((resource.kind, resource.id))
+        current_version = 0 if current is None else current.version
+        if create_only and current is not None:
+            raise AlreadyExists(f"{resource.kind} {resource.id} already exists", kind=resource.kind.value,
+                                id=str(resource.id))
+        if expected_version is not None and expected_version != current_version:
+            raise Conflict(
+                f"{resource.kind} {resource.id} is at version {current_version}, not {expected_version}; "
+                "it was changed by someone else",
+                kind=resource.kind.value, id=str(resource.id), expected=expected_version, actual=current_version,
+            )
+        rules.check_put(self._view(), resource)
+        stored = resource.model_copy(update={"version": current_version + 1})
+        self.write([(EventType.CREATED if current is None else EventType.UPDATED, stored)])
+        return WriteResult(revision=self.revision, version=stored.version, id=resource.id)
+
+    def _delete(
+        self, kind: ResourceKind, id: UUID, expected_version: int | None, *volatile: ResourceKind
+    ) -> WriteResult:
+        current = self.state.get((kind, id))
+        if current is None:
+            raise NotFound(f"{kind} {id} does not exist", kind=kind.value, id=str(id))
+        if expected_version is not None and expected_version != current.version:
+            raise Conflict(
+                f"{kind} {id} is at version {current.version}, not {expected_version}; "
+                "it was changed by someone else",
+                kind=kind.value, id=str(id), expected=expected_version, actual=current.version,
+            )
+        rules.check_delete(self._view(), kind, id)
+        gone = [current, *(r for k in volatile if (r := self.state.get((k, id))) is not None)]
+        self.write([(EventType.DELETED, resource) for resource in gone])
+        return WriteResult(revision=self.revision, version=0, id=id)
+
+    async def store_peer_descriptor(
+        self, peer: PeerDescriptor, expected_version: int | None = None, create_only: bool = False
+    ) -> WriteResult:
+        return self._put(peer, expected_version, create_only)
+
+    async def delete_peer_descriptor(self, peer_id: UUID, expected_version: int | None = None) -> WriteResult:
+        return self._delete(
+            ResourceKind.PEER, peer_id, expected_version, ResourceKind.PEER_CONNECTION_STATE,
+            ResourceKind.PEER_CONFIGURATION, ResourceKind.PEER_CONFIGURATION_STATE,
+        )
+
+    async def store_cluster_descriptor(
+        self, cluster: ClusterDescriptor, expected_version: int | None = None, create_only: bool = False
+    ) -> WriteResult:
+        return self._put(cluster, expected_version, create_only)
+
+    async def delete_cluster_descriptor(self, cluster_id: UUID, expected_version: int | None = None) -> WriteResult:
+        return self._delete(ResourceKind.CLUSTER, cluster_id, expected_version, ResourceKind.CLUSTER_STATE)
+
+    async def store_cluster_deployment(self, cluster_id: UUID) -> WriteResult:
+        return self._put(ClusterDeployment(id=cluster_id), None, False)
+
+    async def delete_cluster_deployment(self, cluster_id: UUID) -> WriteResult:
+        return self._delete(ResourceKind.CLUSTER_DEPLOYMENT, cluster_id, None)
+
+    # reads: only the persisted kinds are stored, so only they have a history
+    def _stored(self) -> list[Event]:
+        return [e for e in self.journal if e.kind.persisted]
+
+    async def history(self, kind: ResourceKind, resource_id: UUID) -> list[Event]:
+        return [e for e in self._stored() if e.kind == kind and e.id == resource_id]
+
+    async def events(self, after: int = 0, limit: int = 200) -> list[Event]:
+        return [e for e in self._stored() if e.revision > after][:limit]
 
     # the Connection interface
     async def subscribe(self, after: int | None = None, epoch: str | None = None) -> EventStream:
