@@ -225,6 +225,13 @@ def test_unknown_path_and_method_are_problems(env: Env) -> None:
         response = http.post(f"{API}/whoami")
         problem(response, 405, "method_not_allowed")
         assert response.headers["allow"] == "GET"
+        # A path served by routes of two routers (read, write): Allow names the methods of both.
+        response = http.post(f"{API}/peer/{uuid.uuid4()}")
+        problem(response, 405, "method_not_allowed")
+        assert response.headers["allow"] == "DELETE, GET, PUT"
+        response = http.patch(f"{API}/tokens")
+        problem(response, 405, "method_not_allowed")
+        assert response.headers["allow"] == "GET, POST"
 
 
 # -- reads ----------------------------------------------------------------------------------------
