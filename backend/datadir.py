@@ -6,21 +6,16 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-import platformdirs
 from filelock import FileLock, Timeout
 
+from resources.app import default_data_dir
 from resources.errors import DataDirError, DataDirLocked
 
-APP_NAME = "lea-desktop"
 DB_FILE = "lea.db"
 LOCK_FILE = "lea.lock"
 LOGS_DIR = "logs"
 #: Mode of a data directory LEA creates (its files are created 0600: backend/storage/sqlite.py).
 PRIVATE_DIR_MODE = 0o700
-
-
-def default_data_dir() -> Path:
-    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
 class DataDir:

@@ -52,10 +52,10 @@ from _common import machine, median, parser, percentile, temp_dir, verdict
 from backend import rules
 from backend.actions import store_peer_descriptor
 from backend.backend import Backend
-from backend.gc_policy import GC_THRESHOLD
 from backend.manager import Put, ResourcesManager, TxResult
 from backend.settings import Settings
 from backend.storage.sqlite import SqliteEventStore
+from resources.gc_policy import GC_THRESHOLD, freeze_loaded, raise_gc_threshold
 from resources.wire import EventBatch, Hello, Resync
 from tests.helpers.factories import make_peer
 
@@ -190,8 +190,7 @@ def manager_fanout(data_dir: Path, subscribers: int, rate: float, seconds: float
         store_peer_descriptor(manager, peer, "bench")  # created before anyone subscribes
         subs = [manager.subscribe() for _ in range(subscribers)]
         if gc.get_threshold()[0] == GC_THRESHOLD[0]:
-            gc.collect()
-            gc.freeze()  # the start-up state, as LEA and the server freeze theirs
+            freeze_loaded()  # the start-up state, as LEA and the server freeze theirs
         run.received = [[] for _ in range(subscribers)]
         firsts: list[object] = [None] * subscribers
 
@@ -287,13 +286,13 @@ def main() -> None:
     p.add_argument(
         "--no-app-gc", action="store_true",
         help="leave the collector at Python's defaults instead of the policy LEA and the server apply "
-             "(backend/gc_policy.py)",
+             "(resources/gc_policy.py)",
     )
     args = p.parse_args()
     if args.no_gc:
         gc.disable()
     elif not args.no_app_gc:
-        gc.set_threshold(*GC_THRESHOLD)  # what LEA and `lea-backend serve` run with; each run freezes its start-up
+        raise_gc_threshold()  # what LEA and `lea-backend serve` run with; each run freezes its start-up
     seconds = args.seconds or (2.0 if args.quick else 10.0)
     rounds = args.rounds or (1 if args.quick else 3)
 
