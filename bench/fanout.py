@@ -47,7 +47,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 
-from _common import machine, median, parser, percentile, temp_dir, verdict
+from _common import machine, median, paced, parser, percentile, temp_dir, verdict
 
 from backend import rules
 from backend.actions import store_peer_descriptor
@@ -76,19 +76,10 @@ class Run:
         return out
 
 
-def paced(rate: float, seconds: float, run: Run, one: Callable[[int, float], None]) -> None:
-    """Call ``one(i, t_submit)`` ``rate * seconds`` times, at ``rate`` per second."""
-    n = round(rate * seconds)
-    start = time.perf_counter()
-    for i in range(n):
-        due = start + i / rate
-        now = time.perf_counter()
-        if now < due:
-            time.sleep(due - now)
-        else:
-            run.max_behind = max(run.max_behind, now - due)
-        one(i, time.perf_counter())
-    run.elapsed = time.perf_counter() - start
+def paced_run(rate: float, seconds: float, run: Run, one: Callable[[int, float], None]) -> None:
+    """Call ``one(i, t_submit)`` ``rate * seconds`` times, at ``rate`` per second, recording into ``run``."""
+    pacing = paced(rate, seconds, one)
+    run.elapsed, run.max_behind = pacing.elapsed, pacing.max_behind
 
 
 def queue_fanout(subscribers: int, rate: float, seconds: float, durable_db: Path | None = None) -> Run:
@@ -158,7 +149,7 @@ def queue_fanout(subscribers: int, rate: float, seconds: float, durable_db: Path
             run.submitted[i] = t_submit
             requests.put((i, t_submit))
 
-    paced(rate, seconds, run, one)
+    paced_run(rate, seconds, run, one)
     if sequencer is not None:
         requests.put(None)
         sequencer.join()
@@ -230,7 +221,7 @@ def manager_fanout(data_dir: Path, subscribers: int, rate: float, seconds: float
         def one(i: int, t_submit: float) -> None:
             manager.submit(changes, "bench").add_done_callback(lambda f: done(f, t_submit))
 
-        paced(rate, seconds, run, one)
+        paced_run(rate, seconds, run, one)
         for _ in range(round(rate * seconds)):
             if not resolved.acquire(timeout=60):
                 raise RuntimeError("a write was not acknowledged within 60 s")
