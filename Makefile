@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: run test lint unit bench clean system-deps package package-test
+.PHONY: run test lint unit bench bench-quick clean system-deps package package-test
 
 $(STAMP): pyproject.toml
 	@./scripts/ensure-system-deps
@@ -30,10 +30,14 @@ unit: $(STAMP)
 
 test: lint unit
 
+# Every benchmark in bench/ (each a standalone script; docs/performance.md); bench-quick: smaller runs.
+BENCHES := $(filter-out bench/_common.py,$(sort $(wildcard bench/*.py)))
+
 bench: $(STAMP)
-	$(BIN)/python bench/append.py
-	$(BIN)/python bench/restore.py
-	$(BIN)/python bench/fanout.py
+	@set -e; for b in $(BENCHES); do echo "== $$b"; $(BIN)/python $$b; done
+
+bench-quick: $(STAMP)
+	@set -e; for b in $(BENCHES); do echo "== $$b --quick"; $(BIN)/python $$b --quick; done
 
 # Installers (packaging/): the Linux bundle, .deb and .tar.gz in dist/, smoke-tested;
 # package-test builds them in a temporary directory and tests the unpacked .deb (slow, a few minutes).

@@ -25,13 +25,14 @@ from pydantic import ValidationError
 
 from backend import admin, restore
 from backend.backend import Backend, os_actor
-from backend.datadir import DataDir, default_data_dir
+from backend.datadir import DataDir
 from backend.documents import apply_resources, parse_document
 from backend.logs import setup_logging
 from backend.state import State
 from backend.storage.base import CheckpointInfo
 from backend.storage.sqlite import SqliteEventStore
 from backend.tokens import Role, TokenStore
+from resources.app import default_data_dir
 from resources.cluster import ClusterDescriptor
 from resources.errors import DataDirError, InvalidDocument, LeaError, NotFound, invalid_resource_from
 from resources.events import Event, StateSnapshot

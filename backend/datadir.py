@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from types import TracebackType
-from typing import IO
 
-import platformdirs
+from filelock import FileLock, Timeout
 
+from resources.app import default_data_dir
 from resources.errors import DataDirError, DataDirLocked
 
-APP_NAME = "lea-desktop"
 DB_FILE = "lea.db"
 LOCK_FILE = "lea.lock"
 LOGS_DIR = "logs"
 #: Mode of a data directory LEA creates (its files are created 0600: backend/storage/sqlite.py).
 PRIVATE_DIR_MODE = 0o700
-
-
-def default_data_dir() -> Path:
-    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
 class DataDir:
@@ -64,51 +58,50 @@ class DataDir:
 
 
 class DataDirLock:
-    """An exclusive, non-blocking OS lock on ``lea.lock``; released when the process dies."""
+    """An exclusive, non-blocking OS lock on ``lea.lock`` (filelock); released when the process dies.
+
+    The holder writes its pid into the file once it holds the lock; a refused process only reads it.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file: IO[str] | None = None
+        # Native lock only (a soft marker would outlive a killed holder); thread_local=False: a
+        # backend may be closed on another thread than the one that opened it.
+        self._lock = FileLock(
+            path, mode=0o600, blocking=False, thread_local=False, fallback_to_soft=False,
+            preserve_lock_file=True, on_acquired=_write_pid,
+        )
 
     def acquire(self) -> DataDirLock:
         try:
-            handle = open(  # noqa: SIM115 - held until release()
-                self.path, "a+", encoding="utf-8", opener=lambda path, flags: os.open(path, flags, 0o600)
-            )
-        except OSError as exc:
-            raise DataDirError(
-                f"cannot open lock file {self.path}: {exc.strerror or exc}", path=str(self.path)
-            ) from exc
-        try:
-            _lock_file(handle)
-        except OSError as exc:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            handle.close()
+            self._lock.acquire()
+        except Timeout as exc:
+            holder = self._holder()
             raise DataDirLocked(
                 f"data directory {self.path.parent} is already in use by another LEA process "
                 f"(pid {holder}); close it first or use another --data-dir",
                 path=str(self.path.parent),
                 pid=holder,
             ) from exc
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self._file = handle
+        except OSError as exc:
+            raise DataDirError(
+                f"cannot open lock file {self.path}: {exc.strerror or exc}", path=str(self.path)
+            ) from exc
         return self
 
+    def _holder(self) -> str:
+        try:
+            return self.path.read_text(encoding="utf-8").strip() or "unknown"
+        except OSError:
+            return "unknown"
+
     def release(self) -> None:
-        if self._file is not None:
-            try:
-                _unlock_file(self._file)
-            finally:
-                self._file.close()
-                self._file = None
+        if self._lock.is_locked:
+            self._lock.release()
 
     @property
     def held(self) -> bool:
-        return self._file is not None
+        return self._lock.is_locked
 
     def __enter__(self) -> DataDirLock:
         return self.acquire()
@@ -119,22 +112,7 @@ class DataDirLock:
         self.release()
 
 
-if sys.platform == "win32":  # pragma: no cover - exercised on Windows runners
-    import msvcrt
-
-    def _lock_file(handle: IO[str]) -> None:
-        handle.seek(0)
-        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-
-    def _unlock_file(handle: IO[str]) -> None:
-        handle.seek(0)
-        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
-
-else:
-    import fcntl
-
-    def _lock_file(handle: IO[str]) -> None:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-    def _unlock_file(handle: IO[str]) -> None:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+def _write_pid(fd: int) -> None:
+    """Called by filelock with the locked descriptor: the file names its holder for refused processes."""
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 from uuid import UUID
 
 from backend.restore import restore_state
@@ -43,6 +44,7 @@ from resources.resource import AnyResource
 from resources.wire import EventBatch, Hello, Resync
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -215,7 +217,7 @@ class ResourcesManager:
         with self._publish_lock:
             return list(self._published.of_kind(kind).values())
 
-    def read(self, fn: Callable[[State], object]) -> object:
+    def read(self, fn: Callable[[State], T]) -> T:
         """Run ``fn`` on the published state under the publish lock (it must not keep the state)."""
         with self._publish_lock:
             return fn(self._published)

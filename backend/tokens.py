@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from backend.storage.sqlite import close_keeping_wal, open_read_only, wal_path
+from backend.storage.sqlite import CREATE_TOKENS_TABLE, close_keeping_wal, open_read_only, wal_path
 from resources.errors import AlreadyExists, DataDirError, InvalidDocument, NotFound
 
 TOKEN_PREFIX = "lea_"
@@ -47,9 +47,6 @@ class TokenInfo:
     name: str
     role: Role
     created_at: str
-
-
-_CREATE_TABLE = "CREATE TABLE IF NOT EXISTS tokens (name TEXT PRIMARY KEY, role TEXT, hash TEXT, created_at TEXT)"
 
 
 def count_tokens(db_path: Path) -> int:
@@ -91,10 +88,10 @@ class TokenStore:
                 if self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'tokens'").fetchone() is None:
                     self._conn.close()
                     self._conn = sqlite3.connect(":memory:", check_same_thread=False)  # no token table: none
-                    self._conn.execute(_CREATE_TABLE)
+                    self._conn.execute(CREATE_TOKENS_TABLE)
                 return
             self._conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False, timeout=10)
-            self._conn.execute(_CREATE_TABLE)
+            self._conn.execute(CREATE_TOKENS_TABLE)
         except sqlite3.DatabaseError as exc:
             raise DataDirError(f"cannot use the token table in {db_path}: {exc}", path=str(db_path)) from exc
 

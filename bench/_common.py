@@ -6,10 +6,13 @@ import argparse
 import os
 import platform
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,18 +56,44 @@ def machine(path: Path) -> str:
     )
 
 
-def percentile(sorted_values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile of an already sorted sequence (p in 0..100)."""
-    if not sorted_values:
+def percentile(values: Sequence[float], p: float) -> float:
+    """The ``p``-th percentile (p in 0..100) of ``values`` (any order; NaN when empty)."""
+    if not values:
         return float("nan")
-    rank = max(1, min(len(sorted_values), round(p / 100.0 * len(sorted_values) + 0.5)))
-    return sorted_values[rank - 1]
+    if len(values) == 1 or p <= 0 or p >= 100:
+        return min(values) if p <= 0 else max(values)
+    # "inclusive": the sample is the whole population measured; 1000 cut points allow p99.9.
+    return statistics.quantiles(values, n=1000, method="inclusive")[round(p * 10) - 1]
 
 
 def median(values: Sequence[float]) -> float:
-    s = sorted(values)
-    n = len(s)
-    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+    return statistics.median(values)
+
+
+@dataclass
+class Pacing:
+    start: float  # ``clock()`` when the first call was due
+    elapsed: float  # seconds from start until the last call returned
+    max_behind: float  # how late the latest call started (0.0: every call on time)
+
+
+def paced(
+    rate: float, seconds: float, one: Callable[[int, float], None], clock: Callable[[], float] = time.perf_counter
+) -> Pacing:
+    """Call ``one(i, now)`` ``rate * seconds`` times, at ``rate`` per second (open loop: a late call
+    is not skipped, the next ones are not delayed); ``now`` is ``clock()`` just before the call."""
+    n = round(rate * seconds)
+    start = clock()
+    max_behind = 0.0
+    for i in range(n):
+        due = start + i / rate
+        now = clock()
+        if now < due:
+            time.sleep(due - now)
+        else:
+            max_behind = max(max_behind, now - due)
+        one(i, clock())
+    return Pacing(start, clock() - start, max_behind)
 
 
 def verdict(ok: bool) -> str:

@@ -47,15 +47,15 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 
-from _common import machine, median, parser, percentile, temp_dir, verdict
+from _common import machine, median, paced, parser, percentile, temp_dir, verdict
 
 from backend import rules
 from backend.actions import store_peer_descriptor
 from backend.backend import Backend
-from backend.gc_policy import GC_THRESHOLD
 from backend.manager import Put, ResourcesManager, TxResult
 from backend.settings import Settings
 from backend.storage.sqlite import SqliteEventStore
+from resources.gc_policy import GC_THRESHOLD, freeze_loaded, raise_gc_threshold
 from resources.wire import EventBatch, Hello, Resync
 from tests.helpers.factories import make_peer
 
@@ -76,19 +76,10 @@ class Run:
         return out
 
 
-def paced(rate: float, seconds: float, run: Run, one: Callable[[int, float], None]) -> None:
-    """Call ``one(i, t_submit)`` ``rate * seconds`` times, at ``rate`` per second."""
-    n = round(rate * seconds)
-    start = time.perf_counter()
-    for i in range(n):
-        due = start + i / rate
-        now = time.perf_counter()
-        if now < due:
-            time.sleep(due - now)
-        else:
-            run.max_behind = max(run.max_behind, now - due)
-        one(i, time.perf_counter())
-    run.elapsed = time.perf_counter() - start
+def paced_run(rate: float, seconds: float, run: Run, one: Callable[[int, float], None]) -> None:
+    """Call ``one(i, t_submit)`` ``rate * seconds`` times, at ``rate`` per second, recording into ``run``."""
+    pacing = paced(rate, seconds, one)
+    run.elapsed, run.max_behind = pacing.elapsed, pacing.max_behind
 
 
 def queue_fanout(subscribers: int, rate: float, seconds: float, durable_db: Path | None = None) -> Run:
@@ -158,7 +149,7 @@ def queue_fanout(subscribers: int, rate: float, seconds: float, durable_db: Path
             run.submitted[i] = t_submit
             requests.put((i, t_submit))
 
-    paced(rate, seconds, run, one)
+    paced_run(rate, seconds, run, one)
     if sequencer is not None:
         requests.put(None)
         sequencer.join()
@@ -190,8 +181,7 @@ def manager_fanout(data_dir: Path, subscribers: int, rate: float, seconds: float
         store_peer_descriptor(manager, peer, "bench")  # created before anyone subscribes
         subs = [manager.subscribe() for _ in range(subscribers)]
         if gc.get_threshold()[0] == GC_THRESHOLD[0]:
-            gc.collect()
-            gc.freeze()  # the start-up state, as LEA and the server freeze theirs
+            freeze_loaded()  # the start-up state, as LEA and the server freeze theirs
         run.received = [[] for _ in range(subscribers)]
         firsts: list[object] = [None] * subscribers
 
@@ -231,7 +221,7 @@ def manager_fanout(data_dir: Path, subscribers: int, rate: float, seconds: float
         def one(i: int, t_submit: float) -> None:
             manager.submit(changes, "bench").add_done_callback(lambda f: done(f, t_submit))
 
-        paced(rate, seconds, run, one)
+        paced_run(rate, seconds, run, one)
         for _ in range(round(rate * seconds)):
             if not resolved.acquire(timeout=60):
                 raise RuntimeError("a write was not acknowledged within 60 s")
@@ -287,13 +277,13 @@ def main() -> None:
     p.add_argument(
         "--no-app-gc", action="store_true",
         help="leave the collector at Python's defaults instead of the policy LEA and the server apply "
-             "(backend/gc_policy.py)",
+             "(resources/gc_policy.py)",
     )
     args = p.parse_args()
     if args.no_gc:
         gc.disable()
     elif not args.no_app_gc:
-        gc.set_threshold(*GC_THRESHOLD)  # what LEA and `lea-backend serve` run with; each run freezes its start-up
+        raise_gc_threshold()  # what LEA and `lea-backend serve` run with; each run freezes its start-up
     seconds = args.seconds or (2.0 if args.quick else 10.0)
     rounds = args.rounds or (1 if args.quick else 3)
 

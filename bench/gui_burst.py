@@ -78,7 +78,6 @@ from PySide6.QtWidgets import QApplication
 
 from backend.backend import Backend
 from backend.manager import Change, Put, TxResult
-from lea_app.app import GC_THRESHOLD
 from lea_app.connection.embedded import EMBEDDED_QUEUE_EVENTS, EmbeddedConnection
 from lea_app.controller import Controller
 from lea_app.models.resources import ClustersModel, DeploymentsModel, PeersModel
@@ -88,6 +87,7 @@ from lea_app.sync.store import Store
 from lea_app.views.main_window import MainWindow
 from resources.cluster import ClusterDescriptor
 from resources.events import StateSnapshot
+from resources.gc_policy import raise_gc_threshold
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
 from resources.state import (
@@ -564,13 +564,13 @@ def main() -> int:
     )
     p.add_argument(
         "--no-app-gc", action="store_true",
-        help="leave the collector at Python's defaults instead of LEA's policy (lea_app.app.tune_gc)",
+        help="leave the collector at Python's defaults instead of LEA's policy (resources/gc_policy.py)",
     )
     p.add_argument("--profile", default=None, help="cProfile the UI thread during the burst into this file")
     args = p.parse_args()
     if not args.no_app_gc:
-        # What LEA does (lea_app.app.tune_gc): a higher threshold, and freeze once the first snapshot is in.
-        gc.set_threshold(*GC_THRESHOLD)
+        # What LEA does (resources/gc_policy.py): a higher threshold, and freeze once the first snapshot is in.
+        raise_gc_threshold()
         args.gc_freeze = True
     n_peers = args.peers or (1_800 if args.quick else 9_000)
     n_clusters = args.clusters or (200 if args.quick else 1_000)

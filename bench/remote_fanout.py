@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, machine, parser, percentile, temp_dir, verdict
+from _common import ROOT, machine, paced, parser, percentile, temp_dir, verdict
 
 PREFIX = "bench@"
 
@@ -181,22 +181,12 @@ def writer_process(
 
     cpu = time.process_time()
     futures: list[Future[None]] = []
-    max_behind = 0.0
     with ThreadPoolExecutor(max_workers=16) as pool:
-        n = round(rate * seconds)
-        start = time.monotonic()
-        for i in range(n):
-            due = start + i / rate
-            now = time.monotonic()
-            if now < due:
-                time.sleep(due - now)
-            else:
-                max_behind = max(max_behind, now - due)
-            futures.append(pool.submit(put, i % len(peers)))
+        pacing = paced(rate, seconds, lambda i, _now: futures.append(pool.submit(put, i % len(peers))), time.monotonic)
         for f in futures:
             f.result()
-        elapsed = time.monotonic() - start
-    results.put((done, errors, max_behind, elapsed, time.process_time() - cpu))
+        elapsed = time.monotonic() - pacing.start
+    results.put((done, errors, pacing.max_behind, elapsed, time.process_time() - cpu))
 
 
 def process_cpu(pid: int) -> float:
@@ -380,19 +370,11 @@ def in_process_run(data_dir: Path, peers: int, clients: int, rate: float, second
         futures: list[Future[None]] = []
         cpu = time.process_time()
         with ThreadPoolExecutor(max_workers=16) as pool:
-            n = round(rate * seconds)
-            start = time.monotonic()
-            for i in range(n):
-                due = start + i / rate
-                now = time.monotonic()
-                if now < due:
-                    time.sleep(due - now)
-                else:
-                    result.max_behind = max(result.max_behind, now - due)
-                futures.append(pool.submit(put, i % peers))
+            pacing = paced(rate, seconds, lambda i, _now: futures.append(pool.submit(put, i % peers)), time.monotonic)
             for f in futures:
                 f.result()
-            result.elapsed = time.monotonic() - start
+            result.elapsed = time.monotonic() - pacing.start
+            result.max_behind = pacing.max_behind
         result.cpu = {"process": time.process_time() - cpu}
         result.sent = len(done)
         result.round_trips = [t_ack - t_sent for _, t_sent, t_ack in done]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import logging.handlers
 import os
@@ -15,7 +14,6 @@ from typing import Any
 
 os.environ.setdefault("QT_API", "pyside6")  # qasync must bind to PySide6, imported first
 
-import platformdirs
 import qasync
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -23,10 +21,11 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from lea_app.connection.base import Connection, ConnectionLost
 from lea_app.controller import Controller
 from lea_app.views.main_window import MainWindow
+from resources.app import APP_NAME, default_config_dir
 from resources.errors import LeaError
+from resources.gc_policy import freeze_loaded, raise_gc_threshold
 
 log = logging.getLogger(__name__)
-APP_NAME = "lea-desktop"
 
 
 @dataclass
@@ -39,14 +38,9 @@ class Options:
     ca_file: str | None = None
 
 
-def default_data_dir(demo: bool) -> Path:
-    """The user's data folder; --demo gets a folder of its own and never touches the user's data."""
-    return Path(platformdirs.user_data_dir(APP_NAME + ("-demo" if demo else ""), appauthor=False))
-
-
 def settings() -> QSettings:
     """Window geometry and the last page, in the user's config folder (tests point it elsewhere)."""
-    path = Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "lea.ini"
+    path = default_config_dir() / "lea.ini"
     return QSettings(str(path), QSettings.Format.IniFormat)
 
 
@@ -158,10 +152,6 @@ def run(options: Options) -> int:
     return run_coroutine(run_window(options))
 
 
-#: Young-generation threshold: a burst of events allocates many short-lived objects.
-GC_THRESHOLD = (50_000, 20, 100)
-
-
 def tune_gc(controller: Controller | None = None) -> None:
     """Keep the garbage collector from freezing the window.
 
@@ -169,7 +159,7 @@ def tune_gc(controller: Controller | None = None) -> None:
     measured by bench/gui_burst.py). A higher threshold makes collections rare, and once the first
     snapshot is applied ``gc.freeze()`` moves everything loaded so far out of the collector's way.
     """
-    gc.set_threshold(*GC_THRESHOLD)
+    raise_gc_threshold()
     if controller is not None:
         frozen = False
 
@@ -177,8 +167,7 @@ def tune_gc(controller: Controller | None = None) -> None:
             nonlocal frozen
             if state == "live" and not frozen:
                 frozen = True
-                gc.collect()
-                gc.freeze()
+                freeze_loaded()
 
         controller.sync_state_changed.connect(freeze_once)
 

@@ -9,8 +9,10 @@ import keyring
 import keyring.errors
 from keyring.backend import KeyringBackend
 
+from resources.app import APP_NAME
+
 log = logging.getLogger(__name__)
-SERVICE = "lea-desktop"
+SERVICE = APP_NAME
 
 
 def keyring_status() -> tuple[bool, str]:

@@ -8,12 +8,14 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
+from resources.app import APP_NAME, default_data_dir
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="lea", description="LEA desktop: manage test benches, group devices into clusters, deploy them."
     )
-    parser.add_argument("--version", action="version", version=f"lea {version('lea-desktop')}")
+    parser.add_argument("--version", action="version", version=f"lea {version(APP_NAME)}")
     parser.add_argument("--data-dir", type=Path, help="data directory (default: the platform's user-data folder)")
     parser.add_argument(
         "--demo",
@@ -37,7 +39,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from lea_app.app import Options, default_data_dir, run
+    from lea_app.app import Options, run
 
     if args.smoke_test:
         from lea_app.app import run_coroutine

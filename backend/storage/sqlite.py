@@ -32,6 +32,9 @@ from resources.resource import MODEL_BY_KIND, RESOURCE_LIST_ADAPTER, AnyResource
 SQLITE_HEADER = b"SQLite format 3\x00"
 #: PRAGMA application_id marking a LEA database ("LEA1").
 APPLICATION_ID = 0x4C454131
+#: The bearer tokens' table (backend/tokens.py), created with the others in a new database and by a
+#: token store opened on an older one.
+CREATE_TOKENS_TABLE = "CREATE TABLE IF NOT EXISTS tokens (name TEXT PRIMARY KEY, role TEXT, hash TEXT, created_at TEXT)"
 _KINDS = {k.value: k for k in ResourceKind}
 _TYPES = {t.value: t for t in EventType}
 #: ``Model.model_validate_json`` without its Python wrapper (the same validator; replay is hot).
@@ -119,9 +122,7 @@ class SqliteEventStore(EventStore):
                 pk="revision", if_not_exists=True,
             )
             db.table("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
-            db.table("tokens").create(
-                {"name": str, "role": str, "hash": str, "created_at": str}, pk="name", if_not_exists=True
-            )
+            self._conn.execute(CREATE_TOKENS_TABLE)
             current = self._meta_int("schema_version")
             if current is None or current < SCHEMA_VERSION:
                 self._set_meta("schema_version", str(SCHEMA_VERSION))

@@ -20,6 +20,7 @@ from uuid import UUID
 from backend import actions
 from backend.backend import Backend, os_actor
 from backend.demo import seed_demo
+from backend.manager import ResourcesManager
 from backend.subscription import Subscription
 from lea_app.connection.base import Connection, ConnectionLost, Delivery, EventStream, Identity
 from resources.cluster import ClusterDescriptor
@@ -108,7 +109,7 @@ class EmbeddedConnection(Connection):
         return await self._loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
     @property
-    def manager(self) -> Any:
+    def manager(self) -> ResourcesManager:
         return self.backend.manager
 
     async def subscribe(self, after: int | None = None, epoch: str | None = None) -> EventStream:

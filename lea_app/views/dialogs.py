@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 from lea_app.sync.store import Store
 from resources import rules
+from resources.app import APP_NAME
 from resources.cluster import ClusterDescriptor
 from resources.peer import PeerDescriptor
 
@@ -57,7 +58,7 @@ def cluster_summary(store: Store, cluster: ClusterDescriptor) -> str:
 
 def about_text(description: str, data_dir: str, demo: bool) -> str:
     return (
-        f"<h3>LEA desktop {version('lea-desktop')}</h3>"
+        f"<h3>LEA desktop {version(APP_NAME)}</h3>"
         "<p>Manage test benches, group their devices into clusters and deploy them, live.</p>"
         f"<p><b>Backend:</b> {description}<br><b>Data directory:</b> {data_dir}"
         + ("<br><b>Demo mode:</b> the benches are a labelled simulation." if demo else "")

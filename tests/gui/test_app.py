@@ -11,10 +11,11 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from pytestqt.qtbot import QtBot
 
 from backend.backend import Backend
-from lea_app.app import Options, default_data_dir, run_window, settings
+from lea_app.app import Options, run_window, settings
 from lea_app.controller import Controller
 from lea_app.views.connect_dialog import ConnectDialog
 from lea_app.views.main_window import MainWindow
+from resources.app import default_data_dir
 from tests.gui.conftest import Lea
 
 

@@ -183,7 +183,6 @@ def three_demo_peers(prefix: str = "bench") -> tuple[PeerDescriptor, PeerDescrip
 
 def configuration_total(backend: Backend, cluster: ClusterDescriptor) -> int:
     members = backend.manager.read(lambda s: s.cluster_members(cluster))
-    assert isinstance(members, set)
     total = 0
     for member in members:
         configuration = backend.manager.get(ResourceKind.PEER_CONFIGURATION, member)
@@ -618,9 +617,7 @@ def test_two_clusters_sharing_a_peer(data_dir: Path, backends: Backends) -> None
     assert "first-cluster" in referenced.value.message
 
     def blocked() -> dict[UUID, ClusterDescriptor]:
-        found = backend.manager.read(blocked_peers)
-        assert isinstance(found, dict)
-        return found
+        return backend.manager.read(blocked_peers)
 
     assert {p: c.name for p, c in blocked().items()} == {lead.id: "first-cluster", can.id: "first-cluster"}
     actions.store_cluster_deployment(backend.manager, third.id, ACTOR)  # not blocked
