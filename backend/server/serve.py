@@ -19,12 +19,12 @@ import uvicorn
 from backend.backend import Backend
 from backend.datadir import DataDir
 from backend.demo import seed_demo
-from backend.gc_policy import tune_gc_for_latency
 from backend.logs import setup_logging
 from backend.server.app import create_app
 from backend.server.limits import server_options
 from backend.tokens import TokenStore, count_tokens
 from resources.errors import InvalidRequest
+from resources.gc_policy import tune_gc_for_latency
 
 log = logging.getLogger(__name__)
 
