@@ -5,7 +5,7 @@ watchers (their own process: tests/helpers/replayers.py) ask ``watch?after=0`` a
 process probes ``/healthz`` every 20 ms. The baseline is the same probe on the same server with no
 replay running, in the same run.
 
-    .venv/bin/python bench/replays.py [--watchers 20] [--ring 250]
+    .venv/bin/python bench/replays.py [--watchers 20] [--ring 250] [--quick]
 
 The last lines are the figures: probe latency p50 / p99 / max during the replays and idle, and the
 ratio of the maxima (target: every probe within 100 ms while 20 replays run).
@@ -48,7 +48,10 @@ def main() -> int:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--watchers", type=int, default=20)
     args.add_argument("--ring", type=int, default=250, help="transactions in the ring (~28 kB each)")
+    args.add_argument("--quick", action="store_true", help="5 watchers, a 100-transaction ring")
     options = args.parse_args()
+    if options.quick:
+        options.watchers, options.ring = 5, 100
     data = Path(tempfile.mkdtemp(prefix="lea-bench-replays-")) / "data"
     editor = create_token(data, "editor", "bench")
     with running_server(data) as server:
