@@ -142,6 +142,39 @@ class _Sending:
     since: float | None = None
 
 
+class _SendBudget:
+    """Sending time all streams spent in the current loop iteration (reset by the next one)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._spent = 0.0
+        self._armed = False
+
+    def exhausted(self) -> bool:
+        return self._spent >= SLICE_SECONDS
+
+    def charge(self, seconds: float) -> None:
+        self._spent += seconds
+        if not self._armed:
+            self._armed = True
+            self._loop.call_soon(self._reset)  # runs at the start of the next iteration
+
+    def _reset(self) -> None:
+        self._spent, self._armed = 0.0, False
+
+
+_BUDGETS: dict[asyncio.AbstractEventLoop, _SendBudget] = {}
+
+
+def _budget(loop: asyncio.AbstractEventLoop) -> _SendBudget:
+    budget = _BUDGETS.get(loop)
+    if budget is None:
+        for closed in [lp for lp in _BUDGETS if lp.is_closed()]:
+            del _BUDGETS[closed]
+        budget = _BUDGETS[loop] = _SendBudget(loop)
+    return budget
+
+
 async def _send(
     websocket: WebSocket,
     subscription: StreamSubscription,
@@ -150,7 +183,7 @@ async def _send(
     sending: _Sending,
 ) -> Close | None:
     loop = asyncio.get_running_loop()
-    last_sent = slice_start = loop.time()
+    last_sent = loop.time()
     try:
         while True:
             ready.clear()
@@ -166,15 +199,18 @@ async def _send(
                     messages = [PING_TEXT]
             elif not token_valid():  # every message taken was committed before this look-up
                 return REVOKED
+            budget = _budget(loop)
             for text in messages:
-                sending.since = loop.time()
+                # A send does not yield while the socket takes data: let other clients run (a replay is
+                # long). The budget is shared by every stream, so twenty replays cost a request one
+                # slice per loop iteration, not twenty; nothing is held across the await.
+                if budget.exhausted():
+                    await asyncio.sleep(0)
+                started = sending.since = loop.time()
                 await websocket.send_text(text)
                 sending.since = None
                 last_sent = loop.time()
-                # A send does not yield while the socket takes data: let other clients run (a replay is long).
-                if last_sent - slice_start >= SLICE_SECONDS:
-                    await asyncio.sleep(0)
-                    slice_start = loop.time()
+                budget.charge(last_sent - started)
     except WebSocketDisconnect:
         return None
 
