@@ -37,6 +37,20 @@ def token_store_of(connection: HTTPConnection) -> TokenStore:
     return tokens
 
 
-BackendDep = Annotated[Backend, Depends(backend_of)]
-ManagerDep = Annotated[ResourcesManager, Depends(manager_of)]
-TokenStoreDep = Annotated[TokenStore, Depends(token_store_of)]
+# The dependencies are coroutines: FastAPI runs a plain function in its thread pool, and a hop there
+# and back for an attribute read is what made /healthz wait behind busy streams.
+async def _backend(connection: HTTPConnection) -> Backend:
+    return backend_of(connection)
+
+
+async def _manager(connection: HTTPConnection) -> ResourcesManager:
+    return manager_of(connection)
+
+
+async def _token_store(connection: HTTPConnection) -> TokenStore:
+    return token_store_of(connection)
+
+
+BackendDep = Annotated[Backend, Depends(_backend)]
+ManagerDep = Annotated[ResourcesManager, Depends(_manager)]
+TokenStoreDep = Annotated[TokenStore, Depends(_token_store)]

@@ -79,7 +79,11 @@ def same_id(path_id: UUID, body_id: UUID) -> None:
 meta = APIRouter(tags=["meta"])
 
 
-@meta.get("/healthz", responses={s: ERROR_RESPONSES[s] for s in (400, 413)}, dependencies=[Depends(check_request)])
+async def _checked(request: Request) -> None:
+    check_request(request)  # on the event loop: it only reads the request
+
+
+@meta.get("/healthz", responses={s: ERROR_RESPONSES[s] for s in (400, 413)}, dependencies=[Depends(_checked)])
 async def healthz(manager: ManagerDep) -> dict[str, Any]:  # on the event loop: no thread-pool hop
     # "ok" while the process serves (reads and streams go on); "storage" says whether writes do.
     storage = "failing" if manager.storage_failing else "ok"
