@@ -14,18 +14,18 @@ ratio of the maxima (target: every probe within 100 ms while 20 replays run).
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, percentile
+
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers.server import create_token, running_server  # noqa: E402
-from tests.integration.test_server_limits import fill_ring  # noqa: E402
+from tests.helpers.server import create_token, running_server
+from tests.integration.test_server_limits import fill_ring
 
 
 def probe(http: object, until: float | None, replayers: subprocess.Popen[bytes] | None) -> list[float]:
@@ -40,8 +40,8 @@ def probe(http: object, until: float | None, replayers: subprocess.Popen[bytes] 
 
 
 def figures(latencies: list[float]) -> str:
-    cuts = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else latencies * 99
-    return f"p50 {cuts[49] * 1000:.1f} ms, p99 {cuts[98] * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms"
+    p50, p99 = percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000
+    return f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {max(latencies) * 1000:.1f} ms"
 
 
 def main() -> int:
