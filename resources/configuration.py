@@ -46,6 +46,8 @@ class PeerConfiguration(ResourceBase):
 
 class ParameterPresent(Model):
     status: Literal["present"] = "present"
+    #: What the peer made of it, for the engineer (e.g. "vxlan vni 4711, mtu 1450"); optional.
+    detail: str | None = Field(default=None, max_length=500)
 
 
 class ParameterAbsent(Model):

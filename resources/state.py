@@ -8,6 +8,7 @@ from uuid import UUID
 
 from pydantic import Field
 
+from resources.agent import Capabilities
 from resources.base import Model, ResourceBase
 from resources.kinds import ResourceKind
 
@@ -16,10 +17,18 @@ class Offline(Model):
     status: Literal["offline"] = "offline"
 
 
+class AgentInfo(Model):
+    """What a real peer's agent announced in its hello (demo peers have none)."""
+
+    version: str
+    capabilities: Capabilities = Field(default_factory=Capabilities)
+
+
 class Online(Model):
     status: Literal["online"] = "online"
     remote_host: str
     since: datetime
+    agent: AgentInfo | None = None
 
 
 ConnectionStatus = Annotated[Offline | Online, Field(discriminator="status")]

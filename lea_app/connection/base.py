@@ -33,6 +33,15 @@ class Identity:
         return self.role in ("editor", "admin")
 
 
+@dataclass(frozen=True)
+class PeerToken:
+    """A bench's token as LEA lists it (the secret itself is shown once, when created)."""
+
+    name: str
+    peer_id: UUID
+    created_at: str
+
+
 class EventStream(ABC):
     """One subscription: a Hello first, then EventBatch per transaction, or Resync."""
 
@@ -55,6 +64,22 @@ class Connection(ABC):
     async def set_demo_peer_online(self, peer_id: UUID, online: bool) -> None:
         """Demo simulation only: switch a demo bench on or off."""
         raise LeaError("this backend does not let LEA switch demo benches on or off")
+
+    #: The URL a bench's ``lea-peer run --backend`` uses; None while this backend accepts no agents
+    #: (the embedded backend accepts them only when the user enables it).
+    agent_url: str | None = None
+
+    async def create_peer_token(self, peer_id: UUID, name: str) -> str:
+        """Create a ``peer`` token bound to ``peer_id`` (Set up bench); returns the secret."""
+        raise LeaError("this backend does not accept bench agents")
+
+    async def peer_tokens(self) -> list[PeerToken]:
+        """Every bench token (name, peer, created)."""
+        raise LeaError("this backend does not accept bench agents")
+
+    async def revoke_token(self, name: str) -> None:
+        """Revoke a token by name; a bench connected with it is disconnected at once."""
+        raise LeaError("this backend does not accept bench agents")
 
     @abstractmethod
     async def subscribe(self, after: int | None = None, epoch: str | None = None) -> EventStream: ...
