@@ -74,3 +74,24 @@ class PeerConfigurationState(ResourceBase):
 
     kind: Literal[ResourceKind.PEER_CONFIGURATION_STATE] = ResourceKind.PEER_CONFIGURATION_STATE
     parameters: tuple[ParameterReport, ...] = ()
+
+
+def dependency_order(parameters: tuple[Parameter, ...]) -> list[Parameter]:
+    """Parameters so that each comes after its dependencies (stable for equal rank); the backend
+    tracks progress and the agent applies in this order (reverse order to remove)."""
+    by_id = {p.id: p for p in parameters}
+    ordered: list[Parameter] = []
+    seen: set[UUID] = set()
+
+    def visit(p: Parameter) -> None:
+        if p.id in seen:
+            return
+        seen.add(p.id)
+        for dep in p.dependencies:
+            if dep in by_id:
+                visit(by_id[dep])
+        ordered.append(p)
+
+    for p in parameters:
+        visit(p)
+    return ordered

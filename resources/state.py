@@ -76,6 +76,9 @@ class Undeploying(Model):
     status: Literal["undeploying"] = "undeploying"
     done: int = Field(ge=0)
     total: int = Field(ge=0)
+    #: Agent-managed benches that still hold the configuration because they are offline: the
+    #: removal completes when they reconnect (and receive the Absent configuration).
+    waiting_for: tuple[UUID, ...] = ()
 
 
 class Failed(Model):

@@ -124,23 +124,3 @@ def compute_configurations(
                 b.add(ParameterKind.REMOTE_PEER_CHECK, str(remote), {"remote": addresses.get(remote, "")}, gre)
         configurations[member] = PeerConfiguration(id=member, cluster=cluster.id, parameters=tuple(b.parameters))
     return configurations
-
-
-def dependency_order(parameters: tuple[Parameter, ...]) -> list[Parameter]:
-    """Parameters so that each comes after its dependencies (stable for equal rank)."""
-    by_id = {p.id: p for p in parameters}
-    ordered: list[Parameter] = []
-    seen: set[UUID] = set()
-
-    def visit(p: Parameter) -> None:
-        if p.id in seen:
-            return
-        seen.add(p.id)
-        for dep in p.dependencies:
-            if dep in by_id:
-                visit(by_id[dep])
-        ordered.append(p)
-
-    for p in parameters:
-        visit(p)
-    return ordered

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from backend.deployment.parameters import dependency_order
 from backend.deployment.view import ClusterView, Report
 from backend.deployment.writes import PublishState, Write
 from resources.configuration import (
@@ -22,6 +21,7 @@ from resources.configuration import (
     PeerConfiguration,
     PeerConfigurationState,
     Target,
+    dependency_order,
 )
 from resources.state import ClusterStatus, Failed, Progress
 

@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from backend import actions
-from backend.deployment.parameters import dependency_order
 from backend.manager import ResourcesManager
 from backend.peers.broker import PeerBroker
 from backend.peers.scheduler import Scheduler
@@ -39,6 +38,7 @@ from resources.configuration import (
     PeerConfiguration,
     PeerConfigurationState,
     Target,
+    dependency_order,
 )
 from resources.errors import LeaError, StorageFailed
 from resources.events import EventType

@@ -15,7 +15,6 @@ from uuid import UUID
 import pytest
 
 from backend.deployment.deploy_cluster import deploy_cluster, start_deploy
-from backend.deployment.parameters import dependency_order
 from backend.deployment.progress import ClusterProgress, ParameterProgress
 from backend.deployment.runner import ActionRunner
 from backend.deployment.undeploy_cluster import start_undeploy, undeploy_cluster
@@ -33,6 +32,7 @@ from resources.configuration import (
     PeerConfiguration,
     PeerConfigurationState,
     Target,
+    dependency_order,
 )
 from resources.errors import LeaError, MissingReference, ShuttingDown, StorageFailed
 from resources.events import Event, EventType

@@ -15,9 +15,9 @@ from uuid import UUID
 
 import pytest
 
-from backend.deployment.parameters import compute_configurations, dependency_order
+from backend.deployment.parameters import compute_configurations
 from resources.cluster import ClusterDescriptor
-from resources.configuration import Parameter, ParameterKind, PeerConfiguration, Target
+from resources.configuration import Parameter, ParameterKind, PeerConfiguration, Target, dependency_order
 from resources.derived import ordered_member_ids
 from resources.peer import (
     DEFAULT_BRIDGE_NAME,
