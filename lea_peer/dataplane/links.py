@@ -1,0 +1,64 @@
+"""A link as the data plane sees it: a small typed view of pyroute2's RTM_NEWLINK message, and the
+ownership marker read back from its ``ifalias``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from resources.agent import OWNERSHIP_PREFIX
+
+IFF_UP = 0x1
+
+
+@dataclass(frozen=True)
+class Link:
+    index: int
+    name: str
+    kind: str  # "" for a plain (physical or veth-less) device without IFLA_LINKINFO
+    alias: str
+    up: bool
+    master: int  # ifindex of the bridge it is joined to, 0 if none
+    mtu: int
+    #: IFLA_INFO_DATA of a tunnel, with the prefix dropped: {"ID": 4711, "GROUP": "10.0.0.2", ...}
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def owned(self) -> bool:
+        return parse_marker(self.alias) is not None
+
+
+def parse_marker(alias: str) -> tuple[UUID, UUID] | None:
+    """``(cluster, parameter)`` of an ``ifalias`` written by ``ownership_marker``, else None."""
+    if not alias.startswith(OWNERSHIP_PREFIX):
+        return None
+    parts = alias[len(OWNERSHIP_PREFIX) :].split(":")
+    if len(parts) != 2:
+        return None
+    try:
+        return UUID(parts[0]), UUID(parts[1])
+    except ValueError:
+        return None
+
+
+def link_from_message(msg: Any) -> Link:
+    """The typed view of one pyroute2 link message."""
+    kind = msg.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND") or ""
+    data = msg.get_nested("IFLA_LINKINFO", "IFLA_INFO_DATA")
+    info: dict[str, Any] = {}
+    if data is not None:
+        for key, value in data.get("attrs", []):
+            for prefix in ("IFLA_VXLAN_", "IFLA_GRE_"):
+                if key.startswith(prefix):
+                    info[key[len(prefix) :]] = value
+    return Link(
+        index=int(msg["index"]),
+        name=str(msg.get("IFLA_IFNAME") or ""),
+        kind=str(kind),
+        alias=str(msg.get("IFLA_IFALIAS") or ""),
+        up=bool(int(msg["flags"]) & IFF_UP),
+        master=int(msg.get("IFLA_MASTER") or 0),
+        mtu=int(msg.get("IFLA_MTU") or 0),
+        info=info,
+    )

@@ -1,0 +1,407 @@
+"""The real data plane: each parameter applied with netlink (pyroute2's AsyncIPRoute).
+
+One long-lived netlink handle per data plane (opening one in a namespace forks, ~15 ms), opened
+with ``flags=0`` so that a missing namespace is an error instead of being created silently. Every
+link it creates carries ``ownership_marker(cluster, parameter)`` as ``ifalias``; it deletes,
+recreates or detaches only marked links. Every netlink failure becomes a ParameterError whose
+sentence names the link and the cause.
+
+``check`` reports what is on the bench and changes nothing: Present when the parameter's link is
+there as its value says, Absent when it is not, Error when something conflicting is there (a link
+of that name we did not create, a tunnel with other settings, a device interface missing or down).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any
+from uuid import UUID
+
+from pyroute2 import AsyncIPRoute  # type: ignore[import-untyped]
+from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+
+from lea_peer.dataplane.base import DataPlane, OwnedLink
+from lea_peer.dataplane.links import Link, link_from_message, parse_marker
+from lea_peer.probe import probe_capabilities
+from lea_peer.remote_check import ProbeResponder, check_remote_peer
+from resources.agent import Capabilities, ownership_marker
+from resources.configuration import (
+    Parameter,
+    ParameterAbsent,
+    ParameterError,
+    ParameterKind,
+    ParameterPresent,
+    ParameterStatus,
+    Target,
+)
+
+ENODEV = 19
+CAN_KINDS = frozenset({ParameterKind.CAN_BRIDGE, ParameterKind.CAN_CONNECTION, ParameterKind.CAN_LOCAL_ROUTE})
+CAN_NOT_SUPPORTED = "CAN is not supported by this agent yet (issue #12)"
+_TUNNEL_KINDS = ("gretap", "vxlan")
+
+
+class LinkFailure(Exception):
+    """A netlink request failed; ``str()`` is the sentence for the report."""
+
+
+def _cause(exc: BaseException) -> str:
+    if isinstance(exc, NetlinkError):
+        return os.strerror(exc.code) if exc.code else str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _not_ours(name: str) -> str:
+    return f"a link named {name} exists that this agent did not create; rename or remove it"
+
+
+def _text(value: dict[str, str | int | bool], key: str) -> str:
+    return str(value.get(key, ""))
+
+
+def _number(value: dict[str, str | int | bool], key: str, default: int = 0) -> int:
+    raw = value.get(key, default)
+    return int(raw) if not isinstance(raw, str) or raw.isdigit() else default
+
+
+class NetlinkDataPlane(DataPlane):
+    def __init__(self, peer_id: UUID, netns: str | None = None, underlay_address: str = "") -> None:
+        self.peer_id = peer_id
+        self.netns = netns
+        self.underlay_address = underlay_address
+        self._ipr: Any = None
+        self._lock = asyncio.Lock()
+        self._responders: dict[str, ProbeResponder] = {}
+
+    # -- the handle ---------------------------------------------------------------------------------
+    def _where(self) -> str:
+        return f"network namespace {self.netns}" if self.netns else "this bench"
+
+    async def _handle(self) -> Any:
+        if self._ipr is None:
+            try:
+                ipr = AsyncIPRoute(netns=self.netns, flags=0) if self.netns else AsyncIPRoute()
+                await ipr.setup_endpoint()  # opens the socket (in the namespace) now, not on first use
+            except FileNotFoundError as exc:
+                raise LinkFailure(f"network namespace {self.netns} does not exist") from exc
+            except OSError as exc:
+                raise LinkFailure(f"cannot open netlink in {self._where()}: {_cause(exc)}") from exc
+            self._ipr = ipr
+        return self._ipr
+
+    async def _request(self, what: str, call: Callable[[Any], Awaitable[Any]]) -> Any:
+        ipr = await self._handle()
+        try:
+            return await call(ipr)
+        except (NetlinkError, OSError) as exc:
+            raise LinkFailure(f"{what}: {_cause(exc)}") from exc
+
+    async def _get(self, name: str) -> Link | None:
+        ipr = await self._handle()
+        try:
+            messages = await ipr.link("get", ifname=name)
+        except NetlinkError as exc:
+            if exc.code == ENODEV:
+                return None
+            raise LinkFailure(f"cannot read link {name}: {_cause(exc)}") from exc
+        return link_from_message(messages[0])
+
+    async def _by_index(self, index: int) -> Link | None:
+        ipr = await self._handle()
+        try:
+            messages = await ipr.link("get", index=index)
+        except NetlinkError:
+            return None
+        return link_from_message(messages[0])
+
+    async def _links(self) -> list[Link]:
+        ipr = await self._handle()
+        return [link_from_message(msg) async for msg in await ipr.link("dump")]
+
+    async def _set_up(self, link: Link) -> None:
+        if not link.up:
+            await self._request(f"cannot set {link.name} up", lambda ipr: ipr.link("set", index=link.index, state="up"))
+
+    async def _create(self, name: str, marker: str, kind: str, **attrs: Any) -> Link:
+        """Add the link, mark it at once (netlink ignores IFLA_IFALIAS on creation), set it up."""
+        await self._request(
+            f"cannot create {kind} {name}", lambda ipr: ipr.link("add", ifname=name, kind=kind, **attrs)
+        )
+        created = await self._get(name)
+        if created is None:
+            raise LinkFailure(f"{kind} {name} vanished right after it was created")
+        await self._request(
+            f"cannot mark {name} as ours", lambda ipr: ipr.link("set", index=created.index, ifalias=marker)
+        )
+        await self._set_up(created)
+        return created
+
+    async def _delete(self, link: Link) -> None:
+        await self.stop_responder(link.name)
+        await self._request(f"cannot delete {link.name}", lambda ipr: ipr.link("del", index=link.index))
+
+    # -- DataPlane --------------------------------------------------------------------------------
+    async def probe(self) -> Capabilities:
+        return await probe_capabilities(self.netns, self.underlay_address)
+
+    async def apply(self, cluster: UUID, parameter: Parameter) -> ParameterStatus:
+        return await self._run(cluster, parameter, change=True)
+
+    async def check(self, cluster: UUID, parameter: Parameter) -> ParameterStatus:
+        return await self._run(cluster, parameter, change=False)
+
+    async def _run(self, cluster: UUID, parameter: Parameter, change: bool) -> ParameterStatus:
+        if parameter.kind in CAN_KINDS:
+            return ParameterError(reason=CAN_NOT_SUPPORTED)
+        handler = {
+            ParameterKind.DEVICE_INTERFACE: self._device_interface,
+            ParameterKind.ETHERNET_BRIDGE: self._ethernet_bridge,
+            ParameterKind.GRE_INTERFACE: self._tunnel,
+            ParameterKind.INTERFACE_JOIN: self._join,
+            ParameterKind.REMOTE_PEER_CHECK: self._remote_peer_check,
+        }[parameter.kind]
+        marker = ownership_marker(cluster, parameter.id)
+        try:
+            async with self._lock:
+                return await handler(parameter, marker, change)
+        except LinkFailure as exc:
+            return ParameterError(reason=str(exc))
+
+    async def _device_interface(self, parameter: Parameter, marker: str, change: bool) -> ParameterStatus:
+        name = _text(parameter.value, "interface")
+        if parameter.target is Target.ABSENT:
+            return ParameterAbsent()  # a device interface is the bench's: never deleted, not even set down
+        link = await self._get(name)
+        if link is None:
+            return ParameterError(reason=f"interface {name} does not exist in {self._where()}")
+        if not link.up:
+            if not change:
+                return ParameterError(reason=f"interface {name} is down")
+            await self._set_up(link)
+        return ParameterPresent()
+
+    async def _ethernet_bridge(self, parameter: Parameter, marker: str, change: bool) -> ParameterStatus:
+        name = _text(parameter.value, "name")
+        link = await self._get(name)
+        if link is not None and not link.owned:
+            if parameter.target is Target.ABSENT:
+                return ParameterAbsent()  # that link is not ours to remove
+            return ParameterError(reason=_not_ours(name))
+        if parameter.target is Target.ABSENT:
+            if link is not None and change:
+                await self._delete(link)
+                return ParameterAbsent()
+            return ParameterAbsent() if link is None else ParameterPresent()
+        if link is not None and link.kind != "bridge":
+            if not change:
+                return ParameterError(reason=f"link {name} is a {link.kind or 'device'}, not a bridge")
+            await self._delete(link)
+            link = None
+        if not change:
+            if link is None:
+                return ParameterAbsent()
+            return ParameterPresent() if link.up else ParameterError(reason=f"bridge {name} is down")
+        if link is None:
+            link = await self._create(name, marker, "bridge")
+        else:
+            if link.alias != marker:
+                # Adopted from an earlier deployment: mark it with this parameter, so the sweep keeps it.
+                await self._request(
+                    f"cannot mark {name} as ours", lambda ipr: ipr.link("set", index=link.index, ifalias=marker)
+                )
+            await self._set_up(link)
+        await self.start_responder(name)
+        return ParameterPresent()
+
+    def _tunnel_mismatch(self, link: Link, value: dict[str, str | int | bool]) -> str | None:
+        """What differs between the tunnel on the bench and the value, or None."""
+        encapsulation = _text(value, "encapsulation") or "gretap"
+        if link.kind != encapsulation:
+            return f"it is a {link.kind or 'device'}, not a {encapsulation} tunnel"
+        local, remote, mtu = _text(value, "local"), _text(value, "remote"), _number(value, "mtu")
+        if encapsulation == "vxlan":
+            wanted = {"ID": _number(value, "vni"), "GROUP": remote, "PORT": _number(value, "port", 4789)}
+        else:
+            wanted = {"REMOTE": remote}
+        if local:
+            wanted["LOCAL"] = local
+        for key, expected in wanted.items():
+            if link.info.get(key) != expected:
+                return f"its {key.lower()} is {link.info.get(key)}, not {expected}"
+        if mtu and link.mtu != mtu:
+            return f"its mtu is {link.mtu}, not {mtu}"
+        return None
+
+    @staticmethod
+    def _tunnel_detail(link: Link) -> str:
+        if link.kind == "vxlan":
+            return (
+                f"vxlan vni {link.info.get('ID')} to {link.info.get('GROUP')}:{link.info.get('PORT')}, mtu {link.mtu}"
+            )
+        return f"gretap to {link.info.get('REMOTE')}, mtu {link.mtu}"
+
+    async def _tunnel(self, parameter: Parameter, marker: str, change: bool) -> ParameterStatus:
+        value = parameter.value
+        name = _text(value, "name")
+        link = await self._get(name)
+        if link is not None and not link.owned:
+            if parameter.target is Target.ABSENT:
+                return ParameterAbsent()
+            return ParameterError(reason=_not_ours(name))
+        if parameter.target is Target.ABSENT:
+            if link is not None and change:
+                await self._delete(link)
+                return ParameterAbsent()
+            return ParameterAbsent() if link is None else ParameterPresent()
+        mismatch = None if link is None else self._tunnel_mismatch(link, value)
+        if not change:
+            if link is None:
+                return ParameterAbsent()
+            if mismatch:
+                return ParameterError(reason=f"tunnel {name} differs from its configuration: {mismatch}")
+            if not link.up:
+                return ParameterError(reason=f"tunnel {name} is down")
+            return ParameterPresent(detail=self._tunnel_detail(link))
+        if link is not None and mismatch:
+            await self._delete(link)
+            link = None
+        if link is None:
+            link = await self._create_tunnel(name, marker, value)
+        else:
+            await self._set_up(link)
+        current = await self._get(name)
+        return ParameterPresent(detail=self._tunnel_detail(current or link))
+
+    async def _create_tunnel(self, name: str, marker: str, value: dict[str, str | int | bool]) -> Link:
+        encapsulation = _text(value, "encapsulation") or "gretap"
+        if encapsulation not in _TUNNEL_KINDS:
+            raise LinkFailure(f"tunnel {name}: unknown encapsulation {encapsulation!r}")
+        local, remote, mtu = _text(value, "local"), _text(value, "remote"), _number(value, "mtu")
+        if not remote:
+            raise LinkFailure(f"tunnel {name} has no remote underlay address")
+        attrs: dict[str, Any] = {}
+        if encapsulation == "vxlan":
+            # A unicast group is the remote: the kernel installs the all-zero FDB entry to it, so
+            # every frame of this point-to-point tunnel goes there; learning stays off.
+            attrs.update(
+                vxlan_id=_number(value, "vni"), vxlan_group=remote, vxlan_port=_number(value, "port", 4789),
+                vxlan_learning=0,
+            )
+            if local:
+                attrs["vxlan_local"] = local
+        else:
+            attrs["gre_remote"] = remote
+            if local:
+                attrs["gre_local"] = local
+        if mtu:
+            attrs["mtu"] = mtu
+        try:
+            return await self._create(name, marker, encapsulation, **attrs)
+        except LinkFailure as exc:
+            if isinstance(exc.__cause__, NetlinkError) and exc.__cause__.code == 95:  # EOPNOTSUPP
+                raise LinkFailure(
+                    f"cannot create {encapsulation} tunnel {name}: this kernel has no {encapsulation} support"
+                ) from exc
+            raise
+
+    async def _join(self, parameter: Parameter, marker: str, change: bool) -> ParameterStatus:
+        name, bridge_name = _text(parameter.value, "interface"), _text(parameter.value, "bridge")
+        # The bridge first: a failed "set master" has already detached the link from its old bridge.
+        bridge = await self._get(bridge_name)
+        link = await self._get(name)
+        joined = bridge is not None and link is not None and link.master == bridge.index
+        if parameter.target is Target.ABSENT:
+            if joined and change:
+                assert link is not None
+                await self._request(
+                    f"cannot take {name} out of bridge {bridge_name}",
+                    lambda ipr: ipr.link("set", index=link.index, master=0),
+                )
+                return ParameterAbsent()
+            return ParameterPresent() if joined else ParameterAbsent()
+        if joined or not change:
+            return ParameterPresent() if joined else ParameterAbsent()
+        if bridge is None or bridge.kind != "bridge":
+            return ParameterError(reason=f"cannot join {name}: bridge {bridge_name} does not exist")
+        if link is None:
+            return ParameterError(reason=f"cannot join {name} to bridge {bridge_name}: {name} does not exist")
+        await self._request(
+            f"cannot join {name} to bridge {bridge_name}",
+            lambda ipr: ipr.link("set", index=link.index, master=bridge.index),
+        )
+        await self._set_up(link)
+        return ParameterPresent()
+
+    async def _remote_peer_check(self, parameter: Parameter, marker: str, change: bool) -> ParameterStatus:
+        if parameter.target is Target.ABSENT:
+            return ParameterAbsent()  # nothing on the bench to remove
+        value = parameter.value
+        bridge, remote = _text(value, "bridge"), _text(value, "remote")
+        try:
+            peer = UUID(_text(value, "peer"))
+        except ValueError:
+            return ParameterError(reason=f"remote peer check has no valid peer id ({_text(value, 'peer')!r})")
+        return await check_remote_peer(self.netns, bridge, self.peer_id, peer, remote)
+
+    # -- probe responders -------------------------------------------------------------------------
+    async def start_responder(self, bridge: str) -> None:
+        """Answer probe frames on ``bridge`` (idempotent); a failure is not the bridge's failure."""
+        current = self._responders.get(bridge)
+        if current is not None and current.running:
+            return
+        responder = ProbeResponder(self.peer_id, self.netns, bridge)
+        try:
+            await responder.start()
+        except OSError:
+            return
+        self._responders[bridge] = responder
+
+    async def stop_responder(self, bridge: str) -> None:
+        responder = self._responders.pop(bridge, None)
+        if responder is not None:
+            await responder.stop()
+
+    @property
+    def responding_on(self) -> list[str]:
+        return sorted(name for name, r in self._responders.items() if r.running)
+
+    # -- ownership --------------------------------------------------------------------------------
+    async def owned(self) -> list[OwnedLink]:
+        async with self._lock:
+            links = await self._links()
+        result = []
+        for link in links:
+            marker = parse_marker(link.alias)
+            if marker is not None:
+                result.append(OwnedLink(name=link.name, cluster=marker[0], parameter=marker[1]))
+        return result
+
+    async def sweep(self, keep: Collection[UUID]) -> list[str]:
+        kept = set(keep)
+        async with self._lock:
+            doomed = [
+                link
+                for link in await self._links()
+                if (marker := parse_marker(link.alias)) is not None and marker[1] not in kept
+            ]
+            # Tunnels (and anything joined to a bridge) before the bridges themselves.
+            doomed.sort(key=lambda link: link.kind == "bridge")
+            deleted = []
+            for link in doomed:
+                try:
+                    await self._delete(link)
+                except LinkFailure:
+                    continue  # gone already (a tunnel deleted with its namespace) or busy: next sweep
+                deleted.append(link.name)
+        return deleted
+
+    async def close(self) -> None:
+        for bridge in list(self._responders):
+            await self.stop_responder(bridge)
+        if self._ipr is not None:
+            self._ipr.close()
+            self._ipr = None

@@ -1,0 +1,413 @@
+"""The real data plane (lea_peer/dataplane/netlink.py) as root, in network namespaces this test
+creates and always deletes: two peer namespaces joined by a veth underlay (MTU 1550), one ECU
+namespace behind each peer's device interface, and NetlinkDataPlane driven with the parameter
+lists of a two-member cluster (A leads). Skips only where the kernel lacks something, with the
+probe's reason."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from uuid import UUID
+
+import pytest
+from pyroute2 import IPRoute
+
+from lea_peer.dataplane.netlink import NetlinkDataPlane
+from lea_peer.probe import probe_capabilities
+from resources.agent import Capabilities, TunnelType, ownership_marker
+from resources.configuration import (
+    Parameter,
+    ParameterAbsent,
+    ParameterError,
+    ParameterKind,
+    ParameterPresent,
+    ParameterStatus,
+    Target,
+    dependency_order,
+)
+from tests.helpers.echo import FULL_FRAME_PAYLOAD, udp_echo, udp_echo_server
+from tests.helpers.netns import delete_link, links, namespaces, namespaces_supported, sweep_leftovers, veth
+
+T = TypeVar("T")
+_UNSUPPORTED = namespaces_supported()
+pytestmark = [
+    pytest.mark.skipif(_UNSUPPORTED is not None, reason=_UNSUPPORTED or ""),
+    pytest.mark.timeout(120),
+]
+
+CLUSTER = UUID("6c0f4f0e-3b8e-4a57-9c1e-2a8d3f7b1c11")
+PEER_A = UUID("a0000000-0000-4000-8000-00000000000a")
+PEER_B = UUID("b0000000-0000-4000-8000-00000000000b")
+UNDERLAY = {PEER_A: "10.99.0.1", PEER_B: "10.99.0.2"}
+ECU = {PEER_A: "192.168.77.1", PEER_B: "192.168.77.2"}
+BRIDGE = "br-lea"
+DEVICE = "ecu0"
+VNI = 4711
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_leftover_namespaces() -> Iterator[None]:
+    sweep_leftovers()  # what a killed earlier run left behind
+    yield
+    sweep_leftovers()
+
+
+@pytest.fixture(scope="module")
+def capabilities() -> Capabilities:
+    return run(probe_capabilities())
+
+
+def needs(capabilities: Capabilities, tunnel: TunnelType) -> None:
+    if tunnel not in capabilities.tunnels:
+        found = [t.value for t in capabilities.tunnels]
+        reason = f"the kernel cannot create {tunnel.value} links (the probe found {found})"
+        print(f"SKIP: {reason}")
+        pytest.skip(reason)
+
+
+@dataclass(frozen=True)
+class Topology:
+    peer: dict[UUID, str]  # namespace of each peer
+    ecu: dict[UUID, str]  # namespace of the ECU behind each peer
+
+
+@pytest.fixture
+def topology() -> Iterator[Topology]:
+    with namespaces("pa", "pb", "ea", "eb") as (pa, pb, ea, eb):
+        veth(pa, "u0", pb, "u0", mtu=1550, address_a="10.99.0.1/24", address_b="10.99.0.2/24")
+        veth(pa, DEVICE, ea, "eth0", address_b=f"{ECU[PEER_A]}/24")
+        veth(pb, DEVICE, eb, "eth0", address_b=f"{ECU[PEER_B]}/24")
+        yield Topology(peer={PEER_A: pa, PEER_B: pb}, ecu={PEER_A: ea, PEER_B: eb})
+
+
+def _id(peer: UUID, what: str) -> UUID:
+    return uuid.uuid5(CLUSTER, f"{peer}/{what}")
+
+
+def tunnel_name(remote: UUID) -> str:
+    return f"gre-{remote.hex[:11]}"
+
+
+def configuration(peer: UUID, encapsulation: str = "vxlan", target: Target = Target.PRESENT) -> list[Parameter]:
+    """One member's parameters, as backend.deployment.parameters makes them (A leads)."""
+    remote = PEER_B if peer == PEER_A else PEER_A
+
+    def param(kind: ParameterKind, what: str, value: dict[str, str | int | bool], *deps: Parameter) -> Parameter:
+        return Parameter(
+            id=_id(peer, what), kind=kind, target=target, dependencies=tuple(d.id for d in deps), value=value
+        )
+
+    device = param(ParameterKind.DEVICE_INTERFACE, "device", {"interface": DEVICE})
+    bridge = param(ParameterKind.ETHERNET_BRIDGE, "bridge", {"name": BRIDGE})
+    tunnel = param(
+        ParameterKind.GRE_INTERFACE, "tunnel",
+        {
+            "name": tunnel_name(remote), "encapsulation": encapsulation, "local": UNDERLAY[peer],
+            "remote": UNDERLAY[remote], "vni": VNI if encapsulation == "vxlan" else 0,
+            "port": 4789 if encapsulation == "vxlan" else 0, "mtu": 1500,
+        },
+        bridge,
+    )
+    params = [
+        device, bridge, tunnel,
+        param(ParameterKind.INTERFACE_JOIN, "join-device", {"interface": DEVICE, "bridge": BRIDGE}, device, bridge),
+        param(
+            ParameterKind.INTERFACE_JOIN, "join-tunnel", {"interface": tunnel_name(remote), "bridge": BRIDGE},
+            tunnel, bridge,
+        ),
+    ]
+    if peer == PEER_A:
+        params.append(
+            param(
+                ParameterKind.REMOTE_PEER_CHECK, "check",
+                {"remote": UNDERLAY[remote], "peer": str(remote), "bridge": BRIDGE}, tunnel,
+            )
+        )
+    return dependency_order(tuple(params))
+
+
+def absent(params: list[Parameter]) -> list[Parameter]:
+    return [p.model_copy(update={"target": Target.ABSENT}) for p in reversed(params)]
+
+
+async def apply_all(plane: NetlinkDataPlane, params: list[Parameter]) -> dict[str, ParameterStatus]:
+    """Each parameter applied in order; the statuses by kind and value (for assertion messages)."""
+    return {f"{p.kind.value} {dict(p.value)}": await plane.apply(CLUSTER, p) for p in params}
+
+
+def data_planes(topology: Topology) -> dict[UUID, NetlinkDataPlane]:
+    return {peer: NetlinkDataPlane(peer, topology.peer[peer], UNDERLAY[peer]) for peer in (PEER_A, PEER_B)}
+
+
+def marked(ns: str) -> dict[str, str]:
+    return {name: alias for name, alias in links(ns).items() if alias.startswith("lea:")}
+
+
+async def echo(topology: Topology, size: int = 64, attempts: int = 3) -> bool:
+    with udp_echo_server(topology.ecu[PEER_B], ECU[PEER_B]):
+        return await asyncio.to_thread(udp_echo, topology.ecu[PEER_A], ECU[PEER_B], size, 2.0, attempts)
+
+
+def test_probe_finds_vxlan_and_reports_its_duration(capabilities: Capabilities) -> None:
+    started = time.monotonic()
+    probed = run(probe_capabilities())
+    elapsed_ms = (time.monotonic() - started) * 1000
+    print(f"probe took {elapsed_ms:.0f} ms: {probed.model_dump_json()}")  # a timing note, not an assertion
+    assert TunnelType.VXLAN in probed.tunnels
+    assert probed == capabilities
+
+
+def test_probe_reads_the_underlay_mtu_in_the_namespace(topology: Topology) -> None:
+    probed = run(probe_capabilities(topology.peer[PEER_A], UNDERLAY[PEER_A]))
+    assert probed.underlay_mtu == 1550
+    assert run(probe_capabilities(topology.peer[PEER_A], "10.123.0.9")).underlay_mtu == 0
+
+
+@pytest.mark.parametrize("encapsulation", [TunnelType.VXLAN, TunnelType.GRETAP])
+def test_cluster_applied_ecus_talk_through_the_tunnel_and_undeploy_removes_it(
+    topology: Topology, capabilities: Capabilities, encapsulation: TunnelType
+) -> None:
+    needs(capabilities, encapsulation)
+
+    async def scenario() -> None:
+        planes = data_planes(topology)
+        config = {peer: configuration(peer, encapsulation.value) for peer in planes}
+        try:
+            assert not await echo(topology, attempts=1), "the ECUs must not reach each other before the deployment"
+            # B first: its responder must be up before A's RemotePeerCheck asks for it.
+            for peer in (PEER_B, PEER_A):
+                results = await apply_all(planes[peer], config[peer])
+                assert all(isinstance(s, ParameterPresent) for s in results.values()), results
+            tunnel = await planes[PEER_A].apply(CLUSTER, config[PEER_A][2])
+            assert isinstance(tunnel, ParameterPresent)
+            if encapsulation is TunnelType.VXLAN:
+                assert tunnel.detail == f"vxlan vni {VNI} to {UNDERLAY[PEER_B]}:4789, mtu 1500"
+            check = config[PEER_A][-1]
+            assert check.kind is ParameterKind.REMOTE_PEER_CHECK
+            present = await planes[PEER_A].check(CLUSTER, check)
+            assert isinstance(present, ParameterPresent), present
+            assert str(PEER_B) in (present.detail or "")
+
+            assert await echo(topology), "a small UDP echo from ECU A to ECU B across the tunnel"
+            assert await echo(topology, FULL_FRAME_PAYLOAD), "a full 1500-byte packet (underlay MTU 1550)"
+            for peer in planes:
+                checked = [await planes[peer].check(CLUSTER, p) for p in config[peer]]
+                assert all(isinstance(s, ParameterPresent) for s in checked), checked
+                assert {link.name for link in await planes[peer].owned()} == {BRIDGE, config[peer][2].value["name"]}
+
+            for peer in planes:
+                results = await apply_all(planes[peer], absent(config[peer]))
+                assert all(isinstance(s, ParameterAbsent) for s in results.values()), results
+                assert await asyncio.to_thread(marked, topology.peer[peer]) == {}
+                assert DEVICE in await asyncio.to_thread(links, topology.peer[peer]), "device interfaces stay"
+                assert planes[peer].responding_on == []
+            assert not await echo(topology, attempts=1), "no echo once the tunnel is gone"
+        finally:
+            for plane in planes.values():
+                await plane.close()
+
+    run(scenario())
+
+
+def test_apply_is_idempotent_and_joins_already_joined_links(topology: Topology, capabilities: Capabilities) -> None:
+    needs(capabilities, TunnelType.VXLAN)
+
+    async def scenario() -> None:
+        plane = data_planes(topology)[PEER_B]
+        params = configuration(PEER_B)
+        try:
+            first = await apply_all(plane, params)
+            second = await apply_all(plane, params)
+            assert first == second
+            assert all(isinstance(s, ParameterPresent) for s in second.values())
+        finally:
+            await plane.close()
+
+    run(scenario())
+
+
+def test_remote_peer_check_fails_when_the_remote_agent_does_not_answer(
+    topology: Topology, capabilities: Capabilities
+) -> None:
+    needs(capabilities, TunnelType.VXLAN)
+
+    async def scenario() -> None:
+        planes = data_planes(topology)
+        try:
+            await apply_all(planes[PEER_A], configuration(PEER_A)[:-1])
+            check = configuration(PEER_A)[-1]
+            # B's underlay answers ICMP, but B has no bridge, no tunnel, no responder.
+            status = await planes[PEER_A].check(CLUSTER, check)
+            assert isinstance(status, ParameterError)
+            assert "did not answer a probe frame on bridge br-lea" in status.reason
+            assert "10.99.0.2 answers ICMP echo" in status.reason
+            elsewhere = check.model_copy(update={"value": {**check.value, "remote": "10.99.0.77"}})
+            status = await planes[PEER_A].check(CLUSTER, elsewhere)
+            assert isinstance(status, ParameterError)
+            assert "10.99.0.77 does not answer ICMP echo either" in status.reason
+        finally:
+            for plane in planes.values():
+                await plane.close()
+
+    run(scenario())
+
+
+def test_a_same_named_bridge_we_did_not_create_is_an_error_and_stays(topology: Topology) -> None:
+    ns = topology.peer[PEER_A]
+    with IPRoute(netns=ns, flags=0) as ipr:
+        ipr.link("add", ifname=BRIDGE, kind="bridge")
+
+    async def scenario() -> None:
+        plane = data_planes(topology)[PEER_A]
+        bridge = configuration(PEER_A)[1]
+        assert bridge.kind is ParameterKind.ETHERNET_BRIDGE
+        try:
+            status = await plane.apply(CLUSTER, bridge)
+            assert isinstance(status, ParameterError)
+            assert "a link named br-lea exists that this agent did not create" in status.reason
+            removed = await plane.apply(CLUSTER, bridge.model_copy(update={"target": Target.ABSENT}))
+            assert isinstance(removed, ParameterAbsent), "not ours: Absent, and not deleted"
+            assert await plane.sweep(keep=()) == []
+        finally:
+            await plane.close()
+
+    run(scenario())
+    assert links(ns)[BRIDGE] == "", "the unowned bridge is still there, unmarked"
+
+
+def test_a_missing_device_interface_is_an_error_naming_it(topology: Topology) -> None:
+    async def scenario() -> None:
+        plane = data_planes(topology)[PEER_A]
+        device = configuration(PEER_A)[0].model_copy(update={"value": {"interface": "eth9"}})
+        try:
+            status = await plane.apply(CLUSTER, device)
+            assert isinstance(status, ParameterError)
+            assert "interface eth9 does not exist" in status.reason
+        finally:
+            await plane.close()
+
+    run(scenario())
+
+
+def test_a_down_device_interface_is_set_up_and_check_reports_it_down(topology: Topology) -> None:
+    ns = topology.peer[PEER_A]
+    with IPRoute(netns=ns, flags=0) as ipr:
+        ipr.link("set", index=ipr.link_lookup(ifname=DEVICE)[0], state="down")
+
+    async def scenario() -> None:
+        plane = data_planes(topology)[PEER_A]
+        device = configuration(PEER_A)[0]
+        try:
+            down = await plane.check(CLUSTER, device)
+            assert isinstance(down, ParameterError) and "interface ecu0 is down" in down.reason
+            assert isinstance(await plane.apply(CLUSTER, device), ParameterPresent)
+            assert isinstance(await plane.check(CLUSTER, device), ParameterPresent)
+        finally:
+            await plane.close()
+
+    run(scenario())
+
+
+def test_check_reports_drift_and_changes_nothing(topology: Topology, capabilities: Capabilities) -> None:
+    needs(capabilities, TunnelType.VXLAN)
+    ns = topology.peer[PEER_A]
+    params = configuration(PEER_A)
+    tunnel, join = params[2], params[4]
+    name = str(tunnel.value["name"])
+
+    async def scenario() -> None:
+        plane = data_planes(topology)[PEER_A]
+        try:
+            await apply_all(plane, params[:-1])
+            await asyncio.to_thread(delete_link, ns, name)  # behind the agent's back
+            assert isinstance(await plane.check(CLUSTER, tunnel), ParameterAbsent)
+            assert isinstance(await plane.check(CLUSTER, join), ParameterAbsent)
+            assert name not in await asyncio.to_thread(links, ns), "check created nothing"
+            assert isinstance(await plane.apply(CLUSTER, tunnel), ParameterPresent)
+            assert isinstance(await plane.apply(CLUSTER, join), ParameterPresent)
+
+            # Another VNI in the value: check names the difference, apply recreates the tunnel.
+            changed = tunnel.model_copy(update={"value": {**tunnel.value, "vni": 4712}})
+            drift = await plane.check(CLUSTER, changed)
+            assert isinstance(drift, ParameterError)
+            assert drift.reason == f"tunnel {name} differs from its configuration: its id is 4711, not 4712"
+            recreated = await plane.apply(CLUSTER, changed)
+            assert isinstance(recreated, ParameterPresent) and "vni 4712" in (recreated.detail or "")
+        finally:
+            await plane.close()
+
+    run(scenario())
+
+
+def test_a_new_instance_sweeps_what_a_killed_one_left_and_nothing_unmarked(
+    topology: Topology, capabilities: Capabilities
+) -> None:
+    needs(capabilities, TunnelType.VXLAN)
+    ns = topology.peer[PEER_A]
+    with IPRoute(netns=ns, flags=0) as ipr:
+        ipr.link("add", ifname="br-mine", kind="bridge")
+    params = configuration(PEER_A)[:-1]
+
+    async def killed() -> None:
+        plane = data_planes(topology)[PEER_A]
+        await apply_all(plane, params)  # and never closed, never removed: as if killed
+
+    run(killed())
+    assert set(marked(ns)) == {BRIDGE, str(params[2].value["name"])}
+    assert marked(ns)[BRIDGE] == ownership_marker(CLUSTER, params[1].id)
+
+    async def restarted() -> None:
+        plane = data_planes(topology)[PEER_A]
+        try:
+            kept = await plane.sweep(keep={params[1].id})
+            assert kept == [str(params[2].value["name"])], "the tunnel not kept"
+            assert sorted(await plane.sweep(keep=())) == [BRIDGE]
+            assert await plane.owned() == []
+        finally:
+            await plane.close()
+
+    run(restarted())
+    remaining = links(ns)
+    assert "br-mine" in remaining and DEVICE in remaining and "u0" in remaining
+
+
+def test_a_missing_namespace_is_an_error_and_is_not_created() -> None:
+    from tests.helpers.netns import PREFIX
+
+    missing = f"{PREFIX}missing"
+
+    async def scenario() -> ParameterStatus:
+        plane = NetlinkDataPlane(PEER_A, missing, "")
+        try:
+            return await plane.apply(CLUSTER, configuration(PEER_A)[1])
+        finally:
+            await plane.close()
+
+    status = run(scenario())
+    assert isinstance(status, ParameterError)
+    assert status.reason == f"network namespace {missing} does not exist"
+    from pyroute2 import netns
+
+    assert missing not in netns.listnetns()
+
+
+def test_can_parameters_are_an_error_for_now(topology: Topology) -> None:
+    async def scenario() -> ParameterStatus:
+        plane = data_planes(topology)[PEER_A]
+        try:
+            return await plane.apply(
+                CLUSTER, Parameter(id=uuid.uuid4(), kind=ParameterKind.CAN_BRIDGE, target=Target.PRESENT)
+            )
+        finally:
+            await plane.close()
+
+    assert run(scenario()) == ParameterError(reason="CAN is not supported by this agent yet (issue #12)")
