@@ -34,7 +34,6 @@ BROADCAST = b"\xff" * 6
 PACKET_OUTGOING = 4  # sll_pkttype of a frame this host sent (packet sockets see those too)
 _PAYLOAD = struct.Struct("!4sB16s16s16s")
 _ETH_HEADER = 14
-_MIN_FRAME = 60  # Ethernet minimum without FCS: software links don't pad, hardware ones would
 CHECK_TIMEOUT_S = 5.0
 RESEND_S = 0.5
 ICMP_TIMEOUT_S = 1.0
@@ -51,8 +50,8 @@ class ProbeFrame:
 
 def encode_frame(dst: bytes, src: bytes, kind: int, nonce: bytes, sender: UUID, target: UUID) -> bytes:
     frame = dst + src + struct.pack("!H", ETH_P_LEA_PROBE)
-    frame += _PAYLOAD.pack(MAGIC, kind, nonce, sender.bytes, target.bytes)
-    return frame.ljust(_MIN_FRAME, b"\0")
+    # 67 bytes: above the 60-byte Ethernet minimum, so no padding is needed.
+    return frame + _PAYLOAD.pack(MAGIC, kind, nonce, sender.bytes, target.bytes)
 
 
 def decode_frame(frame: bytes) -> ProbeFrame | None:

@@ -157,12 +157,13 @@ class NetlinkDataPlane(DataPlane):
     async def _run(self, cluster: UUID, parameter: Parameter, change: bool) -> ParameterStatus:
         if parameter.kind in CAN_KINDS:
             return ParameterError(reason=CAN_NOT_SUPPORTED)
+        if parameter.kind is ParameterKind.REMOTE_PEER_CHECK:
+            return await self._remote_peer_check(parameter)  # no netlink: it must not hold the lock for 5 s
         handler = {
             ParameterKind.DEVICE_INTERFACE: self._device_interface,
             ParameterKind.ETHERNET_BRIDGE: self._ethernet_bridge,
             ParameterKind.GRE_INTERFACE: self._tunnel,
             ParameterKind.INTERFACE_JOIN: self._join,
-            ParameterKind.REMOTE_PEER_CHECK: self._remote_peer_check,
         }[parameter.kind]
         marker = ownership_marker(cluster, parameter.id)
         try:
@@ -204,7 +205,12 @@ class NetlinkDataPlane(DataPlane):
         if not change:
             if link is None:
                 return ParameterAbsent()
-            return ParameterPresent() if link.up else ParameterError(reason=f"bridge {name} is down")
+            if not link.up:
+                return ParameterError(reason=f"bridge {name} is down")
+            # Not a change to the bench: the answering socket is this process's (it dies with a
+            # bridge recreated behind our back, and the periodic check brings it back).
+            await self.start_responder(name)
+            return ParameterPresent()
         if link is None:
             link = await self._create(name, marker, "bridge")
         else:
@@ -336,7 +342,7 @@ class NetlinkDataPlane(DataPlane):
         await self._set_up(link)
         return ParameterPresent()
 
-    async def _remote_peer_check(self, parameter: Parameter, marker: str, change: bool) -> ParameterStatus:
+    async def _remote_peer_check(self, parameter: Parameter) -> ParameterStatus:
         if parameter.target is Target.ABSENT:
             return ParameterAbsent()  # nothing on the bench to remove
         value = parameter.value

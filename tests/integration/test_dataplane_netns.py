@@ -7,6 +7,7 @@ probe's reason."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Coroutine, Iterator
@@ -359,7 +360,8 @@ def test_a_new_instance_sweeps_what_a_killed_one_left_and_nothing_unmarked(
 
     async def killed() -> None:
         plane = data_planes(topology)[PEER_A]
-        await apply_all(plane, params)  # and never closed, never removed: as if killed
+        await apply_all(plane, params)
+        await plane.close()  # releases handles only: the links stay, as after a SIGKILL
 
     run(killed())
     assert set(marked(ns)) == {BRIDGE, str(params[2].value["name"])}
@@ -411,3 +413,69 @@ def test_can_parameters_are_an_error_for_now(topology: Topology) -> None:
             await plane.close()
 
     assert run(scenario()) == ParameterError(reason="CAN is not supported by this agent yet (issue #12)")
+
+
+def _scratch_namespaces() -> list[str]:
+    from pyroute2 import netns
+
+    return [n for n in netns.listnetns() if n.startswith(f"leaprobe-{os.getpid()}-")]
+
+
+def test_the_probe_deletes_its_scratch_namespace_even_when_it_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lea_peer.probe
+
+    async def broken(netns: str | None, remove: bool) -> list[str]:
+        assert netns is not None and netns.startswith("leaprobe-")
+        assert netns in _scratch_namespaces()
+        raise RuntimeError("probe broke")
+
+    monkeypatch.setattr(lea_peer.probe, "_probe", broken)
+    with pytest.raises(RuntimeError, match="probe broke"):
+        run(probe_capabilities())
+    assert _scratch_namespaces() == []
+
+
+def test_without_the_right_to_make_a_namespace_the_probe_tries_in_place_and_leaves_nothing(
+    topology: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lea_peer.probe
+
+    def refused(name: str) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(lea_peer.probe, "_create_scratch", refused)
+    ns = topology.peer[PEER_A]
+    before = links(ns)
+    probed = run(probe_capabilities(ns, UNDERLAY[PEER_A]))
+    assert TunnelType.VXLAN in probed.tunnels
+    assert probed.underlay_mtu == 1550
+    assert links(ns) == before
+
+
+def test_a_join_takes_out_only_its_own_bridge_and_a_failed_join_detaches_nothing(topology: Topology) -> None:
+    ns = topology.peer[PEER_A]
+    with IPRoute(netns=ns, flags=0) as ipr:
+        ipr.link("add", ifname="br-mine", kind="bridge")
+        mine = ipr.link_lookup(ifname="br-mine")[0]
+        ipr.link("set", index=ipr.link_lookup(ifname=DEVICE)[0], master=mine)
+
+    def master() -> int:
+        with IPRoute(netns=ns, flags=0) as ipr:
+            return int(ipr.link("get", ifname=DEVICE)[0].get("IFLA_MASTER") or 0)
+
+    async def scenario() -> None:
+        plane = data_planes(topology)[PEER_A]
+        join = configuration(PEER_A)[3]
+        assert join.kind is ParameterKind.INTERFACE_JOIN and join.value["interface"] == DEVICE
+        try:
+            status = await plane.apply(CLUSTER, join)  # br-lea does not exist
+            assert isinstance(status, ParameterError)
+            assert status.reason == "cannot join ecu0: bridge br-lea does not exist"
+            assert await asyncio.to_thread(master) == mine, "still in the engineer's bridge"
+            removed = await plane.apply(CLUSTER, join.model_copy(update={"target": Target.ABSENT}))
+            assert isinstance(removed, ParameterAbsent)
+            assert await asyncio.to_thread(master) == mine, "not joined to br-lea: left alone"
+        finally:
+            await plane.close()
+
+    run(scenario())

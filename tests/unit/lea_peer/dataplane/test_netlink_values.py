@@ -1,0 +1,55 @@
+"""What NetlinkDataPlane decides without a kernel: markers, tunnel mismatches, CAN refusal."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from lea_peer.dataplane.links import Link, parse_marker
+from lea_peer.dataplane.netlink import NetlinkDataPlane
+from resources.agent import ownership_marker
+from resources.configuration import Parameter, ParameterError, ParameterKind, Target
+
+CLUSTER, PARAMETER = uuid.uuid4(), uuid.uuid4()
+VXLAN_VALUE: dict[str, str | int | bool] = {
+    "name": "gre-x", "encapsulation": "vxlan", "local": "10.0.0.1", "remote": "10.0.0.2",
+    "vni": 4711, "port": 4789, "mtu": 1500,
+}
+
+
+def vxlan(mtu: int = 1500, **info: Any) -> Link:
+    data = {"ID": 4711, "GROUP": "10.0.0.2", "LOCAL": "10.0.0.1", "PORT": 4789, **info}
+    return Link(index=5, name="gre-x", kind="vxlan", alias="", up=True, master=0, mtu=mtu, info=data)
+
+
+def test_the_marker_reads_back_as_cluster_and_parameter() -> None:
+    assert parse_marker(ownership_marker(CLUSTER, PARAMETER)) == (CLUSTER, PARAMETER)
+    assert parse_marker("") is None
+    assert parse_marker("uplink to the lab") is None
+    assert parse_marker("lea:not-a-uuid:x") is None
+    assert parse_marker(f"lea:{CLUSTER}") is None
+
+
+def test_a_tunnel_matching_its_value_has_no_mismatch() -> None:
+    plane = NetlinkDataPlane(uuid.uuid4())
+    assert plane._tunnel_mismatch(vxlan(), VXLAN_VALUE) is None
+
+
+def test_each_tunnel_difference_is_named() -> None:
+    plane = NetlinkDataPlane(uuid.uuid4())
+    assert plane._tunnel_mismatch(vxlan(ID=9), VXLAN_VALUE) == "its id is 9, not 4711"
+    assert plane._tunnel_mismatch(vxlan(GROUP="10.0.0.9"), VXLAN_VALUE) == "its group is 10.0.0.9, not 10.0.0.2"
+    assert plane._tunnel_mismatch(vxlan(PORT=8472), VXLAN_VALUE) == "its port is 8472, not 4789"
+    assert plane._tunnel_mismatch(vxlan(mtu=1450), VXLAN_VALUE) == "its mtu is 1450, not 1500"
+    gretap = {**VXLAN_VALUE, "encapsulation": "gretap", "vni": 0, "port": 0}
+    assert plane._tunnel_mismatch(vxlan(), gretap) == "it is a vxlan, not a gretap tunnel"
+    ours = Link(5, "gre-x", "gretap", "", True, 0, 1500, {"REMOTE": "10.0.0.2", "LOCAL": "10.0.0.1"})
+    assert plane._tunnel_mismatch(ours, gretap) is None
+
+
+def test_can_parameters_are_refused_without_touching_netlink() -> None:
+    plane = NetlinkDataPlane(uuid.uuid4(), netns="never-opened")
+    for kind in (ParameterKind.CAN_BRIDGE, ParameterKind.CAN_CONNECTION, ParameterKind.CAN_LOCAL_ROUTE):
+        status = asyncio.run(plane.apply(CLUSTER, Parameter(id=uuid.uuid4(), kind=kind, target=Target.PRESENT)))
+        assert status == ParameterError(reason="CAN is not supported by this agent yet (issue #12)")
