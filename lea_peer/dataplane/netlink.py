@@ -357,8 +357,10 @@ class NetlinkDataPlane(DataPlane):
     async def start_responder(self, bridge: str) -> None:
         """Answer probe frames on ``bridge`` (idempotent); a failure is not the bridge's failure."""
         current = self._responders.get(bridge)
-        if current is not None and current.running:
-            return
+        if current is not None:
+            if current.running:
+                return
+            await current.stop()  # its bridge went away under it: close the dead socket
         responder = ProbeResponder(self.peer_id, self.netns, bridge)
         try:
             await responder.start()

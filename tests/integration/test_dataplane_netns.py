@@ -7,7 +7,11 @@ probe's reason."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Coroutine, Iterator
@@ -33,6 +37,7 @@ from resources.configuration import (
 )
 from tests.helpers.echo import FULL_FRAME_PAYLOAD, udp_echo, udp_echo_server
 from tests.helpers.netns import delete_link, links, namespaces, namespaces_supported, sweep_leftovers, veth
+from tests.helpers.server import REPO
 
 T = TypeVar("T")
 _UNSUPPORTED = namespaces_supported()
@@ -477,5 +482,112 @@ def test_a_join_takes_out_only_its_own_bridge_and_a_failed_join_detaches_nothing
             assert await asyncio.to_thread(master) == mine, "not joined to br-lea: left alone"
         finally:
             await plane.close()
+
+    run(scenario())
+
+
+_APPLY_AND_HANG = """
+import asyncio, json, sys
+from uuid import UUID
+from lea_peer.dataplane.netlink import NetlinkDataPlane
+from resources.configuration import Parameter
+
+async def main():
+    peer, ns, cluster, params = json.loads(sys.stdin.read())
+    plane = NetlinkDataPlane(UUID(peer), ns, "")
+    for p in params:
+        status = await plane.apply(UUID(cluster), Parameter.model_validate(p))
+        assert status.status == "present", status
+    print("applied", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def test_links_of_an_agent_killed_with_sigkill_are_swept_by_the_next(
+    topology: Topology, capabilities: Capabilities
+) -> None:
+    needs(capabilities, TunnelType.VXLAN)
+    ns = topology.peer[PEER_B]
+    params = configuration(PEER_B)
+    payload = json.dumps([str(PEER_B), ns, str(CLUSTER), [p.model_dump(mode="json") for p in params]])
+    agent = subprocess.Popen(
+        [sys.executable, "-c", _APPLY_AND_HANG], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        assert agent.stdin is not None and agent.stdout is not None
+        agent.stdin.write(payload)
+        agent.stdin.close()
+        assert agent.stdout.readline().strip() == "applied"
+        agent.send_signal(signal.SIGKILL)
+        agent.wait(20)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait(20)
+        if agent.stdout is not None:
+            agent.stdout.close()
+    assert set(marked(ns)) == {BRIDGE, str(params[2].value["name"])}
+
+    async def restarted() -> list[str]:
+        plane = data_planes(topology)[PEER_B]
+        try:
+            return await plane.sweep(keep=())
+        finally:
+            await plane.close()
+
+    assert run(restarted()) == [str(params[2].value["name"]), BRIDGE], "the tunnel before the bridge"
+    assert marked(ns) == {}
+    assert DEVICE in links(ns)
+
+
+def test_a_bridge_recreated_after_drift_answers_probes_again(topology: Topology, capabilities: Capabilities) -> None:
+    needs(capabilities, TunnelType.VXLAN)
+
+    async def scenario() -> None:
+        planes = data_planes(topology)
+        config = {peer: configuration(peer) for peer in planes}
+        bridge = config[PEER_B][1]
+        try:
+            for peer in (PEER_B, PEER_A):
+                await apply_all(planes[peer], config[peer])
+            await asyncio.to_thread(delete_link, topology.peer[PEER_B], BRIDGE)  # behind B's back
+            assert isinstance(await planes[PEER_B].check(CLUSTER, bridge), ParameterAbsent)
+            lost = await planes[PEER_A].check(CLUSTER, config[PEER_A][-1])
+            assert isinstance(lost, ParameterError), "B's bridge is gone: nobody answers"
+            await apply_all(planes[PEER_B], config[PEER_B])
+            back = await planes[PEER_A].check(CLUSTER, config[PEER_A][-1])
+            assert isinstance(back, ParameterPresent), back
+        finally:
+            for plane in planes.values():
+                await plane.close()
+
+    run(scenario())
+
+
+def test_a_1450_byte_tunnel_drops_full_frames_silently_which_is_why_the_mtu_is_explicit(
+    topology: Topology, capabilities: Capabilities
+) -> None:
+    needs(capabilities, TunnelType.VXLAN)
+
+    def small(params: list[Parameter]) -> list[Parameter]:
+        return [
+            p.model_copy(update={"value": {**p.value, "mtu": 1450}}) if p.kind is ParameterKind.GRE_INTERFACE else p
+            for p in params
+        ]
+
+    async def scenario() -> None:
+        planes = data_planes(topology)
+        try:
+            for peer in (PEER_B, PEER_A):
+                results = await apply_all(planes[peer], small(configuration(peer)))
+                assert all(isinstance(s, ParameterPresent) for s in results.values()), results
+            assert await echo(topology), "small packets pass"
+            assert not await echo(topology, FULL_FRAME_PAYLOAD, attempts=1), "a 1500-byte packet vanishes"
+        finally:
+            for plane in planes.values():
+                await plane.close()
 
     run(scenario())
