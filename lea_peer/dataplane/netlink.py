@@ -347,6 +347,8 @@ class NetlinkDataPlane(DataPlane):
             return ParameterAbsent()  # nothing on the bench to remove
         value = parameter.value
         bridge, remote = _text(value, "bridge"), _text(value, "remote")
+        if not bridge:
+            return ParameterError(reason="remote peer check names no bridge to send its probe frame on")
         try:
             peer = UUID(_text(value, "peer"))
         except ValueError:
