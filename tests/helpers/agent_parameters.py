@@ -35,20 +35,24 @@ def member_parameters(
         return uuid.uuid5(cluster, f"{PEER}/{key}")
 
     device = Parameter(
-        id=pid("device"), kind=ParameterKind.DEVICE_INTERFACE, target=target, value={"interface": interface}
+        id=pid(f"device/{interface}"), kind=ParameterKind.DEVICE_INTERFACE, target=target,
+        value={"interface": interface},
     )
-    br = Parameter(id=pid("bridge"), kind=ParameterKind.ETHERNET_BRIDGE, target=target, value={"name": bridge})
+    br = Parameter(
+        id=pid(f"bridge/{bridge}"), kind=ParameterKind.ETHERNET_BRIDGE, target=target, value={"name": bridge}
+    )
     tunnel = Parameter(
         id=pid("gre"), kind=ParameterKind.GRE_INTERFACE, target=target, dependencies=(br.id,),
         value={"name": "gre-0123456789a", "local": "10.0.0.1", "remote": "10.0.0.2", "encapsulation": "vxlan",
                "vni": 4711, "mtu": 1450},
     )
     join_device = Parameter(
-        id=pid("join/device"), kind=ParameterKind.INTERFACE_JOIN, target=target, dependencies=(device.id, br.id),
+        id=pid(f"join/device/{interface}/{bridge}"), kind=ParameterKind.INTERFACE_JOIN, target=target,
+        dependencies=(device.id, br.id),
         value={"interface": interface, "bridge": bridge},
     )
     join_tunnel = Parameter(
-        id=pid("join/gre"), kind=ParameterKind.INTERFACE_JOIN, target=target, dependencies=(tunnel.id, br.id),
+        id=pid(f"join/gre/{bridge}"), kind=ParameterKind.INTERFACE_JOIN, target=target, dependencies=(tunnel.id, br.id),
         value={"interface": "gre-0123456789a", "bridge": bridge},
     )
     check = Parameter(
