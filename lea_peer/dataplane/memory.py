@@ -182,7 +182,7 @@ class MemoryDataPlane(DataPlane):
             return _present(f"{iface} joined to {bridge_name}")
         if kind == ParameterKind.REMOTE_PEER_CHECK:
             return ParameterPresent(detail=SIMULATED)
-        return _error(f"{kind.value} parameters are not supported by this agent yet")
+        return _error(f"{kind.value}: CAN is not supported by this agent yet (issue #12)")
 
     def _remove(self, cluster: UUID, p: Parameter) -> ParameterStatus:
         kind = p.kind
@@ -223,7 +223,7 @@ class MemoryDataPlane(DataPlane):
             return ParameterPresent(detail=SIMULATED) if p.target == Target.PRESENT else ParameterAbsent()
         if p.target == Target.ABSENT:
             return ParameterAbsent()
-        return _error(f"{kind.value} parameters are not supported by this agent yet")
+        return _error(f"{kind.value}: CAN is not supported by this agent yet (issue #12)")
 
     def _delete(self, name: str) -> None:
         self.links.pop(name, None)
