@@ -248,3 +248,23 @@ def test_reconnect_through_proxy_pause_blackhole_and_reset() -> None:
                 assert len(backend.welcomed()) == 1
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("code", [CloseCode.REPLACED, CloseCode.BAD_CREDENTIALS])
+def test_final_close_while_running_stops_the_agent_and_leaves_the_bench_configured(code: CloseCode) -> None:
+    async def main() -> None:
+        async with FakeAgentBackend() as backend:
+            plane = MemoryDataPlane(devices=["eth1"])
+            agent = Agent(settings(backend.url), plane, fast_schedule())
+            task = asyncio.create_task(agent.run(asyncio.Event()))
+            session = await backend.session(1)
+            await session.configure(1, configuration())
+            await backend.until(lambda: bool(session.reports) and all_present(session.reports[-1].parameters),
+                                "configuration applied")
+            await session.close(code, "revoked or replaced")
+            with pytest.raises(FinalError):
+                await asyncio.wait_for(task, WAIT_S)
+            assert plane.closed and plane.links["eth1"].master == "br-lea"  # exiting removes nothing
+            assert len(backend.sessions) == 1
+
+    asyncio.run(main())
