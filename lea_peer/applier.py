@@ -9,8 +9,8 @@
   are in the configuration the backend re-sends) survives a restart untouched.
 - After every change the FULL parameter list goes to the outbox (which coalesces), with the
   generation of the configuration it belongs to.
-- Every ``recheck_s`` the applied configuration is checked again; what drifted is re-applied and
-  reported ("re-applied after drift ..." or an Error with the reason).
+- Every ``recheck_s`` the Present parameters of the applied configuration are checked again; what
+  drifted is re-applied and reported ("re-applied after drift ..." or an Error with the reason).
 """
 
 from __future__ import annotations
@@ -126,8 +126,9 @@ class Applier:
         keep = {p.id for p in configuration.parameters if p.target == Target.PRESENT}
         try:
             swept = await self.data_plane.sweep(keep)
-        except Exception:
-            log.exception("sweeping marked links not in generation %d failed", generation)
+        except Exception as exc:
+            log.error("sweeping marked links not in generation %d failed: %r", generation, exc)
+            log.debug("traceback of the failed sweep", exc_info=True)
             swept = []
         if swept:
             log.info("swept marked links not in the configuration: %s", ", ".join(swept))
@@ -144,7 +145,8 @@ class Applier:
         _generation, configuration = self.current
         cluster = configuration.cluster or _NO_CLUSTER
         changed = False
-        for parameter in steps(configuration):
+        # Only what should be there can drift; removals were made once and the sweep keeps them made.
+        for parameter in (p for p in steps(configuration) if p.target == Target.PRESENT):
             if self._pending is not None:
                 return changed
             last = self.statuses.get(parameter.id)
@@ -189,14 +191,16 @@ class Applier:
         try:
             return await self.data_plane.apply(cluster, parameter)
         except Exception as exc:  # a data-plane bug must not stop the agent: report it on the parameter
-            log.exception("applying %s %s failed", parameter.kind.value, parameter.id)
+            log.error("applying %s %s failed: %r", parameter.kind.value, parameter.id, exc)
+            log.debug("traceback of the failed apply", exc_info=True)
             return ParameterError(reason=f"the agent failed applying it: {exc}")
 
     async def _check_one(self, cluster: UUID, parameter: Parameter) -> ParameterStatus:
         try:
             return await self.data_plane.check(cluster, parameter)
         except Exception as exc:
-            log.exception("checking %s %s failed", parameter.kind.value, parameter.id)
+            log.error("checking %s %s failed: %r", parameter.kind.value, parameter.id, exc)
+            log.debug("traceback of the failed check", exc_info=True)
             return ParameterError(reason=f"the agent failed checking it: {exc}")
 
     def _set(self, parameter: Parameter, status: ParameterStatus) -> None:

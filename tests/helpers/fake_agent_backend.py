@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,7 +57,10 @@ class Session:
 
 
 class FakeAgentBackend:
-    def __init__(self, heartbeat_s: float = 0.2, timeout_s: float = 2.0, token: str = TOKEN) -> None:
+    def __init__(
+        self, heartbeat_s: float = 0.2, timeout_s: float = 2.0, token: str = TOKEN, tls: ssl.SSLContext | None = None
+    ) -> None:
+        self.tls = tls
         self.heartbeat_s = heartbeat_s
         self.timeout_s = timeout_s
         self.token = token
@@ -74,7 +78,8 @@ class FakeAgentBackend:
 
     async def __aenter__(self) -> FakeAgentBackend:
         self._server = await serve(
-            self._handle, "127.0.0.1", 0, process_request=self._check, max_size=MAX_MESSAGE_BYTES, ping_interval=None
+            self._handle, "127.0.0.1", 0, process_request=self._check, max_size=MAX_MESSAGE_BYTES, ping_interval=None,
+            ssl=self.tls,
         )
         self.port = next(iter(self._server.sockets)).getsockname()[1]
         return self
@@ -88,7 +93,7 @@ class FakeAgentBackend:
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}"
 
     @property
     def current(self) -> Session:

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import ssl
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from resources.agent import CloseCode
 from resources.configuration import ParameterPresent
 from tests.helpers.agent_parameters import PEER, configuration
 from tests.helpers.fake_agent_backend import TOKEN, FakeAgentBackend
+from tests.helpers.server import make_tls
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_S = 20.0
@@ -32,7 +34,7 @@ async def agent_process(
     token_file.write_text(token + "\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "lea_peer", "run", "--backend", backend_url.replace("ws://", "http://"),
+        sys.executable, "-m", "lea_peer", "run", "--backend", backend_url.replace("ws", "http", 1),
         "--peer-id", str(PEER), "--token-file", str(token_file), "--data-plane", "memory", *extra,
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
@@ -101,5 +103,23 @@ def test_signal_sends_bye_and_exits_0(tmp_path: Path, sig: signal.Signals) -> No
             await asyncio.wait_for(session.closed.wait(), WAIT_S)
             assert session.bye is not None
             assert "saying bye" in stderr and "SIMULATED" in stderr
+
+    asyncio.run(main())
+
+
+def test_https_backend_with_ca_file(tmp_path: Path) -> None:
+    tls = make_tls(tmp_path / "tls")
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(tls.cert_path, tls.key_path)
+
+    async def main() -> None:
+        async with FakeAgentBackend(tls=server_context) as backend, agent_process(
+            backend.url, tmp_path, TOKEN, "--ca-file", str(tls.ca_path)
+        ) as process:
+            session = await backend.session(1)
+            assert session.hello is not None and session.hello.peer_id == PEER
+            process.send_signal(signal.SIGTERM)
+            code, stderr = await finished(process)
+            assert code == 0, stderr
 
     asyncio.run(main())

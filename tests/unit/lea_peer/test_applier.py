@@ -305,3 +305,16 @@ def test_absent_parameter_reports_absent_and_the_data_plane_error_is_kept_as_rea
     asyncio.run(main())
 
 
+
+
+def test_recheck_of_a_removed_configuration_touches_nothing() -> None:
+    async def main() -> None:
+        plane = MemoryDataPlane(devices=["eth1"])
+        applier = Applier(plane, ReportOutbox())
+        await applier.apply(1, configuration())
+        await applier.apply(2, configuration(Target.ABSENT))
+        plane.calls.clear()
+        assert not await applier.recheck()
+        assert plane.calls == []
+
+    asyncio.run(main())
