@@ -113,9 +113,11 @@ def test_newest_configure_preempts_between_parameters_never_inside_a_call() -> N
             release.set()
             await until(lambda: applier.complete and applier.current is not None and applier.current[0] == 3,
                         "generation 3 applied")
-        gen1 = [pid for what, pid, target in plane.calls if what == "apply"]
-        # The bridge call of generation 1 finished; nothing else of generation 1 ran; generation 2 never ran.
-        assert gen1[: gen1.index(p.bridge.id) + 1].count(p.bridge.id) == 1
+        applied_ids = calls(plane)
+        # The bridge call of generation 1 finished, then generation 1 stopped: its joins to br-lea never
+        # ran (generation 3's joins are to br-new, other ids); generation 2 (replaced while pending) never ran.
+        assert applied_ids.count(p.bridge.id) == 1
+        assert p.join_device.id not in applied_ids and p.join_tunnel.id not in applied_ids
         assert not any(target == Target.ABSENT for _, _, target in plane.calls)
         assert "br-new" in plane.links and plane.links["eth1"].master == "br-new"
         assert "br-lea" not in plane.links  # the pre-empted generation's bridge was swept
