@@ -25,9 +25,9 @@ from tests.helpers.tcp_proxy import TcpProxy
 WAIT_S = 20.0
 
 
-def settings(base_url: str, token: str = TOKEN, recheck_s: float = 30.0) -> AgentSettings:
-    return AgentSettings(url=base_url + CONNECT_PATH, peer_id=PEER, token=token, underlay_address="10.0.0.1",
-                         recheck_s=recheck_s, open_timeout_s=1.0)
+def settings(base_url: str, recheck_s: float = 30.0, open_timeout_s: float = 5.0) -> AgentSettings:
+    return AgentSettings(url=base_url + CONNECT_PATH, peer_id=PEER, token=TOKEN, underlay_address="10.0.0.1",
+                         recheck_s=recheck_s, open_timeout_s=open_timeout_s)
 
 
 def fast_schedule() -> ReconnectSchedule:
@@ -114,7 +114,7 @@ def test_newer_configure_preempts_the_one_being_applied() -> None:
 
 def test_silent_backend_times_out_and_the_agent_reconnects_with_the_full_list() -> None:
     async def main() -> None:
-        async with FakeAgentBackend(heartbeat_s=0.1, timeout_s=0.5) as backend:
+        async with FakeAgentBackend(heartbeat_s=0.1, timeout_s=1.0) as backend:
             agent = Agent(settings(backend.url), MemoryDataPlane(devices=["eth1"]), fast_schedule())
             async with agent_running(agent):
                 first = await backend.session(1)
@@ -206,10 +206,10 @@ def test_other_http_errors_and_shutdown_close_are_retried() -> None:
 
 def test_reconnect_through_proxy_pause_blackhole_and_reset() -> None:
     async def main() -> None:
-        async with FakeAgentBackend(heartbeat_s=0.1, timeout_s=0.6) as backend, \
+        async with FakeAgentBackend(heartbeat_s=0.1, timeout_s=1.0) as backend, \
                 TcpProxy("127.0.0.1", backend.port) as proxy:
             plane = MemoryDataPlane(devices=["eth1"])
-            agent = Agent(settings(proxy.url, recheck_s=0.1), plane, fast_schedule())
+            agent = Agent(settings(proxy.url, recheck_s=0.1, open_timeout_s=1.0), plane, fast_schedule())
             async with agent_running(agent):
                 first = await backend.session(1)
                 await first.configure(1, configuration())
@@ -218,7 +218,7 @@ def test_reconnect_through_proxy_pause_blackhole_and_reset() -> None:
 
                 # Pause: silence on the agent's side, it gives up on the connection and retries.
                 proxy.pause()
-                await backend.until(lambda: agent.schedule.attempt >= 2, "retries while paused", )
+                await backend.until(lambda: agent.schedule.attempt >= 2, "retries while paused")
                 # The data plane stays up while disconnected, and drift is still repaired.
                 plane.drop("gre-0123456789a")
                 await backend.until(lambda: "gre-0123456789a" in plane.links, "drift repaired while disconnected")
@@ -245,7 +245,7 @@ def test_reconnect_through_proxy_pause_blackhole_and_reset() -> None:
                 proxy.reset()
                 await backend.until(lambda: agent.sessions > sessions, "reconnected after the reset")
                 assert plane.links["eth1"].master == "br-lea"
-                assert len(backend.welcomed()) == 1
+                await backend.until(lambda: len(backend.welcomed()) == 1, "the old connections closed")
 
     asyncio.run(main())
 
