@@ -72,6 +72,7 @@ class Applier:
         self.swept: list[str] = []
         self._pending: tuple[int, PeerConfiguration] | None = None
         self._wake = asyncio.Event()
+        self._stopping = False
 
     async def load(self) -> None:
         """What is on the bench already (marked links left by an earlier run): the hello's ``applied``."""
@@ -90,9 +91,19 @@ class Applier:
         self.idle.clear()
         self._wake.set()
 
+    def stop(self) -> None:
+        """Finish the data-plane call in progress, then return from ``run`` (the agent exits)."""
+        self._stopping = True
+        self._wake.set()
+
+    @property
+    def _interrupted(self) -> bool:
+        """A newer configuration waits, or the agent stops: leave at the next parameter boundary."""
+        return self._pending is not None or self._stopping
+
     async def run(self) -> None:
         """The applier's task: apply what arrives, re-check when idle for ``recheck_s``."""
-        while True:
+        while not self._stopping:
             if self._pending is None:
                 self.idle.set()
                 try:
@@ -101,7 +112,7 @@ class Applier:
                     await self.recheck()
                     continue
             self._wake.clear()
-            if self._pending is None:
+            if self._pending is None or self._stopping:
                 continue
             generation, configuration = self._pending
             self._pending = None
@@ -116,12 +127,13 @@ class Applier:
         log.info("applying configuration generation %d (%d parameters)", generation, len(configuration.parameters))
         cluster = configuration.cluster or _NO_CLUSTER
         for parameter in steps(configuration):
-            if self._pending is not None:
-                log.info("generation %d pre-empted by generation %d", generation, self._pending[0])
+            if self._interrupted:
+                if self._pending is not None:
+                    log.info("generation %d pre-empted by generation %d", generation, self._pending[0])
                 return False
             status = self._blocked(parameter) or await self._apply_one(cluster, parameter)
             self._set(parameter, status)
-        if self._pending is not None:
+        if self._interrupted:
             return False
         keep = {p.id for p in configuration.parameters if p.target == Target.PRESENT}
         try:
@@ -147,7 +159,7 @@ class Applier:
         changed = False
         # Only what should be there can drift; removals were made once and the sweep keeps them made.
         for parameter in (p for p in steps(configuration) if p.target == Target.PRESENT):
-            if self._pending is not None:
+            if self._interrupted:
                 return changed
             last = self.statuses.get(parameter.id)
             blocked = self._blocked(parameter)

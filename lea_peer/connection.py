@@ -47,6 +47,8 @@ T = TypeVar("T")
 
 #: How long the upgrade and the welcome may take before the attempt counts as failed.
 OPEN_TIMEOUT_S = 10.0
+#: How long stopping waits for the data-plane call in progress (below systemd's TimeoutStopSec=15).
+STOP_WAIT_S = 10.0
 #: How long to wait for the backend's close frame (a black-holed link never sends one).
 CLOSE_TIMEOUT_S = 2.0
 
@@ -157,7 +159,13 @@ class Agent:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
         finally:
-            applier_task.cancel()
+            # Never cut a data-plane call in half (a link made but not yet marked would be orphaned).
+            self.applier.stop()
+            try:
+                await asyncio.wait_for(asyncio.shield(applier_task), STOP_WAIT_S)
+            except TimeoutError:
+                log.warning("the data plane did not finish its call within %.0f s; stopping anyway", STOP_WAIT_S)
+                applier_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await applier_task
             await self.data_plane.close()

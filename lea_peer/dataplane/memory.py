@@ -9,6 +9,7 @@ configured bench.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -66,7 +67,7 @@ class MemoryDataPlane(DataPlane):
             self.links[name] = MemoryLink(name, "device")
         self.failures: dict[UUID, str] = dict(failures or {})
         self.gate = gate
-        self.calls: list[tuple[str, UUID, Target]] = []
+        self.calls: deque[tuple[str, UUID, Target]] = deque(maxlen=100_000)  # bounded: benchmarks run long
         self.closed = False
 
     # -- what tests use to change the bench behind the agent's back (drift) --

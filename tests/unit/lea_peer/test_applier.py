@@ -317,6 +317,32 @@ def test_recheck_of_a_removed_configuration_touches_nothing() -> None:
         await applier.apply(2, configuration(Target.ABSENT))
         plane.calls.clear()
         assert not await applier.recheck()
-        assert plane.calls == []
+        assert not plane.calls
+
+    asyncio.run(main())
+
+
+def test_stop_waits_for_the_call_in_progress_then_applies_nothing_more() -> None:
+    async def main() -> None:
+        p = member_parameters()
+        entered, release = asyncio.Event(), asyncio.Event()
+
+        async def gate(action: str, parameter: Parameter) -> None:
+            if parameter.id == p.bridge.id:
+                entered.set()
+                await release.wait()
+
+        plane = MemoryDataPlane(devices=["eth1"], gate=gate)
+        applier = Applier(plane, ReportOutbox())
+        task = asyncio.create_task(applier.run())
+        applier.configure(1, configuration())
+        await asyncio.wait_for(entered.wait(), TIMEOUT)
+        applier.stop()
+        await asyncio.sleep(0.05)
+        assert not task.done()  # still inside the data-plane call
+        release.set()
+        await asyncio.wait_for(task, TIMEOUT)  # returned by itself, not cancelled
+        assert "br-lea" in plane.links and plane.links["br-lea"].marker is not None
+        assert calls(plane)[-1] == p.bridge.id
 
     asyncio.run(main())
