@@ -123,3 +123,20 @@ def test_probe_and_cleanup_with_the_simulation(capsys: pytest.CaptureFixture[str
     assert set(json.loads(capsys.readouterr().out)["tunnels"]) == {"gretap", "vxlan"}
     assert cli.main(["cleanup", "--data-plane", "memory"]) == 0
     assert capsys.readouterr().out.strip() == "removed 0 link(s)"
+
+
+def test_netlink_data_plane_is_built_lazily_with_peer_netns_and_underlay(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: dict[str, object] = {}
+
+    class FakeNetlink:
+        def __init__(self, **kwargs: object) -> None:
+            made.update(kwargs)
+
+    class Module:
+        NetlinkDataPlane = FakeNetlink
+
+    monkeypatch.setattr(importlib, "import_module", lambda name: {"lea_peer.dataplane.netlink": Module}[name])
+    peer = cli.parse_peer_id(PEER)
+    plane = cli.make_data_plane("netlink", "bench-ns", peer, "10.0.0.1")
+    assert isinstance(plane, FakeNetlink)
+    assert made == {"peer_id": peer, "netns": "bench-ns", "underlay_address": "10.0.0.1"}
