@@ -18,7 +18,7 @@ from uuid import UUID
 
 import lea_peer
 from lea_peer.applier import RECHECK_S
-from lea_peer.connection import Agent, AgentSettings, FinalError
+from lea_peer.connection import Agent, AgentSettings, DataPlaneUnavailable, FinalError
 from lea_peer.dataplane.base import DataPlane
 from resources.agent import CONNECT_PATH
 
@@ -191,6 +191,8 @@ async def _run(settings: AgentSettings, data_plane: DataPlane) -> None:
 async def _probe(data_plane: DataPlane) -> str:
     try:
         return (await data_plane.probe()).model_dump_json()
+    except Exception as exc:
+        raise DataPlaneUnavailable(f"probing the kernel failed: {exc}") from exc
     finally:
         await data_plane.close()
 
@@ -198,6 +200,8 @@ async def _probe(data_plane: DataPlane) -> str:
 async def _cleanup(data_plane: DataPlane) -> list[str]:
     try:
         return await data_plane.sweep(keep=())
+    except Exception as exc:
+        raise DataPlaneUnavailable(f"removing the agent's links failed: {exc}") from exc
     finally:
         await data_plane.close()
 
@@ -221,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, FinalError) as exc:
         print(f"lea-peer: {exc}", file=sys.stderr)
         return EXIT_FINAL
-    except StartupError as exc:
+    except (StartupError, DataPlaneUnavailable) as exc:
         print(f"lea-peer: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # Ctrl-C before the loop took over the signal

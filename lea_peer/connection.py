@@ -57,6 +57,10 @@ class FinalError(Exception):
     """Retrying cannot help (bad token, wrong peer, deleted peer, replaced, protocol): exit 2."""
 
 
+class DataPlaneUnavailable(Exception):
+    """The bench cannot be read at start-up (e.g. the namespace is missing): exit 1, systemd retries."""
+
+
 class ConnectionLost(Exception):
     """This connection is over; the agent connects again after a pause."""
 
@@ -117,9 +121,13 @@ class Agent:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, apply and report until ``stop`` is set; raises ``FinalError``."""
-        self.capabilities = await self.data_plane.probe()
+        try:
+            self.capabilities = await self.data_plane.probe()
+            await self.applier.load()
+        except Exception as exc:
+            await self.data_plane.close()
+            raise DataPlaneUnavailable(f"the data plane cannot start: {exc}") from exc
         log.info("capabilities: %s", self.capabilities.model_dump_json())
-        await self.applier.load()
         applier_task = asyncio.create_task(self.applier.run(), name="lea-peer applier")
         try:
             while not stop.is_set():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lea_peer import cli
-from resources.agent import CONNECT_PATH
+from resources.agent import CONNECT_PATH, Capabilities
 
 PEER = "00000000-0000-4000-8000-0000000000a1"
 
@@ -140,3 +140,22 @@ def test_netlink_data_plane_is_built_lazily_with_peer_netns_and_underlay(monkeyp
     plane = cli.make_data_plane("netlink", "bench-ns", peer, "10.0.0.1")
     assert isinstance(plane, FakeNetlink)
     assert made == {"peer_id": peer, "netns": "bench-ns", "underlay_address": "10.0.0.1"}
+
+
+def test_a_data_plane_that_cannot_start_is_one_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], token_file: Path
+) -> None:
+    from lea_peer.dataplane.memory import MemoryDataPlane
+
+    class Missing(MemoryDataPlane):
+        async def probe(self) -> Capabilities:
+            raise RuntimeError("network namespace bench-ns does not exist")
+
+        async def sweep(self, keep: object) -> list[str]:
+            raise RuntimeError("network namespace bench-ns does not exist")
+
+    monkeypatch.setattr(cli, "make_data_plane", lambda *args: Missing())
+    for argv in (run_args(token_file), ["probe"], ["cleanup"]):
+        assert cli.main(argv) == 1
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("lea-peer:")]
+        assert len(lines) == 1 and lines[0].endswith("network namespace bench-ns does not exist"), lines
