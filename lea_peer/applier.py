@@ -48,6 +48,13 @@ def matches(status: ParameterStatus, target: Target) -> bool:
     return isinstance(status, ParameterAbsent)
 
 
+def label(parameter: Parameter) -> str:
+    """A parameter as a log line names it: kind, what it is about, its target and id."""
+    value = parameter.value
+    about = value.get("name") or value.get("interface") or value.get("remote") or value.get("source") or ""
+    return f"{parameter.kind.value} {about} ({parameter.target.value}, {parameter.id})".replace("  ", " ")
+
+
 def steps(configuration: PeerConfiguration) -> list[Parameter]:
     """The order of work: removals in reverse dependency order, then additions in dependency order."""
     ordered = dependency_order(configuration.parameters)
@@ -132,6 +139,10 @@ class Applier:
                     log.info("generation %d pre-empted by generation %d", generation, self._pending[0])
                 return False
             status = self._blocked(parameter) or await self._apply_one(cluster, parameter)
+            if isinstance(status, ParameterError):
+                log.warning("%s: %s", label(parameter), status.reason)
+            else:
+                log.debug("%s: %s", label(parameter), status.status)
             self._set(parameter, status)
         if self._interrupted:
             return False
@@ -181,10 +192,9 @@ class Applier:
         drift = _describe(observed)
         result = await self._apply_one(cluster, parameter)
         if isinstance(result, ParameterError):
-            log.warning("%s %s drifted (%s); re-applying failed: %s", parameter.kind.value, parameter.id, drift,
-                        result.reason)
+            log.warning("%s drifted (%s); re-applying failed: %s", label(parameter), drift, result.reason)
             return ParameterError(reason=f"drifted ({drift}) and re-applying failed: {result.reason}")
-        log.warning("%s %s drifted (%s); re-applied", parameter.kind.value, parameter.id, drift)
+        log.warning("%s drifted (%s); re-applied", label(parameter), drift)
         if isinstance(result, ParameterPresent):
             detail = f"re-applied after drift ({drift})" + (f"; {result.detail}" if result.detail else "")
             return ParameterPresent(detail=detail[:_DETAIL_MAX])
@@ -203,7 +213,7 @@ class Applier:
         try:
             return await self.data_plane.apply(cluster, parameter)
         except Exception as exc:  # a data-plane bug must not stop the agent: report it on the parameter
-            log.error("applying %s %s failed: %r", parameter.kind.value, parameter.id, exc)
+            log.error("applying %s failed: %r", label(parameter), exc)
             log.debug("traceback of the failed apply", exc_info=True)
             return ParameterError(reason=f"the agent failed applying it: {exc}")
 
@@ -211,7 +221,7 @@ class Applier:
         try:
             return await self.data_plane.check(cluster, parameter)
         except Exception as exc:
-            log.error("checking %s %s failed: %r", parameter.kind.value, parameter.id, exc)
+            log.error("checking %s failed: %r", label(parameter), exc)
             log.debug("traceback of the failed check", exc_info=True)
             return ParameterError(reason=f"the agent failed checking it: {exc}")
 
