@@ -47,6 +47,10 @@ def agent_endpoint(backend: str) -> str:
         raise UsageError(f"--backend {backend!r}: the URL must start with https://, http://, wss:// or ws://")
     if not parts.hostname:
         raise UsageError(f"--backend {backend!r}: the URL names no host")
+    try:
+        parts.port  # noqa: B018  # urlsplit checks the port only when asked
+    except ValueError:
+        raise UsageError(f"--backend {backend!r}: the port is not a number from 0 to 65535") from None
     path = parts.path.rstrip("/")
     if not path.endswith(CONNECT_PATH):
         path += CONNECT_PATH

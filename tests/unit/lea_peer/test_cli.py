@@ -55,7 +55,7 @@ def test_bad_peer_id(capsys: pytest.CaptureFixture[str], token_file: Path) -> No
     assert line.startswith("lea-peer: --peer-id 'bench-1': not a UUID")
 
 
-@pytest.mark.parametrize("url", ["ftp://host/", "host:8421", "https://"])
+@pytest.mark.parametrize("url", ["ftp://host/", "host:8421", "https://", "https://host:84x1", "https://h:70000"])
 def test_bad_backend_url(capsys: pytest.CaptureFixture[str], token_file: Path, url: str) -> None:
     line = error_line(capsys, run_args(token_file, **{"--backend": url}))
     assert line.startswith(f"lea-peer: --backend {url!r}:")
