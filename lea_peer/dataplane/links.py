@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from uuid import UUID
 
-from resources.agent import OWNERSHIP_PREFIX
+from resources.agent import parse_ownership_marker
 
 IFF_UP = 0x1
 
@@ -26,20 +25,7 @@ class Link:
 
     @property
     def owned(self) -> bool:
-        return parse_marker(self.alias) is not None
-
-
-def parse_marker(alias: str) -> tuple[UUID, UUID] | None:
-    """``(cluster, parameter)`` of an ``ifalias`` written by ``ownership_marker``, else None."""
-    if not alias.startswith(OWNERSHIP_PREFIX):
-        return None
-    parts = alias[len(OWNERSHIP_PREFIX) :].split(":")
-    if len(parts) != 2:
-        return None
-    try:
-        return UUID(parts[0]), UUID(parts[1])
-    except ValueError:
-        return None
+        return parse_ownership_marker(self.alias) is not None
 
 
 def link_from_message(msg: Any) -> Link:

@@ -23,10 +23,10 @@ from pyroute2 import AsyncIPRoute  # type: ignore[import-untyped]
 from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
 
 from lea_peer.dataplane.base import DataPlane, OwnedLink
-from lea_peer.dataplane.links import Link, link_from_message, parse_marker
+from lea_peer.dataplane.links import Link, link_from_message
 from lea_peer.probe import probe_capabilities
 from lea_peer.remote_check import ProbeResponder, check_remote_peer
-from resources.agent import Capabilities, ownership_marker
+from resources.agent import Capabilities, ownership_marker, parse_ownership_marker
 from resources.configuration import (
     Parameter,
     ParameterAbsent,
@@ -385,7 +385,7 @@ class NetlinkDataPlane(DataPlane):
             links = await self._links()
         result = []
         for link in links:
-            marker = parse_marker(link.alias)
+            marker = parse_ownership_marker(link.alias)
             if marker is not None:
                 result.append(OwnedLink(name=link.name, cluster=marker[0], parameter=marker[1]))
         return result
@@ -396,7 +396,7 @@ class NetlinkDataPlane(DataPlane):
             doomed = [
                 link
                 for link in await self._links()
-                if (marker := parse_marker(link.alias)) is not None and marker[1] not in kept
+                if (marker := parse_ownership_marker(link.alias)) is not None and marker[1] not in kept
             ]
             # Tunnels (and anything joined to a bridge) before the bridges themselves.
             doomed.sort(key=lambda link: link.kind == "bridge")

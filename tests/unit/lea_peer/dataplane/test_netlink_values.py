@@ -6,9 +6,9 @@ import asyncio
 import uuid
 from typing import Any
 
-from lea_peer.dataplane.links import Link, parse_marker
+from lea_peer.dataplane.links import Link
 from lea_peer.dataplane.netlink import NetlinkDataPlane
-from resources.agent import ownership_marker
+from resources.agent import ownership_marker, parse_ownership_marker
 from resources.configuration import Parameter, ParameterError, ParameterKind, Target
 
 CLUSTER, PARAMETER = uuid.uuid4(), uuid.uuid4()
@@ -24,11 +24,11 @@ def vxlan(mtu: int = 1500, **info: Any) -> Link:
 
 
 def test_the_marker_reads_back_as_cluster_and_parameter() -> None:
-    assert parse_marker(ownership_marker(CLUSTER, PARAMETER)) == (CLUSTER, PARAMETER)
-    assert parse_marker("") is None
-    assert parse_marker("uplink to the lab") is None
-    assert parse_marker("lea:not-a-uuid:x") is None
-    assert parse_marker(f"lea:{CLUSTER}") is None
+    assert parse_ownership_marker(ownership_marker(CLUSTER, PARAMETER)) == (CLUSTER, PARAMETER)
+    assert parse_ownership_marker("") is None
+    assert parse_ownership_marker("uplink to the lab") is None
+    assert parse_ownership_marker("lea:not-a-uuid:x") is None
+    assert parse_ownership_marker(f"lea:{CLUSTER}") is None
 
 
 def test_a_tunnel_matching_its_value_has_no_mismatch() -> None:
