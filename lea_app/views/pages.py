@@ -114,6 +114,10 @@ class TablePage(QWidget):
 
 class PeersPage(TablePage):
     title = "Peers"
+    #: Set up bench…: the token and agent set-up of this (non-demo) peer (its id).
+    bench_setup_requested = Signal(object)
+    #: Configuration…: this peer's configuration and reported parameter states (its id).
+    configuration_requested = Signal(object)
 
     def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
         super().__init__(controller, PeersModel(controller.store), parent)
@@ -123,6 +127,13 @@ class PeersPage(TablePage):
         self.add_button("history", "History", self.history, "Show the selected peer's history")
         self.add_button(
             "online", "Switch demo bench off", self.toggle_online, "Simulate the demo bench going off or on line"
+        )
+        self.add_button(
+            "bench", "Set up bench…", self.set_up_bench, "Create the bench's token and show how to run its agent"
+        )
+        self.add_button(
+            "configuration", "Configuration…", self.show_configuration,
+            "The selected peer's configuration: every parameter and its reported state, live",
         )
         self.finish_actions()
 
@@ -144,6 +155,16 @@ class PeersPage(TablePage):
         row = self.row()
         if row is not None:
             self.history_requested.emit(row.peer.kind, row.peer.id, row.peer.name)
+
+    def set_up_bench(self) -> None:
+        row = self.row()
+        if row is not None and not row.peer.demo and self.controller.can_admin:
+            self.bench_setup_requested.emit(row.peer.id)
+
+    def show_configuration(self) -> None:
+        id = self.selected_id()
+        if id is not None:
+            self.configuration_requested.emit(id)
 
     def toggle_online(self) -> None:
         row = self.row()
@@ -168,6 +189,15 @@ class PeersPage(TablePage):
         self.buttons["online"].setEnabled(writable and is_demo)
         if row is not None and is_demo:
             self.buttons["online"].setText("Switch demo bench off" if row.online else "Switch demo bench on")
+        bench = self.buttons["bench"]
+        bench.setEnabled(self.controller.can_admin and row is not None and not is_demo)
+        if row is not None and is_demo:
+            bench.setToolTip("A demo bench is simulated: it runs no agent")
+        elif not self.controller.can_admin:
+            bench.setToolTip("Setting up a bench creates a token: that needs an admin token and a live connection")
+        else:
+            bench.setToolTip("Create the bench's token and show how to run its agent")
+        self.buttons["configuration"].setEnabled(row is not None)
 
     def empty_text(self) -> str:
         return "No peers yet. Create one with “New peer…”, or start LEA with --demo to try a simulated fleet."

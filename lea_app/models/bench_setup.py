@@ -1,0 +1,94 @@
+"""What the Set up bench dialog shows a test engineer to copy (Qt-free).
+
+The ``lea-peer run`` command, the commands that write the token file, and a systemd unit (the shape
+of packaging/lea-peer.service: the token file handed over by ``LoadCredential``, ``ExecStart`` of
+``lea-peer run``), all for one bench: its peer id, the backend's agent URL and the token's name.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable
+from uuid import UUID
+
+#: Where a bench keeps its token files (one per token name).
+TOKEN_DIR = "/etc/lea-peer"
+#: The option that makes the embedded backend accept agents (issue #11).
+ENABLE_AGENTS = "lea --agents-listen HOST:PORT"
+#: The backend's token name rule (backend/tokens.py TOKEN_NAME_PATTERN), checked before asking.
+TOKEN_NAME = re.compile(r"^[A-Za-z0-9_@-][A-Za-z0-9._@-]{0,63}$")
+TOKEN_NAME_RULE = "1 to 64 letters, digits, '.', '_', '-' or '@', not starting with '.'"
+
+
+def token_path(name: str) -> str:
+    return f"{TOKEN_DIR}/{name}.token"
+
+
+def token_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a bench token (it also names the token file), or None."""
+    if not name:
+        return "Give the token a name (it names the token file on the bench)."
+    if not TOKEN_NAME.match(name):
+        return f"A token name is {TOKEN_NAME_RULE}."
+    return None
+
+
+def suggested_token_name(peer_name: str, taken: Iterable[str]) -> str:
+    """The peer's name, or the first ``<name>-N`` no token has yet (peer names are valid token names)."""
+    used = set(taken)
+    if peer_name not in used:
+        return peer_name
+    n = 2
+    while f"{peer_name}-{n}" in used:
+        n += 1
+    return f"{peer_name}-{n}"
+
+
+def run_arguments(agent_url: str, peer_id: UUID, token_file: str) -> list[str]:
+    return ["lea-peer", "run", "--backend", agent_url, "--peer-id", str(peer_id), "--token-file", token_file]
+
+
+def run_command(agent_url: str, peer_id: UUID, name: str) -> str:
+    """The exact command a bench runs (as root, or with CAP_NET_ADMIN)."""
+    return shlex.join(run_arguments(agent_url, peer_id, token_path(name)))
+
+
+def token_file_commands(name: str, token: str) -> str:
+    """Shell lines that write the token file readable by root only (never world-readable, not even briefly)."""
+    return "\n".join((
+        f"sudo install -d -m 0700 {shlex.quote(TOKEN_DIR)}",
+        f"printf '%s\\n' {shlex.quote(token)} | sudo install -m 0600 /dev/stdin {shlex.quote(token_path(name))}",
+    ))
+
+
+def systemd_unit(agent_url: str, peer_id: UUID, name: str, peer_name: str) -> str:
+    """A unit for /etc/systemd/system/lea-peer.service, the packaged one with this bench's values."""
+    credential = f"{name}.token"
+    # %d is the credentials directory systemd fills from LoadCredential (only the service reads it).
+    exec_start = shlex.join(run_arguments(agent_url, peer_id, f"%d/{credential}"))
+    return "\n".join((
+        "[Unit]",
+        f"Description=LEA peer agent for bench {peer_name}",
+        "Wants=network-online.target",
+        "After=network-online.target",
+        "",
+        "[Service]",
+        f"LoadCredential={credential}:{token_path(name)}",
+        f"ExecStart=/usr/bin/{exec_start}",
+        "Restart=on-failure",
+        "RestartSec=5",
+        "AmbientCapabilities=CAP_NET_ADMIN",
+        "CapabilityBoundingSet=CAP_NET_ADMIN",
+        "DynamicUser=yes",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+    ))
+
+
+SYSTEMD_STEPS = (
+    "sudo systemctl daemon-reload\n"
+    "sudo systemctl enable --now lea-peer.service\n"
+    "journalctl -u lea-peer.service -f"
+)
