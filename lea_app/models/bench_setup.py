@@ -49,16 +49,40 @@ def run_arguments(agent_url: str, peer_id: UUID, token_file: str) -> list[str]:
     return ["lea-peer", "run", "--backend", agent_url, "--peer-id", str(peer_id), "--token-file", token_file]
 
 
+def continued(arguments: list[str], indent: str = "  ") -> str:
+    """A command on several lines, one option and its value a line, joined by backslash-newline
+    (what both a shell and a systemd ExecStart read as one line)."""
+    words = [shlex.quote(a) for a in arguments]
+    lines = [" ".join(words[:2])]
+    rest = words[2:]
+    while rest:
+        take = 2 if rest[0].startswith("--") and len(rest) > 1 and not rest[1].startswith("--") else 1
+        lines.append(indent + " ".join(rest[:take]))
+        rest = rest[take:]
+    return " \\\n".join(lines)
+
+
+def joined(text: str) -> str:
+    """``text`` with its backslash-newline continuations joined (as a shell reads it)."""
+    return re.sub(r" *\\\n *", " ", text)
+
+
 def run_command(agent_url: str, peer_id: UUID, name: str) -> str:
-    """The exact command a bench runs (as root, or with CAP_NET_ADMIN)."""
+    """The exact command a bench runs (as root, or with CAP_NET_ADMIN), on one line."""
     return shlex.join(run_arguments(agent_url, peer_id, token_path(name)))
+
+
+def run_command_lines(agent_url: str, peer_id: UUID, name: str) -> str:
+    """``run_command`` to read and copy: one option a line."""
+    return continued(run_arguments(agent_url, peer_id, token_path(name)))
 
 
 def token_file_commands(name: str, token: str) -> str:
     """Shell lines that write the token file readable by root only (never world-readable, not even briefly)."""
     return "\n".join((
         f"sudo install -d -m 0700 {shlex.quote(TOKEN_DIR)}",
-        f"printf '%s\\n' {shlex.quote(token)} | sudo install -m 0600 /dev/stdin {shlex.quote(token_path(name))}",
+        f"printf '%s\\n' {shlex.quote(token)} \\",
+        f"  | sudo install -m 0600 /dev/stdin {shlex.quote(token_path(name))}",
     ))
 
 
@@ -66,7 +90,7 @@ def systemd_unit(agent_url: str, peer_id: UUID, name: str, peer_name: str) -> st
     """A unit for /etc/systemd/system/lea-peer.service, the packaged one with this bench's values."""
     credential = f"{name}.token"
     # %d is the credentials directory systemd fills from LoadCredential (only the service reads it).
-    exec_start = shlex.join(run_arguments(agent_url, peer_id, f"%d/{credential}"))
+    exec_start = continued(run_arguments(agent_url, peer_id, f"%d/{credential}"), indent="    ")
     return "\n".join((
         "[Unit]",
         f"Description=LEA peer agent for bench {peer_name}",
@@ -87,8 +111,4 @@ def systemd_unit(agent_url: str, peer_id: UUID, name: str, peer_name: str) -> st
     ))
 
 
-SYSTEMD_STEPS = (
-    "sudo systemctl daemon-reload\n"
-    "sudo systemctl enable --now lea-peer.service\n"
-    "journalctl -u lea-peer.service -f"
-)
+SYSTEMD_STEPS = "sudo systemctl daemon-reload && sudo systemctl enable --now lea-peer.service"

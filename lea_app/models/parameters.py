@@ -47,15 +47,15 @@ def _take(value: Value, *keys: str) -> str:
 
 
 def _tunnel(value: Value) -> str:
-    encapsulation = _take(value, "encapsulation", "tunnel", "type") or "tunnel"
+    encapsulation = _take(value, "encapsulation", "tunnel", "type")
     vni = _take(value, "vni")
     port = _take(value, "port", "dstport")
     name = _take(value, "name")
     local, remote = _take(value, "local"), _take(value, "remote")
     mtu = _take(value, "mtu")
-    text = encapsulation + (f" vni {vni}" if vni else "") + (f" port {port}" if port else "")
-    text += f" {name}:" if name else ""
-    text += f" {local or '?'} -> {remote or '?'}"
+    words = [encapsulation, f"vni {vni}" if vni else "", f"port {port}" if port else "", f"{name}:" if name else ""]
+    text = " ".join(w for w in words if w)
+    text += f" {local or '?'} -> {remote or '?'}" if text else f"{local or '?'} -> {remote or '?'}"
     return text + (f", mtu {mtu}" if mtu else "")
 
 

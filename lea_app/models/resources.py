@@ -147,7 +147,7 @@ class PeerRow:
         if self.agent is None:
             return "" if not self.online else "unknown agent"
         tunnels = ", ".join(t.value for t in self.agent.capabilities.tunnels) or "no tunnels"
-        return f"lea-peer {self.agent.version} · {tunnels}"
+        return f"{self.agent.version} · {tunnels}"
 
     @property
     def agent_tooltip(self) -> str:
@@ -191,11 +191,11 @@ class PeersModel(ResourceTableModel[PeerRow]):
         ),
         Column[PeerRow](
             "Underlay", lambda r: r.underlay_text, tooltip=lambda r: r.state_tooltip,
-            sort_key=lambda r: (not r.online, r.remote_host), width=150,
+            sort_key=lambda r: (not r.online, r.remote_host), width=175,
         ),
         Column[PeerRow](
             "Agent", lambda r: r.agent_text, tooltip=lambda r: r.agent_tooltip,
-            foreground=lambda r: GREY if r.peer.demo else None, width=170,
+            foreground=lambda r: GREY if r.peer.demo else None, width=165,
         ),
         Column[PeerRow](
             "Online since", lambda r: r.since_text, tooltip=lambda r: r.state_tooltip,

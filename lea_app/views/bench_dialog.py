@@ -7,16 +7,18 @@ a Revoke action. Every call runs through the controller, so the dialog never blo
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from typing import TypeVar
 
 import shiboken6
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
     QDialogButtonBox,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -25,8 +27,10 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -39,6 +43,8 @@ from resources.errors import LeaError
 from resources.peer import PeerDescriptor
 
 T = TypeVar("T")
+#: Width of the dialog's content: every command in full, the notes in a few lines.
+PREFERRED_WIDTH = 960
 WARNING_STYLE = "background:#fff4ce; color:#5c4400; border:1px solid #e6cf7a; padding:6px;"
 NOT_CREATED = "# Create the token above: it is shown here once, with the commands that store it."
 
@@ -67,15 +73,46 @@ class CodeBox(QWidget):
 
     def set_text(self, text: str) -> None:
         self.text_edit.setPlainText(text)
-        lines = max(1, text.count("\n") + 1)
+        lines = text.split("\n")
         metrics = self.text_edit.fontMetrics()
-        # Room for every line and a horizontal scroll bar (long URLs), no vertical one.
-        self.text_edit.setFixedHeight(lines * metrics.lineSpacing() + 2 * self.text_edit.frameWidth() + 28)
+        # Room for every line, in full: no scroll bars, nothing clipped (long commands come on several lines).
+        frame = 2 * (self.text_edit.frameWidth() + round(self.text_edit.document().documentMargin()))
+        self.text_edit.setFixedHeight(len(lines) * metrics.lineSpacing() + frame + 2)
+        self.text_edit.setMinimumWidth(max(metrics.horizontalAdvance(line) for line in lines) + frame + 8)
+        self.text_edit.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.text_edit.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
     def copy(self) -> None:
         QGuiApplication.clipboard().setText(self.text())
         self.copy_button.setText("Copied")
-        QTimer.singleShot(1500, lambda: self.copy_button.setText("Copy"))
+        # With the button as context: the timer is dropped if the dialog is closed (and deleted) first.
+        QTimer.singleShot(1500, self.copy_button, lambda: self.copy_button.setText("Copy"))
+
+
+def bench_needs(agent_url: str) -> str:
+    """What a bench needs besides the agent (docs/benches.md has the long form)."""
+    return (
+        "<p><b>The bench needs</b></p><ul style='margin-left:-20px'>"
+        f"<li>to reach <code>{html.escape(agent_url)}</code> (the token travels there: https beyond the lab);</li>"
+        "<li>Linux with the bridge module and vxlan or gretap (<code>lea-peer probe</code> prints what it "
+        "finds; the backend picks gretap when every member has it, else vxlan);</li>"
+        "<li>between the benches: UDP 4789 open for VXLAN, or IP protocol 47 for GRE;</li>"
+        "<li>an underlay MTU of at least 1550 for full 1500-byte frames through the tunnel: at 1500 the "
+        "tunnel gets MTU 1450 and bigger frames are dropped.</li></ul>"
+        "<p>Once it runs, the Peers page shows the bench Online with its agent version, tunnel types and "
+        "underlay MTU, and Configuration… shows each parameter as the bench reports it. The agent reconnects "
+        "by itself and keeps the configured links while the backend is away.</p>"
+    )
+
+
+def _page(*widgets: QWidget) -> QWidget:
+    """A tab's page: its widgets from the top down."""
+    page = QWidget()
+    layout = QVBoxLayout(page)
+    for widget in widgets:
+        layout.addWidget(widget)
+    layout.addStretch(1)
+    return page
 
 
 class BenchSetupDialog(QDialog):
@@ -90,8 +127,18 @@ class BenchSetupDialog(QDialog):
         self.tokens_listed = False  # the first list of the bench's tokens arrived
         self._name_edited = False
         self.setWindowTitle(f"Set up bench — {peer.name}")
-        self.setMinimumWidth(780)
-        layout = QVBoxLayout(self)
+        self.setMinimumWidth(640)
+        outer = self._outer = QVBoxLayout(self)
+        # The content scrolls on a small screen instead of being squeezed (overlapping boxes).
+        self.body = QWidget()
+        layout = QVBoxLayout(self.body)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.scroller = QScrollArea()
+        self.scroller.setWidgetResizable(True)
+        self.scroller.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroller.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroller.setWidget(self.body)
+        outer.addWidget(self.scroller, 1)
         intro = QLabel(
             f"<h3 style='margin:0'>Set up bench “{peer.name}”</h3>"
             "Run the <b>lea-peer</b> agent on the test bench: it connects to this backend, applies each "
@@ -107,9 +154,23 @@ class BenchSetupDialog(QDialog):
             self._build_setup(layout, self.agent_url)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.close)
-        layout.addWidget(buttons)
+        outer.addWidget(buttons)
         if self.agent_url is not None:
             self.load_tokens()
+        self.resize(self.sizeHint())  # show() would cap it at 2/3 of the screen
+
+    def sizeHint(self) -> QSize:
+        """All of the content at a comfortable width, as high as the screen allows (the rest scrolls);
+        a scroll area alone would hint a small box."""
+        margins = self._outer.contentsMargins()
+        bar = self.scroller.verticalScrollBar().sizeHint().width()
+        inner = max(PREFERRED_WIDTH, self.body.minimumSizeHint().width())
+        content = self.body.heightForWidth(inner) if self.body.hasHeightForWidth() else -1
+        height = (content if content > 0 else self.body.sizeHint().height()) + margins.top() + margins.bottom() + 48
+        screen = self.screen()
+        if screen is not None:
+            height = min(height, screen.availableGeometry().height() * 9 // 10)
+        return QSize(inner + margins.left() + margins.right() + bar, height)
 
     # -- the backend accepts no agents -----------------------------------------------------
     def _build_not_accepting(self, layout: QVBoxLayout) -> None:
@@ -126,10 +187,12 @@ class BenchSetupDialog(QDialog):
         self.hint.setTextFormat(Qt.TextFormat.RichText)
         layout.addWidget(self.hint)
         layout.addWidget(CodeBox("lea --agents-listen 0.0.0.0:8422", "the command that enables agents"))
-        layout.addStretch(1)
 
     # -- the setup -------------------------------------------------------------------------
     def _build_setup(self, layout: QVBoxLayout, agent_url: str) -> None:
+        top = QHBoxLayout()
+        token_group = QGroupBox("1. Create the bench's token and store it on the bench (as root)")
+        token_layout = QVBoxLayout(token_group)
         name_row = QHBoxLayout()
         name_row.addWidget(QLabel("Token name:"))
         self.name_edit = QLineEdit(bench_setup.suggested_token_name(self.peer.name, ()))
@@ -142,17 +205,14 @@ class BenchSetupDialog(QDialog):
         self.create_button.setToolTip("Create a peer token bound to this bench (shown once)")
         self.create_button.clicked.connect(self.create_token)
         name_row.addWidget(self.create_button)
-        layout.addLayout(name_row)
+        token_layout.addLayout(name_row)
         self.name_problem = QLabel()
         self.name_problem.setStyleSheet("color:#b3261e;")
         self.name_problem.hide()
-        layout.addWidget(self.name_problem)
-
-        token_group = QGroupBox("1. Store the token on the bench (as root)")
-        token_layout = QVBoxLayout(token_group)
+        token_layout.addWidget(self.name_problem)
         self.warning = QLabel(
-            "⚠ This token is shown only now: LEA and the backend keep no copy. Store it on the bench before "
-            "closing this dialog; if it is lost, revoke it and create a new one."
+            "⚠ The token is shown only now: nothing keeps a copy. Store it on the bench before closing; "
+            "if it is lost, revoke it and create another."
         )
         self.warning.setObjectName("tokenWarning")
         self.warning.setWordWrap(True)
@@ -162,25 +222,11 @@ class BenchSetupDialog(QDialog):
         self.token_box = CodeBox(NOT_CREATED, "the commands that write the token file")
         self.token_box.copy_button.setEnabled(False)
         token_layout.addWidget(self.token_box)
-        layout.addWidget(token_group)
-
-        run_group = QGroupBox("2. Run the agent")
-        run_layout = QVBoxLayout(run_group)
-        self.run_box = CodeBox("", "the lea-peer run command")
-        run_layout.addWidget(self.run_box)
-        layout.addWidget(run_group)
-
-        unit_group = QGroupBox("3. Or run it as a service: /etc/systemd/system/lea-peer.service")
-        unit_layout = QVBoxLayout(unit_group)
-        self.unit_box = CodeBox("", "the systemd unit")
-        unit_layout.addWidget(self.unit_box)
-        unit_layout.addWidget(QLabel("Then start it, now and at every boot:"))
-        self.steps_box = CodeBox(bench_setup.SYSTEMD_STEPS, "the systemctl commands")
-        unit_layout.addWidget(self.steps_box)
-        layout.addWidget(unit_group)
+        token_layout.addStretch(1)
+        top.addWidget(token_group, 3)
 
         tokens_group = QGroupBox("Tokens of this bench")
-        tokens_layout = QHBoxLayout(tokens_group)
+        tokens_layout = QVBoxLayout(tokens_group)
         self.tokens_table = QTableWidget(0, 2)
         self.tokens_table.setHorizontalHeaderLabels(["Name", "Created"])
         self.tokens_table.setAccessibleName("Tokens of this bench")
@@ -189,15 +235,36 @@ class BenchSetupDialog(QDialog):
         self.tokens_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.tokens_table.verticalHeader().setVisible(False)
         self.tokens_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.tokens_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        self.tokens_table.setFixedHeight(110)
+        self.tokens_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.tokens_table.setMinimumWidth(300)
+        self.tokens_table.setFixedHeight(96)
         self.tokens_table.itemSelectionChanged.connect(self._update_revoke)
-        tokens_layout.addWidget(self.tokens_table, 1)
+        tokens_layout.addWidget(self.tokens_table)
         self.revoke_button = QPushButton("Revoke…")
         self.revoke_button.setToolTip("Revoke the selected token: a bench connected with it is disconnected at once")
         self.revoke_button.clicked.connect(self.confirm_revoke)
-        tokens_layout.addWidget(self.revoke_button, 0, Qt.AlignmentFlag.AlignTop)
-        layout.addWidget(tokens_group)
+        tokens_layout.addWidget(self.revoke_button, 0, Qt.AlignmentFlag.AlignRight)
+        top.addWidget(tokens_group, 2)
+        layout.addLayout(top)
+
+        run_group = QGroupBox("2. Run the agent on the bench")
+        run_layout = QVBoxLayout(run_group)
+        self.ways = QTabWidget()
+        self.run_box = CodeBox("", "the lea-peer run command")
+        self.needs = QLabel(bench_needs(agent_url))
+        self.needs.setObjectName("benchNeeds")
+        self.needs.setWordWrap(True)
+        self.needs.setTextFormat(Qt.TextFormat.RichText)
+        self.ways.addTab(_page(QLabel("As root, or with CAP_NET_ADMIN:"), self.run_box, self.needs), "Command")
+        self.unit_box = CodeBox("", "the systemd unit")
+        self.steps_box = CodeBox(bench_setup.SYSTEMD_STEPS, "the systemctl commands")
+        self.ways.addTab(
+            _page(QLabel("Save as /etc/systemd/system/lea-peer.service:"), self.unit_box,
+                  QLabel("Then start it, now and at every boot:"), self.steps_box),
+            "systemd service",
+        )
+        run_layout.addWidget(self.ways)
+        layout.addWidget(run_group)
         self.confirmation: QMessageBox | None = None
         self._show_commands()
         self._update_revoke()
@@ -217,7 +284,7 @@ class BenchSetupDialog(QDialog):
         self.name_problem.setVisible(problem is not None)
         self.create_button.setEnabled(problem is None and self.token is None)
         shown = name if problem is None else "<token-name>"
-        self.run_box.set_text(bench_setup.run_command(self.agent_url, self.peer.id, shown))
+        self.run_box.set_text(bench_setup.run_command_lines(self.agent_url, self.peer.id, shown))
         self.unit_box.set_text(bench_setup.systemd_unit(self.agent_url, self.peer.id, shown, self.peer.name))
 
     # -- the calls -------------------------------------------------------------------------
@@ -273,7 +340,7 @@ class BenchSetupDialog(QDialog):
             self.token_box.copy_button.setEnabled(True)
             self.warning.show()
             self.create_button.setText("Token created")
-            self.message.show_message("info", f"Token '{name}' created for bench '{self.peer.name}'.")
+            self.message.hide()  # an earlier refusal is over
             self.load_tokens()
 
         def failed(exc: LeaError) -> None:

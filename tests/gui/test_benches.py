@@ -23,6 +23,7 @@ from pytestqt.qtbot import QtBot
 
 from lea_app.connection.base import PeerToken
 from lea_app.controller import Controller
+from lea_app.models.bench_setup import joined
 from lea_app.models.configuration import PeerConfigurationModel
 from lea_app.models.resources import ClustersModel, DeploymentsModel, PeersModel
 from lea_app.models.table import ResourceTableModel
@@ -118,7 +119,7 @@ def test_the_peers_table_shows_each_real_benchs_agent_and_labels_demo_benches(qt
     model.refresh_all()
     since = SINCE.astimezone().strftime("%d %b %H:%M")
     assert [text(model, real.id, t) for t in ("State", "Online since", "Underlay", "Agent")] == [
-        "Online", since, "10.0.0.7 · MTU 9000", "lea-peer 0.2.0 · gretap, vxlan",
+        "Online", since, "10.0.0.7 · MTU 9000", "0.2.0 · gretap, vxlan",
     ]
     tooltip = text(model, real.id, "Agent", Qt.ItemDataRole.ToolTipRole)
     assert "Tunnel types: gretap, vxlan" in tooltip and "CAN: vcan" in tooltip and "Underlay MTU: 9000" in tooltip
@@ -132,7 +133,7 @@ def test_the_peers_table_shows_each_real_benchs_agent_and_labels_demo_benches(qt
     later = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
     store.apply_events([_put(store, online(real, "10.0.1.7", AGENT, later))])
     assert text(model, real.id, "Underlay") == "10.0.1.7 · MTU 1500"
-    assert text(model, real.id, "Agent") == "lea-peer 0.1.0 · vxlan"
+    assert text(model, real.id, "Agent") == "0.1.0 · vxlan"
 
     # Sorted inside the model by when the peer came online; offline peers last.
     column = [c.title for c in model.columns].index("Online since")
@@ -183,8 +184,8 @@ def test_set_up_bench_creates_the_token_once_and_shows_exactly_what_to_run(qtbot
     assert dialog.token_name() == "bench-07-2"  # the bench's name is taken by its older token
     peer_id = bench.real.id
     command = f"lea-peer run --backend {URL} --peer-id {peer_id} --token-file /etc/lea-peer/bench-07-2.token"
-    assert dialog.run_box.text() == command
-    unit = dialog.unit_box.text().splitlines()
+    assert joined(dialog.run_box.text()) == command
+    unit = joined(dialog.unit_box.text()).splitlines()
     assert "LoadCredential=bench-07-2.token:/etc/lea-peer/bench-07-2.token" in unit
     run_line = f"lea-peer run --backend {URL} --peer-id {peer_id} --token-file %d/bench-07-2.token"
     assert f"ExecStart=/usr/bin/{run_line}" in unit
@@ -201,9 +202,10 @@ def test_set_up_bench_creates_the_token_once_and_shows_exactly_what_to_run(qtbot
     assert not dialog.create_button.isEnabled() and dialog.name_edit.isReadOnly()  # one token per dialog
     qtbot.waitUntil(lambda: dialog.tokens_table.rowCount() == 2, timeout=5_000)
 
-    for box, expected in ((dialog.token_box, dialog.token_box.text()), (dialog.run_box, command)):
+    for box in (dialog.token_box, dialog.run_box, dialog.unit_box):
         box.copy_button.click()
-        assert QGuiApplication.clipboard().text() == expected
+        assert QGuiApplication.clipboard().text() == box.text()
+    assert joined(QGuiApplication.clipboard().text()) == joined(dialog.unit_box.text())
 
 
 def test_a_name_the_backend_would_refuse_is_caught_and_a_refusal_is_shown(qtbot: QtBot, bench: Bench) -> None:

@@ -37,7 +37,7 @@ def test_every_kind_reads_as_one_line() -> None:
         ),
         "can0 -> vcan-lea": param(ParameterKind.CAN_LOCAL_ROUTE, {"source": "can0", "destination": "vcan-lea"}),
         "probe 10.0.0.2 through the tunnel": param(ParameterKind.REMOTE_PEER_CHECK, {"remote": "10.0.0.2"}),
-        "tunnel gre-1a2b: 10.0.0.1 -> 10.0.0.2": param(
+        "gre-1a2b: 10.0.0.1 -> 10.0.0.2": param(
             ParameterKind.GRE_INTERFACE, {"name": "gre-1a2b", "local": "10.0.0.1", "remote": "10.0.0.2"}
         ),
     }
@@ -52,7 +52,8 @@ def test_a_vxlan_tunnel_shows_encapsulation_vni_addresses_and_mtu_and_never_hide
     })
     assert describe_value(tunnel) == "vxlan vni 4711 port 4789 gre-1a2b: 10.0.0.1 -> 10.0.0.2, mtu 1450 (ttl=64)"
     # A tunnel without its addresses yet says so instead of printing nothing.
-    assert describe_value(param(ParameterKind.GRE_INTERFACE, {"name": "gre-x"})) == "tunnel gre-x: ? -> ?"
+    assert describe_value(param(ParameterKind.GRE_INTERFACE, {"name": "gre-x"})) == "gre-x: ? -> ?"
+    assert describe_value(param(ParameterKind.GRE_INTERFACE, {})) == "? -> ?"
 
 
 def test_rows_come_in_dependency_order_with_the_report_of_each_parameter() -> None:
