@@ -86,25 +86,56 @@ def token_file_commands(name: str, token: str) -> str:
     ))
 
 
+#: The packaged unit's (packaging/lea-peer.service) directives that do not depend on the bench: the
+#: unit LEA shows is that unit with the bench's values written in (tests/packaging compares them).
+PACKAGED_SERVICE = (
+    "Restart=on-failure",
+    "RestartSec=5",
+    "RestartPreventExitStatus=2",  # 2: retrying cannot help (token revoked, peer deleted, replaced)
+    "KillSignal=SIGTERM",
+    "TimeoutStopSec=15",
+    "",
+    "DynamicUser=yes",
+    "CapabilityBoundingSet=CAP_NET_ADMIN",
+    "AmbientCapabilities=CAP_NET_ADMIN",
+    "NoNewPrivileges=yes",
+    "ProtectSystem=strict",
+    "ProtectHome=yes",
+    "PrivateTmp=yes",
+    "PrivateDevices=yes",
+    "ProtectKernelModules=yes",
+    "ProtectKernelLogs=yes",
+    "ProtectControlGroups=yes",
+    "ProtectClock=yes",
+    "ProtectHostname=yes",
+    "RestrictRealtime=yes",
+    "RestrictSUIDSGID=yes",
+    "LockPersonality=yes",
+    "MemoryDenyWriteExecute=yes",
+    "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_PACKET",
+    "SystemCallArchitectures=native",
+)
+#: Where systemd hands the service its token (LoadCredential=token:...), as the packaged unit reads it.
+CREDENTIAL_FILE = "${CREDENTIALS_DIRECTORY}/token"
+
+
 def systemd_unit(agent_url: str, peer_id: UUID, name: str, peer_name: str) -> str:
-    """A unit for /etc/systemd/system/lea-peer.service, the packaged one with this bench's values."""
-    credential = f"{name}.token"
-    # %d is the credentials directory systemd fills from LoadCredential (only the service reads it).
-    exec_start = continued(run_arguments(agent_url, peer_id, f"%d/{credential}"), indent="    ")
+    """/etc/systemd/system/lea-peer.service for this bench: the packaged unit with the backend, the
+    peer id and the token file written in (instead of its /etc/lea-peer/lea-peer.env and token)."""
+    # The credential path is systemd's to expand: it must not be shell-quoted.
+    exec_start = continued(run_arguments(agent_url, peer_id, "CREDENTIAL"), indent="    ")
+    exec_start = exec_start.replace("CREDENTIAL", CREDENTIAL_FILE)
     return "\n".join((
         "[Unit]",
-        f"Description=LEA peer agent for bench {peer_name}",
+        f"Description=LEA test-bench agent (lea-peer) for bench {peer_name}",
         "Wants=network-online.target",
         "After=network-online.target",
         "",
         "[Service]",
-        f"LoadCredential={credential}:{token_path(name)}",
+        "Type=exec",
+        f"LoadCredential=token:{token_path(name)}",
         f"ExecStart=/usr/bin/{exec_start}",
-        "Restart=on-failure",
-        "RestartSec=5",
-        "AmbientCapabilities=CAP_NET_ADMIN",
-        "CapabilityBoundingSet=CAP_NET_ADMIN",
-        "DynamicUser=yes",
+        *PACKAGED_SERVICE,
         "",
         "[Install]",
         "WantedBy=multi-user.target",

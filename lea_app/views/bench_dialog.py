@@ -52,8 +52,9 @@ NOT_CREATED = "# Create the token above: it is shown here once, with the command
 class CodeBox(QWidget):
     """Read-only monospace text sized to its lines, with a Copy button."""
 
-    def __init__(self, text: str = "", what: str = "", parent: QWidget | None = None) -> None:
+    def __init__(self, text: str = "", what: str = "", parent: QWidget | None = None, *, max_lines: int = 0) -> None:
         super().__init__(parent)
+        self.max_lines = max_lines  # 0: show every line; else at most this many, the rest scrolls
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.text_edit = QPlainTextEdit()
@@ -75,12 +76,17 @@ class CodeBox(QWidget):
         self.text_edit.setPlainText(text)
         lines = text.split("\n")
         metrics = self.text_edit.fontMetrics()
-        # Room for every line, in full: no scroll bars, nothing clipped (long commands come on several lines).
+        # Every line in full width (long commands come on several lines): nothing clipped sideways.
         frame = 2 * (self.text_edit.frameWidth() + round(self.text_edit.document().documentMargin()))
-        self.text_edit.setFixedHeight(len(lines) * metrics.lineSpacing() + frame + 2)
-        self.text_edit.setMinimumWidth(max(metrics.horizontalAdvance(line) for line in lines) + frame + 8)
+        shown = min(len(lines), self.max_lines) if self.max_lines else len(lines)
+        scrolls = shown < len(lines)
+        bar = self.text_edit.verticalScrollBar().sizeHint().width() if scrolls else 0
+        self.text_edit.setFixedHeight(shown * metrics.lineSpacing() + frame + 2)
+        self.text_edit.setMinimumWidth(max(metrics.horizontalAdvance(line) for line in lines) + frame + 8 + bar)
         self.text_edit.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.text_edit.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.text_edit.setVerticalScrollBarPolicy(
+            Qt.ScrollBarPolicy.ScrollBarAlwaysOn if scrolls else Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+        )
 
     def copy(self) -> None:
         QGuiApplication.clipboard().setText(self.text())
@@ -256,10 +262,11 @@ class BenchSetupDialog(QDialog):
         self.needs.setWordWrap(True)
         self.needs.setTextFormat(Qt.TextFormat.RichText)
         self.ways.addTab(_page(QLabel("As root, or with CAP_NET_ADMIN:"), self.run_box, self.needs), "Command")
-        self.unit_box = CodeBox("", "the systemd unit")
+        self.unit_box = CodeBox("", "the systemd unit", max_lines=17)
         self.steps_box = CodeBox(bench_setup.SYSTEMD_STEPS, "the systemctl commands")
         self.ways.addTab(
-            _page(QLabel("Save as /etc/systemd/system/lea-peer.service:"), self.unit_box,
+            _page(QLabel("Save as /etc/systemd/system/lea-peer.service (the packaged unit with this bench's "
+                         "values; scroll for its sandboxing):"), self.unit_box,
                   QLabel("Then start it, now and at every boot:"), self.steps_box),
             "systemd service",
         )

@@ -45,10 +45,11 @@ from resources.configuration import (
 )
 from resources.errors import LeaError
 from resources.events import EventType, StateSnapshot
+from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
 from resources.resource import AnyResource
 from resources.state import AgentInfo, ClusterState, Online, PeerConnectionState, Undeploying
-from tests.gui.conftest import run
+from tests.gui.conftest import Lea, run
 from tests.helpers.factories import make_cluster, make_peer
 from tests.helpers.fake_connection import FakeBackend
 
@@ -186,8 +187,8 @@ def test_set_up_bench_creates_the_token_once_and_shows_exactly_what_to_run(qtbot
     command = f"lea-peer run --backend {URL} --peer-id {peer_id} --token-file /etc/lea-peer/bench-07-2.token"
     assert joined(dialog.run_box.text()) == command
     unit = joined(dialog.unit_box.text()).splitlines()
-    assert "LoadCredential=bench-07-2.token:/etc/lea-peer/bench-07-2.token" in unit
-    run_line = f"lea-peer run --backend {URL} --peer-id {peer_id} --token-file %d/bench-07-2.token"
+    assert "LoadCredential=token:/etc/lea-peer/bench-07-2.token" in unit
+    run_line = f"lea-peer run --backend {URL} --peer-id {peer_id} --token-file ${{CREDENTIALS_DIRECTORY}}/token"
     assert f"ExecStart=/usr/bin/{run_line}" in unit
     assert not dialog.warning.isVisible() and not dialog.token_box.copy_button.isEnabled()
 
@@ -353,3 +354,28 @@ def test_an_undeploy_waiting_for_offline_benches_names_them(qtbot: QtBot, holder
     store.apply_events([_put(store, ClusterDeployment(id=cluster.id))])
     store.apply_events([_put(store, ClusterState(id=cluster.id, state=Undeploying(done=4, total=5)))])
     assert text(deployments, cluster.id, "Reason") == ""
+
+
+# -- the window ------------------------------------------------------------------------------
+def test_the_window_opens_one_set_up_bench_and_one_configuration_window_per_peer(qtbot: QtBot, lea: Lea) -> None:
+    window, store = lea.window, lea.controller.store
+    real = make_peer("bench-07")
+    run(qtbot, lea.connection.store_peer_descriptor(real))
+    qtbot.waitUntil(lambda: store.get(ResourceKind.PEER, real.id) is not None, timeout=10_000)
+    demo = next(p for p in store.all(ResourceKind.PEER).values() if isinstance(p, PeerDescriptor) and p.demo)
+
+    window.peers.bench_setup_requested.emit(real.id)
+    setup = window.windows[("bench", real.id)]
+    assert isinstance(setup, BenchSetupDialog) and setup.isVisible()
+    # The embedded backend accepts no agents unless the user enables them: the dialog says how.
+    assert setup.hint.isVisible() and "--agents-listen" in setup.hint.text()
+    assert window.open_bench_setup(real.id) is setup  # asked again: the same window, raised
+    window.peers.bench_setup_requested.emit(demo.id)
+    assert ("bench", demo.id) not in window.windows  # a demo bench runs no agent
+
+    window.peers.configuration_requested.emit(demo.id)
+    view = window.windows[("configuration", demo.id)]
+    assert isinstance(view, PeerConfigurationDialog) and view.isVisible()
+    assert "demo simulation" in view.heading.text()
+    window.close()
+    assert not setup.isVisible() and not view.isVisible()

@@ -47,10 +47,10 @@ def test_the_systemd_unit_loads_the_token_as_a_credential_and_runs_the_agent_wit
     unit = bench_setup.systemd_unit(URL, PEER, "bench-07", "bench-07")
     lines = bench_setup.joined(unit).splitlines()
     assert "[Service]" in lines and "[Install]" in lines
-    assert "LoadCredential=bench-07.token:/etc/lea-peer/bench-07.token" in lines
+    assert "LoadCredential=token:/etc/lea-peer/bench-07.token" in lines
     assert (
         "ExecStart=/usr/bin/lea-peer run --backend https://lea.lab.example:8421 "
-        "--peer-id 6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab --token-file %d/bench-07.token"
+        "--peer-id 6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab --token-file ${CREDENTIALS_DIRECTORY}/token"
     ) in lines
     assert "AmbientCapabilities=CAP_NET_ADMIN" in lines  # enough for netlink; no root needed
 
