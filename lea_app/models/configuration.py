@@ -19,6 +19,7 @@ from lea_app.models.table import Column, ResourceTableModel
 from lea_app.sync.store import Store, StoreChange
 from resources.configuration import PeerConfiguration, PeerConfigurationState
 from resources.kinds import ResourceKind
+from resources.peer import PeerDescriptor
 
 KINDS = (ResourceKind.PEER_CONFIGURATION, ResourceKind.PEER_CONFIGURATION_STATE)
 
@@ -67,7 +68,7 @@ class PeerConfigurationModel(ResourceTableModel[ParameterRow]):
         return set()
 
     def prepare(self) -> None:
-        self._built = parameter_rows(self.configuration(), self.reports())
+        self._built = self.all_rows()
 
     def make_row(self, id: UUID) -> ParameterRow | None:
         return self._built.get(id)
@@ -82,4 +83,8 @@ class PeerConfigurationModel(ResourceTableModel[ParameterRow]):
 
     def all_rows(self) -> dict[UUID, ParameterRow]:
         """Every row, as the store has it now (the dialog's summary)."""
-        return parameter_rows(self.configuration(), self.reports())
+        return parameter_rows(self.configuration(), self.reports(), self._peer_name)
+
+    def _peer_name(self, peer_id: UUID) -> str | None:
+        peer = self.store.get(ResourceKind.PEER, peer_id)
+        return peer.name if isinstance(peer, PeerDescriptor) else None

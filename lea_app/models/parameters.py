@@ -38,11 +38,16 @@ KIND_TEXT: dict[ParameterKind, str] = {
 Value = dict[str, str | int | bool]
 
 
+PeerName = Callable[[UUID], str | None]
+
+
 def _take(value: Value, *keys: str) -> str:
-    """The first of ``keys`` present in ``value`` (removed from it), as text; "" when none is."""
+    """The first of ``keys`` present in ``value`` (removed from it), as text; "" when none is
+    (or when it is 0: a gretap tunnel has vni 0 and port 0)."""
     for key in keys:
         if key in value:
-            return str(value.pop(key))
+            text = str(value.pop(key))
+            return "" if text == "0" else text
     return ""
 
 
@@ -65,6 +70,18 @@ def _can_connection(value: Value) -> str:
     return f"{role + ' ' if role else ''}{remote or '?'}{':' + port if port else ''}"
 
 
+def _remote_peer_check(value: Value, peer_name: PeerName | None) -> str:
+    remote, peer, bridge = _take(value, "remote"), _take(value, "peer"), _take(value, "bridge")
+    name = ""
+    if peer:
+        try:
+            name = (peer_name(UUID(peer)) if peer_name else None) or peer[:8]
+        except ValueError:
+            name = peer
+    target = f"{name} at {remote or '?'}" if name else remote or "?"
+    return f"probe {target} through the tunnel" + (f" (its bridge {bridge})" if bridge else "")
+
+
 _DESCRIBE: dict[ParameterKind, Callable[[Value], str]] = {
     ParameterKind.DEVICE_INTERFACE: lambda v: _take(v, "interface", "name"),
     ParameterKind.ETHERNET_BRIDGE: lambda v: _take(v, "name"),
@@ -73,14 +90,17 @@ _DESCRIBE: dict[ParameterKind, Callable[[Value], str]] = {
     ParameterKind.CAN_BRIDGE: lambda v: _take(v, "name"),
     ParameterKind.CAN_CONNECTION: _can_connection,
     ParameterKind.CAN_LOCAL_ROUTE: lambda v: f"{_take(v, 'source')} -> {_take(v, 'destination')}",
-    ParameterKind.REMOTE_PEER_CHECK: lambda v: f"probe {_take(v, 'remote') or '?'} through the tunnel",
 }
 
 
-def describe_value(parameter: Parameter) -> str:
-    """The value in one line; keys this LEA does not know are appended as ``key=value`` (never hidden)."""
+def describe_value(parameter: Parameter, peer_name: PeerName | None = None) -> str:
+    """The value in one line (peers by ``peer_name``); keys this LEA does not know are appended as
+    ``key=value`` (never hidden)."""
     rest = dict(parameter.value)
-    text = _DESCRIBE[parameter.kind](rest)
+    if parameter.kind == ParameterKind.REMOTE_PEER_CHECK:
+        text = _remote_peer_check(rest, peer_name)
+    else:
+        text = _DESCRIBE[parameter.kind](rest)
     extra = ", ".join(f"{key}={value}" for key, value in sorted(rest.items()))
     return f"{text} ({extra})" if extra and text else text or extra
 
@@ -102,14 +122,11 @@ class ParameterRow:
     order: int  # position in dependency order (the order the bench applies them in)
     parameter: Parameter
     state: ParameterStatus | None  # None: the bench has not reported this parameter yet
+    value: str  # describe_value's line
 
     @property
     def kind(self) -> str:
         return KIND_TEXT[self.parameter.kind]
-
-    @property
-    def value(self) -> str:
-        return describe_value(self.parameter)
 
     @property
     def target(self) -> str:
@@ -138,20 +155,16 @@ class ParameterRow:
     def failed(self) -> bool:
         return isinstance(self.state, ParameterError)
 
-    @property
-    def depends_on(self) -> tuple[UUID, ...]:
-        return self.parameter.dependencies
-
 
 def parameter_rows(
-    configuration: PeerConfiguration | None, state: PeerConfigurationState | None
+    configuration: PeerConfiguration | None, state: PeerConfigurationState | None, peer_name: PeerName | None = None
 ) -> dict[UUID, ParameterRow]:
     """Every parameter of ``configuration`` by id, in dependency order, with the report for it."""
     if configuration is None:
         return {}
     reports = {report.id: report.state for report in state.parameters} if state is not None else {}
     return {
-        p.id: ParameterRow(n, p, reports.get(p.id))
+        p.id: ParameterRow(n, p, reports.get(p.id), describe_value(p, peer_name))
         for n, p in enumerate(dependency_order(configuration.parameters), start=1)
     }
 

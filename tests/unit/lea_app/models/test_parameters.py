@@ -51,9 +51,24 @@ def test_a_vxlan_tunnel_shows_encapsulation_vni_addresses_and_mtu_and_never_hide
         "encapsulation": "vxlan", "vni": 4711, "port": 4789, "mtu": 1450, "ttl": 64,
     })
     assert describe_value(tunnel) == "vxlan vni 4711 port 4789 gre-1a2b: 10.0.0.1 -> 10.0.0.2, mtu 1450 (ttl=64)"
+    gretap = param(ParameterKind.GRE_INTERFACE, {
+        "name": "gre-1a2b", "local": "10.0.0.1", "remote": "10.0.0.2", "encapsulation": "gretap", "vni": 0,
+        "port": 0, "mtu": 1462,
+    })
+    assert describe_value(gretap) == "gretap gre-1a2b: 10.0.0.1 -> 10.0.0.2, mtu 1462"  # no vni 0, port 0
     # A tunnel without its addresses yet says so instead of printing nothing.
     assert describe_value(param(ParameterKind.GRE_INTERFACE, {"name": "gre-x"})) == "gre-x: ? -> ?"
     assert describe_value(param(ParameterKind.GRE_INTERFACE, {})) == "? -> ?"
+
+
+def test_a_remote_peer_check_names_the_peer_it_probes() -> None:
+    bench = uuid.uuid4()
+    check = param(ParameterKind.REMOTE_PEER_CHECK, {"remote": "10.0.0.8", "peer": str(bench), "bridge": "br-lea"})
+    names = {bench: "bench-08"}
+    assert describe_value(check, names.get) == "probe bench-08 at 10.0.0.8 through the tunnel (its bridge br-lea)"
+    assert describe_value(check) == f"probe {str(bench)[:8]} at 10.0.0.8 through the tunnel (its bridge br-lea)"
+    rows = parameter_rows(PeerConfiguration(id=PEER, parameters=(check,)), None, names.get)
+    assert rows[check.id].value.startswith("probe bench-08 at")
 
 
 def test_rows_come_in_dependency_order_with_the_report_of_each_parameter() -> None:
