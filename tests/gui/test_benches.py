@@ -21,7 +21,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 
-from lea_app.connection.base import PeerToken
+from lea_app.connection.base import Identity, PeerToken
 from lea_app.controller import Controller
 from lea_app.models.bench_setup import joined
 from lea_app.models.configuration import PeerConfigurationModel
@@ -163,7 +163,7 @@ def test_set_up_bench_is_offered_to_admins_for_real_benches_only(qtbot: QtBot, b
         page.buttons["bench"].click()
     assert asked.args == [bench.real.id]
 
-    bench.controller.identity = bench.controller.identity.__class__(name="erin", role="editor")
+    bench.controller.identity = Identity(name="erin", role="editor")
     bench.controller.identity_changed.emit()
     assert not page.buttons["bench"].isEnabled()
     assert "admin" in page.buttons["bench"].toolTip()
