@@ -58,6 +58,20 @@ class PeerConfigurationDialog(QDialog):
         self.model.refresh_all()
         self.refresh_header()
 
+    def select_parameter(self, parameter_id: UUID) -> bool:
+        """Select (and show) a parameter's row; False when the configuration has no such parameter."""
+        self.model.flush()
+        row = self.model.row_of(parameter_id)
+        if row is None:
+            return False
+        self.table.selectRow(row)
+        self.table.scrollTo(self.model.index(row, 0))
+        return True
+
+    def selected_parameter(self) -> UUID | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.model.id_at(rows[0].row()) if rows else None
+
     def _on_change(self, change: StoreChange) -> None:
         if change.kind in HEADER_KINDS:
             self.refresh_header()

@@ -147,6 +147,7 @@ class MainWindow(QMainWindow):
         for page in (self.peers, self.clusters):
             page.history_requested.connect(self.show_history)
         self.deployments.cluster_requested.connect(self.go_to_cluster)
+        self.deployments.configuration_requested.connect(self.open_configuration)
 
     # -- menus and shortcuts ---------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -273,12 +274,16 @@ class MainWindow(QMainWindow):
             return None
         return self._open_window(("bench", peer_id), lambda: BenchSetupDialog(self.controller, peer, self))
 
-    def open_configuration(self, peer_id: UUID) -> QWidget | None:
+    def open_configuration(self, peer_id: UUID, parameter_id: UUID | None = None) -> QWidget | None:
+        """A peer's configuration, live (at ``parameter_id``'s row: the one a failure names)."""
         if not isinstance(self.controller.store.get(ResourceKind.PEER, peer_id), PeerDescriptor):
             return None
-        return self._open_window(
+        view = self._open_window(
             ("configuration", peer_id), lambda: PeerConfigurationDialog(self.controller, peer_id, self)
         )
+        if parameter_id is not None and isinstance(view, PeerConfigurationDialog):
+            view.select_parameter(parameter_id)
+        return view
 
     def toggle_deployment(self, cluster_id: UUID, deploy: bool) -> None:
         """The Deploy toggle: request the deployment (or its removal) if this user may write now."""

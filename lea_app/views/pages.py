@@ -272,12 +272,18 @@ class DeploymentsPage(TablePage):
     title = "Deployments"
     #: Show cluster, Enter or a double click: this cluster (its id) on the Clusters page.
     cluster_requested = Signal(object)
+    #: Failing bench…: the configuration of the peer a Failed deployment names (peer id, parameter id or None).
+    configuration_requested = Signal(object, object)
 
     def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
         super().__init__(controller, DeploymentsModel(controller.store), parent)
         self.add_button("retry", "Deploy again", self.retry, "Store the deployment again (retries a failed one)")
         self.add_button("undeploy", "Undeploy", self.undeploy, "Undeploy the selected cluster (Ctrl+U)")
         self.add_button("cluster", "Show cluster", self.show_cluster, "Go to the cluster")
+        self.add_button(
+            "failing", "Failing bench…", self.show_failing_bench,
+            "The configuration of the bench that failed, at the parameter that failed",
+        )
         self.finish_actions()
 
     def row(self) -> DeploymentRow | None:
@@ -301,6 +307,11 @@ class DeploymentsPage(TablePage):
 
     activate = show_cluster
 
+    def show_failing_bench(self) -> None:
+        row = self.row()
+        if row is not None and isinstance(row.status, Failed) and row.status.peer is not None:
+            self.configuration_requested.emit(row.status.peer, row.status.parameter)
+
     def update_actions(self) -> None:
         super().update_actions()
         row = self.row()
@@ -308,6 +319,8 @@ class DeploymentsPage(TablePage):
         self.buttons["retry"].setEnabled(writable and row is not None and not isinstance(row.status, Deployed))
         self.buttons["undeploy"].setEnabled(writable and row is not None and row.requested)
         self.buttons["cluster"].setEnabled(row is not None)
+        failed = row is not None and isinstance(row.status, Failed) and row.status.peer is not None
+        self.buttons["failing"].setEnabled(failed)
 
     def empty_text(self) -> str:
         return "No deployments. Deploy a cluster on the Clusters page (Ctrl+D)."

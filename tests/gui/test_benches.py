@@ -21,6 +21,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 
+from lea_app.app import settings
 from lea_app.connection.base import Identity, PeerToken
 from lea_app.controller import Controller
 from lea_app.models.bench_setup import joined
@@ -30,6 +31,7 @@ from lea_app.models.table import ResourceTableModel
 from lea_app.sync.store import Store
 from lea_app.views.bench_dialog import BenchSetupDialog
 from lea_app.views.configuration_dialog import PeerConfigurationDialog
+from lea_app.views.main_window import MainWindow
 from lea_app.views.pages import PeersPage
 from resources.agent import Capabilities, TunnelType
 from resources.cluster import ClusterDeployment
@@ -48,7 +50,7 @@ from resources.events import EventType, StateSnapshot
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
 from resources.resource import AnyResource
-from resources.state import AgentInfo, ClusterState, Online, PeerConnectionState, Undeploying
+from resources.state import AgentInfo, ClusterState, Failed, Online, PeerConnectionState, Undeploying
 from tests.gui.conftest import Lea, run
 from tests.helpers.factories import make_cluster, make_peer
 from tests.helpers.fake_connection import FakeBackend
@@ -379,3 +381,37 @@ def test_the_window_opens_one_set_up_bench_and_one_configuration_window_per_peer
     assert "demo simulation" in view.heading.text()
     window.close()
     assert not setup.isVisible() and not view.isVisible()
+
+
+def test_a_failed_deployment_leads_to_the_failing_parameter_of_its_bench(qtbot: QtBot, bench: Bench) -> None:
+    peer, other = bench.real, make_peer("bench-08")
+    cluster = make_cluster("hil-loop", peer, other)
+    bridge = Parameter(id=uuid.uuid4(), kind=ParameterKind.ETHERNET_BRIDGE, target=Target.PRESENT,
+                       value={"name": "br-lea"})
+    join = Parameter(id=uuid.uuid4(), kind=ParameterKind.INTERFACE_JOIN, target=Target.PRESENT,
+                     dependencies=(bridge.id,), value={"interface": "eth0", "bridge": "br-lea"})
+    bench.backend.write([
+        (EventType.CREATED, other), (EventType.CREATED, cluster), (EventType.CREATED, ClusterDeployment(id=cluster.id)),
+        (EventType.CREATED, PeerConfiguration(id=peer.id, cluster=cluster.id, parameters=(bridge, join))),
+        (EventType.CREATED, PeerConfigurationState(id=peer.id, parameters=(
+            ParameterReport(id=bridge.id, state=ParameterPresent()),
+            ParameterReport(id=join.id, state=ParameterError(reason="eth0 does not exist")),
+        ))),
+        (EventType.CREATED, ClusterState(id=cluster.id, state=Failed(
+            peer=peer.id, parameter=join.id, reason="bench-07: interface join eth0 into br-lea: eth0 does not exist"
+        ))),
+    ])
+    window = MainWindow(bench.controller, settings())
+    qtbot.addWidget(window)
+    window.show()
+    page = window.deployments
+    qtbot.waitUntil(lambda: page.model.flush() or page.model.row_of(cluster.id) is not None, timeout=5_000)
+    page.select(cluster.id)
+    assert page.buttons["failing"].isEnabled()
+    page.buttons["failing"].click()
+    view = window.windows[("configuration", peer.id)]
+    assert isinstance(view, PeerConfigurationDialog)
+    assert view.selected_parameter() == join.id
+    assert text(view.model, join.id, "Detail") == "eth0 does not exist"
+    assert "Failed" in view.status.text() and "eth0 does not exist" in view.status.text()
+    window.close()
