@@ -46,14 +46,14 @@ from resources.configuration import (
     Target,
 )
 from resources.errors import LeaError
-from resources.events import EventType, StateSnapshot
+from resources.events import Event, EventType, StateSnapshot
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
 from resources.resource import AnyResource
 from resources.state import AgentInfo, ClusterState, Failed, Online, PeerConnectionState, Undeploying
 from tests.gui.conftest import Lea, run
 from tests.helpers.factories import make_cluster, make_peer
-from tests.helpers.fake_connection import FakeBackend
+from tests.helpers.fake_connection import FakeBackend, make_event
 
 URL = "https://lea.lab.example:8421"
 SINCE = datetime(2026, 12, 2, 6, 30, tzinfo=UTC)
@@ -144,9 +144,8 @@ def test_the_peers_table_shows_each_real_benchs_agent_and_labels_demo_benches(qt
     assert model.ids() == [demo.id, real.id, offline.id]
 
 
-def _put(store: Store, resource: AnyResource) -> Any:
-    from tests.helpers.fake_connection import make_event
-
+def _put(store: Store, resource: AnyResource) -> Event:
+    """The event that stores ``resource`` (created or updated), to apply to ``store``."""
     exists = store.get(resource.kind, resource.id) is not None
     return make_event("e", 1, EventType.UPDATED if exists else EventType.CREATED, resource)
 
