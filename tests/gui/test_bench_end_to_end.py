@@ -1,6 +1,6 @@
 """A test engineer's path through LEA with real agents (issue #11, "Done means"): the embedded
-backend accepting agents, Set up bench for two benches, each `lea-peer run` started with exactly
-the dialog's command (plus the in-memory data plane: no root needed), both benches Online with
+backend accepting agents (or a shared server: the same path), Set up bench for two benches, each
+`lea-peer run` started with exactly the dialog's command (plus the in-memory data plane: no root needed), both benches Online with
 their agent on the Peers page, a deployment Deployed with every parameter Present in the
 configuration view, an undeploy that names the bench it waits for while that agent is stopped, and
 a revoked token that ends its agent.
@@ -25,7 +25,9 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from lea_app.app import settings
+from lea_app.connection.base import Connection
 from lea_app.connection.embedded import EmbeddedConnection
+from lea_app.connection.remote import RemoteConnection
 from lea_app.controller import Controller
 from lea_app.models.bench_setup import joined
 from lea_app.views.bench_dialog import BenchSetupDialog
@@ -35,6 +37,7 @@ from resources.kinds import ResourceKind
 from resources.state import ClusterState, Deployed, Online, PeerConnectionState, Undeployed, Undeploying
 from tests.gui.conftest import run
 from tests.helpers.factories import make_cluster, make_peer
+from tests.helpers.server import create_token, start_server
 
 pytest.importorskip("lea_peer.connection", reason="the lea-peer agent is not in this tree")
 if "agents_listen" not in inspect.signature(EmbeddedConnection.open).parameters:
@@ -99,12 +102,27 @@ def cluster_state(controller: Controller, cluster_id: UUID) -> object:
     return state.state if isinstance(state, ClusterState) else None
 
 
+@pytest.fixture(params=["embedded", "remote"])
+def backend(
+    request: pytest.FixtureRequest, qtbot: QtBot, aloop: asyncio.AbstractEventLoop, tmp_path: Path
+) -> Iterator[Connection]:
+    """The embedded backend accepting agents, or a `lea-backend serve` with an admin's token: one path."""
+    if request.param == "embedded":
+        yield run(qtbot, EmbeddedConnection.open(tmp_path / "data", durability="off", agents_listen=("127.0.0.1", 0)))
+        return
+    data_dir = tmp_path / "server-data"
+    token = create_token(data_dir, "admin", "alice")
+    server = start_server(data_dir)
+    try:
+        yield RemoteConnection(server.url, token)
+    finally:
+        server.stop(check=False)
+
+
 def test_two_benches_set_up_in_lea_deploy_and_undeploy_for_real(
-    qtbot: QtBot, aloop: asyncio.AbstractEventLoop, tmp_path: Path, agents: Agents
+    qtbot: QtBot, tmp_path: Path, backend: Connection, agents: Agents
 ) -> None:
-    connection = run(qtbot, EmbeddedConnection.open(
-        tmp_path / "data", durability="off", agents_listen=("127.0.0.1", 0)
-    ))
+    connection = backend
     controller = Controller()
     window = MainWindow(controller, settings(), data_dir=str(tmp_path / "data"))
     qtbot.addWidget(window)
