@@ -1,9 +1,9 @@
 """A test engineer's path through LEA with real agents (issue #11, "Done means"): the embedded
 backend accepting agents (or a shared server: the same path), Set up bench for two benches, each
-`lea-peer run` started with exactly the dialog's command (plus the in-memory data plane: no root needed), both benches Online with
-their agent on the Peers page, a deployment Deployed with every parameter Present in the
-configuration view, an undeploy that names the bench it waits for while that agent is stopped, and
-a revoked token that ends its agent.
+`lea-peer run` started with exactly the dialog's command (plus the in-memory data plane: no root
+needed), both benches Online with their agent on the Peers page, a deployment Deployed with every
+parameter Present in the configuration view, an undeploy that names the bench it waits for while
+that agent is stopped, and a revoked token that ends its agent.
 
 Needs the backend's agent endpoint and the agent (other parts of issue #11): skipped without them.
 """
