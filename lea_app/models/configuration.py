@@ -44,13 +44,13 @@ class PeerConfigurationModel(ResourceTableModel[ParameterRow]):
             tooltip=lambda r: "Position in dependency order (the order the bench applies them in)",
         ),
         Column[ParameterRow]("Kind", lambda r: r.kind, width=130),
-        Column[ParameterRow]("Value", lambda r: r.value, tooltip=lambda r: r.value, width=380),
+        Column[ParameterRow]("Value", lambda r: r.value, tooltip=lambda r: r.value, width=480),
         Column[ParameterRow]("Target", lambda r: r.target, width=70),
         Column[ParameterRow](
             "State", lambda r: r.state_text, foreground=_state_brush, tooltip=_state_tooltip, width=100,
             sort_key=lambda r: (not r.failed, r.reached, r.order),  # errors first, then what is not there yet
         ),
-        Column[ParameterRow]("Detail", lambda r: r.detail, tooltip=lambda r: r.detail, width=260),
+        Column[ParameterRow]("Detail", lambda r: r.detail, tooltip=lambda r: r.detail, width=240),
     )
 
     def __init__(self, store: Store, peer_id: UUID, parent: QObject | None = None) -> None:

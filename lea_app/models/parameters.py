@@ -79,7 +79,7 @@ def _remote_peer_check(value: Value, peer_name: PeerName | None) -> str:
         except ValueError:
             name = peer
     target = f"{name} at {remote or '?'}" if name else remote or "?"
-    return f"probe {target} through the tunnel" + (f" (its bridge {bridge})" if bridge else "")
+    return f"probe {target}" + (f" (its bridge {bridge})" if bridge else "")
 
 
 _DESCRIBE: dict[ParameterKind, Callable[[Value], str]] = {

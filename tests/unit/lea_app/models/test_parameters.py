@@ -36,7 +36,7 @@ def test_every_kind_reads_as_one_line() -> None:
             ParameterKind.CAN_CONNECTION, {"role": "server", "remote": "10.0.0.2", "port": 20001}
         ),
         "can0 -> vcan-lea": param(ParameterKind.CAN_LOCAL_ROUTE, {"source": "can0", "destination": "vcan-lea"}),
-        "probe 10.0.0.2 through the tunnel": param(ParameterKind.REMOTE_PEER_CHECK, {"remote": "10.0.0.2"}),
+        "probe 10.0.0.2": param(ParameterKind.REMOTE_PEER_CHECK, {"remote": "10.0.0.2"}),
         "gre-1a2b: 10.0.0.1 -> 10.0.0.2": param(
             ParameterKind.GRE_INTERFACE, {"name": "gre-1a2b", "local": "10.0.0.1", "remote": "10.0.0.2"}
         ),
@@ -65,8 +65,8 @@ def test_a_remote_peer_check_names_the_peer_it_probes() -> None:
     bench = uuid.uuid4()
     check = param(ParameterKind.REMOTE_PEER_CHECK, {"remote": "10.0.0.8", "peer": str(bench), "bridge": "br-lea"})
     names = {bench: "bench-08"}
-    assert describe_value(check, names.get) == "probe bench-08 at 10.0.0.8 through the tunnel (its bridge br-lea)"
-    assert describe_value(check) == f"probe {str(bench)[:8]} at 10.0.0.8 through the tunnel (its bridge br-lea)"
+    assert describe_value(check, names.get) == "probe bench-08 at 10.0.0.8 (its bridge br-lea)"
+    assert describe_value(check) == f"probe {str(bench)[:8]} at 10.0.0.8 (its bridge br-lea)"
     rows = parameter_rows(PeerConfiguration(id=PEER, parameters=(check,)), None, names.get)
     assert rows[check.id].value.startswith("probe bench-08 at")
 
