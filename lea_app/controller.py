@@ -73,6 +73,11 @@ class Controller(QObject):
         """Write controls are enabled only for editors and admins while connected and in sync."""
         return self.identity.can_write and self.live
 
+    @property
+    def can_admin(self) -> bool:
+        """Managing tokens (Set up bench, revoke) is for admins, while connected and in sync."""
+        return self.identity.role == "admin" and self.live
+
     def run(
         self,
         make: Callable[[], Awaitable[T]],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from PySide6.QtCore import QObject, Signal
@@ -17,6 +18,7 @@ from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
 from resources.resource import AnyResource
 from resources.state import (
+    AgentInfo,
     ClusterState,
     ClusterStatus,
     Deployed,
@@ -56,6 +58,35 @@ def status_detail(status: ClusterStatus) -> str:
     return ""
 
 
+def waiting_text(names: tuple[str, ...]) -> str:
+    """Why an undeploy is not done: the offline benches that still hold the cluster's configuration."""
+    if not names:
+        return ""
+    one = len(names) == 1
+    return (
+        f"{', '.join(names)} still {'holds' if one else 'hold'} the configuration: "
+        f"removed when {'it reconnects' if one else 'they reconnect'}"
+    )
+
+
+def reason_text(status: ClusterStatus, waiting_for: tuple[str, ...]) -> str:
+    """The Reason column: Waiting/Failed's reason, or the benches an undeploy waits for."""
+    return status_detail(status) or waiting_text(waiting_for)
+
+
+def waiting_names(
+    store_get: Callable[[ResourceKind, UUID], AnyResource | None], status: ClusterStatus
+) -> tuple[str, ...]:
+    """The names of the benches an Undeploying cluster waits for (sorted; an unknown id by its prefix)."""
+    if not isinstance(status, Undeploying):
+        return ()
+    names = []
+    for peer_id in status.waiting_for:
+        peer = store_get(ResourceKind.PEER, peer_id)
+        names.append(peer.name if isinstance(peer, PeerDescriptor) else str(peer_id)[:8])
+    return tuple(sorted(names, key=str.casefold))
+
+
 def status_progress(status: ClusterStatus) -> tuple[int, int] | None:
     if isinstance(status, Deploying | Undeploying):
         return (status.done, status.total)
@@ -90,29 +121,85 @@ class PeerRow:
     online: bool
     remote_host: str
     blocked_by: str
+    since: datetime | None = None  # when the peer came online (None: offline)
+    agent: AgentInfo | None = None  # what its agent announced (None: offline, or a demo peer)
 
     @property
     def name(self) -> str:
         return f"{self.peer.name} (demo)" if self.peer.demo else self.peer.name
 
+    @property
+    def since_text(self) -> str:
+        return self.since.astimezone().strftime("%d %b %H:%M") if self.since is not None else ""
+
+    @property
+    def underlay_text(self) -> str:
+        """The address the other members reach it at, and the underlay's MTU when the agent knows it."""
+        if not self.online:
+            return ""
+        mtu = self.agent.capabilities.underlay_mtu if self.agent is not None else 0
+        return f"{self.remote_host} · MTU {mtu}" if mtu else self.remote_host
+
+    @property
+    def agent_text(self) -> str:
+        if self.peer.demo:
+            return "demo simulation"
+        if self.agent is None:
+            return "" if not self.online else "unknown agent"
+        tunnels = ", ".join(t.value for t in self.agent.capabilities.tunnels) or "no tunnels"
+        return f"{self.agent.version} · {tunnels}"
+
+    @property
+    def agent_tooltip(self) -> str:
+        if self.peer.demo:
+            return "A simulated bench of the demo fleet: no agent, nothing is configured for real"
+        if self.agent is None:
+            return "No agent connected" if not self.online else "The agent announced nothing"
+        capabilities = self.agent.capabilities
+        return "\n".join((
+            f"Agent version: lea-peer {self.agent.version}",
+            f"Tunnel types: {', '.join(t.value for t in capabilities.tunnels) or 'none (no tunnel can be built)'}",
+            f"CAN: {', '.join(capabilities.can) or 'none'}",
+            f"Underlay MTU: {capabilities.underlay_mtu or 'unknown'}",
+        ))
+
+    @property
+    def state_tooltip(self) -> str:
+        if not self.online:
+            return "not connected"
+        since = f" since {self.since.astimezone():%Y-%m-%d %H:%M:%S %Z}" if self.since is not None else ""
+        return f"connected from {self.remote_host}{since}"
+
 
 class PeersModel(ResourceTableModel[PeerRow]):
+    # What the descriptor says, then the agent's connection (the first five keep their places).
     columns = (
-        Column[PeerRow]("Name", lambda r: r.name, sort_key=lambda r: r.peer.name.casefold(), width=170),
-        Column[PeerRow]("Location", lambda r: r.peer.location or "", width=130),
+        Column[PeerRow]("Name", lambda r: r.name, sort_key=lambda r: r.peer.name.casefold(), width=160),
+        Column[PeerRow]("Location", lambda r: r.peer.location or "", width=100),
         Column[PeerRow](
-            "State", lambda r: "Online" if r.online else "Offline",
-            tooltip=lambda r: f"connected from {r.remote_host}" if r.online else "not connected",
-            foreground=lambda r: GREEN if r.online else GREY, width=80,
+            "State", lambda r: "Online" if r.online else "Offline", tooltip=lambda r: r.state_tooltip,
+            foreground=lambda r: GREEN if r.online else GREY, width=70,
         ),
         Column[PeerRow](
             "Interfaces", lambda r: ", ".join(i.name for i in r.peer.interfaces),
-            sort_key=lambda r: len(r.peer.interfaces), width=110,
+            sort_key=lambda r: len(r.peer.interfaces), width=100,
         ),
         Column[PeerRow](
             "Devices", lambda r: str(len(r.peer.devices)),
             tooltip=lambda r: "\n".join(d.name for d in r.peer.devices), sort_key=lambda r: len(r.peer.devices),
-            width=70,
+            width=60,
+        ),
+        Column[PeerRow](
+            "Underlay", lambda r: r.underlay_text, tooltip=lambda r: r.state_tooltip,
+            sort_key=lambda r: (not r.online, r.remote_host), width=175,
+        ),
+        Column[PeerRow](
+            "Agent", lambda r: r.agent_text, tooltip=lambda r: r.agent_tooltip,
+            foreground=lambda r: GREY if r.peer.demo else None, width=165,
+        ),
+        Column[PeerRow](
+            "Online since", lambda r: r.since_text, tooltip=lambda r: r.state_tooltip,
+            sort_key=lambda r: (r.since is None, r.since.timestamp() if r.since else 0.0), width=100,
         ),
         Column[PeerRow]("Blocked by", lambda r: r.blocked_by, width=150),
     )
@@ -160,9 +247,10 @@ class PeersModel(ResourceTableModel[PeerRow]):
         state = connection.state if isinstance(connection, PeerConnectionState) else None
         assert self._blocked is not None  # prepare() ran
         blocker = self._blocked.get(id)
+        online = state if isinstance(state, Online) else None
         return PeerRow(
-            peer, isinstance(state, Online), state.remote_host if isinstance(state, Online) else "",
-            blocker.name if blocker else "",
+            peer, online is not None, online.remote_host if online else "", blocker.name if blocker else "",
+            online.since if online else None, online.agent if online else None,
         )
 
 
@@ -174,6 +262,11 @@ class ClusterRow:
     members: int
     deployed: bool
     status: ClusterStatus
+    waiting_for: tuple[str, ...] = ()  # Undeploying: the benches still holding the configuration
+
+
+def _state_tooltip(status: ClusterStatus, waiting_for: tuple[str, ...]) -> str:
+    return reason_text(status, waiting_for) or status_text(status)
 
 
 class ClustersModel(ResourceTableModel[ClusterRow]):
@@ -194,13 +287,16 @@ class ClustersModel(ResourceTableModel[ClusterRow]):
         ),
         Column[ClusterRow](
             "State", lambda r: status_text(r.status), foreground=lambda r: status_brush(r.status),
-            tooltip=lambda r: status_detail(r.status) or status_text(r.status), width=130,
+            tooltip=lambda r: _state_tooltip(r.status, r.waiting_for), width=130,
         ),
         Column[ClusterRow](
             "Progress", lambda r: _progress_text(r.status), progress=lambda r: status_progress(r.status),
             sort_key=lambda r: _progress_fraction(r.status), width=150,
         ),
-        Column[ClusterRow]("Reason", lambda r: status_detail(r.status), width=260),
+        Column[ClusterRow](
+            "Reason", lambda r: reason_text(r.status, r.waiting_for),
+            tooltip=lambda r: reason_text(r.status, r.waiting_for), width=260,
+        ),
     )
 
     def __init__(self, store: Store, parent: QObject | None = None) -> None:
@@ -242,12 +338,14 @@ class ClustersModel(ResourceTableModel[ClusterRow]):
             return None
         leader = self.store.get(ResourceKind.PEER, cluster.leader)
         members = self._built_members[id] = frozenset(self.store.members(id))
+        status = cluster_status(self.store.get, id)
         return ClusterRow(
             cluster,
             leader.name if isinstance(leader, PeerDescriptor) else "(missing)",
             len(members),
             id in self.store.all(ResourceKind.CLUSTER_DEPLOYMENT),
-            cluster_status(self.store.get, id),
+            status,
+            waiting_names(self.store.get, status),
         )
 
 
@@ -279,6 +377,7 @@ class DeploymentRow:
     request_version: int
     status: ClusterStatus
     peers: str
+    waiting_for: tuple[str, ...] = ()  # Undeploying: the benches still holding the configuration
 
 
 class DeploymentsModel(ResourceTableModel[DeploymentRow]):
@@ -291,14 +390,17 @@ class DeploymentsModel(ResourceTableModel[DeploymentRow]):
         ),
         Column[DeploymentRow](
             "State", lambda r: status_text(r.status), foreground=lambda r: status_brush(r.status),
-            tooltip=lambda r: status_detail(r.status) or status_text(r.status), width=130,
+            tooltip=lambda r: _state_tooltip(r.status, r.waiting_for), width=130,
         ),
         Column[DeploymentRow](
             "Progress", lambda r: _progress_text(r.status), progress=lambda r: status_progress(r.status),
             sort_key=lambda r: _progress_fraction(r.status), width=150,
         ),
-        Column[DeploymentRow]("Per peer", lambda r: r.peers, width=240),
-        Column[DeploymentRow]("Reason", lambda r: status_detail(r.status), width=200),
+        Column[DeploymentRow]("Per peer", lambda r: r.peers, tooltip=lambda r: r.peers, width=240),
+        Column[DeploymentRow](
+            "Reason", lambda r: reason_text(r.status, r.waiting_for),
+            tooltip=lambda r: reason_text(r.status, r.waiting_for), width=200,
+        ),
     )
 
     def __init__(self, store: Store, parent: QObject | None = None, *, active_only: bool = False) -> None:
@@ -318,15 +420,17 @@ class DeploymentsModel(ResourceTableModel[DeploymentRow]):
         return set()
 
     def deferred_ids(self) -> set[UUID]:
-        """Deployments showing the progress of a changed peer (by its name)."""
+        """Deployments showing a changed peer by its name (its progress, or an undeploy waiting for it)."""
         peers, self._peers_changed = self._peers_changed, set()
         if not peers:
             return set()
         return {
             id
             for id, state in self.store.all(ResourceKind.CLUSTER_STATE).items()
-            if isinstance(state, ClusterState) and isinstance(state.state, Deploying)
-            and not peers.isdisjoint(state.state.peers)
+            if isinstance(state, ClusterState) and (
+                (isinstance(state.state, Deploying) and not peers.isdisjoint(state.state.peers))
+                or (isinstance(state.state, Undeploying) and not peers.isdisjoint(state.state.waiting_for))
+            )
         }
 
     def make_row(self, id: UUID) -> DeploymentRow | None:
@@ -347,4 +451,9 @@ class DeploymentsModel(ResourceTableModel[DeploymentRow]):
                 name = peer.name if isinstance(peer, PeerDescriptor) else str(peer_id)[:8]
                 parts.append(f"{name} {progress.done}/{progress.total}")
             peers = ", ".join(sorted(parts))
-        return DeploymentRow(cluster, deployment is not None, deployment.version if deployment else 0, status, peers)
+        waiting = waiting_names(self.store.get, status)
+        if waiting:
+            peers = f"still held by {', '.join(waiting)} (offline)"
+        return DeploymentRow(
+            cluster, deployment is not None, deployment.version if deployment else 0, status, peers, waiting
+        )

@@ -25,6 +25,8 @@ from PySide6.QtWidgets import (
 )
 
 from lea_app.controller import Controller
+from lea_app.views.bench_dialog import BenchSetupDialog
+from lea_app.views.configuration_dialog import PeerConfigurationDialog
 from lea_app.views.connect_dialog import ConnectDialog, ConnectionChoice
 from lea_app.views.dashboard import DashboardPage
 from lea_app.views.dialogs import (
@@ -73,6 +75,8 @@ class MainWindow(QMainWindow):
         #: Set by the application: connect to the backend chosen in the connection dialog.
         self.switch_backend: Callable[[ConnectionChoice], object] | None = None
         self.dialogs: list[QWidget] = []
+        #: Open Set up bench and Configuration windows, by (what, peer id).
+        self.windows: dict[tuple[str, UUID], QWidget] = {}
         self.setWindowTitle("LEA desktop — demo (simulated benches)" if demo else "LEA desktop")
         self.setMinimumSize(900, 560)
 
@@ -134,6 +138,8 @@ class MainWindow(QMainWindow):
         self.peers.create_requested.connect(functools.partial(self.open_peer_editor, None))
         self.peers.edit_requested.connect(self.open_peer_editor)
         self.peers.delete_requested.connect(self.confirm_delete_peer)
+        self.peers.bench_setup_requested.connect(self.open_bench_setup)
+        self.peers.configuration_requested.connect(self.open_configuration)
         self.clusters.create_requested.connect(functools.partial(self.open_cluster_editor, None))
         self.clusters.edit_requested.connect(self.open_cluster_editor)
         self.clusters.delete_requested.connect(self.confirm_delete_cluster)
@@ -141,6 +147,7 @@ class MainWindow(QMainWindow):
         for page in (self.peers, self.clusters):
             page.history_requested.connect(self.show_history)
         self.deployments.cluster_requested.connect(self.go_to_cluster)
+        self.deployments.configuration_requested.connect(self.open_configuration)
 
     # -- menus and shortcuts ---------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -245,6 +252,38 @@ class MainWindow(QMainWindow):
         if cluster_id is None and not self.controller.can_write:
             return None
         return self._open_editor(("cluster", cluster_id), lambda: ClusterEditor(self.controller, cluster_id, self))
+
+    def _open_window(self, key: tuple[str, UUID], factory: Callable[[], QWidget]) -> QWidget:
+        """One non-modal window per key: a second request raises the open one."""
+        existing = self.windows.get(key)
+        if existing is not None and existing.isVisible():
+            existing.raise_()
+            existing.activateWindow()
+            return existing
+        window = factory()
+        window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.windows[key] = window
+        window.destroyed.connect(lambda *_: self.windows.pop(key, None))
+        window.show()
+        return window
+
+    def open_bench_setup(self, peer_id: UUID) -> QWidget | None:
+        """Set up bench (admins, non-demo peers): the token and the agent's command."""
+        peer = self.controller.store.get(ResourceKind.PEER, peer_id)
+        if not isinstance(peer, PeerDescriptor) or peer.demo or not self.controller.can_admin:
+            return None
+        return self._open_window(("bench", peer_id), lambda: BenchSetupDialog(self.controller, peer, self))
+
+    def open_configuration(self, peer_id: UUID, parameter_id: UUID | None = None) -> QWidget | None:
+        """A peer's configuration, live (at ``parameter_id``'s row: the one a failure names)."""
+        if not isinstance(self.controller.store.get(ResourceKind.PEER, peer_id), PeerDescriptor):
+            return None
+        view = self._open_window(
+            ("configuration", peer_id), lambda: PeerConfigurationDialog(self.controller, peer_id, self)
+        )
+        if parameter_id is not None and isinstance(view, PeerConfigurationDialog):
+            view.select_parameter(parameter_id)
+        return view
 
     def toggle_deployment(self, cluster_id: UUID, deploy: bool) -> None:
         """The Deploy toggle: request the deployment (or its removal) if this user may write now."""
@@ -353,5 +392,7 @@ class MainWindow(QMainWindow):
         for editor in list(self.editors.values()):
             # Quitting closes open editors without a discard prompt per editor.
             editor.discard()
+        for window in list(self.windows.values()):
+            window.close()
         super().closeEvent(event)
         self.closed.emit()

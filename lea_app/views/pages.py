@@ -114,6 +114,10 @@ class TablePage(QWidget):
 
 class PeersPage(TablePage):
     title = "Peers"
+    #: Set up bench…: the token and agent set-up of this (non-demo) peer (its id).
+    bench_setup_requested = Signal(object)
+    #: Configuration…: this peer's configuration and reported parameter states (its id).
+    configuration_requested = Signal(object)
 
     def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
         super().__init__(controller, PeersModel(controller.store), parent)
@@ -123,6 +127,13 @@ class PeersPage(TablePage):
         self.add_button("history", "History", self.history, "Show the selected peer's history")
         self.add_button(
             "online", "Switch demo bench off", self.toggle_online, "Simulate the demo bench going off or on line"
+        )
+        self.add_button(
+            "bench", "Set up bench…", self.set_up_bench, "Create the bench's token and show how to run its agent"
+        )
+        self.add_button(
+            "configuration", "Configuration…", self.show_configuration,
+            "The selected peer's configuration: every parameter and its reported state, live",
         )
         self.finish_actions()
 
@@ -144,6 +155,16 @@ class PeersPage(TablePage):
         row = self.row()
         if row is not None:
             self.history_requested.emit(row.peer.kind, row.peer.id, row.peer.name)
+
+    def set_up_bench(self) -> None:
+        row = self.row()
+        if row is not None and not row.peer.demo and self.controller.can_admin:
+            self.bench_setup_requested.emit(row.peer.id)
+
+    def show_configuration(self) -> None:
+        id = self.selected_id()
+        if id is not None:
+            self.configuration_requested.emit(id)
 
     def toggle_online(self) -> None:
         row = self.row()
@@ -168,6 +189,15 @@ class PeersPage(TablePage):
         self.buttons["online"].setEnabled(writable and is_demo)
         if row is not None and is_demo:
             self.buttons["online"].setText("Switch demo bench off" if row.online else "Switch demo bench on")
+        bench = self.buttons["bench"]
+        bench.setEnabled(self.controller.can_admin and row is not None and not is_demo)
+        if row is not None and is_demo:
+            bench.setToolTip("A demo bench is simulated: it runs no agent")
+        elif not self.controller.can_admin:
+            bench.setToolTip("Setting up a bench creates a token: that needs an admin token and a live connection")
+        else:
+            bench.setToolTip("Create the bench's token and show how to run its agent")
+        self.buttons["configuration"].setEnabled(row is not None)
 
     def empty_text(self) -> str:
         return "No peers yet. Create one with “New peer…”, or start LEA with --demo to try a simulated fleet."
@@ -242,12 +272,18 @@ class DeploymentsPage(TablePage):
     title = "Deployments"
     #: Show cluster, Enter or a double click: this cluster (its id) on the Clusters page.
     cluster_requested = Signal(object)
+    #: Failing bench…: the configuration of the peer a Failed deployment names (peer id, parameter id or None).
+    configuration_requested = Signal(object, object)
 
     def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
         super().__init__(controller, DeploymentsModel(controller.store), parent)
         self.add_button("retry", "Deploy again", self.retry, "Store the deployment again (retries a failed one)")
         self.add_button("undeploy", "Undeploy", self.undeploy, "Undeploy the selected cluster (Ctrl+U)")
         self.add_button("cluster", "Show cluster", self.show_cluster, "Go to the cluster")
+        self.add_button(
+            "failing", "Failing bench…", self.show_failing_bench,
+            "The configuration of the bench that failed, at the parameter that failed",
+        )
         self.finish_actions()
 
     def row(self) -> DeploymentRow | None:
@@ -271,6 +307,11 @@ class DeploymentsPage(TablePage):
 
     activate = show_cluster
 
+    def show_failing_bench(self) -> None:
+        row = self.row()
+        if row is not None and isinstance(row.status, Failed) and row.status.peer is not None:
+            self.configuration_requested.emit(row.status.peer, row.status.parameter)
+
     def update_actions(self) -> None:
         super().update_actions()
         row = self.row()
@@ -278,6 +319,8 @@ class DeploymentsPage(TablePage):
         self.buttons["retry"].setEnabled(writable and row is not None and not isinstance(row.status, Deployed))
         self.buttons["undeploy"].setEnabled(writable and row is not None and row.requested)
         self.buttons["cluster"].setEnabled(row is not None)
+        failed = row is not None and isinstance(row.status, Failed) and row.status.peer is not None
+        self.buttons["failing"].setEnabled(failed)
 
     def empty_text(self) -> str:
         return "No deployments. Deploy a cluster on the Clusters page (Ctrl+D)."

@@ -609,8 +609,10 @@ def test_filtering_by_text_happens_inside_the_model(fleet: Fleet, holder: QObjec
     model.set_filter_text("  BENCH-0 ")
     assert model.filter_text == "bench-0"
     assert model.rowCount() == 8
-    model.set_filter_text("10.0.0")  # tooltips are not searched
+    model.set_filter_text("ecu-0")  # tooltips (the device names) are not searched
     assert model.rowCount() == 0
+    model.set_filter_text("10.0.0")  # the Underlay column (the agent's address) is
+    assert sorted(column_values(model, 0)) == ["bench-00", "bench-02"]
     model.set_filter_text("online")  # the State column is
     assert sorted(column_values(model, 0)) == ["bench-00", "bench-02"]
     fleet.feed.put(online(fleet.peers[4]), offline(fleet.peers[0]))

@@ -8,20 +8,30 @@ from __future__ import annotations
 
 import asyncio
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from uuid import UUID
 
+import pytest
 from PySide6.QtGui import QImage
 from pytestqt.qtbot import QtBot
 
+from backend import actions
 from lea_app.app import settings
 from lea_app.connection.embedded import EmbeddedConnection
 from lea_app.controller import Controller
+from lea_app.models.parameters import parameter_rows, summarise
+from lea_app.views.bench_dialog import BenchSetupDialog
 from lea_app.views.main_window import MainWindow
+from resources.agent import Capabilities, TunnelType
 from resources.cluster import ClusterDescriptor
+from resources.configuration import PeerConfiguration, PeerConfigurationState
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
-from resources.state import ClusterState, Deployed, Deploying
+from resources.state import AgentInfo, ClusterState, Deployed, Deploying, Online
 from tests.gui.conftest import run
+from tests.helpers.factories import make_peer
+from tests.helpers.fake_connection import FakeBackend
 
 PAGES = ("dashboard", "peers", "clusters", "deployments", "event-log")
 
@@ -40,12 +50,66 @@ def distinct_colours(image: QImage) -> int:
     return len(colours)
 
 
+def save(widget: object, path: Path) -> None:
+    image = widget.grab().toImage()  # type: ignore[attr-defined]
+    assert image.save(str(path)), f"could not write {path}"
+    assert distinct_colours(image) > 20, f"{path.name} looks blank"
+
+
+def save_dialog(qtbot: QtBot, dialog: object, path: Path) -> None:
+    assert dialog is not None
+    dialog.resize(dialog.sizeHint())  # type: ignore[attr-defined]
+    qtbot.wait(300)
+    save(dialog, path)
+    dialog.close()  # type: ignore[attr-defined]
+
+
+def qtbot_wait_partly_reported(qtbot: QtBot, controller: Controller, cluster_id: object) -> UUID:
+    """A member of the cluster that has reported some of its parameters, not all (the view mid-deployment)."""
+    found: list[UUID] = []
+
+    def partly() -> bool:
+        for configuration in controller.store.all(ResourceKind.PEER_CONFIGURATION).values():
+            if not isinstance(configuration, PeerConfiguration) or configuration.cluster != cluster_id:
+                continue
+            summary = summarise(parameter_rows(configuration, _reports(controller, configuration.id)))
+            if 2 <= summary.reached < summary.total - 2:
+                found[:] = [configuration.id]
+                return True
+        return False
+
+    qtbot.waitUntil(partly, timeout=30_000)
+    return found[0]
+
+
+def _reports(controller: Controller, peer_id: UUID) -> PeerConfigurationState | None:
+    state = controller.store.get(ResourceKind.PEER_CONFIGURATION_STATE, peer_id)
+    return state if isinstance(state, PeerConfigurationState) else None
+
+
 def state_of(controller: Controller, cluster_id: object) -> object:
     state = controller.store.get(ResourceKind.CLUSTER_STATE, cluster_id)  # type: ignore[arg-type]
     return state.state if isinstance(state, ClusterState) else None
 
 
-def test_screenshot_every_page(qtbot: QtBot, aloop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
+def add_real_benches(connection: EmbeddedConnection) -> PeerDescriptor:
+    """Two real (non-demo) benches next to the demo fleet: one with its agent online, one offline."""
+    online, offline = make_peer("bench-hil-07"), make_peer("bench-hil-08")
+    for peer in (online, offline):
+        actions.store_peer_descriptor(connection.manager, peer, "screenshot")
+    agent = AgentInfo(version="0.1.0", capabilities=Capabilities(
+        tunnels=(TunnelType.GRETAP, TunnelType.VXLAN), underlay_mtu=1500,
+    ))
+    since = datetime.now(UTC) - timedelta(minutes=42)
+    actions.set_peer_connection_state(
+        connection.manager, online.id, Online(remote_host="192.168.40.17", since=since, agent=agent), "screenshot"
+    )
+    return online
+
+
+def test_screenshot_every_page(
+    qtbot: QtBot, aloop: asyncio.AbstractEventLoop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data_dir = tmp_path / "demo"
     connection = run(qtbot, EmbeddedConnection.open(data_dir, demo=True, demo_delay_scale=0.6, durability="off"))
     controller = Controller()
@@ -56,6 +120,8 @@ def test_screenshot_every_page(qtbot: QtBot, aloop: asyncio.AbstractEventLoop, t
     try:
         run(qtbot, controller.start(connection))
         qtbot.waitUntil(lambda: controller.live and len(controller.store.all(ResourceKind.PEER)) == 6, timeout=10_000)
+        bench = add_real_benches(connection)
+        qtbot.waitUntil(lambda: controller.store.get(ResourceKind.PEER_CONNECTION_STATE, bench.id) is not None)
         clusters = {
             c.name: c for c in controller.store.all(ResourceKind.CLUSTER).values() if isinstance(c, ClusterDescriptor)
         }
@@ -70,10 +136,20 @@ def test_screenshot_every_page(qtbot: QtBot, aloop: asyncio.AbstractEventLoop, t
 
         qtbot.waitUntil(halfway, timeout=30_000)
         out = screenshot_dir()
+        # The configuration of a member while the cluster deploys: some parameters reported, some not.
+        member = qtbot_wait_partly_reported(qtbot, controller, adas.id)
+        view = window.open_configuration(member)
+        assert view is not None
+        view.resize(1100, 470)
+        save(view, out / "peer-configuration.png")
+        view.close()
         for index, name in enumerate(PAGES):
             window.show_page(index)
             window.current_table_page() and window.current_table_page().model.flush()  # type: ignore[union-attr]
             qtbot.wait(120)
+            if name == "peers":
+                window.peers.select(bench.id)  # a real bench: Set up bench… is offered
+                qtbot.wait(120)
             if name == "event-log":
                 window.event_log.live.flush()
                 window.event_log.live_table.selectRow(0)
@@ -83,6 +159,26 @@ def test_screenshot_every_page(qtbot: QtBot, aloop: asyncio.AbstractEventLoop, t
             assert image.save(str(path)), f"could not write {path}"
             assert path.stat().st_size > 10_000
             assert distinct_colours(image) > 20, f"{name} looks blank"
+        # Set up bench, first on this embedded backend (it accepts no agents: the dialog says so) ...
+        window.show_page(PAGES.index("peers"))
+        save_dialog(qtbot, window.open_bench_setup(bench.id), out / "bench-setup-disabled.png")
+        # ... then on a backend that accepts agents (its token calls answered in memory).
+        tokens = FakeBackend()
+        tokens.agent_url = "https://lea.lab.example:8421"
+        monkeypatch.setattr(connection, "agent_url", tokens.agent_url)
+        for call in ("create_peer_token", "peer_tokens", "revoke_token"):
+            monkeypatch.setattr(connection, call, getattr(tokens, call))
+        dialog = window.open_bench_setup(bench.id)
+        assert isinstance(dialog, BenchSetupDialog)
+        qtbot.waitUntil(lambda: dialog.tokens_listed)
+        dialog.create_button.click()
+        qtbot.waitUntil(lambda: dialog.token is not None and dialog.tokens_table.rowCount() == 1)
+        dialog.resize(dialog.sizeHint())
+        qtbot.wait(300)
+        save(dialog, out / "bench-setup.png")
+        dialog.ways.setCurrentIndex(1)  # the systemd service
+        qtbot.wait(200)
+        save_dialog(qtbot, dialog, out / "bench-setup-systemd.png")
         peers = {p.name: p for p in controller.store.all(ResourceKind.PEER).values() if isinstance(p, PeerDescriptor)}
         editors = {
             "peer-editor": window.open_peer_editor(peers["demo-vehicle-01"].id),

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
-from lea_app.connection.base import Connection, ConnectionLost, Delivery, EventStream, Identity
+from lea_app.connection.base import Connection, ConnectionLost, Delivery, EventStream, Identity, PeerToken
 from resources import rules
 from resources.cluster import ClusterDeployment, ClusterDescriptor
-from resources.errors import AlreadyExists, Conflict, NotFound
+from resources.errors import AlreadyExists, Conflict, LeaError, NotFound
 from resources.events import Event, EventType, StateSnapshot, WriteResult
 from resources.index import ResourceIndex
 from resources.kinds import ResourceKind
@@ -178,6 +178,13 @@ class FakeConnection(Connection):
         #: When set, subscribe() waits for it before returning.
         self.subscribe_gate: asyncio.Event | None = None
         self.closed = False
+        #: What whoami() answers (Set up bench needs "admin").
+        self.role = "editor"
+        #: Bench tokens as the backend would keep them (the secrets only in ``secrets``).
+        self.bench_tokens: list[PeerToken] = []
+        self.secrets: dict[str, str] = {}
+        #: Errors the next token calls raise, in order (e.g. a refused name).
+        self.token_errors: list[LeaError] = []
 
     # scripting helpers
     @property
@@ -227,7 +234,37 @@ class FakeConnection(Connection):
             await stream.close()
 
     async def whoami(self) -> Identity:
-        return Identity(name="tester", role="editor")
+        return Identity(name="tester", role=self.role)
+
+    # bench tokens (Set up bench), in memory; agent_url stays None unless the test sets it
+    def _token_call(self) -> None:
+        if self.agent_url is None:
+            raise LeaError("this backend does not accept bench agents")
+        if self.token_errors:
+            raise self.token_errors.pop(0)
+
+    async def create_peer_token(self, peer_id: UUID, name: str) -> str:
+        await asyncio.sleep(0)
+        self._token_call()
+        if any(t.name == name for t in self.bench_tokens):
+            raise AlreadyExists(f"a token named '{name}' already exists", name=name)
+        secret = f"lea_{uuid.uuid4().hex}"
+        created_at = f"2026-12-02T07:{len(self.secrets):02d}:00Z"
+        self.bench_tokens.append(PeerToken(name=name, peer_id=peer_id, created_at=created_at))
+        self.secrets[name] = secret
+        return secret
+
+    async def peer_tokens(self) -> list[PeerToken]:
+        await asyncio.sleep(0)
+        self._token_call()
+        return list(self.bench_tokens)
+
+    async def revoke_token(self, name: str) -> None:
+        await asyncio.sleep(0)
+        self._token_call()
+        if not any(t.name == name for t in self.bench_tokens):
+            raise NotFound(f"no token is named '{name}'", name=name)
+        self.bench_tokens = [t for t in self.bench_tokens if t.name != name]
 
     # not used by the sync engine
     async def store_peer_descriptor(
