@@ -31,7 +31,7 @@ from backend.logs import setup_logging
 from backend.state import State
 from backend.storage.base import CheckpointInfo
 from backend.storage.sqlite import SqliteEventStore
-from backend.tokens import Role, TokenStore
+from backend.tokens import Role, TokenStore, check_peer_binding
 from resources.app import default_data_dir
 from resources.cluster import ClusterDescriptor
 from resources.errors import DataDirError, InvalidDocument, LeaError, NotFound, invalid_resource_from
@@ -146,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     create = tokens.add_parser("create", parents=[common], help="create a token and print it once")
     create.add_argument("--role", required=True, choices=[r.value for r in Role])
     create.add_argument("--name", required=True, help="who uses it; recorded as the actor of their changes")
+    create.add_argument("--peer-id", type=_uuid, metavar="UUID",
+                        help="the peer a bench agent's token is bound to (required with --role peer, only then)")
     create.set_defaults(run=cmd_token_create)
     tokens.add_parser("list", parents=[common], help="list tokens (names and roles)").set_defaults(
         run=cmd_token_list
@@ -502,8 +504,9 @@ def _tokens(data_dir: Path, *, read_only: bool = False) -> Iterator[TokenStore]:
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
+    check_peer_binding(Role(args.role), args.peer_id)  # before the data directory is created
     with _tokens(args.data_dir) as tokens:
-        token = tokens.create(args.name, Role(args.role))
+        token = tokens.create(args.name, Role(args.role), args.peer_id)
     print(token)
     print(f"{PROG}: created {args.role} token '{args.name}'; it is shown only this once", file=sys.stderr)
     return EXIT_OK
@@ -511,8 +514,8 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 def cmd_token_list(args: argparse.Namespace) -> int:
     with _tokens(args.data_dir, read_only=True) as tokens:
-        rows = [(t.name, t.role.value, t.created_at) for t in tokens.list()]
-    _print_table(("NAME", "ROLE", "CREATED"), rows)
+        rows = [(t.name, t.role.value, t.created_at, str(t.peer_id) if t.peer_id else "-") for t in tokens.list()]
+    _print_table(("NAME", "ROLE", "CREATED", "PEER"), rows)
     return EXIT_OK
 
 
