@@ -16,6 +16,7 @@ from backend import rules
 from backend.datadir import DataDir, DataDirLock
 from backend.manager import ResourcesManager
 from backend.operators.cluster_deployment import ClusterDeploymentOperator
+from backend.peers.agent import AgentPeerBroker
 from backend.peers.broker import Brokers
 from backend.peers.demo import DemoFaults, DemoPeerBroker
 from backend.settings import Settings, load_settings
@@ -64,7 +65,8 @@ class Backend:
         self.demo_peers = DemoPeerBroker(
             self.manager, seed=demo_seed, delay_scale=demo_delay_scale, faults=demo_faults
         )
-        self.brokers = Brokers([self.demo_peers])
+        self.agent_peers = AgentPeerBroker(self.manager)
+        self.brokers = Brokers([self.demo_peers, self.agent_peers])
         self.operator = ClusterDeploymentOperator(self.manager, self.brokers, self.settings.deploy_timeout)
         self._started = False
 

@@ -141,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--insecure-no-auth", action="store_true", help="no tokens needed (loopback only)")
     serve.add_argument("--demo", action="store_true",
                        help="seed the demo fleet when missing and simulate the demo benches")
+    serve.add_argument("--agent-heartbeat", type=_seconds, metavar="S",
+                       help="seconds between heartbeats on bench agents' connections (default: 10)")
+    serve.add_argument("--agent-timeout", type=_seconds, metavar="S",
+                       help="seconds of silence after which a bench agent is offline (default: 3 heartbeats)")
     token = commands.add_parser("token", help="create, list and revoke API tokens (works while serving)")
     tokens = token.add_subparsers(title="token commands", metavar="ACTION", required=True)
     create = tokens.add_parser("create", parents=[common], help="create a token and print it once")
@@ -178,6 +182,16 @@ def _count(minimum: int, maximum: int = MAX_COUNT) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 3600:
+        raise UsageError(f"{text!r}: give more than 0 and at most 3600 seconds")
+    return value
 
 
 def _kind_names() -> str:
@@ -482,6 +496,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ServeOptions(
             data_dir=args.data_dir, host=args.host, port=args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
             insecure_http=args.insecure_http, insecure_no_auth=args.insecure_no_auth, demo=args.demo,
+            agent_heartbeat=args.agent_heartbeat, agent_timeout=args.agent_timeout,
         )
     )
 
