@@ -82,9 +82,16 @@ class EmbeddedConnection(Connection):
 
     @classmethod
     async def open(
-        cls, data_dir: Path | str | None, *, demo: bool = False, **backend_options: Any
+        cls,
+        data_dir: Path | str | None,
+        *,
+        demo: bool = False,
+        agents_listen: tuple[str, int] | None = None,
+        agents_tls: tuple[Path | None, Path | None] = (None, None),
+        **backend_options: Any,
     ) -> EmbeddedConnection:
-        """Open (restore) and start the backend off the UI thread; seed the demo fleet if asked."""
+        """Open (restore) and start the backend off the UI thread; seed the demo fleet if asked;
+        accept bench agents on ``agents_listen`` (host, port) if given (TLS: certificate, key)."""
         executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lea-embedded")
         loop = asyncio.get_running_loop()
 
@@ -94,6 +101,8 @@ class EmbeddedConnection(Connection):
                 backend.start()
                 if demo:
                     seed_demo(backend.manager)
+                if agents_listen is not None:
+                    backend.start_agent_listener(*agents_listen, tls_cert=agents_tls[0], tls_key=agents_tls[1])
             except BaseException:
                 backend.close()
                 raise
@@ -104,7 +113,10 @@ class EmbeddedConnection(Connection):
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        return cls(backend, executor, os_actor(), loop)
+        connection = cls(backend, executor, os_actor(), loop)
+        if backend.agent_listener is not None:
+            connection.agent_url = backend.agent_listener.url
+        return connection
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         # The loop the connection was opened on (qasync may not report a running loop during teardown).

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from ssl import SSLContext
 from contextlib import contextmanager
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -115,12 +116,16 @@ def applied(configuration: PeerConfiguration, state: ParameterStatus | None = No
 
 
 @contextmanager
-def agent_connection(server: ServerProcess, token: str | None) -> Iterator[RawAgent]:
-    parts = urlsplit(server.url)
+def agent_connection(
+    server: ServerProcess | str, token: str | None, *, ssl: SSLContext | None = None
+) -> Iterator[RawAgent]:
+    """A raw agent's connection to a server (or a backend URL such as an embedded listener's)."""
+    base = server if isinstance(server, str) else server.url
+    context = ssl if isinstance(server, str) else server.ssl_context()
+    parts = urlsplit(base)
     url = urlunsplit(("wss" if parts.scheme == "https" else "ws", parts.netloc, CONNECT_PATH, "", ""))
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     with connect(
-        url, additional_headers=headers, ssl=server.ssl_context(), open_timeout=20, max_size=2**21,
-        ping_interval=None,
+        url, additional_headers=headers, ssl=context, open_timeout=20, max_size=2**21, ping_interval=None,
     ) as ws:
         yield RawAgent(ws)
