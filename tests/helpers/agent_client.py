@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from ssl import SSLContext
 from contextlib import contextmanager
+from ssl import SSLContext
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
