@@ -19,7 +19,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from resources.agent import PROTOCOL, CloseCode, Configure, Heartbeat, TunnelType
-from resources.configuration import ParameterAbsent, ParameterKind, PeerConfiguration, Target
+from resources.configuration import ParameterAbsent, ParameterKind, ParameterPresent, PeerConfiguration, Target
 from resources.peer import PeerDescriptor
 from tests.helpers.agent_client import VXLAN_ONLY, RawAgent, agent_connection, applied
 from tests.helpers.factories import make_cluster, make_peer
@@ -259,22 +259,44 @@ def _beating(agents: list[RawAgent], until: Callable[[], bool], timeout: float =
         time.sleep(0.05)
 
 
+def _reports_of(watch: Any, peer: uuid.UUID, until: Callable[[list[dict[str, Any]]], bool]) -> list[dict[str, Any]]:
+    """The peer's PeerConfigurationState events seen on a watch socket until ``until`` holds for them."""
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 20
+    while not until(seen):
+        assert time.monotonic() < deadline, seen
+        message = ServerProcess.receive(watch)
+        for event in message.get("events", ()) if message["type"] == "events" else ():
+            if event["kind"] == "peer_configuration_state" and event["id"] == str(peer) and event["resource"]:
+                seen.append(event["resource"])
+    return seen
+
+
 def test_configure_reports_and_a_stale_generation(server: ServerProcess, http: httpx.Client) -> None:
     lead, lead_token, member, member_token, cluster_id = _deploy_two(http)
-    with agent_connection(server, lead_token) as a, agent_connection(server, member_token) as b:
+    with (
+        server.watch(server.admin) as watch,  # type: ignore[attr-defined]
+        agent_connection(server, lead_token) as a,
+        agent_connection(server, member_token) as b,
+    ):
         a.hello(lead.id, capabilities=VXLAN_ONLY)
         b.hello(member.id, underlay="192.0.2.2")
         first_a, first_b = a.expect(Configure), b.expect(Configure)
         gre = next(p for p in first_a.configuration.parameters if p.kind == ParameterKind.GRE_INTERFACE)
         assert gre.value["encapsulation"] == TunnelType.VXLAN and gre.value["remote"] == "192.0.2.2"
+        assert gre.value["port"] == 4789 and gre.value["mtu"] == 1450 and int(gre.value["vni"]) >= 1
         # Redeploy: a newer generation; a report of the first one is then dropped.
         http.put(f"{API}/cluster/{cluster_id}/deployment").raise_for_status()
         newer_a = a.expect(Configure)
         assert newer_a.generation > first_a.generation
-        a.report(first_a.generation, applied(first_a.configuration, ParameterAbsent()))
-        a.report(newer_a.generation, applied(newer_a.configuration))
+        a.report(first_a.generation, applied(first_a.configuration, ParameterAbsent()))  # stale
+        fresh = applied(newer_a.configuration, ParameterPresent(detail="fresh"))
+        a.report(newer_a.generation, fresh)
+        seen = _reports_of(
+            watch, lead.id, lambda s: any(p["state"].get("detail") == "fresh" for r in s for p in r["parameters"])
+        )
+        assert not any(p["state"]["status"] == "absent" for r in seen for p in r["parameters"]), seen
         b.report(first_b.generation, applied(first_b.configuration))  # b's newest may not be there yet
-        newest_b = first_b
         deadline = time.monotonic() + 20
         while cluster_status(http, cluster_id) != "deployed":
             assert time.monotonic() < deadline, cluster_status(http, cluster_id)
@@ -284,11 +306,51 @@ def test_configure_reports_and_a_stale_generation(server: ServerProcess, http: h
             except TimeoutError:
                 continue
             if isinstance(message, Configure):
-                newest_b = message
                 b.report(message.generation, applied(message.configuration))
-        reported = get(http, "peer_configuration_state", lead.id)
-        assert reported is not None and all(p["state"]["status"] == "present" for p in reported["parameters"])
-        assert newest_b.generation >= first_b.generation
+
+
+def test_undeploy_waits_for_an_offline_agent_until_it_reports_absent(server: ServerProcess, http: httpx.Client) -> None:
+    lead, lead_token, member, member_token, cluster_id = _deploy_two(http)
+    with agent_connection(server, lead_token) as a:
+        a.hello(lead.id)
+        with agent_connection(server, member_token) as b:
+            b.hello(member.id)
+            held: dict[uuid.UUID, PeerConfiguration] = {}
+            for agent in (a, b):
+                message = agent.expect(Configure)
+                held[message.configuration.id] = message.configuration
+                agent.report(message.generation, applied(message.configuration))
+            _beating([a, b], lambda: cluster_status(http, cluster_id) == "deployed")
+            b.bye()
+            b.closed()
+        wait_for("member offline", lambda: connection(http, member)["status"] == "offline")
+        http.delete(f"{API}/cluster/{cluster_id}/deployment").raise_for_status()
+        removal = a.expect(Configure)
+        assert {p.target for p in removal.configuration.parameters} == {Target.ABSENT}
+        a.report(removal.generation, applied(removal.configuration))
+
+        def undeploying_for_member() -> bool:
+            state = get(http, "cluster_state", cluster_id)
+            return state is not None and state["state"].get("waiting_for") == [str(member.id)]
+
+        _beating([a], undeploying_for_member)
+        time.sleep(3 * HEARTBEAT)  # past what would be a timeout: still waiting, not failed
+        assert cluster_status(http, cluster_id) == "undeploying"
+        with agent_connection(server, member_token) as b:
+            b.hello(member.id, applied=applied(held[member.id]))  # it still holds the deployment
+            absent = b.expect(Configure)
+            assert {p.target for p in absent.configuration.parameters} == {Target.ABSENT}
+            b.report(absent.generation, applied(absent.configuration))
+            deadline = time.monotonic() + 20
+            while cluster_status(http, cluster_id) != "undeployed":
+                assert time.monotonic() < deadline, get(http, "cluster_state", cluster_id)
+                a.heartbeat()
+                try:
+                    incoming = b.receive(timeout=0.1)
+                except TimeoutError:
+                    continue
+                if isinstance(incoming, Configure):
+                    b.report(incoming.generation, applied(incoming.configuration))
 
 
 def test_a_restarted_backend_reconciles_a_deployed_cluster(tmp_path: Path) -> None:

@@ -77,10 +77,10 @@ def test_gre_interface_values_on_both_ends() -> None:
 
 
 def test_demo_peers_can_make_both_and_agents_what_they_announce() -> None:
-    demo = reachable(Online(remote_host="10.77.0.1", since="2026-01-01T00:00:00Z"), 1)  # type: ignore[arg-type]
+    demo = reachable(Online(remote_host="10.77.0.1", since="2026-01-01T00:00:00Z"), 1)
     assert demo.tunnels == {GRE, VX}
     agent = Online(
-        remote_host="192.0.2.1", since="2026-01-01T00:00:00Z",  # type: ignore[arg-type]
+        remote_host="192.0.2.1", since="2026-01-01T00:00:00Z",
         agent=AgentInfo(version="1", capabilities=Capabilities(tunnels=(VX,), underlay_mtu=1550)),
     )
     assert reachable(agent, 2) == Reachable("192.0.2.1", 2, frozenset({VX}), 1550)

@@ -53,7 +53,7 @@ def test_an_offline_agent_member_holds_the_undeploy_until_it_reconnects_and_repo
     writes, outcome = undeploy_cluster(view(online), progress, [], 1001.0)
     again = [w for w in writes if isinstance(w, Configure)]
     assert [w.configuration.id for w in again] == [REAL.id]
-    assert isinstance(progress.status, Undeploying) and progress.status.waiting_for == ()
+    assert isinstance(progress.status, Undeploying) and not progress.status.waiting_for
     progress.stored(REAL.id, 20)
     writes, outcome = undeploy_cluster(view(online), progress, [absent_report(REAL.id, again[0], 21)], 1002.0)
     assert isinstance(outcome, Undeployed)

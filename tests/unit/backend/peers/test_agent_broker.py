@@ -158,7 +158,7 @@ def test_refused_writes_are_retried_with_backoff(backend: Backend, monkeypatch: 
             raise StorageFailed("disk full (test)")
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(agent_module.actions, "set_peer_connection_state", flaky)
+    monkeypatch.setattr(actions, "set_peer_connection_state", flaky)
     monkeypatch.setattr(agent_module, "RETRY_FIRST", 0.01)
     broker = AgentPeerBroker(backend.manager)
     broker.start()
