@@ -102,6 +102,8 @@ async def peer_connect(websocket: WebSocket) -> None:
         link.closing = link.closing or closed
     except WebSocketDisconnect:
         pass
+    except (RuntimeError, OSError) as exc:  # a send after the agent went away (uvicorn: ClientDisconnected)
+        server_log.info("the connection of %s ended: %s", who, exc or type(exc).__name__)
     finally:
         if hello is not None:
             broker.disconnected(hello.peer_id, link)
@@ -109,7 +111,12 @@ async def peer_connect(websocket: WebSocket) -> None:
         server_log.info("closed the connection of %s: %s (%d)", who, link.closing.reason, link.closing.code)
         with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError, TimeoutError):
             async with asyncio.timeout(timeout):
-                await websocket.close(code=int(link.closing.code), reason=link.closing.reason[:120])
+                await websocket.close(code=int(link.closing.code), reason=_short(link.closing.reason))
+
+
+def _short(reason: str) -> str:
+    """A close reason fits 123 bytes of UTF-8."""
+    return reason.encode()[:120].decode(errors="ignore")
 
 
 def authenticate_or_none(tokens: Any, header: str | None) -> TokenInfo | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,10 +33,9 @@ CAPS = Capabilities(tunnels=(TunnelType.VXLAN,), underlay_mtu=1550)
 
 
 class FakeLink(AgentLink):
-    """Runs what the broker hands it at once (the broker's loop hop is call_soon_threadsafe)."""
+    """Runs what the broker hands it at once (``call`` replaces the hop to a loop: it has none)."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
         self.sent: list[Configure] = []
         self.closed: tuple[CloseCode, str] | None = None
 
