@@ -160,6 +160,11 @@ def test_other_protocols_bad_messages_and_silence_are_refused(server: ServerProc
 
 def test_a_message_over_1_mib_is_refused(server: ServerProcess, http: httpx.Client) -> None:
     peer, token = bench(http, "big")
+    with agent_connection(server, token) as agent:  # 100 KiB passes the size check (the watch's is 4 KiB)
+        agent.hello(peer.id)
+        agent.send_text(json.dumps({"type": "bye", "reason": "x" * 100_000}))
+        code, reason = agent.closed()
+        assert code == CloseCode.BAD_MESSAGE and "reason" in reason
     with agent_connection(server, token) as agent:
         agent.hello(peer.id)
         agent.send_text(json.dumps({"type": "bye", "reason": "x" * (1024 * 1024)}))
