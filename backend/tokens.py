@@ -28,7 +28,7 @@ from backend.storage.sqlite import (
     tokens_have_peer_column,
     wal_path,
 )
-from resources.errors import AlreadyExists, DataDirError, InvalidDocument, InvalidRequest, NotFound
+from resources.errors import AlreadyExists, DataDirError, InvalidDocument, InvalidResource, NotFound
 
 TOKEN_PREFIX = "lea_"
 #: 1 to 64 ASCII letters, digits, '.', '_', '-' and '@', not starting with '.': a name that is a
@@ -86,11 +86,12 @@ def count_tokens(db_path: Path) -> int:
 
 
 def check_peer_binding(role: Role, peer_id: UUID | None) -> None:
-    """A ``peer`` token needs the peer it is bound to; no other role takes one (InvalidRequest)."""
+    """A ``peer`` token needs the peer it is bound to; no other role takes one (422: a rule the
+    OpenAPI schema of ``POST /api/v1/tokens`` cannot state)."""
     if role is Role.PEER and peer_id is None:
-        raise InvalidRequest("a peer token is bound to one peer: give the peer's id (--peer-id / peer_id)")
+        raise InvalidResource("a peer token is bound to one peer: give the peer's id (--peer-id / peer_id)")
     if role is not Role.PEER and peer_id is not None:
-        raise InvalidRequest(f"only a peer token is bound to a peer; a {role} token takes no peer id")
+        raise InvalidResource(f"only a peer token is bound to a peer; a {role} token takes no peer id")
 
 
 def _info(name: str, role: str, created_at: str, peer_id: str | None) -> TokenInfo:

@@ -196,9 +196,9 @@ def test_a_peer_token_passes_no_rest_or_watch_check(server: ServerProcess, http:
 
 def test_token_creation_checks_the_peer_binding(http: httpx.Client) -> None:
     missing = http.post(f"{API}/tokens", params={"name": "nopeer", "role": "peer"})
-    assert missing.status_code == 400 and "bound to one peer" in missing.json()["detail"]
+    assert missing.status_code == 422 and "bound to one peer" in missing.json()["detail"]
     extra = http.post(f"{API}/tokens", params={"name": "ed", "role": "editor", "peer_id": str(uuid.uuid4())})
-    assert extra.status_code == 400 and "takes no peer id" in extra.json()["detail"]
+    assert extra.status_code == 422 and "takes no peer id" in extra.json()["detail"]
 
 
 # -- while connected -------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 from backend.server.auth import authorise
 from backend.storage.sqlite import SqliteEventStore
 from backend.tokens import Role, TokenStore
-from resources.errors import Forbidden, InvalidRequest
+from resources.errors import Forbidden, InvalidResource
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "release_1_tokens.lea.db"
 #: The admin token `lea-backend token create --role admin --name alice` printed when GOLDEN was made
@@ -58,9 +58,9 @@ def test_other_tokens_have_no_peer(tokens: TokenStore) -> None:
 
 
 def test_a_peer_token_needs_a_peer_and_no_other_takes_one(tokens: TokenStore) -> None:
-    with pytest.raises(InvalidRequest, match="bound to one peer"):
+    with pytest.raises(InvalidResource, match="bound to one peer"):
         tokens.create("bench-1", Role.PEER)
-    with pytest.raises(InvalidRequest, match="a viewer token takes no peer id"):
+    with pytest.raises(InvalidResource, match="a viewer token takes no peer id"):
         tokens.create("vic", Role.VIEWER, PEER)
     assert tokens.list() == []
 
