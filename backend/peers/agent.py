@@ -37,7 +37,9 @@ from backend.peers.broker import PeerBroker
 from backend.peers.scheduler import Scheduler
 from resources.agent import AgentHello, AgentReport, CloseCode, Configure
 from resources.backoff import Backoff
+from resources.cluster import ClusterDescriptor
 from resources.configuration import PeerConfiguration, PeerConfigurationState
+from resources.derived import device_owners, ordered_member_ids
 from resources.errors import LeaError, StorageFailed
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
@@ -130,6 +132,10 @@ class AgentPeerBroker(PeerBroker):
         peer_id = hello.peer_id
         session = _Session(link, hello)
         desired = self._manager.get(ResourceKind.PEER_CONFIGURATION, peer_id)
+        if desired is None and hello.applied and not self._in_a_deployment(peer_id):
+            # It holds a configuration no deployment wants (an undeploy forgotten by a restart of
+            # the backend while it was offline): an empty one makes it remove what it owns.
+            desired = PeerConfiguration(id=peer_id)
         with self._lock:
             if self._stopped:
                 link.close(CloseCode.SHUTDOWN, "the backend is shutting down")
@@ -176,6 +182,20 @@ class AgentPeerBroker(PeerBroker):
             return peer_id in self._sessions
 
     # -- internals -------------------------------------------------------------------------
+    def _in_a_deployment(self, peer_id: UUID) -> bool:
+        """Whether a cluster with a (persisted) deployment has the peer as a member: after a restart
+        its configuration is not stored yet, but the operator will send it (reconciled, not torn down)."""
+        deployed = {r.id for r in self._manager.resources_of(ResourceKind.CLUSTER_DEPLOYMENT)}
+        clusters = [
+            c for c in self._manager.resources_of(ResourceKind.CLUSTER)
+            if isinstance(c, ClusterDescriptor) and c.id in deployed
+        ]
+        if not clusters:
+            return False
+        peers = [p for p in self._manager.resources_of(ResourceKind.PEER) if isinstance(p, PeerDescriptor)]
+        owners = device_owners(peers)
+        return any(peer_id in ordered_member_ids(c, owners) for c in clusters)
+
     def _numbered(self, session: _Session, configuration: PeerConfiguration) -> str:
         """The configure message with a new generation, now the session's (under _lock)."""
         session.generation = next(self._generations)

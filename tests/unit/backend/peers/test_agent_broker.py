@@ -25,7 +25,7 @@ from resources.configuration import (
 from resources.errors import StorageFailed
 from resources.kinds import ResourceKind
 from resources.state import Offline, Online, PeerConnectionState
-from tests.helpers.factories import make_peer
+from tests.helpers.factories import make_cluster, make_peer
 
 ACTOR = "test"
 PEER = make_peer("bench-agent", devices=1)
@@ -170,3 +170,30 @@ def test_refused_writes_are_retried_with_backoff(backend: Backend, monkeypatch: 
         assert refusals[0] == 0
     finally:
         broker.stop()
+
+
+def test_a_configuration_no_deployment_wants_is_cleared_on_hello(backend: Backend) -> None:
+    """No desired configuration and no deployed cluster with the peer: it is sent an empty one."""
+    link = FakeLink()
+    backend.agent_peers.connected(hello(applied=present(configuration())), link)
+    assert [(m.configuration.id, m.configuration.parameters) for m in link.sent] == [(PEER.id, ())]
+
+
+def test_a_member_of_a_deployed_cluster_keeps_its_configuration_after_a_restart(backend: Backend) -> None:
+    """After a restart the desired configuration is not stored yet: the operator sends it, nothing is cleared."""
+    other = make_peer("bench-other", devices=1)
+    actions.store_peer_descriptor(backend.manager, other, ACTOR)
+    cluster = make_cluster("deployed-one", other, PEER)
+    actions.store_cluster_descriptor(backend.manager, cluster, ACTOR)
+    actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)
+    assert backend.wait_idle()
+    actions.clear_peer_configurations(backend.manager, [PEER.id], ACTOR)  # as after a restart
+    link = FakeLink()
+    backend.agent_peers.connected(hello(applied=present(configuration())), link)
+    assert all(m.configuration.parameters for m in link.sent)
+
+
+def test_a_clean_agent_with_nothing_wanted_gets_nothing(backend: Backend) -> None:
+    link = FakeLink()
+    backend.agent_peers.connected(hello(), link)
+    assert link.sent == []
