@@ -10,16 +10,20 @@ import logging
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backend import rules
 from backend.datadir import DataDir, DataDirLock
 from backend.manager import ResourcesManager
 from backend.operators.cluster_deployment import ClusterDeploymentOperator
+from backend.peers.agent import AgentPeerBroker
 from backend.peers.broker import Brokers
 from backend.peers.demo import DemoFaults, DemoPeerBroker
 from backend.settings import Settings, load_settings
 from backend.storage.sqlite import SqliteEventStore
+
+if TYPE_CHECKING:
+    from backend.server.agent_listener import AgentListener
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +68,30 @@ class Backend:
         self.demo_peers = DemoPeerBroker(
             self.manager, seed=demo_seed, delay_scale=demo_delay_scale, faults=demo_faults
         )
-        self.brokers = Brokers([self.demo_peers])
+        self.agent_peers = AgentPeerBroker(self.manager)
+        self.brokers = Brokers([self.demo_peers, self.agent_peers])
         self.operator = ClusterDeploymentOperator(self.manager, self.brokers, self.settings.deploy_timeout)
         self._started = False
+        self.agent_listener: AgentListener | None = None
+
+    def start_agent_listener(
+        self,
+        host: str,
+        port: int,
+        *,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
+        insecure_http: bool = False,
+    ) -> str:
+        """Accept bench agents on ``host:port`` (the embedded backend; off by default); returns the URL
+        ``lea-peer run --backend`` takes. ``lea-backend serve`` has the endpoint on its own port."""
+        from backend.server.agent_listener import AgentListener  # the server stack only when asked for
+
+        if self.agent_listener is None:
+            self.agent_listener = AgentListener(
+                self, host, port, tls_cert=tls_cert, tls_key=tls_key, insecure_http=insecure_http
+            ).start()
+        return self.agent_listener.url
 
     def start(self) -> Backend:
         """Accept writes, then start the operators and peer brokers."""
@@ -94,6 +119,8 @@ class Backend:
     def close(self) -> None:
         """Stop brokers and operators (no event after this), then the manager (final checkpoint)."""
         try:
+            if self.agent_listener is not None:
+                self.agent_listener.stop()  # first: no agent connects to a closing backend
             self.brokers.stop()
             self.operator.stop()
             self.manager.close()

@@ -31,7 +31,7 @@ from backend.logs import setup_logging
 from backend.state import State
 from backend.storage.base import CheckpointInfo
 from backend.storage.sqlite import SqliteEventStore
-from backend.tokens import Role, TokenStore
+from backend.tokens import Role, TokenStore, check_peer_binding
 from resources.app import default_data_dir
 from resources.cluster import ClusterDescriptor
 from resources.errors import DataDirError, InvalidDocument, LeaError, NotFound, invalid_resource_from
@@ -141,11 +141,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--insecure-no-auth", action="store_true", help="no tokens needed (loopback only)")
     serve.add_argument("--demo", action="store_true",
                        help="seed the demo fleet when missing and simulate the demo benches")
+    serve.add_argument("--agent-heartbeat", type=_seconds, metavar="S",
+                       help="seconds between heartbeats on bench agents' connections (default: 10)")
+    serve.add_argument("--agent-timeout", type=_seconds, metavar="S",
+                       help="seconds of silence after which a bench agent is offline (default: 3 heartbeats)")
     token = commands.add_parser("token", help="create, list and revoke API tokens (works while serving)")
     tokens = token.add_subparsers(title="token commands", metavar="ACTION", required=True)
     create = tokens.add_parser("create", parents=[common], help="create a token and print it once")
     create.add_argument("--role", required=True, choices=[r.value for r in Role])
     create.add_argument("--name", required=True, help="who uses it; recorded as the actor of their changes")
+    create.add_argument("--peer-id", type=_uuid, metavar="UUID",
+                        help="the peer a bench agent's token is bound to (required with --role peer, only then)")
     create.set_defaults(run=cmd_token_create)
     tokens.add_parser("list", parents=[common], help="list tokens (names and roles)").set_defaults(
         run=cmd_token_list
@@ -176,6 +182,16 @@ def _count(minimum: int, maximum: int = MAX_COUNT) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 3600:
+        raise UsageError(f"{text!r}: give more than 0 and at most 3600 seconds")
+    return value
 
 
 def _kind_names() -> str:
@@ -480,6 +496,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ServeOptions(
             data_dir=args.data_dir, host=args.host, port=args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
             insecure_http=args.insecure_http, insecure_no_auth=args.insecure_no_auth, demo=args.demo,
+            agent_heartbeat=args.agent_heartbeat, agent_timeout=args.agent_timeout,
         )
     )
 
@@ -502,8 +519,9 @@ def _tokens(data_dir: Path, *, read_only: bool = False) -> Iterator[TokenStore]:
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
+    check_peer_binding(Role(args.role), args.peer_id)  # before the data directory is created
     with _tokens(args.data_dir) as tokens:
-        token = tokens.create(args.name, Role(args.role))
+        token = tokens.create(args.name, Role(args.role), args.peer_id)
     print(token)
     print(f"{PROG}: created {args.role} token '{args.name}'; it is shown only this once", file=sys.stderr)
     return EXIT_OK
@@ -511,8 +529,8 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 def cmd_token_list(args: argparse.Namespace) -> int:
     with _tokens(args.data_dir, read_only=True) as tokens:
-        rows = [(t.name, t.role.value, t.created_at) for t in tokens.list()]
-    _print_table(("NAME", "ROLE", "CREATED"), rows)
+        rows = [(t.name, t.role.value, t.created_at, str(t.peer_id) if t.peer_id else "-") for t in tokens.list()]
+    _print_table(("NAME", "ROLE", "CREATED", "PEER"), rows)
     return EXIT_OK
 
 

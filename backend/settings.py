@@ -79,10 +79,25 @@ class Settings(BaseModel):
     max_url_bytes: int = Field(
         default=8 * KIB, ge=256, description="Longest request target (path and query string); longer: 414."
     )
+    # -- peer agents (WS /api/v1/peer/connect, docs/protocol.md "Agent endpoint") --
+    agent_heartbeat: float = Field(
+        default=10.0, gt=0, le=3600,
+        description="Seconds between heartbeats on an agent's connection (each side sends them).",
+    )
+    agent_timeout: float | None = Field(
+        default=None, gt=0,
+        description="Seconds of silence after which an agent's connection is lost (default: 3 heartbeats); "
+        "also how long the agent has to send its hello.",
+    )
     server_log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info",
         description="Level of uvicorn's records in the server's log (refused connections, closed streams: info).",
     )
+
+
+def agent_timeout(settings: Settings) -> float:
+    """The agents' silence timeout: the setting, or three heartbeats."""
+    return settings.agent_timeout if settings.agent_timeout is not None else 3 * settings.agent_heartbeat
 
 
 def load_settings(data_dir: Path | None, **overrides: Any) -> Settings:

@@ -18,9 +18,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from uuid import UUID
 
-from backend.storage.sqlite import CREATE_TOKENS_TABLE, close_keeping_wal, open_read_only, wal_path
-from resources.errors import AlreadyExists, DataDirError, InvalidDocument, NotFound
+from backend.storage.sqlite import (
+    CREATE_TOKENS_TABLE,
+    close_keeping_wal,
+    migrate_tokens_table,
+    open_read_only,
+    tokens_have_peer_column,
+    wal_path,
+)
+from resources.errors import AlreadyExists, DataDirError, InvalidDocument, InvalidResource, NotFound
 
 TOKEN_PREFIX = "lea_"
 #: 1 to 64 ASCII letters, digits, '.', '_', '-' and '@', not starting with '.': a name that is a
@@ -36,8 +44,12 @@ class Role(StrEnum):
     VIEWER = "viewer"  # read and watch
     EDITOR = "editor"  # also write and deploy
     ADMIN = "admin"  # also manage tokens
+    PEER = "peer"  # one bench's agent: WS /api/v1/peer/connect only, for its own peer
 
     def allows(self, needed: Role) -> bool:
+        """Whether this role passes a REST or watch check needing ``needed``; a peer token passes none."""
+        if self is Role.PEER or needed is Role.PEER:
+            return False
         order = [Role.VIEWER, Role.EDITOR, Role.ADMIN]
         return order.index(self) >= order.index(needed)
 
@@ -47,6 +59,8 @@ class TokenInfo:
     name: str
     role: Role
     created_at: str
+    #: The peer a ``peer`` token is bound to (None for every other role).
+    peer_id: UUID | None = None
 
 
 def count_tokens(db_path: Path) -> int:
@@ -71,6 +85,19 @@ def count_tokens(db_path: Path) -> int:
         store.close()
 
 
+def check_peer_binding(role: Role, peer_id: UUID | None) -> None:
+    """A ``peer`` token needs the peer it is bound to; no other role takes one (422: a rule the
+    OpenAPI schema of ``POST /api/v1/tokens`` cannot state)."""
+    if role is Role.PEER and peer_id is None:
+        raise InvalidResource("a peer token is bound to one peer: give the peer's id (--peer-id / peer_id)")
+    if role is not Role.PEER and peer_id is not None:
+        raise InvalidResource(f"only a peer token is bound to a peer; a {role} token takes no peer id")
+
+
+def _info(name: str, role: str, created_at: str, peer_id: str | None) -> TokenInfo:
+    return TokenInfo(name, Role(role), created_at, UUID(peer_id) if peer_id else None)
+
+
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -89,22 +116,30 @@ class TokenStore:
                     self._conn.close()
                     self._conn = sqlite3.connect(":memory:", check_same_thread=False)  # no token table: none
                     self._conn.execute(CREATE_TOKENS_TABLE)
+                self._peer_column = tokens_have_peer_column(self._conn)
                 return
             self._conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False, timeout=10)
-            self._conn.execute(CREATE_TOKENS_TABLE)
+            migrate_tokens_table(self._conn)  # a database of an older release gains the peer column
+            self._peer_column = True
         except sqlite3.DatabaseError as exc:
             raise DataDirError(f"cannot use the token table in {db_path}: {exc}", path=str(db_path)) from exc
 
-    def create(self, name: str, role: Role) -> str:
-        """A new token for ``name``; the plain token is returned once and never stored."""
+    def create(self, name: str, role: Role, peer_id: UUID | None = None) -> str:
+        """A new token for ``name``; the plain token is returned once and never stored.
+
+        A ``peer`` token needs the ``peer_id`` it is bound to; no other role takes one."""
         if not _TOKEN_NAME.fullmatch(name):
             raise InvalidDocument(f"a token name must be {TOKEN_NAME_RULE}, not {name[:40]!r}")
+        check_peer_binding(role, peer_id)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self._lock:
             try:
                 self._conn.execute(
-                    "INSERT INTO tokens VALUES (?, ?, ?, ?)",
-                    (name, role.value, _hash(token), datetime.now(UTC).isoformat(timespec="seconds")),
+                    "INSERT INTO tokens (name, role, hash, created_at, peer_id) VALUES (?, ?, ?, ?, ?)",
+                    (
+                        name, role.value, _hash(token), datetime.now(UTC).isoformat(timespec="seconds"),
+                        str(peer_id) if peer_id is not None else None,
+                    ),
                 )
             except sqlite3.IntegrityError:
                 raise AlreadyExists(f"a token named '{name}' already exists; revoke it first") from None
@@ -118,8 +153,14 @@ class TokenStore:
 
     def list(self) -> list[TokenInfo]:
         with self._lock:
-            rows = self._conn.execute("SELECT name, role, created_at FROM tokens ORDER BY name").fetchall()
-        return [TokenInfo(name, Role(role), created) for name, role, created in rows]
+            query = f"SELECT name, role, created_at, {self._peer} FROM tokens ORDER BY name"
+            rows = self._conn.execute(query).fetchall()
+        return [_info(*row) for row in rows]
+
+    @property
+    def _peer(self) -> str:
+        """The peer column, or NULL on a read-only database of an older release (not migrated)."""
+        return "peer_id" if self._peer_column else "NULL"
 
     def count(self) -> int:
         with self._lock:
@@ -130,11 +171,11 @@ class TokenStore:
         digest = _hash(token)
         with self._lock:
             row = self._conn.execute(
-                "SELECT name, role, hash, created_at FROM tokens WHERE hash = ?", (digest,)
+                f"SELECT name, role, hash, created_at, {self._peer} FROM tokens WHERE hash = ?", (digest,)
             ).fetchone()
         if row is None or not hmac.compare_digest(row[2], digest):
             return None
-        return TokenInfo(row[0], Role(row[1]), row[3])
+        return _info(row[0], row[1], row[3], row[4])
 
     def close(self) -> None:
         with self._lock:

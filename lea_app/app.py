@@ -36,6 +36,10 @@ class Options:
     connect: str | None = None  # a server URL; None = embedded backend
     token: str | None = None
     ca_file: str | None = None
+    #: Accept bench agents on HOST:PORT (embedded backend only; off by default), TLS as for serve.
+    agents_listen: tuple[str, int] | None = None
+    agents_tls_cert: Path | None = None
+    agents_tls_key: Path | None = None
 
 
 def settings() -> QSettings:
@@ -63,7 +67,10 @@ def setup_logging(data_dir: Path) -> Path | None:
 async def open_embedded(options: Options) -> Connection:
     from lea_app.connection.embedded import EmbeddedConnection
 
-    return await EmbeddedConnection.open(options.data_dir, demo=options.demo, demo_delay_scale=options.demo_delay_scale)
+    return await EmbeddedConnection.open(
+        options.data_dir, demo=options.demo, demo_delay_scale=options.demo_delay_scale,
+        agents_listen=options.agents_listen, agents_tls=(options.agents_tls_cert, options.agents_tls_key),
+    )
 
 
 async def open_connection(options: Options) -> Connection:

@@ -34,7 +34,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="start on a temporary demo data directory, deploy one demo cluster, exit 0 when it is deployed",
     )
     parser.add_argument("--screenshot", type=Path, help="with --smoke-test: save a PNG of the window here")
+    parser.add_argument(
+        "--agents-listen", type=host_port, metavar="HOST:PORT",
+        help="let bench agents (lea-peer) connect to the embedded backend on HOST:PORT (off by default)",
+    )
+    parser.add_argument("--agents-tls-cert", type=Path, metavar="FILE", help="TLS certificate for --agents-listen")
+    parser.add_argument("--agents-tls-key", type=Path, metavar="FILE", help="TLS private key for --agents-listen")
     return parser.parse_args(argv)
+
+
+def host_port(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for an IPv6 address) of --agents-listen."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT (e.g. 0.0.0.0:8422), not {text!r}")
+    return host.strip("[]"), int(port)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             connect=args.connect,
             token=os.environ.get("LEA_TOKEN"),
             ca_file=args.ca_file,
+            agents_listen=args.agents_listen,
+            agents_tls_cert=args.agents_tls_cert,
+            agents_tls_key=args.agents_tls_key,
         )
     )
 

@@ -9,7 +9,8 @@ concerning the cluster happened, or at ``progress.wake_at``.
   back in a new session or events were lost: a bench that was away forgot it), and the reports
   become Deploying{done, total, per peer} progress, monotonic.
 - A member offline, or still being undeployed from another cluster: Waiting, naming it (waiting is
-  never a failure, however long).
+  never a failure, however long). So is a cluster whose members have no tunnel type in common
+  (gretap if all have it, else vxlan): "no common tunnel type: ...", naming what each can make.
 - An Error report, or a member with work left silent for ``view.timeout`` (not while storage
   refuses writes, and counted from its recovery): Failed naming the peer, the parameter and why.
 - Every member reported every parameter Present: Deployed.
@@ -23,6 +24,7 @@ from uuid import UUID
 from backend.deployment.progress import ClusterProgress, ParameterProgress, overdue, rejected
 from backend.deployment.view import ClusterView, Report
 from backend.deployment.writes import Configure, Write
+from resources.agent import TunnelType
 from resources.configuration import Target
 from resources.state import ClusterStatus, Deployed, Deploying, Waiting
 
@@ -54,6 +56,12 @@ def deploy_cluster(
         progress.forget_sent()  # a member that was away forgot its configuration: send it all again
         progress.wake_at = None
         return progress.publish(waiting(view, offline, busy)), None
+    plan = view.tunnel_plan()
+    if isinstance(plan, str):  # no tunnel type every member can make: waiting for other agents
+        progress.forget_sent()
+        progress.wake_at = None
+        lacking = tuple(m for m in members if TunnelType.VXLAN not in view.online[m].tunnels)
+        return progress.publish(Waiting(reason=plan, peers=lacking)), None
 
     writes: list[Write] = []
     if progress.resend or any(progress.sessions.get(m) != view.online[m].session for m in members):

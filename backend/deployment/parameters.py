@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 from uuid import UUID
 
+from resources.agent import TunnelType
 from resources.cluster import ClusterDescriptor
 from resources.configuration import Parameter, ParameterKind, PeerConfiguration, Target
 from resources.derived import device_owners, ordered_member_ids
@@ -20,6 +21,68 @@ from resources.peer import NetworkInterface, PeerDescriptor
 
 CAN_BRIDGE_NAME = "vcan-lea"
 CAN_BASE_PORT = 20000
+#: An underlay MTU a peer did not announce (0) is taken to be Ethernet's.
+DEFAULT_UNDERLAY_MTU = 1500
+#: Bytes each encapsulation adds to a frame (outer IPv4 + its headers + the inner Ethernet header).
+OVERHEAD = {TunnelType.GRETAP: 38, TunnelType.VXLAN: 50}
+VXLAN_PORT = 4789
+MAX_VNI = 16_777_215  # 24 bits; 0 is not used
+
+
+@dataclass(frozen=True)
+class TunnelPlan:
+    """How a cluster's tunnels are made: one encapsulation, one MTU, a VNI per non-leader member."""
+
+    encapsulation: TunnelType = TunnelType.GRETAP
+    mtu: int = DEFAULT_UNDERLAY_MTU - OVERHEAD[TunnelType.GRETAP]
+    vnis: Mapping[UUID, int] = field(default_factory=dict)  # member -> VNI (vxlan only)
+
+    def value(self, name: str, local: str, remote: str, member: UUID) -> dict[str, str | int | bool]:
+        vxlan = self.encapsulation == TunnelType.VXLAN
+        return {
+            "name": name, "encapsulation": self.encapsulation.value, "local": local, "remote": remote,
+            "vni": self.vnis.get(member, 0) if vxlan else 0, "port": VXLAN_PORT if vxlan else 0, "mtu": self.mtu,
+        }
+
+
+def derive_vni(cluster: UUID, member: UUID) -> int:
+    """The VNI a cluster's tunnel to ``member`` starts from (1..MAX_VNI), before clashes are avoided."""
+    digest = hashlib.sha256(cluster.bytes + member.bytes).digest()
+    return int.from_bytes(digest[:4], "big") % MAX_VNI + 1
+
+
+def plan_tunnels(
+    cluster: ClusterDescriptor,
+    members: tuple[UUID, ...],
+    tunnels: Mapping[UUID, Set[TunnelType]],
+    underlay_mtus: Mapping[UUID, int],
+    names: Mapping[UUID, str],
+    taken: Callable[[], Set[int]] = frozenset,
+) -> TunnelPlan | str:
+    """gretap when every member has it, else vxlan when every member has it (VNIs clear of
+    ``taken()``, the other deployed clusters', asked only then); else why not: "no common tunnel type: ..."."""
+    for encapsulation in (TunnelType.GRETAP, TunnelType.VXLAN):
+        if all(encapsulation in tunnels.get(m, ()) for m in members):
+            break
+    else:
+        listed = ", ".join(
+            f"{names.get(m, str(m))}: {'/'.join(sorted(t.value for t in tunnels.get(m, ()))) or 'none'}"
+            for m in members
+        )
+        return f"no common tunnel type: {listed}"
+    mtu = min((underlay_mtus.get(m, 0) or DEFAULT_UNDERLAY_MTU) for m in members) - OVERHEAD[encapsulation]
+    vnis: dict[UUID, int] = {}
+    if encapsulation == TunnelType.VXLAN:
+        used = set(taken())
+        for member in members:
+            if member == cluster.leader:
+                continue
+            vni = derive_vni(cluster.id, member)
+            while vni in used:  # deterministic: the next free one
+                vni = vni % MAX_VNI + 1
+            used.add(vni)
+            vnis[member] = vni
+    return TunnelPlan(encapsulation, mtu, vnis)
 
 
 @dataclass
@@ -60,8 +123,11 @@ def compute_configurations(
     peers: Mapping[UUID, PeerDescriptor],
     addresses: Mapping[UUID, str],
     target: Target = Target.PRESENT,
+    tunnels: TunnelPlan | None = None,
 ) -> dict[UUID, PeerConfiguration]:
-    """The configuration of every member peer. ``addresses``: each member's reachable address."""
+    """The configuration of every member peer. ``addresses``: each member's reachable address;
+    ``tunnels``: how the tunnels are made (default: gretap over a 1500-byte underlay)."""
+    plan = tunnels or TunnelPlan()
     members = ordered_member_ids(cluster, device_owners(peers.values()))
     leader = cluster.leader
     interfaces = {m: _cluster_interfaces(cluster, peers[m]) for m in members}
@@ -80,11 +146,9 @@ def compute_configurations(
         gres: dict[UUID, Parameter] = {}
         for remote in remotes:
             name = gre_name(remote)
-            gres[remote] = b.add(
-                ParameterKind.GRE_INTERFACE, str(remote),
-                {"name": name, "local": addresses.get(member, ""), "remote": addresses.get(remote, "")},
-                bridge,
-            )
+            tunnel_member = remote if member == leader else member  # the non-leader end names the VNI
+            value = plan.value(name, addresses.get(member, ""), addresses.get(remote, ""), tunnel_member)
+            gres[remote] = b.add(ParameterKind.GRE_INTERFACE, str(remote), value, bridge)
         for iface in interfaces[member]:
             if not iface.is_can:
                 b.add(
@@ -121,6 +185,13 @@ def compute_configurations(
                     )
         if member == leader:
             for remote, gre in gres.items():
-                b.add(ParameterKind.REMOTE_PEER_CHECK, str(remote), {"remote": addresses.get(remote, "")}, gre)
+                b.add(
+                    ParameterKind.REMOTE_PEER_CHECK, str(remote),
+                    {
+                        "remote": addresses.get(remote, ""), "peer": str(remote),
+                        "bridge": peers[remote].effective_bridge_name,
+                    },
+                    gre,
+                )
         configurations[member] = PeerConfiguration(id=member, cluster=cluster.id, parameters=tuple(b.parameters))
     return configurations

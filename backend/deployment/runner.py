@@ -14,6 +14,7 @@ per cluster: a newer one cancels the older, whose writes not yet made are droppe
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections import deque
@@ -29,10 +30,12 @@ from backend.deployment.view import ClusterView, Report, World
 from backend.deployment.writes import ClearPeers, Configure, PublishState, Write
 from backend.manager import ResourcesManager
 from backend.peers.broker import Brokers
+from resources.agent import TunnelType
 from resources.backoff import Backoff
 from resources.cluster import ClusterDescriptor
-from resources.configuration import Target
+from resources.configuration import ParameterKind, PeerConfiguration, Target
 from resources.errors import LeaError, MissingReference, StorageFailed
+from resources.kinds import ResourceKind
 from resources.state import ClusterStatus
 
 log = logging.getLogger(__name__)
@@ -338,4 +341,15 @@ class ActionRunner:
             cluster=cluster, members=members, peers=self.world.peers, online=self.world.online,
             undeploying=undeploying, timeout=self.timeout,
             storage_failing=self.manager.storage_failing, storage_recovered_at=self.manager.storage_recovered_at,
+            vnis_in_use=functools.partial(self._vnis_in_use, cluster.id),
+        )
+
+    def _vnis_in_use(self, cluster_id: UUID) -> frozenset[int]:
+        """The VNIs of the tunnels the other clusters' stored configurations hold."""
+        return frozenset(
+            int(p.value["vni"])
+            for c in self.manager.resources_of(ResourceKind.PEER_CONFIGURATION)
+            if isinstance(c, PeerConfiguration) and c.cluster != cluster_id
+            for p in c.parameters
+            if p.kind == ParameterKind.GRE_INTERFACE and p.value.get("encapsulation") == TunnelType.VXLAN.value
         )

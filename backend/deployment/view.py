@@ -8,11 +8,12 @@ connections, kept current from its one subscription and shared by every running 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from backend.deployment.parameters import compute_configurations
+from backend.deployment.parameters import TunnelPlan, compute_configurations, plan_tunnels
+from resources.agent import TunnelType
 from resources.cluster import ClusterDescriptor
 from resources.configuration import PeerConfiguration, PeerConfigurationState, Target
 from resources.derived import device_owners, ordered_member_ids
@@ -29,6 +30,17 @@ class Reachable:
 
     address: str
     session: int
+    #: Tunnel types its kernel can make (a demo peer, with no agent, can make both).
+    tunnels: frozenset[TunnelType] = frozenset(TunnelType)
+    underlay_mtu: int = 0  # 0: not announced (1500 is assumed)
+
+
+def reachable(state: Online, session: int) -> Reachable:
+    """An online peer as the deployment sees it: what its agent announced, if it has one."""
+    if state.agent is None:
+        return Reachable(state.remote_host, session)
+    capabilities = state.agent.capabilities
+    return Reachable(state.remote_host, session, frozenset(capabilities.tunnels), capabilities.underlay_mtu)
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,8 @@ class ClusterView:
     timeout: float = 60.0
     storage_failing: bool = False
     storage_recovered_at: float = 0.0  # monotonic time; 0.0: storage never failed
+    #: The VNIs the other deployed clusters' tunnels use (asked only when vxlan is chosen).
+    vnis_in_use: Callable[[], Set[int]] = frozenset
 
     def peer_name(self, peer: UUID) -> str:
         p = self.peers.get(peer)
@@ -62,13 +76,24 @@ class ClusterView:
         """The members' reachable addresses (an offline member has none)."""
         return {m: self.online[m].address for m in self.members if m in self.online}
 
+    def tunnel_plan(self) -> TunnelPlan | str:
+        """The tunnels every existing member can make (see plan_tunnels), or why there are none."""
+        members = tuple(m for m in self.members if m in self.peers)
+        tunnels = {m: self.online[m].tunnels for m in members if m in self.online}
+        mtus = {m: self.online[m].underlay_mtu for m in members if m in self.online}
+        names = {m: self.peer_name(m) for m in members}
+        return plan_tunnels(self.cluster, members, tunnels, mtus, names, self.vnis_in_use)
+
     def configurations(self, target: Target) -> dict[UUID, PeerConfiguration]:
         """Each existing member's configuration (none once the leader itself is gone: every
-        parameter is about the tunnels to it)."""
+        parameter is about the tunnels to it). Without a common tunnel type (an undeploy with a
+        member offline) the values are the default plan's: removal goes by parameter id."""
         if self.cluster.leader not in self.peers:
             return {}
         peers = {m: self.peers[m] for m in self.members if m in self.peers}
-        return compute_configurations(self.cluster, peers, self.addresses(), target)
+        plan = self.tunnel_plan()
+        tunnels = plan if isinstance(plan, TunnelPlan) else None
+        return compute_configurations(self.cluster, peers, self.addresses(), target, tunnels)
 
 
 def members_of(
@@ -121,7 +146,7 @@ class World:
             elif isinstance(r, PeerConnectionState) and isinstance(r.state, Online):
                 before = online.get(r.id)
                 session = before.session if before is not None else next(self._sessions)
-                self.online[r.id] = Reachable(r.state.remote_host, session)
+                self.online[r.id] = reachable(r.state, session)
         self._owners = None
         return states
 
@@ -148,7 +173,7 @@ class World:
             before = self.online.get(event.id)
             if isinstance(state, Online):
                 session = before.session if before is not None else next(self._sessions)
-                self.online[event.id] = Reachable(state.remote_host, session)
+                self.online[event.id] = reachable(state, session)
                 return before is None
             self.online.pop(event.id, None)
             return before is not None

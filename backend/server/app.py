@@ -7,7 +7,7 @@ auth (tokens and roles), routes (HTTP), watch (the WebSocket stream), context (w
 from fastapi import FastAPI
 
 from backend.backend import Backend
-from backend.server import routes, watch
+from backend.server import agents, routes, watch
 from backend.server.context import attach
 from backend.server.inputs import MAX_BODY, BodyLimit
 from backend.server.problems import add_problem_handlers, problem_openapi
@@ -28,4 +28,5 @@ def create_app(backend: Backend, tokens: TokenStore | None, *, max_body: int = M
     for router in routes.routers(with_tokens=tokens is not None):
         app.include_router(router)
     app.include_router(watch.router)
+    app.include_router(agents.router)
     return app

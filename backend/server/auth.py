@@ -11,6 +11,7 @@ from backend.logs import Throttle
 from backend.server.context import tokens_of
 from backend.server.inputs import check_request
 from backend.tokens import Role, TokenInfo, TokenStore
+from resources.agent import CONNECT_PATH
 from resources.errors import Forbidden, LeaError, Unauthorized
 
 #: The logger refusals have always gone to (its name is in every log line): kept when app.py was split.
@@ -20,7 +21,8 @@ ANONYMOUS = TokenInfo("anonymous", Role.ADMIN, "")
 
 bearer = HTTPBearer(
     auto_error=False,
-    description="A token made with `lea-backend token create` (roles: viewer, editor, admin).",
+    description="A token made with `lea-backend token create` (roles: viewer, editor, admin; "
+    "a peer token is accepted only by the agent endpoint).",
 )
 
 
@@ -46,6 +48,18 @@ def still_valid(tokens: TokenStore | None, authorization: str | None) -> bool:
     return True
 
 
+def authorise(info: TokenInfo, needed: Role) -> TokenInfo:
+    """``info`` when its role allows ``needed``; Forbidden (403) otherwise, a peer token always."""
+    if info.role is Role.PEER:
+        raise Forbidden(
+            f"'{info.name}' is a bench agent's token (role peer): it is accepted only on the agent endpoint "
+            f"{CONNECT_PATH}, not for the API or the event stream"
+        )
+    if not info.role.allows(needed):
+        raise Forbidden(f"'{info.name}' has the {info.role} role; this needs {needed}")
+    return info
+
+
 _roles: dict[Role, Callable[..., TokenInfo]] = {}
 
 
@@ -59,9 +73,7 @@ def role(needed: Role) -> Callable[..., TokenInfo]:
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> TokenInfo:
         header = f"Bearer {credentials.credentials}" if credentials is not None else None
-        info = authenticate(tokens_of(request), header)
-        if not info.role.allows(needed):
-            raise Forbidden(f"'{info.name}' has the {info.role} role; this needs {needed}")
+        info = authorise(authenticate(tokens_of(request), header), needed)
         check_request(request)
         return info
 

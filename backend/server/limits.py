@@ -41,8 +41,10 @@ from websockets.exceptions import (
     RequestLineTooLong,
     TooManyHeaders,
 )
+from websockets.http11 import Request
 
 from backend.settings import Settings
+from resources.agent import CONNECT_PATH, MAX_MESSAGE_BYTES
 from resources.errors import InvalidRequest, LeaError
 
 #: Descriptors kept free of connections (database, WAL, pipes, threads) when max_connections is
@@ -314,6 +316,12 @@ class LimitedWebSocketProtocol(WebSocketsSansIOProtocol):
         self.app = HeadLimit(self.app, self.LIMITS, self._log_refusal)
         self.close_timeout = self.LIMITS.slow_reader_timeout
         self._unsent: list[bytes] = []  # frames of this loop iteration, written in one go
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        if event.path.partition("?")[0] == CONNECT_PATH:
+            # A bench agent's report lists every parameter: its messages may be larger (1 MiB).
+            self.conn.max_message_size = MAX_MESSAGE_BYTES
 
     def _log_refusal(self, peer: str, error: LeaError) -> None:
         self.logger.info("refused an upgrade from %s (%d): %s", peer, error.http_status, error.message)

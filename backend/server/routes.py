@@ -119,8 +119,16 @@ admin = APIRouter(tags=["admin"])
 
 
 @admin.get(f"{API}/tokens", responses=ERROR_RESPONSES)
-def list_tokens(user: Admin, tokens: TokenStoreDep) -> list[dict[str, str]]:
-    return [{"name": t.name, "role": t.role.value, "created_at": t.created_at} for t in tokens.list()]
+def list_tokens(user: Admin, tokens: TokenStoreDep) -> list[dict[str, str | None]]:
+    return [token_row(t) for t in tokens.list()]
+
+
+def token_row(token: TokenInfo) -> dict[str, str | None]:
+    """A token as the API lists it; ``peer_id`` is null except for a peer token."""
+    return {
+        "name": token.name, "role": token.role.value, "created_at": token.created_at,
+        "peer_id": str(token.peer_id) if token.peer_id is not None else None,
+    }
 
 
 @admin.post(f"{API}/tokens", responses=ERROR_RESPONSES)
@@ -135,9 +143,16 @@ def create_token(
     token_role: Annotated[Role, Query(alias="role")],
     user: Admin,
     tokens: TokenStoreDep,
-) -> dict[str, str]:
-    token = tokens.create(name, token_role)
-    return {"name": name, "role": token_role.value, "token": token}
+    peer_id: Annotated[
+        UUID | None,
+        Query(description="The peer a peer token is bound to (required with role peer, refused otherwise)."),
+    ] = None,
+) -> dict[str, str | None]:
+    token = tokens.create(name, token_role, peer_id)
+    return {
+        "name": name, "role": token_role.value, "token": token,
+        "peer_id": str(peer_id) if peer_id is not None else None,
+    }
 
 
 @admin.delete(f"{API}/tokens/{{name}}", responses=ERROR_RESPONSES)

@@ -43,6 +43,8 @@ class ServeOptions:
     insecure_no_auth: bool = False
     demo: bool = False
     demo_delay_scale: float = 1.0
+    agent_heartbeat: float | None = None  # seconds (None: the setting)
+    agent_timeout: float | None = None
 
 
 def is_loopback(host: str) -> bool:
@@ -169,7 +171,10 @@ def serve(options: ServeOptions) -> int:
     sock = bind(options.host, options.port)
     try:
         # Refusals from here on (lock, damaged or newer database) happen before anything is written.
-        backend = Backend(options.data_dir, demo_delay_scale=options.demo_delay_scale)
+        backend = Backend(
+            options.data_dir, demo_delay_scale=options.demo_delay_scale,
+            agent_heartbeat=options.agent_heartbeat, agent_timeout=options.agent_timeout,
+        )
     except BaseException:
         sock.close()
         raise

@@ -11,12 +11,13 @@ from collections.abc import Callable, Iterable
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from backend.server.auth import authenticate, still_valid
+from backend.server.auth import authenticate, authorise, still_valid
 from backend.server.context import backend_of, tokens_of
 from backend.server.inputs import refuse_repeated
 from backend.server.problems import problem_response
 from backend.server.routes import API, MAX_REVISION
 from backend.subscription import StreamSubscription
+from backend.tokens import Role
 from resources.errors import InvalidRequest, LeaError
 from resources.wire import Ping
 
@@ -42,6 +43,7 @@ async def watch(websocket: WebSocket) -> None:
     token_header = websocket.headers.get("authorization")
     try:
         user = authenticate(tokens, token_header)  # first: without a token, nothing else is looked at
+        authorise(user, Role.VIEWER)  # a bench agent's token watches nothing
         epoch, after = watch_position(websocket.query_params.multi_items())
     except LeaError as exc:
         if "websocket.http.response" in websocket.scope.get("extensions", {}):

@@ -34,7 +34,27 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 APPLICATION_ID = 0x4C454131
 #: The bearer tokens' table (backend/tokens.py), created with the others in a new database and by a
 #: token store opened on an older one.
-CREATE_TOKENS_TABLE = "CREATE TABLE IF NOT EXISTS tokens (name TEXT PRIMARY KEY, role TEXT, hash TEXT, created_at TEXT)"
+CREATE_TOKENS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS tokens (name TEXT PRIMARY KEY, role TEXT, hash TEXT, created_at TEXT, peer_id TEXT)"
+)
+#: The column a release before the peer role lacks (its table is the one above without it).
+TOKENS_PEER_COLUMN = "ALTER TABLE tokens ADD COLUMN peer_id TEXT"
+
+
+def migrate_tokens_table(conn: sqlite3.Connection) -> None:
+    """Create the tokens table, or add what an older release's lacks (idempotent; two processes
+    migrating at once: the loser finds the column there)."""
+    conn.execute(CREATE_TOKENS_TABLE)
+    if not tokens_have_peer_column(conn):
+        try:
+            conn.execute(TOKENS_PEER_COLUMN)
+        except sqlite3.OperationalError:
+            if not tokens_have_peer_column(conn):
+                raise
+
+
+def tokens_have_peer_column(conn: sqlite3.Connection) -> bool:
+    return any(row[1] == "peer_id" for row in conn.execute("PRAGMA table_info(tokens)"))
 _KINDS = {k.value: k for k in ResourceKind}
 _TYPES = {t.value: t for t in EventType}
 #: ``Model.model_validate_json`` without its Python wrapper (the same validator; replay is hot).
@@ -122,7 +142,7 @@ class SqliteEventStore(EventStore):
                 pk="revision", if_not_exists=True,
             )
             db.table("meta").create({"key": str, "value": str}, pk="key", if_not_exists=True)
-            self._conn.execute(CREATE_TOKENS_TABLE)
+            migrate_tokens_table(self._conn)
             current = self._meta_int("schema_version")
             if current is None or current < SCHEMA_VERSION:
                 self._set_meta("schema_version", str(SCHEMA_VERSION))

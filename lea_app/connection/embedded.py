@@ -22,7 +22,8 @@ from backend.backend import Backend, os_actor
 from backend.demo import seed_demo
 from backend.manager import ResourcesManager
 from backend.subscription import Subscription
-from lea_app.connection.base import Connection, ConnectionLost, Delivery, EventStream, Identity
+from backend.tokens import Role, TokenStore
+from lea_app.connection.base import Connection, ConnectionLost, Delivery, EventStream, Identity, PeerToken
 from resources.cluster import ClusterDescriptor
 from resources.errors import LeaError
 from resources.events import Event, StateSnapshot, WriteResult
@@ -77,12 +78,20 @@ class EmbeddedConnection(Connection):
         self._actor = actor
         self.data_dir: Path = backend.data_dir.path
         self.description = f"embedded backend on {self.data_dir}"
+        self._token_store: TokenStore | None = None  # opened on first use (lea.db of the data dir)
 
     @classmethod
     async def open(
-        cls, data_dir: Path | str | None, *, demo: bool = False, **backend_options: Any
+        cls,
+        data_dir: Path | str | None,
+        *,
+        demo: bool = False,
+        agents_listen: tuple[str, int] | None = None,
+        agents_tls: tuple[Path | None, Path | None] = (None, None),
+        **backend_options: Any,
     ) -> EmbeddedConnection:
-        """Open (restore) and start the backend off the UI thread; seed the demo fleet if asked."""
+        """Open (restore) and start the backend off the UI thread; seed the demo fleet if asked;
+        accept bench agents on ``agents_listen`` (host, port) if given (TLS: certificate, key)."""
         executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lea-embedded")
         loop = asyncio.get_running_loop()
 
@@ -92,6 +101,8 @@ class EmbeddedConnection(Connection):
                 backend.start()
                 if demo:
                     seed_demo(backend.manager)
+                if agents_listen is not None:
+                    backend.start_agent_listener(*agents_listen, tls_cert=agents_tls[0], tls_key=agents_tls[1])
             except BaseException:
                 backend.close()
                 raise
@@ -102,7 +113,10 @@ class EmbeddedConnection(Connection):
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        return cls(backend, executor, os_actor(), loop)
+        connection = cls(backend, executor, os_actor(), loop)
+        if backend.agent_listener is not None:
+            connection.agent_url = backend.agent_listener.url
+        return connection
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         # The loop the connection was opened on (qasync may not report a running loop during teardown).
@@ -170,8 +184,32 @@ class EmbeddedConnection(Connection):
             raise LeaError("only demo benches can be switched on and off")
         await self._call(self.backend.demo_peers.set_online, peer_id, online)
 
+    # -- bench tokens: the data directory's lea.db, as for `lea-backend serve` --------------------
+    def _tokens(self) -> TokenStore:
+        if self._token_store is None:
+            self._token_store = TokenStore(self.backend.data_dir.db_path)
+        return self._token_store
+
+    async def create_peer_token(self, peer_id: UUID, name: str) -> str:
+        return await self._call(lambda: self._tokens().create(name, Role.PEER, peer_id))
+
+    async def peer_tokens(self) -> list[PeerToken]:
+        def read() -> list[PeerToken]:
+            return [
+                PeerToken(name=t.name, peer_id=t.peer_id, created_at=t.created_at)
+                for t in self._tokens().list()
+                if t.role is Role.PEER and t.peer_id is not None
+            ]
+
+        return await self._call(read)
+
+    async def revoke_token(self, name: str) -> None:
+        await self._call(lambda: self._tokens().revoke(name))
+
     async def close(self) -> None:
         try:
+            if self._token_store is not None:
+                await self._call(self._token_store.close)
             await self._call(self.backend.close)
         finally:
             self._executor.shutdown(wait=True)

@@ -16,7 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
-from lea_app.connection.base import Connection, ConnectionLost, Delivery, EventStream, Identity
+from lea_app.connection.base import Connection, ConnectionLost, Delivery, EventStream, Identity, PeerToken
 from resources.cluster import ClusterDescriptor
 from resources.errors import LeaError, Problem, Unauthorized, error_from_problem
 from resources.events import Event, StateSnapshot, WriteResult
@@ -82,6 +82,7 @@ class RemoteConnection(Connection):
     ) -> None:
         self.url = normalise_url(url)
         self.address = self.url
+        self.agent_url = self.url  # benches connect to the same server (WS /api/v1/peer/connect)
         self.token = token
         self.keepalive = keepalive
         self.description = f"server {self.url}"
@@ -204,6 +205,22 @@ class RemoteConnection(Connection):
 
     async def set_demo_peer_online(self, peer_id: UUID, online: bool) -> None:
         await self._request("PUT", f"/peer/{peer_id}/demo-online", params={"online": str(online).lower()})
+
+    # -- bench tokens (an admin token is needed) ----------------------------------------------
+    async def create_peer_token(self, peer_id: UUID, name: str) -> str:
+        data = await self._request("POST", "/tokens", params={"name": name, "role": "peer", "peer_id": str(peer_id)})
+        return str(data["token"])
+
+    async def peer_tokens(self) -> list[PeerToken]:
+        rows = await self._request("GET", "/tokens")
+        return [
+            PeerToken(name=str(r["name"]), peer_id=UUID(str(r["peer_id"])), created_at=str(r["created_at"]))
+            for r in rows
+            if r.get("role") == "peer" and r.get("peer_id")
+        ]
+
+    async def revoke_token(self, name: str) -> None:
+        await self._request("DELETE", f"/tokens/{name}")
 
     async def close(self) -> None:
         await self._client.aclose()

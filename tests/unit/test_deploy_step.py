@@ -58,9 +58,9 @@ LEAD, CAN, ETH = UUID(int=1), UUID(int=2), UUID(int=3)
 
 class Rig:
     def __init__(self, target: Target = Target.PRESENT) -> None:
-        lead = make_peer("bench-lead", devices=3, can=True, id=LEAD)
-        can = make_peer("bench-can", devices=2, can=True, id=CAN)
-        eth = make_peer("bench-eth", devices=1, id=ETH)
+        lead = make_peer("bench-lead", devices=3, can=True, id=LEAD, demo=True)
+        can = make_peer("bench-can", devices=2, can=True, id=CAN, demo=True)
+        eth = make_peer("bench-eth", devices=1, id=ETH, demo=True)
         self.cluster = make_cluster("step-cluster", lead, can, eth)
         self.peers = {p.id: p for p in (lead, can, eth)}
         self.online = {p: Reachable(f"10.0.0.{p.int}", session=1) for p in self.peers}
