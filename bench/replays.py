@@ -24,8 +24,8 @@ from _common import ROOT, percentile
 
 sys.path.insert(0, str(ROOT))
 
+from tests.helpers.ring import fill_ring
 from tests.helpers.server import create_token, running_server
-from tests.integration.test_server_limits import fill_ring
 
 
 def probe(http: object, until: float | None, replayers: subprocess.Popen[bytes] | None) -> list[float]:

@@ -21,9 +21,9 @@ from lea_app.views.editors.peer import PeerEditor
 from lea_app.views.editors.rows import InterfaceRow
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
-from tests.gui.conftest import Lea
-from tests.gui.helpers_editors import EditorEnv, open_editor_env
+from tests.helpers.editors import EditorEnv, open_editor_env
 from tests.helpers.factories import make_cluster, make_peer
+from tests.helpers.qt import Lea
 
 
 @pytest.fixture

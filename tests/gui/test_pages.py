@@ -28,9 +28,9 @@ from resources.cluster import ClusterDeployment, ClusterDescriptor
 from resources.events import StateSnapshot
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
-from tests.gui.conftest import Lea
 from tests.helpers.clusters_page import DEPLOY_COLUMN, click_check_indicator, cluster_row
 from tests.helpers.factories import make_cluster, make_peer
+from tests.helpers.qt import Lea
 
 CHECK = Qt.ItemDataRole.CheckStateRole
 CHECKED, UNCHECKED = Qt.CheckState.Checked.value, Qt.CheckState.Unchecked.value

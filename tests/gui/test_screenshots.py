@@ -21,7 +21,7 @@ from resources.cluster import ClusterDescriptor
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
 from resources.state import ClusterState, Deployed, Deploying
-from tests.gui.conftest import run
+from tests.helpers.qt import run
 
 PAGES = ("dashboard", "peers", "clusters", "deployments", "event-log")
 

@@ -32,9 +32,8 @@ from backend import actions
 from backend.backend import Backend
 from resources import ResourceKind
 from tests.helpers.factories import make_peer
+from tests.helpers.permissions import bound_by_permissions, writable
 from tests.helpers.server import REPO, TlsFiles, create_token, lea_backend, make_tls, running_server
-from tests.integration.test_cli import _bound_by_permissions as bound_by_permissions
-from tests.integration.test_cli import _writable as writable
 
 ERROR_PREFIX = "lea-backend: error: "
 #: SQLite's wal-index: a cache any reader may rebuild from the WAL; compared by name only.

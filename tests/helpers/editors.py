@@ -23,7 +23,7 @@ from lea_app.views.editors.peer import PeerEditor
 from resources.cluster import ClusterDescriptor
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
-from tests.gui.conftest import run
+from tests.helpers.qt import run
 
 T = TypeVar("T")
 R = TypeVar("R", PeerDescriptor, ClusterDescriptor)
