@@ -50,7 +50,7 @@ def aloop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
     with contextlib.suppress(RuntimeError, TypeError):
         qapp.aboutToQuit.disconnect(loop._after_run_forever)
     loop._after_run_forever()
-    loop._QEventLoop__is_running = False  # type: ignore[attr-defined]
+    loop._QEventLoop__is_running = False
     loop.close()
     asyncio.set_event_loop(None)
 

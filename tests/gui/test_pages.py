@@ -152,7 +152,11 @@ def test_the_deployments_page_asks_for_the_cluster_by_signal(qtbot: QtBot, lea: 
     page.show()
     _, data = cluster_row(lea.window, CLUSTER)
     lea.controller.deploy(data.cluster.id, data.cluster.name)
-    qtbot.waitUntil(lambda: page.model.flush() or page.model.rowCount() == 1, timeout=10_000)
+    def one_row() -> bool:
+        page.model.flush()
+        return page.model.rowCount() == 1
+
+    qtbot.waitUntil(one_row, timeout=10_000)
     assert first_row(page) == data.cluster.id
     with qtbot.waitSignal(page.cluster_requested, timeout=1_000) as show:
         page.buttons["cluster"].click()

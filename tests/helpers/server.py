@@ -142,7 +142,7 @@ class ServerProcess:
         self,
         token: str | None = None,
         *,
-        timeout: float = 30.0,
+        timeout: float | httpx.Timeout = 30.0,
         headers: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> httpx.Client:

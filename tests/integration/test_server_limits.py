@@ -136,7 +136,9 @@ def server_log(data_dir: Path) -> str:
 def test_a_revoked_stream_gets_nothing_committed_after_and_closes_4401(env: Env, reader: str) -> None:
     """Idle, busy with a reader that keeps up, or busy with one that stopped reading: same outcome."""
     name, token = new_viewer(env)
-    load = contextlib.nullcontext([]) if reader == "idle" else writing(env.server, env.editor)
+    load: contextlib.AbstractContextManager[list[int]] = (
+        contextlib.nullcontext([]) if reader == "idle" else writing(env.server, env.editor)
+    )
     # The stuck reader asks for the whole ring: more than the kernel buffers, so the server's send blocks.
     after = 0 if reader == "stuck" else None
     with RawWatch.open(env.server.url, token, rcvbuf=4096 if reader == "stuck" else None, after=after) as ws, load:

@@ -296,8 +296,8 @@ def check_rules(model: Model, where: str) -> None:
             owners[device.id] = peer.id
     for cluster in clusters:
         assert (PEER, cluster.leader) in model, f"{where}: cluster {cluster.name} has a missing leader"
-        for device in cluster.devices:
-            assert device in owners, f"{where}: cluster {cluster.name} uses a missing device"
+        for device_id in cluster.devices:
+            assert device_id in owners, f"{where}: cluster {cluster.name} uses a missing device"
     seen: dict[UUID, UUID] = {}
     for (kind, id), _ in model.items():
         if kind == DEPLOYMENT:
