@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -12,7 +13,7 @@ import pytest
 
 from backend import actions
 from backend.backend import Backend
-from backend.subscription import Subscription
+from backend.subscription import LoopWakeup, Subscription
 from resources import Event, ResourceKind, StateSnapshot
 from resources.errors import PayloadTooLarge
 from resources.state import Offline, Online
@@ -363,3 +364,38 @@ def test_a_resource_over_max_event_bytes_is_refused_and_changes_nothing(data_dir
         assert result.revision == before + 1  # no revision was spent on the refused write
     finally:
         backend.close()
+
+
+# -- the hop onto an asyncio loop (embedded connection, WebSocket sender) ----------------------------
+def test_a_delivery_from_the_writers_thread_wakes_a_task_on_the_loop(backend: Backend) -> None:
+    async def go() -> list[Any]:
+        subscription = backend.manager.subscribe()
+        ready = LoopWakeup(subscription, asyncio.get_running_loop())
+        try:
+            ready.clear()
+            taken = subscription.take(10)  # the Hello
+            writer = threading.Thread(target=add_peers, args=(backend, 1))
+            writer.start()
+            await asyncio.wait_for(ready.wait(), 15)
+            writer.join()
+            return taken + subscription.take(10)
+        finally:
+            ready.detach()
+            subscription.close()
+
+    hello, batch = asyncio.run(go())
+    assert isinstance(hello, Hello) and isinstance(batch, EventBatch)
+
+
+def test_a_detached_or_closed_loop_is_not_woken(backend: Backend) -> None:
+    loop = asyncio.new_event_loop()
+    subscription = backend.manager.subscribe()
+    ready = LoopWakeup(subscription, loop)
+    assert subscription.on_ready is not None
+    loop.close()
+    add_peers(backend, 1)  # a wake-up aimed at a closed loop (shutdown) is dropped, not raised
+    ready.detach()
+    assert subscription.on_ready is None
+    add_peers(backend, 1, prefix="later")
+    assert len(subscription.drain()) == 3
+    subscription.close()
