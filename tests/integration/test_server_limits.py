@@ -141,7 +141,8 @@ def test_a_revoked_stream_gets_nothing_committed_after_and_closes_4401(env: Env,
     )
     # The stuck reader asks for the whole ring: more than the kernel buffers, so the server's send blocks.
     after = 0 if reader == "stuck" else None
-    with RawWatch.open(env.server.url, token, rcvbuf=4096 if reader == "stuck" else None, after=after) as ws, load:
+    with RawWatch.open(env.server.url, token, rcvbuf=4096 if reader == "stuck" else None, after=after) as ws, \
+            load as written:
         assert ws.message()["type"] == "hello"
         received: list[dict[str, Any]] = []
         closes: list[tuple[float, int]] = []
@@ -151,14 +152,19 @@ def test_a_revoked_stream_gets_nothing_committed_after_and_closes_4401(env: Env,
             received.extend(messages)
             closes.append((time.monotonic(), close.code))
 
+        if reader == "fast":  # busy: events flow to a reader that keeps up
+            while not received or received[-1]["type"] != "events":
+                received.append(ws.message())
+        elif reader == "stuck":  # busy: the writer is under way (the replay already blocks the send)
+            wait_for(lambda: len(written) >= 5, 15, "the writer under way")
         reading = threading.Thread(target=read_all, daemon=True)
         if reader != "stuck":
             reading.start()
-        time.sleep(0.8)  # busy: events flow
         revoke(env, name)
         revoked_at, last_before = time.monotonic(), revision(env.server)
         if reader == "stuck":
-            time.sleep(1.5)  # still not reading, while the writer goes on
+            # still not reading, while the writer goes on: later events exist that must not come
+            wait_for(lambda: bool(written) and written[-1] >= last_before + 5, 15, "writes after the revocation")
             read_all()
         else:
             reading.join(10)
