@@ -239,16 +239,18 @@ def test_fetch_snapshot_is_consistent_with_delivered_events(backend: Backend) ->
     events = events_of(items)
     assert [e.revision for e in events] == list(range(initial.revision + 1, events[-1].revision + 1))
     assert events[-1].revision == snapshots[-1].revision
-    for snapshot in snapshots:
+    # Every snapshot equals the initial one plus the events up to its revision (one pass over the events).
+    expected = {(r.kind, r.id): r for r in initial.resources}
+    applied = 0
+    for snapshot in sorted(snapshots, key=lambda s: s.revision):
         assert snapshot.epoch == initial.epoch
-        expected = {(r.kind, r.id): r for r in initial.resources}
-        for e in events:
-            if e.revision > snapshot.revision:
-                break
+        while applied < len(events) and events[applied].revision <= snapshot.revision:
+            e = events[applied]
             if e.resource is None:
                 expected.pop((e.kind, e.id), None)
             else:
                 expected[(e.kind, e.id)] = e.resource
+            applied += 1
         assert {(r.kind, r.id): r for r in snapshot.resources} == expected, snapshot.revision
 
 
