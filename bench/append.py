@@ -83,6 +83,17 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def timed(threads: list[threading.Thread], barrier: threading.Barrier) -> float:
+    """Seconds from the moment every thread passed ``barrier`` (with this one) until all have ended."""
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start
+
+
 def floor_writes(
     conn: sqlite3.Connection, threads: int, per_thread: int, first_revision: int, payload: str
 ) -> float:
@@ -126,14 +137,7 @@ def floor_writes(
     barrier = threading.Barrier(threads + 1)
     seq = threading.Thread(target=sequencer)
     seq.start()
-    writers = [threading.Thread(target=writer) for _ in range(threads)]
-    for t in writers:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in writers:
-        t.join()
-    elapsed = time.perf_counter() - start
+    elapsed = timed([threading.Thread(target=writer) for _ in range(threads)], barrier)
     requests.put(None)
     seq.join()
     return threads * per_thread / elapsed
@@ -152,14 +156,7 @@ def manager_writes(manager: ResourcesManager, peers: list[Any], per_thread: int)
         except BaseException as exc:  # reported below: a benchmark with failed writes is void
             errors.append(exc)
 
-    threads = [threading.Thread(target=writer, args=(p,)) for p in peers]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
+    elapsed = timed([threading.Thread(target=writer, args=(p,)) for p in peers], barrier)
     if errors:
         raise RuntimeError(f"{len(errors)} writer(s) failed: {errors[0]!r}")
     return len(peers) * per_thread / elapsed
