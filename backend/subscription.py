@@ -7,6 +7,8 @@ ring keeps only that text, and every WebSocket watcher sends that same text.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -270,6 +272,40 @@ class _Queue(Generic[Q, T]):
     def close(self) -> None:
         self._on_close(self)
         self._finish()
+
+
+class LoopWakeup:
+    """The hop from the writer's thread to an asyncio loop: the queue's ``on_ready`` sets an
+    ``asyncio.Event`` on ``loop`` (``call_soon_threadsafe``) that a task there waits on.
+
+    The one hop for the embedded connection's event stream and the server's WebSocket sender. The
+    waiter clears, takes what is queued, and waits only when nothing was (a delivery after the
+    clear sets it again).
+    """
+
+    def __init__(self, queue: _Queue[Any, Any], loop: asyncio.AbstractEventLoop) -> None:
+        self._queue = queue
+        self._loop = loop
+        self._ready = asyncio.Event()
+        queue.on_ready = self._wake
+
+    def _wake(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is already closed at shutdown
+            self._loop.call_soon_threadsafe(self._ready.set)
+
+    def clear(self) -> None:
+        self._ready.clear()
+
+    def set(self) -> None:
+        """Wake the waiter from the loop itself (e.g. the stream was closed there)."""
+        self._ready.set()
+
+    async def wait(self) -> None:
+        await self._ready.wait()
+
+    def detach(self) -> None:
+        """No more wake-ups from the queue."""
+        self._queue.on_ready = None
 
 
 class Subscription(_Queue[Delivery | Encoded, Delivery]):

@@ -11,9 +11,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from backend.manager import ResourcesManager
+    from backend.storage.sqlite import SqliteEventStore
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = Path(__file__).resolve().parent / "out"
@@ -98,3 +104,29 @@ def paced(
 
 def verdict(ok: bool) -> str:
     return "MET" if ok else "MISSED"
+
+
+@contextmanager
+def write_path(data_dir: Path, bare: bool) -> Iterator[tuple[SqliteEventStore, ResourcesManager]]:
+    """The write path a benchmark measures, durability "full": a whole started Backend (operator,
+    demo broker) or, ``bare``, the store and the manager alone. Closing it ends every subscription."""
+    from backend import rules  # the repository is on sys.path only once this module is imported
+    from backend.backend import Backend
+    from backend.manager import ResourcesManager
+    from backend.settings import Settings
+    from backend.storage.sqlite import SqliteEventStore
+
+    if not bare:
+        with Backend(data_dir, durability="full") as backend:
+            backend.start()
+            yield backend.store, backend.manager
+        return
+    data_dir.mkdir()
+    store = SqliteEventStore(data_dir / "lea.db", durability="full")
+    manager = ResourcesManager(store, Settings(durability="full"), rules=rules.check)
+    manager.start()
+    try:
+        yield store, manager
+    finally:
+        manager.close()
+        store.close()

@@ -42,13 +42,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _common import machine, median, parser, temp_dir, verdict
+from _common import machine, median, parser, temp_dir, verdict, write_path
 
-from backend import rules
 from backend.actions import store_peer_descriptor
-from backend.backend import Backend
 from backend.manager import ResourcesManager
-from backend.settings import Settings
 from backend.storage.sqlite import SqliteEventStore
 from resources.events import SCHEMA_VERSION
 from tests.helpers.factories import make_peer
@@ -84,6 +81,17 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL").fetchone()
     conn.execute("PRAGMA synchronous=FULL")
     return conn
+
+
+def timed(threads: list[threading.Thread], barrier: threading.Barrier) -> float:
+    """Seconds from the moment every thread passed ``barrier`` (with this one) until all have ended."""
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start
 
 
 def floor_writes(
@@ -129,14 +137,7 @@ def floor_writes(
     barrier = threading.Barrier(threads + 1)
     seq = threading.Thread(target=sequencer)
     seq.start()
-    writers = [threading.Thread(target=writer) for _ in range(threads)]
-    for t in writers:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in writers:
-        t.join()
-    elapsed = time.perf_counter() - start
+    elapsed = timed([threading.Thread(target=writer) for _ in range(threads)], barrier)
     requests.put(None)
     seq.join()
     return threads * per_thread / elapsed
@@ -155,14 +156,7 @@ def manager_writes(manager: ResourcesManager, peers: list[Any], per_thread: int)
         except BaseException as exc:  # reported below: a benchmark with failed writes is void
             errors.append(exc)
 
-    threads = [threading.Thread(target=writer, args=(p,)) for p in peers]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
+    elapsed = timed([threading.Thread(target=writer, args=(p,)) for p in peers], barrier)
     if errors:
         raise RuntimeError(f"{len(errors)} writer(s) failed: {errors[0]!r}")
     return len(peers) * per_thread / elapsed
@@ -187,26 +181,17 @@ def main() -> None:
         floor_db = tmp_path / "floor.db"
         for path in (raw_db, floor_db):
             SqliteEventStore(path).close()  # the store's own schema (events table + index), empty
-        backend: Backend | None = None
-        if args.bare:
-            (tmp_path / "data").mkdir()
-            store = SqliteEventStore(tmp_path / "data" / "lea.db", durability="full")
-            manager = ResourcesManager(store, Settings(durability="full"), rules=rules.check)
-            manager.start()
-        else:
-            backend = Backend(tmp_path / "data", durability="full").start()
-            store, manager = backend.store, backend.manager
-        stats = GroupStats()
-        original_append = store.append
+        with write_path(tmp_path / "data", args.bare) as (store, manager):
+            stats = GroupStats()
+            original_append = store.append
 
-        def counting_append(events: Any, reserve_up_to: int | None = None) -> None:
-            if events:
-                stats.appends += 1
-                stats.events += len(events)
-            original_append(events, reserve_up_to=reserve_up_to)
+            def counting_append(events: Any, reserve_up_to: int | None = None) -> None:
+                if events:
+                    stats.appends += 1
+                    stats.events += len(events)
+                original_append(events, reserve_up_to=reserve_up_to)
 
-        store.append = counting_append  # type: ignore[method-assign]
-        try:
+            store.append = counting_append  # type: ignore[method-assign]
             peers = [make_peer(f"bench-{i:02d}") for i in range(THREADS)]
             for peer in peers:  # create them (and warm up every code path) before timing
                 store_peer_descriptor(manager, peer, "bench")
@@ -243,12 +228,6 @@ def main() -> None:
                 )
             raw_conn.close()
             floor_conn.close()
-        finally:
-            if backend is not None:
-                backend.close()
-            else:
-                manager.close()
-                store.close()
         info = machine(tmp_path)
 
     raw_m, one_m, eight_m, group_m = median(raw), median(one), median(eight), median(group)

@@ -47,13 +47,10 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 
-from _common import machine, median, paced, parser, percentile, temp_dir, verdict
+from _common import machine, median, paced, parser, percentile, temp_dir, verdict, write_path
 
-from backend import rules
 from backend.actions import store_peer_descriptor
-from backend.backend import Backend
-from backend.manager import Put, ResourcesManager, TxResult
-from backend.settings import Settings
+from backend.manager import Put, TxResult
 from backend.storage.sqlite import SqliteEventStore
 from resources.gc_policy import GC_THRESHOLD, freeze_loaded, raise_gc_threshold
 from resources.wire import EventBatch, Hello, Resync
@@ -167,16 +164,7 @@ def queue_fanout(subscribers: int, rate: float, seconds: float, durable_db: Path
 
 def manager_fanout(data_dir: Path, subscribers: int, rate: float, seconds: float, bare: bool = False) -> Run:
     run = Run("manager")
-    backend: Backend | None = None
-    if bare:
-        data_dir.mkdir()
-        store = SqliteEventStore(data_dir / "lea.db", durability="full")
-        manager = ResourcesManager(store, Settings(durability="full"), rules=rules.check)
-        manager.start()
-    else:
-        backend = Backend(data_dir, durability="full").start()
-        manager = backend.manager
-    try:
+    with write_path(data_dir, bare) as (_, manager):  # closing it finishes every subscription
         peer = make_peer("fanout-01")
         store_peer_descriptor(manager, peer, "bench")  # created before anyone subscribes
         subs = [manager.subscribe() for _ in range(subscribers)]
@@ -225,14 +213,7 @@ def manager_fanout(data_dir: Path, subscribers: int, rate: float, seconds: float
         for _ in range(round(rate * seconds)):
             if not resolved.acquire(timeout=60):
                 raise RuntimeError("a write was not acknowledged within 60 s")
-    finally:
-        # closing finishes every subscription: the subscriber threads see None
-        if backend is not None:
-            backend.close()
-        else:
-            manager.close()
-            store.close()
-    for t in threads:
+    for t in threads:  # the subscriber threads saw None
         t.join()
     expected = sorted(run.submitted)
     if expected != list(range(expected[0], expected[0] + len(expected))):

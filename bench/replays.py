@@ -20,19 +20,20 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
 from _common import ROOT, percentile
 
 sys.path.insert(0, str(ROOT))
 
+from tests.helpers.ring import fill_ring
 from tests.helpers.server import create_token, running_server
-from tests.integration.test_server_limits import fill_ring
 
 
-def probe(http: object, until: float | None, replayers: subprocess.Popen[bytes] | None) -> list[float]:
+def probe(http: httpx.Client, until: float | None, replayers: subprocess.Popen[bytes] | None) -> list[float]:
     latencies: list[float] = []
     while (replayers.poll() is None) if replayers is not None else (time.monotonic() < (until or 0)):
         started = time.monotonic()
-        response = http.get("/healthz")  # type: ignore[attr-defined]
+        response = http.get("/healthz")
         assert response.status_code == 200
         latencies.append(time.monotonic() - started)
         time.sleep(0.02)

@@ -16,9 +16,9 @@ import os
 import uuid
 from typing import Any
 
-from pyroute2 import AsyncIPRoute  # type: ignore[import-untyped]
+from pyroute2 import AsyncIPRoute
 from pyroute2 import netns as _netns
-from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+from pyroute2.netlink.exceptions import NetlinkError
 
 from resources.agent import Capabilities, TunnelType
 

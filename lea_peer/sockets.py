@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import socket
 
-from pyroute2 import netns as _netns  # type: ignore[import-untyped]
+from pyroute2 import netns as _netns
 
 
 def namespace_socket(netns: str | None, family: int, kind: int, proto: int = 0) -> socket.socket:

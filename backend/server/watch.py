@@ -16,7 +16,7 @@ from backend.server.context import backend_of, tokens_of
 from backend.server.inputs import refuse_repeated
 from backend.server.problems import problem_response
 from backend.server.routes import API, MAX_REVISION
-from backend.subscription import StreamSubscription
+from backend.subscription import LoopWakeup, StreamSubscription
 from backend.tokens import Role
 from resources.errors import InvalidRequest, LeaError
 from resources.wire import Ping
@@ -103,15 +103,8 @@ async def _stream(
     watchdog that re-checks the token and the age of a pending send even while that send waits on
     a client that does not read.
     """
-    loop = asyncio.get_running_loop()
-    ready = asyncio.Event()
+    ready = LoopWakeup(subscription, asyncio.get_running_loop())
     sending = _Sending()
-
-    def wake() -> None:
-        with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
-            loop.call_soon_threadsafe(ready.set)
-
-    subscription.on_ready = wake
     tasks = [
         asyncio.ensure_future(_send(websocket, subscription, ready, token_valid, sending)),
         asyncio.ensure_future(_read(websocket)),
@@ -120,7 +113,7 @@ async def _stream(
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        subscription.on_ready = None
+        ready.detach()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -180,7 +173,7 @@ def _budget(loop: asyncio.AbstractEventLoop) -> _SendBudget:
 async def _send(
     websocket: WebSocket,
     subscription: StreamSubscription,
-    ready: asyncio.Event,
+    ready: LoopWakeup,
     token_valid: Callable[[], bool],
     sending: _Sending,
 ) -> Close | None:

@@ -1,14 +1,13 @@
 """The embedded connection: the backend runs in this process, on the data directory.
 
 Backend calls block (a commit waits for its fsync), so every call runs on a small thread pool;
-subscription deliveries are handed to the asyncio loop with ``call_soon_threadsafe``. This module
+subscription deliveries wake the asyncio loop through ``backend.subscription.LoopWakeup``. This module
 is the only place in lea_app that imports ``backend``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from backend import actions
 from backend.backend import Backend, os_actor
 from backend.demo import seed_demo
 from backend.manager import ResourcesManager
-from backend.subscription import Subscription
+from backend.subscription import LoopWakeup, Subscription
 from backend.tokens import Role, TokenStore
 from lea_app.connection.base import Connection, ConnectionLost, Delivery, EventStream, Identity, PeerToken
 from resources.cluster import ClusterDescriptor
@@ -40,13 +39,7 @@ EMBEDDED_QUEUE_EVENTS = 200_000
 class EmbeddedEventStream(EventStream):
     def __init__(self, subscription: Subscription, loop: asyncio.AbstractEventLoop) -> None:
         self._subscription = subscription
-        self._loop = loop
-        self._ready = asyncio.Event()
-        subscription.on_ready = self._wake
-
-    def _wake(self) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is already closed at shutdown
-            self._loop.call_soon_threadsafe(self._ready.set)
+        self._ready = LoopWakeup(subscription, loop)
 
     async def next(self) -> Delivery:
         while True:
@@ -63,7 +56,7 @@ class EmbeddedEventStream(EventStream):
             await self._ready.wait()
 
     async def close(self) -> None:
-        self._subscription.on_ready = None
+        self._ready.detach()
         self._subscription.close()
         self._ready.set()  # wake a waiting next(): it sees the closed subscription and raises
 

@@ -6,7 +6,9 @@ network trouble becomes ConnectionLost, which the sync engine answers by resumin
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 from uuid import UUID
@@ -45,8 +47,9 @@ def normalise_url(url: str) -> str:
 
 
 class RemoteEventStream(EventStream):
-    def __init__(self, websocket: ClientConnection) -> None:
+    def __init__(self, websocket: ClientConnection, on_close: Callable[[RemoteEventStream], None]) -> None:
         self._ws = websocket
+        self._on_close = on_close
 
     async def next(self) -> Delivery:
         while True:
@@ -65,6 +68,7 @@ class RemoteEventStream(EventStream):
                 return message
 
     async def close(self) -> None:
+        self._on_close(self)
         await self._ws.close()
 
 
@@ -94,6 +98,8 @@ class RemoteConnection(Connection):
             timeout=timeout,
             verify=self._ssl if self.url.startswith("https") else True,
         )
+        #: The event streams not closed yet: closing the connection ends them (as the embedded one does).
+        self._streams: set[RemoteEventStream] = set()
 
     # -- plumbing --------------------------------------------------------------------------
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -156,7 +162,9 @@ class RemoteConnection(Connection):
             raise ConnectionLost(f"the server refused the event stream (HTTP {exc.response.status_code})") from exc
         except (OSError, WebSocketException, TimeoutError) as exc:
             raise ConnectionLost(f"cannot reach {self.url}: {exc}") from exc
-        return RemoteEventStream(websocket)
+        stream = RemoteEventStream(websocket, self._streams.discard)
+        self._streams.add(stream)
+        return stream
 
     async def fetch_snapshot(self) -> StateSnapshot:
         return StateSnapshot.model_validate(await self._request("GET", "/snapshot"))
@@ -223,7 +231,11 @@ class RemoteConnection(Connection):
         await self._request("DELETE", f"/tokens/{name}")
 
     async def close(self) -> None:
-        await self._client.aclose()
+        """End every open event stream (a waiting next() raises ConnectionLost), then the HTTP client."""
+        try:
+            await asyncio.gather(*(stream.close() for stream in list(self._streams)))
+        finally:
+            await self._client.aclose()
 
 
 #: Answers without a problem body that mean "not reachable right now" (a proxy in front of a server

@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 from uuid import UUID
 
-from pyroute2 import AsyncIPRoute  # type: ignore[import-untyped]
-from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+from pyroute2 import AsyncIPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 from lea_peer.dataplane.base import DataPlane, OwnedLink
 from lea_peer.dataplane.links import Link, link_from_message

@@ -11,10 +11,9 @@ import contextlib
 import gc
 import os
 import time
-from collections.abc import Coroutine, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 os.environ.setdefault("QT_API", "pyside6")
 import PySide6  # noqa: F401 - PySide6 before qasync
@@ -26,8 +25,7 @@ from lea_app.app import settings
 from lea_app.connection.embedded import EmbeddedConnection
 from lea_app.controller import Controller
 from lea_app.views.main_window import MainWindow
-
-T = TypeVar("T")
+from tests.helpers.qt import Lea, run
 
 
 @pytest.fixture
@@ -52,24 +50,9 @@ def aloop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
     with contextlib.suppress(RuntimeError, TypeError):
         qapp.aboutToQuit.disconnect(loop._after_run_forever)
     loop._after_run_forever()
-    loop._QEventLoop__is_running = False  # type: ignore[attr-defined]
+    loop._QEventLoop__is_running = False
     loop.close()
     asyncio.set_event_loop(None)
-
-
-def run(qtbot: QtBot, coro: Coroutine[Any, Any, T], timeout: int = 15_000) -> T:
-    """Run a coroutine on the qasync loop while Qt processes events; return its result."""
-    future = asyncio.ensure_future(coro)
-    qtbot.waitUntil(future.done, timeout=timeout)
-    return future.result()
-
-
-@dataclass
-class Lea:
-    controller: Controller
-    connection: EmbeddedConnection
-    window: MainWindow
-    data_dir: Path
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from lea_app.controller import Controller
 from lea_app.views.connect_dialog import ConnectDialog
 from lea_app.views.main_window import MainWindow
 from resources.app import default_data_dir
-from tests.gui.conftest import Lea
+from tests.helpers.qt import Lea
 
 
 def test_version_and_help() -> None:

@@ -35,8 +35,8 @@ from lea_app.views.configuration_dialog import PeerConfigurationDialog
 from lea_app.views.main_window import MainWindow
 from resources.kinds import ResourceKind
 from resources.state import ClusterState, Deployed, Online, PeerConnectionState, Undeployed, Undeploying
-from tests.gui.conftest import run
 from tests.helpers.factories import make_cluster, make_peer
+from tests.helpers.qt import flushed, run
 from tests.helpers.server import create_token, start_server
 
 pytest.importorskip("lea_peer.connection", reason="the lea-peer agent is not in this tree")
@@ -142,16 +142,16 @@ def test_two_benches_set_up_in_lea_deploy_and_undeploy_for_real(
         for peer in (leader, member):
             dialog = window.open_bench_setup(peer.id)
             assert isinstance(dialog, BenchSetupDialog)
-            qtbot.waitUntil(lambda d=dialog: d.tokens_listed, timeout=WAIT_MS)
+            qtbot.waitUntil(lambda d=dialog: d.tokens_listed, timeout=WAIT_MS)  # type: ignore[misc]
             dialog.create_button.click()
-            qtbot.waitUntil(lambda d=dialog: d.token is not None, timeout=WAIT_MS)
+            qtbot.waitUntil(lambda d=dialog: d.token is not None, timeout=WAIT_MS)  # type: ignore[misc]
             agents.start(dialog)
             dialogs[peer.id] = dialog
 
         # Both Online on the Peers page, with their agent's version and tunnel types.
         model = window.peers.model
         for peer in (leader, member):
-            qtbot.waitUntil(lambda p=peer: isinstance(connection_state(controller, p.id), Online), timeout=WAIT_MS)
+            qtbot.waitUntil(lambda p=peer: isinstance(connection_state(controller, p.id), Online), timeout=WAIT_MS)  # type: ignore[misc]
             model.flush()
             row = model.row_data(peer.id)
             assert row is not None and row.online and row.agent is not None
@@ -180,7 +180,7 @@ def test_two_benches_set_up_in_lea_deploy_and_undeploy_for_real(
 
         qtbot.waitUntil(waiting_for_b, timeout=WAIT_MS)
         deployments = window.deployments.model
-        qtbot.waitUntil(lambda: deployments.flush() or deployments.row_of(cluster.id) is not None, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: flushed(deployments).row_of(cluster.id) is not None, timeout=WAIT_MS)
         row = deployments.row_data(cluster.id)
         assert row is not None and row.waiting_for == ("bench-b",)
         agents.start(dialogs[member.id])

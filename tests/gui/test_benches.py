@@ -51,9 +51,9 @@ from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
 from resources.resource import AnyResource
 from resources.state import AgentInfo, ClusterState, Failed, Online, PeerConnectionState, Undeploying
-from tests.gui.conftest import Lea, run
 from tests.helpers.factories import make_cluster, make_peer
 from tests.helpers.fake_connection import FakeBackend, make_event
+from tests.helpers.qt import Lea, flushed, run
 
 URL = "https://lea.lab.example:8421"
 SINCE = datetime(2026, 12, 2, 6, 30, tzinfo=UTC)
@@ -282,7 +282,7 @@ def test_the_configuration_view_shows_every_parameter_and_follows_the_reports_li
 
     bench.backend.write([(EventType.CREATED, PeerConfiguration(id=peer.id, cluster=cluster.id,
                                                                parameters=(tunnel, bridge)))])
-    qtbot.waitUntil(lambda: model.flush() or model.rowCount() == 2, timeout=5_000)
+    qtbot.waitUntil(lambda: flushed(model).rowCount() == 2, timeout=5_000)
     assert [model.index(0, c).data() for c in range(model.columnCount())] == [
         "1", "Ethernet bridge", "br-lea", "Present", "Not reported", "",
     ]
@@ -404,7 +404,7 @@ def test_a_failed_deployment_leads_to_the_failing_parameter_of_its_bench(qtbot: 
     qtbot.addWidget(window)
     window.show()
     page = window.deployments
-    qtbot.waitUntil(lambda: page.model.flush() or page.model.row_of(cluster.id) is not None, timeout=5_000)
+    qtbot.waitUntil(lambda: flushed(page.model).row_of(cluster.id) is not None, timeout=5_000)
     page.select(cluster.id)
     assert page.buttons["failing"].isEnabled()
     page.buttons["failing"].click()

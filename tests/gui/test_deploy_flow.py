@@ -8,8 +8,8 @@ from pytestqt.qtbot import QtBot
 from lea_app.models.table import PROGRESS_ROLE
 from resources.kinds import ResourceKind
 from resources.state import Deployed, Deploying, Undeployed
-from tests.gui.conftest import Lea
 from tests.helpers.clusters_page import PROGRESS_COLUMN, click_checkbox, cluster_row
+from tests.helpers.qt import Lea
 
 
 def test_deploy_by_clicking_the_toggle_then_undeploy(qtbot: QtBot, lea: Lea) -> None:

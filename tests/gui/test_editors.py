@@ -16,14 +16,17 @@ from pytestqt.qtbot import QtBot
 
 from backend import actions
 from lea_app.connection.base import Identity
+from lea_app.views.editors.base import ResourceEditor
 from lea_app.views.editors.cluster import ClusterEditor
 from lea_app.views.editors.peer import PeerEditor
 from lea_app.views.editors.rows import InterfaceRow
+from lea_app.views.editors.widgets import FieldRow
+from resources.cluster import ClusterDescriptor
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
-from tests.gui.conftest import Lea
-from tests.gui.helpers_editors import EditorEnv, open_editor_env
+from tests.helpers.editors import EditorEnv, open_editor_env
 from tests.helpers.factories import make_cluster, make_peer
+from tests.helpers.qt import Lea
 
 
 @pytest.fixture
@@ -47,6 +50,13 @@ def fill_valid_peer(editor: PeerEditor, name: str = "bench-new") -> None:
 
 def interface(editor: PeerEditor, row: int = 0) -> InterfaceRow:
     return editor.interfaces.rows[row]
+
+
+def field_error(editor: ResourceEditor[Any], field: str) -> str:
+    """The error text under the input of a top-level field."""
+    target = editor.targets[field]
+    assert isinstance(target, FieldRow)
+    return target.error.text()
 
 
 def check_item(editor: ClusterEditor, label: str) -> None:
@@ -86,19 +96,19 @@ def _two_devices_named_alike(editor: PeerEditor) -> None:
 PEER_CASES: dict[str, tuple[Callable[[PeerEditor], None], Callable[[PeerEditor], tuple[QWidget, str]], str]] = {
     "name too short": (
         lambda e: e.name_edit.setText("ab"),
-        lambda e: (e.name_edit, e.targets["name"].error.text()), "at least 4 characters",
+        lambda e: (e.name_edit, field_error(e, "name")), "at least 4 characters",
     ),
     "name with bad characters": (
         lambda e: e.name_edit.setText("bench 01!"),
-        lambda e: (e.name_edit, e.targets["name"].error.text()), "letters, digits, '-' and '_'",
+        lambda e: (e.name_edit, field_error(e, "name")), "letters, digits, '-' and '_'",
     ),
     "name starting with -": (
         lambda e: e.name_edit.setText("-bench"),
-        lambda e: (e.name_edit, e.targets["name"].error.text()), "not starting or ending with",
+        lambda e: (e.name_edit, field_error(e, "name")), "not starting or ending with",
     ),
     "location too long": (
         lambda e: e.location_edit.setText("x" * 65),
-        lambda e: (e.location_edit, e.targets["location"].error.text()), "at most 64 characters",
+        lambda e: (e.location_edit, field_error(e, "location")), "at most 64 characters",
     ),
     "interface name too long": (
         lambda e: interface(e).name_edit.setText("can-interface-01"),
@@ -131,7 +141,7 @@ PEER_CASES: dict[str, tuple[Callable[[PeerEditor], None], Callable[[PeerEditor],
     # the shared rule of resources.names: no control or invisible characters in what users see
     "location with a bidi override": (
         lambda e: e.location_edit.setText("Lab \u202eC"),
-        lambda e: (e.location_edit, e.targets["location"].error.text()), "U+202E RIGHT-TO-LEFT OVERRIDE",
+        lambda e: (e.location_edit, field_error(e, "location")), "U+202E RIGHT-TO-LEFT OVERRIDE",
     ),
     "interface name with a BOM": (
         lambda e: interface(e).name_edit.setText("can\ufeff0"),
@@ -147,7 +157,7 @@ PEER_CASES: dict[str, tuple[Callable[[PeerEditor], None], Callable[[PeerEditor],
     ),
     "name taken (case-insensitive, from the store)": (
         lambda e: e.name_edit.setText("EXISTING-01"),
-        lambda e: (e.name_edit, e.targets["name"].error.text()),
+        lambda e: (e.name_edit, field_error(e, "name")),
         "a peer named 'EXISTING-01' already exists; peer names must be unique",  # the backend's words
     ),
 }
@@ -207,7 +217,7 @@ def test_bad_cluster_input_shows_the_rule_and_stores_nothing(env: EditorEnv, cas
     apply, field, rule = CLUSTER_CASES[case]
     apply(editor)
     widget = {"name": editor.name_edit, "leader": editor.leader_combo, "devices": editor.picker.list}[field]
-    assert_refused_locally(env, editor, widget, editor.targets[field].error.text(), rule)
+    assert_refused_locally(env, editor, widget, field_error(editor, field), rule)
 
 
 # -- saving ------------------------------------------------------------------------------------
@@ -245,8 +255,8 @@ def test_a_valid_cluster_is_created_through_the_editor_with_a_filtered_device_li
     env.qtbot.keyClick(editor.name_edit, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)  # Ctrl+S saves
     env.wait_version(ResourceKind.CLUSTER, editor.resource_id, 1)
     cluster = env.controller.store.get(ResourceKind.CLUSTER, editor.resource_id)
-    assert cluster is not None and cluster.leader == a.id  # type: ignore[attr-defined]
-    assert set(cluster.devices) == {d.id for d in b.devices}  # type: ignore[attr-defined]
+    assert isinstance(cluster, ClusterDescriptor) and cluster.leader == a.id
+    assert set(cluster.devices) == {d.id for d in b.devices}
     # the write's acknowledgement may come after its event reached the store
     env.qtbot.waitUntil(lambda: ("info", "Cluster 'loop-1' saved") in env.messages, timeout=5_000)
 
@@ -276,7 +286,7 @@ def test_a_backend_refusal_is_shown_at_the_name_and_the_form_keeps_its_content(e
     # Someone else takes the name; LEA's store has not heard of it when Save is clicked.
     actions.store_peer_descriptor(env.connection.manager, make_peer("BENCH-X"), "someone-else")
     editor.save_button.click()
-    env.qtbot.waitUntil(lambda: "already exists" in editor.targets["name"].error.text(), timeout=5_000)
+    env.qtbot.waitUntil(lambda: "already exists" in field_error(editor, "name"), timeout=5_000)
     assert editor.isVisible()
     assert editor.name_edit.property("invalid") is True
     assert "Not saved: a peer named 'bench-x' already exists" in editor.refusal.text
@@ -300,14 +310,14 @@ def test_a_missing_reference_from_the_backend_is_shown_at_the_leader(env: Editor
     actions.delete_peer_descriptor(env.connection.manager, c.id, "someone-else")  # LEA has not heard yet
     editor.save_button.click()
     backend_says = f"cluster 'loop-1': leader {c.id} is not an existing peer"
-    env.qtbot.waitUntil(lambda: backend_says in editor.targets["leader"].error.text(), timeout=5_000)
+    env.qtbot.waitUntil(lambda: backend_says in field_error(editor, "leader"), timeout=5_000)
     assert "Not saved:" in editor.refusal.text and editor.isVisible()
     assert editor.name_edit.text() == "loop-1" and len(editor.picker.selected) == 2
     # Once LEA hears of the delete, its own pre-check (the backend's rule) says the very same, once.
     env.qtbot.waitUntil(lambda: env.controller.store.get(ResourceKind.PEER, c.id) is None, timeout=5_000)
     env.qtbot.waitUntil(lambda: [p.code for p in editor.problems] == ["missing_reference"], timeout=5_000)
     assert [p.rule for p in editor.problems] == [backend_says]
-    assert editor.targets["leader"].error.text().count(backend_says) == 1
+    assert field_error(editor, "leader").count(backend_says) == 1
     assert not editor.save_button.isEnabled() and backend_says in editor.summary.text()
     assert env.backend(ResourceKind.CLUSTER, editor.resource_id) is None
 
@@ -416,9 +426,8 @@ def test_every_input_has_a_label_and_an_accessible_name(env: EditorEnv) -> None:
         for widget in editor.tab_sequence():
             assert widget.accessibleName(), f"{type(widget).__name__} in {type(editor).__name__} has no name"
         for target in editor.targets.values():
-            label = getattr(target, "label", None)
-            if label is not None:
-                assert label.buddy() is target.widget
+            if isinstance(target, FieldRow):  # a table's cells are named, not labelled
+                assert target.label.buddy() is target.widget
     assert peer_editor.focusWidget() in (None, peer_editor.name_edit)
 
 
@@ -438,11 +447,12 @@ def test_new_ids_for_new_rows(env: EditorEnv) -> None:
 
 def test_the_main_window_opens_one_editor_per_resource(lea: Lea) -> None:
     store = lea.controller.store
-    peer = next(p for p in store.all(ResourceKind.PEER).values() if p.name == "demo-hil-01")  # type: ignore[attr-defined]
-    editor = lea.window.open_peer_editor(peer.id)
+    peer = store.id_by_name(ResourceKind.PEER, "demo-hil-01")
+    assert peer is not None
+    editor = lea.window.open_peer_editor(peer)
     assert isinstance(editor, PeerEditor) and editor.isVisible()
     assert editor.demo_label.isVisible() and editor.windowTitle().startswith("Peer 'demo-hil-01'")
-    assert lea.window.open_peer_editor(peer.id) is editor
+    assert lea.window.open_peer_editor(peer) is editor
     cluster = next(iter(store.all(ResourceKind.CLUSTER)))
     cluster_editor = lea.window.open_cluster_editor(cluster)
     assert isinstance(cluster_editor, ClusterEditor) and cluster_editor.picker.selected

@@ -190,7 +190,7 @@ def failures_reported(qtlog: Any) -> list[str]:
 
 
 def check(tester: ModelTester, model: Any) -> None:
-    tester.check(model)  # type: ignore[no-untyped-call]
+    tester.check(model)
 
 
 def cells(model: Any) -> list[list[Any]]:

@@ -28,9 +28,9 @@ from resources.cluster import ClusterDeployment, ClusterDescriptor
 from resources.events import StateSnapshot
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
-from tests.gui.conftest import Lea
 from tests.helpers.clusters_page import DEPLOY_COLUMN, click_check_indicator, cluster_row
 from tests.helpers.factories import make_cluster, make_peer
+from tests.helpers.qt import Lea
 
 CHECK = Qt.ItemDataRole.CheckStateRole
 CHECKED, UNCHECKED = Qt.CheckState.Checked.value, Qt.CheckState.Unchecked.value
@@ -152,7 +152,11 @@ def test_the_deployments_page_asks_for_the_cluster_by_signal(qtbot: QtBot, lea: 
     page.show()
     _, data = cluster_row(lea.window, CLUSTER)
     lea.controller.deploy(data.cluster.id, data.cluster.name)
-    qtbot.waitUntil(lambda: page.model.flush() or page.model.rowCount() == 1, timeout=10_000)
+    def one_row() -> bool:
+        page.model.flush()
+        return page.model.rowCount() == 1
+
+    qtbot.waitUntil(one_row, timeout=10_000)
     assert first_row(page) == data.cluster.id
     with qtbot.waitSignal(page.cluster_requested, timeout=1_000) as show:
         page.buttons["cluster"].click()

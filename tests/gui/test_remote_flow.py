@@ -30,8 +30,8 @@ from resources.errors import Forbidden
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
 from resources.state import Deployed, Undeployed
-from tests.gui.conftest import run
 from tests.helpers.clusters_page import DEPLOY_COLUMN, PROGRESS_COLUMN, click_checkbox, cluster_row
+from tests.helpers.qt import run
 from tests.helpers.server import ServerProcess, create_token, start_server
 
 STATE_COLUMN = 4

@@ -29,9 +29,9 @@ from resources.configuration import PeerConfiguration, PeerConfigurationState
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
 from resources.state import AgentInfo, ClusterState, Deployed, Deploying, Online
-from tests.gui.conftest import run
 from tests.helpers.factories import make_peer
 from tests.helpers.fake_connection import FakeBackend
+from tests.helpers.qt import run
 
 PAGES = ("dashboard", "peers", "clusters", "deployments", "event-log")
 

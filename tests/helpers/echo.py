@@ -30,7 +30,8 @@ FULL_FRAME_PAYLOAD = 1472
 def _socket(ns: str | None) -> socket.socket:
     if ns is None:
         return socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    return _netns.create_socket(ns, socket.AF_INET, socket.SOCK_DGRAM, flags=0)
+    sock: socket.socket = _netns.create_socket(ns, socket.AF_INET, socket.SOCK_DGRAM, flags=0)
+    return sock
 
 
 @contextlib.contextmanager
@@ -42,7 +43,7 @@ def udp_echo_server(ns: str | None, address: str = "0.0.0.0", port: int = PORT) 
 
     def serve() -> None:
         while True:
-            ready, _, _ = select.select([sock, stop_r], [], [])
+            ready, _, _ = select.select([sock.fileno(), stop_r], [], [])
             if stop_r in ready:
                 return
             data, peer = sock.recvfrom(65535)

@@ -10,7 +10,7 @@ Typical use::
 
     def test_something(tmp_path: Path) -> None:
         with running_server(tmp_path / "data") as server:     # or demo=True, tls=make_tls(tmp_path)
-            token = server.create_token("editor", "erin")       # through the CLI, while it runs
+            token = server.create_token("editor", "erin")       # as the CLI does, while it runs
             with server.client(token) as http:                  # httpx.Client on server.url
                 http.get("/api/v1/whoami").raise_for_status()
             with server.watch(token) as ws:                     # websockets' sync client
@@ -42,6 +42,10 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import httpx
 import trustme
 from websockets.sync.client import ClientConnection, connect
+
+from backend.datadir import DataDir
+from backend.storage.sqlite import SqliteEventStore
+from backend.tokens import Role, TokenStore
 
 REPO = Path(__file__).resolve().parents[2]
 API = "/api/v1"
@@ -94,12 +98,16 @@ def lea_backend(
 
 
 def create_token(data_dir: Path, role: str, name: str) -> str:
-    """``lea-backend token create``: the new token (works with or without a running server)."""
-    result = lea_backend(None, "token", "create", "--role", role, "--name", name, "--data-dir", str(data_dir))
-    assert result.returncode == 0, result.stderr
-    token = result.stdout.strip()
-    assert token and "\n" not in token, result.stdout
-    return token
+    """A new token, made in this process as ``lea-backend token create`` makes it (with or without a
+    running server; test_token_cli.py runs the command itself). A second process costs ~1 s."""
+    directory = DataDir(data_dir)
+    directory.ensure()
+    SqliteEventStore(directory.db_path).close()  # a new data directory gets its database first
+    tokens = TokenStore(directory.db_path)
+    try:
+        return tokens.create(name, Role(role))
+    finally:
+        tokens.close()
 
 
 def revoke_token(data_dir: Path, name: str) -> None:
@@ -142,7 +150,7 @@ class ServerProcess:
         self,
         token: str | None = None,
         *,
-        timeout: float = 30.0,
+        timeout: float | httpx.Timeout = 30.0,
         headers: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> httpx.Client:

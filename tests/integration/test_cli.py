@@ -25,6 +25,7 @@ from backend.backend import Backend
 from backend.storage.sqlite import SqliteEventStore
 from resources import Checkpoint, Event, PeerDescriptor
 from tests.helpers.factories import make_cluster, make_peer
+from tests.helpers.permissions import bound_by_permissions, writable
 
 ERROR_PREFIX = "lea-backend: error: "
 
@@ -347,31 +348,13 @@ def test_a_data_directory_that_cannot_be_created(tmp_path: Path) -> None:
     assert a_file.read_text(encoding="utf-8") == "not a folder"
 
 
-def _bound_by_permissions() -> list[str]:
-    """A command prefix under which file permissions apply: root ignores them unless it drops
-    CAP_DAC_OVERRIDE (setpriv), as in a container."""
-    if sys.platform == "win32":
-        pytest.skip("chmod does not make a folder read-only on Windows")
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root without setpriv: chmod cannot make a folder read-only")
-    return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]
-
-
-def _writable(path: Path, prefix: list[str]) -> bool:
-    probe = "import os, sys; sys.exit(0 if os.access(sys.argv[1], os.W_OK) else 1)"
-    return subprocess.run([*prefix, sys.executable, "-c", probe, str(path)], check=False).returncode == 0
-
-
 def test_a_read_only_data_directory_or_database(seeded: Path, tmp_path: Path) -> None:
-    prefix = _bound_by_permissions()
+    prefix = bound_by_permissions()
     before = db_bytes(seeded)
     peer_file = str(write_json(tmp_path / "peer.json", document(make_peer("bench-09"))))
     seeded.chmod(0o555)
     try:
-        if _writable(seeded, prefix):
+        if writable(seeded, prefix):
             pytest.skip("this user may write into a folder of mode 0o555")
         assert "bench-01" in ok(lea_backend(seeded, "list", "peer", prefix=prefix))  # reading still works
         ok(lea_backend(seeded, "verify", prefix=prefix))

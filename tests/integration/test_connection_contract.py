@@ -306,6 +306,24 @@ def test_a_closed_stream_ends_with_connection_lost(impl: Impl) -> None:
     impl.run(body)
 
 
+def test_closing_the_connection_ends_its_open_streams(impl: Impl) -> None:
+    async def go() -> None:
+        connection = await impl.open()
+        try:
+            stream = await connection.subscribe()
+            assert isinstance(await receive(stream), Hello)
+            waiting = asyncio.ensure_future(stream.next())  # a next() that may already wait when close comes
+        finally:
+            await connection.close()
+        with pytest.raises(ConnectionLost):
+            await asyncio.wait_for(waiting, WAIT)
+        with pytest.raises(ConnectionLost):
+            await receive(stream)
+        await stream.close()  # closing a stream of a closed connection is harmless
+
+    asyncio.run(go())
+
+
 # -- snapshot --------------------------------------------------------------------------------------
 def test_the_snapshot_is_at_the_published_revision(impl: Impl) -> None:
     async def body(connection: Connection, impl: Impl) -> None:

@@ -980,7 +980,8 @@ def test_seed_demo_does_not_bring_back_what_the_user_deleted(tmp_path: Path) -> 
     with Backend(tmp_path, durability="off", demo_delay_scale=0) as backend:
         backend.start()
         seed_demo(backend.manager)
-        cluster = next(c for c in backend.manager.resources_of(ResourceKind.CLUSTER) if c.name == "demo-telematics")
-        actions.delete_cluster_descriptor(backend.manager, cluster.id, "alice")
+        cluster = backend.manager.read(lambda state: state.id_by_name(ResourceKind.CLUSTER, "demo-telematics"))
+        assert cluster is not None
+        actions.delete_cluster_descriptor(backend.manager, cluster, "alice")
         assert seed_demo(backend.manager) == 0
-        assert backend.manager.get(ResourceKind.CLUSTER, cluster.id) is None
+        assert backend.manager.get(ResourceKind.CLUSTER, cluster) is None

@@ -32,9 +32,8 @@ from backend import actions
 from backend.backend import Backend
 from resources import ResourceKind
 from tests.helpers.factories import make_peer
+from tests.helpers.permissions import bound_by_permissions, writable
 from tests.helpers.server import REPO, TlsFiles, create_token, lea_backend, make_tls, running_server
-from tests.integration.test_cli import _bound_by_permissions as bound_by_permissions
-from tests.integration.test_cli import _writable as writable
 
 ERROR_PREFIX = "lea-backend: error: "
 #: SQLite's wal-index: a cache any reader may rebuild from the WAL; compared by name only.
@@ -187,6 +186,12 @@ def test_a_refused_start_up_changes_no_file(crashed: dict[str, Path], tmp_path: 
          "pass phrase"),
         (case("demo-garbage-tls", "token"), ["--demo", "--tls-cert", str(garbage), "--tls-key", str(garbage)],
          "cannot use the TLS certificate"),
+        (case("no-auth", "none"), ["--host", "0.0.0.0", "--insecure-no-auth"], "--insecure-no-auth is accepted only"),
+        (case("no-auth-http", "token"), ["--host", "0.0.0.0", "--insecure-no-auth", "--insecure-http"],
+         "--insecure-no-auth"),
+        (case("half-tls", "token"), ["--tls-cert", str(tls.cert_path)], "--tls-cert and --tls-key go together"),
+        (case("no-tls-files", "token"), ["--tls-cert", str(tmp_path / "nope.pem"), "--tls-key", str(tls.key_path)],
+         "No such file"),
         (case("port-in-use", "token"), ["--port", busy_port, *cert], f"cannot listen on 127.0.0.1:{busy_port}"),
         (case("bad-host", "token"), ["--host", "no such host", "--insecure-http"], "cannot listen on no such host"),
         (case("port-out-of-range", "token"), ["--port", "70000"], "65535"),

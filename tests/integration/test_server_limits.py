@@ -26,7 +26,6 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from resources import PeerDescriptor
 from tests.helpers.factories import make_peer
 from tests.helpers.raw_http import (
     RawWatch,
@@ -40,9 +39,8 @@ from tests.helpers.raw_http import (
     status_of,
     upgrade_request,
 )
+from tests.helpers.ring import JSON, fill_ring, put
 from tests.helpers.server import API, REPO, ServerProcess, create_token, running_server, start_server
-
-JSON = {"Content-Type": "application/json"}
 
 
 def write_settings(data_dir: Path, **settings: object) -> None:
@@ -68,29 +66,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     admin, editor = create_token(data_dir, "admin", "ada"), create_token(data_dir, "editor", "erin")
     server = start_server(data_dir)
     try:
-        fill_ring(server, editor)
+        fill_ring(server, editor, RING_PEERS)
         yield Env(server, admin, editor)
     finally:
         server.stop()
-
-
-def put(http: httpx.Client, peer: PeerDescriptor) -> httpx.Response:
-    return http.put(f"{API}/peer/{peer.id}", content=peer.model_dump_json(), headers=JSON)
-
-
-def fill_ring(server: ServerProcess, token: str | None, count: int = RING_PEERS, threads: int = 4) -> None:
-    peers = [make_peer(f"ring-{uuid.uuid4().hex[:8]}", devices=200) for _ in range(count)]
-
-    def store(chunk: list[PeerDescriptor]) -> None:
-        with server.client(token) as http:
-            for peer in chunk:
-                assert put(http, peer).status_code == 200
-
-    writers = [threading.Thread(target=store, args=(peers[i::threads],)) for i in range(threads)]
-    for thread in writers:
-        thread.start()
-    for thread in writers:
-        thread.join()
 
 
 def revision(server: ServerProcess) -> int:
@@ -157,10 +136,13 @@ def server_log(data_dir: Path) -> str:
 def test_a_revoked_stream_gets_nothing_committed_after_and_closes_4401(env: Env, reader: str) -> None:
     """Idle, busy with a reader that keeps up, or busy with one that stopped reading: same outcome."""
     name, token = new_viewer(env)
-    load = contextlib.nullcontext([]) if reader == "idle" else writing(env.server, env.editor)
+    load: contextlib.AbstractContextManager[list[int]] = (
+        contextlib.nullcontext([]) if reader == "idle" else writing(env.server, env.editor)
+    )
     # The stuck reader asks for the whole ring: more than the kernel buffers, so the server's send blocks.
     after = 0 if reader == "stuck" else None
-    with RawWatch.open(env.server.url, token, rcvbuf=4096 if reader == "stuck" else None, after=after) as ws, load:
+    with RawWatch.open(env.server.url, token, rcvbuf=4096 if reader == "stuck" else None, after=after) as ws, \
+            load as written:
         assert ws.message()["type"] == "hello"
         received: list[dict[str, Any]] = []
         closes: list[tuple[float, int]] = []
@@ -170,14 +152,19 @@ def test_a_revoked_stream_gets_nothing_committed_after_and_closes_4401(env: Env,
             received.extend(messages)
             closes.append((time.monotonic(), close.code))
 
+        if reader == "fast":  # busy: events flow to a reader that keeps up
+            while not received or received[-1]["type"] != "events":
+                received.append(ws.message())
+        elif reader == "stuck":  # busy: the writer is under way (the replay already blocks the send)
+            wait_for(lambda: len(written) >= 5, 15, "the writer under way")
         reading = threading.Thread(target=read_all, daemon=True)
         if reader != "stuck":
             reading.start()
-        time.sleep(0.8)  # busy: events flow
         revoke(env, name)
         revoked_at, last_before = time.monotonic(), revision(env.server)
         if reader == "stuck":
-            time.sleep(1.5)  # still not reading, while the writer goes on
+            # still not reading, while the writer goes on: later events exist that must not come
+            wait_for(lambda: bool(written) and written[-1] >= last_before + 5, 15, "writes after the revocation")
             read_all()
         else:
             reading.join(10)
@@ -200,7 +187,7 @@ def test_a_reader_that_stops_reading_is_closed_4408_and_then_dropped(tmp_path: P
     late_token, never_token = create_token(data_dir, "viewer", "late"), create_token(data_dir, "viewer", "never")
     with running_server(data_dir) as server:
         port = address(server.url)[1]
-        fill_ring(server, editor)
+        fill_ring(server, editor, RING_PEERS)
         with RawWatch.open(server.url, late_token, rcvbuf=4096, after=0) as late, \
                 RawWatch.open(server.url, never_token, rcvbuf=4096, after=0) as never:
             # Neither reads. The server gives up on each after 1 s of a blocked send: it queues a close.

@@ -16,7 +16,7 @@ from backend.storage.sqlite import SqliteEventStore
 from backend.tokens import Role, TokenStore
 from resources.errors import Forbidden, InvalidResource
 
-GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "release_1_tokens.lea.db"
+GOLDEN = Path(__file__).resolve().parent / "golden" / "release_1_tokens.lea.db"
 #: The admin token `lea-backend token create --role admin --name alice` printed when GOLDEN was made
 #: by the release before peer tokens (its tokens table has no peer_id column).
 GOLDEN_TOKEN = "lea_UIz4j97FpW_Q65zK48U2zQE4V2X9etXtOYntyWG5oNc"

@@ -79,7 +79,7 @@ def test_every_report_is_the_full_list_with_the_generation() -> None:
         plane = MemoryDataPlane(devices=["eth1"])
         seen: list[AgentReport] = []
         outbox = ReportOutbox()
-        outbox.publish = seen.append  # type: ignore[method-assign]  # see every publish, uncoalesced
+        outbox.publish = seen.append  # type: ignore[method-assign,assignment]  # see every publish, uncoalesced
         applier = Applier(plane, outbox)
         cfg = configuration()
         await applier.apply(7, cfg)
@@ -294,7 +294,7 @@ def test_same_configuration_again_is_not_reapplied_but_reported() -> None:
 def test_absent_parameter_reports_absent_and_the_data_plane_error_is_kept_as_reason() -> None:
     async def main() -> None:
         class Broken(MemoryDataPlane):
-            async def apply(self, cluster: uuid.UUID, parameter: Parameter) -> ParameterPresent:  # type: ignore[override]
+            async def apply(self, cluster: uuid.UUID, parameter: Parameter) -> ParameterPresent:
                 raise RuntimeError("netlink socket closed")
 
         applier = Applier(Broken(), ReportOutbox())

@@ -16,7 +16,7 @@ from resources.configuration import (
 from tests.helpers.agent_parameters import CLUSTER, configuration, member_parameters
 
 
-def run(coro):  # type: ignore[no-untyped-def]
+def run(coro):
     return asyncio.run(coro)
 
 
@@ -37,7 +37,7 @@ def test_full_configuration_is_present_and_every_detail_says_simulated() -> None
     plane = MemoryDataPlane(devices=["eth1"])
     statuses = run(_apply_all(plane))
     assert all(isinstance(s, ParameterPresent) for s in statuses), statuses
-    assert all("simulated" in (s.detail or "") for s in statuses)  # type: ignore[union-attr]
+    assert all("simulated" in (s.detail or "") for s in statuses)
     p = member_parameters()
     assert plane.links["br-lea"].marker == ownership_marker(CLUSTER, p.bridge.id)
     assert plane.links["eth1"].master == "br-lea"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 from typing import Any
 
 from lea_app.sync.store import Store
@@ -37,8 +36,7 @@ from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
 from resources.resource import AnyResource
 from tests.helpers.factories import make_cluster, make_peer
-
-ROOT = Path(__file__).parents[2]
+from tests.helpers.server import REPO
 
 
 def store_of(*resources: AnyResource) -> Store:
@@ -54,7 +52,7 @@ def test_importing_the_problem_mapping_loads_no_qt() -> None:
         "print(qt)\n"
         "sys.exit(1 if qt else 0)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, f"Qt was imported: {out.stdout}{out.stderr}"
 
 
@@ -120,7 +118,7 @@ def test_names_are_unique_per_kind_ignoring_case() -> None:
     [problem] = name_taken(store, ResourceKind.PEER, uuid.uuid4(), "bench-01")
     assert problem == Problem(
         "name", "a peer named 'bench-01' already exists; peer names must be unique", "name_taken"
-    )  # the backend's words (tests/unit/test_shared_rules.py runs both)
+    )  # the backend's words (tests/unit/resources/test_rules.py runs both)
     assert name_taken(store, ResourceKind.PEER, peer.id, "BENCH-01") == []  # its own name
     assert name_taken(store, ResourceKind.CLUSTER, uuid.uuid4(), "bench-01") == []  # another kind
 

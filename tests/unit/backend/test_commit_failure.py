@@ -21,7 +21,7 @@ import pytest
 from backend import actions, admin
 from backend.backend import Backend
 from backend.manager import Delete, Put, TxResult
-from resources import ClusterDeployment, ResourceKind
+from resources import ClusterDeployment, PeerDescriptor, ResourceKind
 from resources.errors import NameTaken, StorageFailed
 from resources.events import Event, StateSnapshot
 from resources.kinds import PERSISTED_KINDS
@@ -199,7 +199,7 @@ def test_failed_commit_fails_its_whole_group_and_starts_a_new_epoch(
     assert manager.get(ResourceKind.PEER, new_peer.id) is None
     assert manager.get(ResourceKind.CLUSTER, new_cluster.id) is None
     current_upd = manager.get(ResourceKind.PEER, upd.id)
-    assert current_upd is not None and current_upd.name == "bench-upd" and current_upd.version == 1
+    assert isinstance(current_upd, PeerDescriptor) and current_upd.name == "bench-upd" and current_upd.version == 1
     assert manager.get(ResourceKind.PEER, gone.id) is not None
     assert manager.get(ResourceKind.CLUSTER_DEPLOYMENT, cluster.id) is None
     assert manager.get(ResourceKind.PEER_CONNECTION_STATE, keep.id) is None
@@ -297,7 +297,7 @@ def test_revisions_handed_out_after_a_failed_commit_survive_a_crash(
     assert lost_reservation is not None
     # Volatile-only writes up to that mark: nothing of them is stored but their revisions are public.
     handed_out = [held.result().revision]
-    statuses = [ONLINE, OFFLINE]
+    statuses: list[Online | Offline] = [ONLINE, OFFLINE]
     while handed_out[-1] < lost_reservation:
         status = statuses[len(handed_out) % 2]
         handed_out.append(actions.set_peer_connection_state(manager, peer.id, status, "operator").revision)

@@ -662,7 +662,7 @@ def test_backend_restores_v1_events_as_current_models(data_dir: Path) -> None:
         result = actions.store_peer_descriptor(backend.manager, updated, "alice", expected_version=2)
         assert result.version == 3 and result.revision > 1
         history = list(backend.store.read_events(kind=ResourceKind.PEER, resource_id=uuid.UUID(V1_PEER_ID)))
-        assert [e.resource.location for e in history if e.resource is not None] == ["Hall 7", "Hall 8"]
+        assert [e.resource.location for e in history if isinstance(e.resource, PeerDescriptor)] == ["Hall 7", "Hall 8"]
     finally:
         backend.close()
     store = SqliteEventStore(db_path, read_only=True)

@@ -23,10 +23,11 @@ from lea_app.views.editors.peer import PeerEditor
 from resources.cluster import ClusterDescriptor
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
-from tests.gui.conftest import run
+from tests.helpers.qt import run
 
 T = TypeVar("T")
 R = TypeVar("R", PeerDescriptor, ClusterDescriptor)
+E = TypeVar("E", bound=ResourceEditor[Any])
 
 
 @dataclass
@@ -76,7 +77,7 @@ class EditorEnv:
     def cluster_editor(self, cluster_id: UUID | None = None) -> ClusterEditor:
         return self._show(ClusterEditor(self.controller, cluster_id, None))
 
-    def _show(self, editor: Any) -> Any:
+    def _show(self, editor: E) -> E:
         self.editors.append(editor)
         editor.show()
         return editor

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -12,7 +13,7 @@ import pytest
 
 from backend import actions
 from backend.backend import Backend
-from backend.subscription import Subscription
+from backend.subscription import LoopWakeup, Subscription
 from resources import Event, ResourceKind, StateSnapshot
 from resources.errors import PayloadTooLarge
 from resources.state import Offline, Online
@@ -238,16 +239,18 @@ def test_fetch_snapshot_is_consistent_with_delivered_events(backend: Backend) ->
     events = events_of(items)
     assert [e.revision for e in events] == list(range(initial.revision + 1, events[-1].revision + 1))
     assert events[-1].revision == snapshots[-1].revision
-    for snapshot in snapshots:
+    # Every snapshot equals the initial one plus the events up to its revision (one pass over the events).
+    expected = {(r.kind, r.id): r for r in initial.resources}
+    applied = 0
+    for snapshot in sorted(snapshots, key=lambda s: s.revision):
         assert snapshot.epoch == initial.epoch
-        expected = {(r.kind, r.id): r for r in initial.resources}
-        for e in events:
-            if e.revision > snapshot.revision:
-                break
+        while applied < len(events) and events[applied].revision <= snapshot.revision:
+            e = events[applied]
             if e.resource is None:
                 expected.pop((e.kind, e.id), None)
             else:
                 expected[(e.kind, e.id)] = e.resource
+            applied += 1
         assert {(r.kind, r.id): r for r in snapshot.resources} == expected, snapshot.revision
 
 
@@ -363,3 +366,38 @@ def test_a_resource_over_max_event_bytes_is_refused_and_changes_nothing(data_dir
         assert result.revision == before + 1  # no revision was spent on the refused write
     finally:
         backend.close()
+
+
+# -- the hop onto an asyncio loop (embedded connection, WebSocket sender) ----------------------------
+def test_a_delivery_from_the_writers_thread_wakes_a_task_on_the_loop(backend: Backend) -> None:
+    async def go() -> list[Any]:
+        subscription = backend.manager.subscribe()
+        ready = LoopWakeup(subscription, asyncio.get_running_loop())
+        try:
+            ready.clear()
+            taken = subscription.take(10)  # the Hello
+            writer = threading.Thread(target=add_peers, args=(backend, 1))
+            writer.start()
+            await asyncio.wait_for(ready.wait(), 15)
+            writer.join()
+            return taken + subscription.take(10)
+        finally:
+            ready.detach()
+            subscription.close()
+
+    hello, batch = asyncio.run(go())
+    assert isinstance(hello, Hello) and isinstance(batch, EventBatch)
+
+
+def test_a_detached_or_closed_loop_is_not_woken(backend: Backend) -> None:
+    loop = asyncio.new_event_loop()
+    subscription = backend.manager.subscribe()
+    ready = LoopWakeup(subscription, loop)
+    assert subscription.on_ready is not None
+    loop.close()
+    add_peers(backend, 1)  # a wake-up aimed at a closed loop (shutdown) is dropped, not raised
+    ready.detach()
+    assert subscription.on_ready is None
+    add_peers(backend, 1, prefix="later")
+    assert len(subscription.drain()) == 3
+    subscription.close()

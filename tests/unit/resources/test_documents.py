@@ -27,7 +27,7 @@ from resources.documents import MAX_DEPTH, MAX_INT_DIGITS, load_json, parse_reso
 from resources.errors import InvalidDocument, InvalidResource
 from resources.resource import MODEL_BY_KIND
 from tests.helpers.factories import make_cluster, make_peer
-from tests.unit.test_resources import every_resource
+from tests.helpers.samples import every_resource
 
 
 def peer_bytes(**changes: Any) -> bytes:

@@ -97,7 +97,8 @@ class Rig:
         the parameter of kind ``error`` as Error, the rest not done yet."""
         parameters = dependency_order(self.sent[peer].parameters)
         count = len(parameters) if done is None else done
-        reached, missed = (ParameterPresent(), ParameterAbsent())
+        reached: ParameterStatus = ParameterPresent()
+        missed: ParameterStatus = ParameterAbsent()
         if self.target == Target.ABSENT:
             reached, missed = missed, reached
         items = []
