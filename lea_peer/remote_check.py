@@ -3,7 +3,9 @@ agent through the tunnel, with nothing but CAP_NET_ADMIN (what packaging/lea-pee
 
 Frames go in and out through a *probe port*: a TAP device joined to the bridge. What the agent
 writes to the port's descriptor the bridge receives on that port (and floods into every tunnel);
-what the bridge sends to the port the agent reads, one frame per read. A packet socket would need
+what the bridge sends to the port the agent reads, one frame per read (the kernel passes on only
+broadcasts and frames to the station's address, not all the bench's flooded traffic; the rest
+count as the port's tx drops). A packet socket would need
 CAP_NET_RAW; a TAP needs CAP_NET_ADMIN and /dev/net/tun. The port is not persistent: the kernel
 removes it when its descriptor closes, so an agent that dies leaves no port behind. The data plane
 (lea_peer/dataplane/netlink.py) makes the port and joins it; this module speaks on it.
@@ -152,6 +154,7 @@ class ProbeStation:
         self.peer_id = peer_id
         self.port = port
         self.answered = 0
+        self.received = 0  # frames read from the port
         self._waiting: dict[bytes, tuple[UUID, asyncio.Future[None]]] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -198,6 +201,7 @@ class ProbeStation:
                     data = await self.port.receive()
                 except OSError:
                     return  # the device was deleted under us: nothing left to answer on
+                self.received += 1
                 probe = decode_frame(data)
                 if probe is not None:
                     self._handle(probe)

@@ -21,6 +21,7 @@ from pyroute2 import netns as _netns  # type: ignore[import-untyped]
 
 TUN_DEVICE = "/dev/net/tun"
 TUNSETIFF = 0x400454CA  # _IOW('T', 202, int), linux/if_tun.h
+TUNSETTXFILTER = 0x400454D1  # _IOW('T', 209, unsigned int)
 IFF_TAP = 0x0002
 IFF_NO_PI = 0x1000  # whole Ethernet frames, without the 4-byte packet-information header
 _IFREQ = struct.Struct("16sH")
@@ -36,6 +37,12 @@ def open_tap(name: str) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def filter_tap(fd: int, addresses: list[bytes]) -> None:
+    """Let the TAP hand over only frames sent to one of ``addresses`` (at most 8, exact matches,
+    broadcast included): the kernel drops the rest of what the bridge floods to the port."""
+    fcntl.ioctl(fd, TUNSETTXFILTER, struct.pack("HH", 0, len(addresses)) + b"".join(addresses))
 
 
 def namespace_socket(netns: str | None, family: int, kind: int, proto: int = 0) -> socket.socket:

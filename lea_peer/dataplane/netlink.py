@@ -32,6 +32,7 @@ from lea_peer.dataplane.base import DataPlane, OwnedLink
 from lea_peer.dataplane.links import Link, link_from_message
 from lea_peer.probe import probe_capabilities
 from lea_peer.remote_check import (
+    BROADCAST,
     ProbePort,
     ProbeStation,
     check_remote_peer,
@@ -39,7 +40,7 @@ from lea_peer.remote_check import (
     probe_port_mac,
     probe_port_name,
 )
-from lea_peer.sockets import TUN_DEVICE, open_tap
+from lea_peer.sockets import TUN_DEVICE, filter_tap, open_tap
 from resources.agent import Capabilities, ownership_marker, parse_ownership_marker
 from resources.configuration import (
     Parameter,
@@ -409,12 +410,17 @@ class NetlinkDataPlane(DataPlane):
         """A new TAP port joined to ``bridge`` and up (the caller holds the lock). It is made in
         this process's namespace and, with --netns, moved into the agent's: the descriptor stays
         attached to it, so no thread has to enter the namespace."""
-        name, device_mac = probe_port_name(), probe_port_mac()
+        name, device_mac, frames_mac = probe_port_name(), probe_port_mac(), probe_port_mac()
         try:
             fd = open_tap(name)
         except OSError as exc:
             raise LinkFailure(f"cannot make a probe port with {TUN_DEVICE}: {_cause(exc)}") from exc
         try:
+            try:
+                # Requests are broadcast, replies sent to the station: not every frame flooded to the port.
+                filter_tap(fd, [frames_mac, BROADCAST])
+            except OSError as exc:
+                raise LinkFailure(f"cannot filter probe port {name}: {_cause(exc)}") from exc
             home = await self._home()
             try:
                 index = socket.if_nametoindex(name)
@@ -441,7 +447,7 @@ class NetlinkDataPlane(DataPlane):
         except BaseException:  # cancelled too: never leave a descriptor, and so a port, behind
             os.close(fd)  # the port disappears with it
             raise
-        return ProbePort(fd, name, bridge.name, probe_port_mac())
+        return ProbePort(fd, name, bridge.name, frames_mac)
 
     @staticmethod
     async def _request_on(ipr: Any, what: str, call: Callable[[Any], Awaitable[Any]]) -> Any:

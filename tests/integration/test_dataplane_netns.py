@@ -13,6 +13,8 @@ import os
 import select
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -28,7 +30,15 @@ from pyroute2 import IPRoute
 
 from lea_peer.dataplane.netlink import NetlinkDataPlane
 from lea_peer.probe import probe_capabilities
-from lea_peer.remote_check import underlay_answer
+from lea_peer.remote_check import (
+    BROADCAST,
+    ETH_P_LEA_PROBE,
+    REPLY,
+    REQUEST,
+    decode_frame,
+    encode_frame,
+    underlay_answer,
+)
 from resources.agent import Capabilities, TunnelType, ownership_marker
 from resources.configuration import (
     Parameter,
@@ -456,6 +466,48 @@ def test_probe_ports_are_not_owned_links_and_go_with_their_bridge(
             assert await plane.sweep(keep=()) == [tunnel, BRIDGE], "the probe port is not swept"
             assert plane.responding_on == []
             assert await asyncio.to_thread(probe_ports) == {}, "closing its descriptor removed it"
+        finally:
+            await plane.close()
+
+    run(scenario())
+
+
+def test_a_station_reads_broadcasts_but_not_the_frames_flooded_to_other_addresses(topology: Topology) -> None:
+    from pyroute2 import netns
+
+    ecu_mac, elsewhere = bytes.fromhex("020000000042"), bytes.fromhex("020000000099")
+    nonce = os.urandom(16)
+
+    def flood_then_ask(count: int) -> bool:
+        """From ECU A (a packet socket: this test is root): ``count`` frames to an address nobody
+        on the bridge has (flooded to every port), then a probe request for A; True once A's
+        reply is back, so the station has read everything sent before it."""
+        sock = netns.create_socket(topology.ecu[PEER_A], socket.AF_PACKET, socket.SOCK_RAW,
+                                   socket.htons(ETH_P_LEA_PROBE), flags=0)
+        try:
+            sock.bind(("eth0", ETH_P_LEA_PROBE))
+            sock.settimeout(20)
+            for _ in range(count):
+                sock.send(elsewhere + ecu_mac + struct.pack("!H", ETH_P_LEA_PROBE) + b"\0" * 53)
+            sock.send(encode_frame(BROADCAST, ecu_mac, REQUEST, nonce, PEER_B, PEER_A))
+            while True:
+                probe = decode_frame(sock.recv(2048))
+                if probe is not None and probe.kind == REPLY and probe.nonce == nonce:
+                    return True
+        except TimeoutError:
+            return False
+        finally:
+            sock.close()
+
+    async def scenario() -> None:
+        plane = data_planes(topology)[PEER_A]
+        params = configuration(PEER_A)
+        try:
+            for p in (params[0], params[1], params[3]):  # device, bridge, join of the device
+                assert isinstance(await plane.apply(CLUSTER, p), ParameterPresent)
+            station = plane._stations[BRIDGE]
+            assert await asyncio.to_thread(flood_then_ask, 20), "the station answers a broadcast request"
+            assert station.received < 20, "the 20 frames to 02:00:00:00:00:99 stayed in the kernel"
         finally:
             await plane.close()
 
