@@ -248,6 +248,7 @@ async def check_remote_peer(
                 return ParameterError(reason=f"the probe port on bridge {bridge} went away during the check")
             ms = (time.monotonic() - started) * 1000
             return ParameterPresent(detail=f"peer {remote_peer} answered on {bridge} in {ms:.0f} ms")
+        station.forget(nonce)  # before the wait below: a station stopping meanwhile fails no orphan future
         if underlay is None and remote_address:
             underlay = asyncio.create_task(underlay_answer(netns, remote_address, UNDERLAY_MIN_S))
         answer = await underlay if underlay is not None else None
