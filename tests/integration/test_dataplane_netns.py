@@ -871,7 +871,7 @@ def test_with_only_cap_net_admin_the_probe_tries_in_place_and_leaves_nothing(
 ) -> None:
     ns = topology.peer[PEER_A]
     before = links(ns)
-    with capped(ns, None, "probe", UNDERLAY[PEER_A]) as agent:
+    with capped(ns, tun_node, "probe", UNDERLAY[PEER_A]) as agent:  # as the agent starts: /dev/net/tun too
         got = said(agent)
         assert agent.wait(20) == 0
     assert_only_cap_net_admin(got["status"])
