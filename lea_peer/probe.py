@@ -3,9 +3,9 @@
 The probe creates a uniquely named namespace, tries to add a gretap, a vxlan and a vcan link in it
 (a kernel without the module answers "Operation not supported" or "Unknown device type") and always
 deletes the namespace again, so the bench's own links are never touched (40-120 ms). Without the
-right to create a namespace it tries in the agent's own namespace instead, deleting each trial link
-at once. The underlay MTU is read from the interface that carries the underlay address, in the
-agent's own namespace.
+right to create a namespace (CAP_SYS_ADMIN; packaging/lea-peer.service grants only CAP_NET_ADMIN) it
+tries in the agent's own namespace instead, deleting each trial link at once. The underlay MTU is
+read from the interface that carries the underlay address, in the agent's own namespace.
 """
 
 from __future__ import annotations

@@ -9,12 +9,18 @@ sentence names the link and the cause.
 ``check`` reports what is on the bench and changes nothing: Present when the parameter's link is
 there as its value says, Absent when it is not, Error when something conflicting is there (a link
 of that name we did not create, a tunnel with other settings, a device interface missing or down).
+
+Each bridge it owns gets a probe port (a TAP device, lea_peer/remote_check.py) for RemotePeerCheck.
+A port carries its bridge's marker, so ``ip link`` shows whose it is, but it is no owned link:
+it lives exactly as long as its descriptor, so ``owned`` does not report it and ``sweep`` never
+deletes it (closing the descriptor does, when its bridge is removed or the agent ends).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 from uuid import UUID
@@ -25,7 +31,16 @@ from pyroute2.netlink.exceptions import NetlinkError
 from lea_peer.dataplane.base import DataPlane, OwnedLink
 from lea_peer.dataplane.links import Link, link_from_message
 from lea_peer.probe import probe_capabilities
-from lea_peer.remote_check import ProbeResponder, check_remote_peer
+from lea_peer.remote_check import (
+    BROADCAST,
+    ProbePort,
+    ProbeStation,
+    check_remote_peer,
+    mac_text,
+    probe_port_mac,
+    probe_port_name,
+)
+from lea_peer.sockets import TUN_DEVICE, filter_tap, open_tap
 from resources.agent import Capabilities, ownership_marker, parse_ownership_marker
 from resources.configuration import (
     Parameter,
@@ -41,6 +56,10 @@ ENODEV = 19
 CAN_KINDS = frozenset({ParameterKind.CAN_BRIDGE, ParameterKind.CAN_CONNECTION, ParameterKind.CAN_LOCAL_ROUTE})
 CAN_NOT_SUPPORTED = "CAN is not supported by this agent yet (issue #12)"
 _TUNNEL_KINDS = ("gretap", "vxlan")
+PROBE_PORT_KIND = "tun"  # what netlink calls a TAP device
+# A TAP's largest MTU: never the smallest port, so the bridge's own MTU (its smallest port's, unless
+# set) stays what the bench's links make it.
+PROBE_PORT_MTU = 65521
 
 
 class LinkFailure(Exception):
@@ -74,8 +93,9 @@ class NetlinkDataPlane(DataPlane):
         self.netns = netns
         self.underlay_address = underlay_address
         self._ipr: Any = None
+        self._home_ipr: Any = None  # with --netns: netlink in the agent's own namespace, for new probe ports
         self._lock = asyncio.Lock()
-        self._responders: dict[str, ProbeResponder] = {}
+        self._stations: dict[str, ProbeStation] = {}
 
     # -- the handle ---------------------------------------------------------------------------------
     def _where(self) -> str:
@@ -92,6 +112,19 @@ class NetlinkDataPlane(DataPlane):
                 raise LinkFailure(f"cannot open netlink in {self._where()}: {_cause(exc)}") from exc
             self._ipr = ipr
         return self._ipr
+
+    async def _home(self) -> Any:
+        """Netlink in the namespace this process runs in (where a new TAP device appears)."""
+        if self.netns is None:
+            return await self._handle()
+        if self._home_ipr is None:
+            ipr = AsyncIPRoute()
+            try:
+                await ipr.setup_endpoint()
+            except OSError as exc:
+                raise LinkFailure(f"cannot open netlink in the agent's own namespace: {_cause(exc)}") from exc
+            self._home_ipr = ipr
+        return self._home_ipr
 
     async def _request(self, what: str, call: Callable[[Any], Awaitable[Any]]) -> Any:
         ipr = await self._handle()
@@ -141,7 +174,7 @@ class NetlinkDataPlane(DataPlane):
         return created
 
     async def _delete(self, link: Link) -> None:
-        await self.stop_responder(link.name)
+        await self.stop_station(link.name)
         await self._request(f"cannot delete {link.name}", lambda ipr: ipr.link("del", index=link.index))
 
     # -- DataPlane --------------------------------------------------------------------------------
@@ -207,10 +240,9 @@ class NetlinkDataPlane(DataPlane):
                 return ParameterAbsent()
             if not link.up:
                 return ParameterError(reason=f"bridge {name} is down")
-            # Not a change to the bench: the answering socket is this process's (it dies with a
-            # bridge recreated behind our back, and the periodic check brings it back).
-            await self.start_responder(name)
-            return ParameterPresent()
+            # Not a change to the bench's configuration: the probe port is this process's (it
+            # dies with the agent; a bridge recreated behind our back loses it, and this brings it back).
+            return self._bridge_present(await self._ensure_station(link, marker))
         if link is None:
             link = await self._create(name, marker, "bridge")
         else:
@@ -220,7 +252,13 @@ class NetlinkDataPlane(DataPlane):
                     f"cannot mark {name} as ours", lambda ipr: ipr.link("set", index=link.index, ifalias=marker)
                 )
             await self._set_up(link)
-        await self.start_responder(name)
+        return self._bridge_present(await self._ensure_station(link, marker))
+
+    @staticmethod
+    def _bridge_present(station_failure: str | None) -> ParameterStatus:
+        # The bridge itself is fine; the remote's check will fail, and this says why.
+        if station_failure:
+            return ParameterPresent(detail=f"not answering probe frames: {station_failure}")
         return ParameterPresent()
 
     def _tunnel_mismatch(self, link: Link, value: dict[str, str | int | bool]) -> str | None:
@@ -346,46 +384,118 @@ class NetlinkDataPlane(DataPlane):
         if parameter.target is Target.ABSENT:
             return ParameterAbsent()  # nothing on the bench to remove
         value = parameter.value
-        bridge, remote = _text(value, "bridge"), _text(value, "remote")
-        if not bridge:
+        bridge_name, remote = _text(value, "bridge"), _text(value, "remote")
+        if not bridge_name:
             return ParameterError(reason="remote peer check names no bridge to send its probe frame on")
         try:
             peer = UUID(_text(value, "peer"))
         except ValueError:
             return ParameterError(reason=f"remote peer check has no valid peer id ({_text(value, 'peer')!r})")
-        return await check_remote_peer(self.netns, bridge, self.peer_id, peer, remote)
-
-    # -- probe responders -------------------------------------------------------------------------
-    async def start_responder(self, bridge: str) -> None:
-        """Answer probe frames on ``bridge`` (idempotent); a failure is not the bridge's failure."""
-        current = self._responders.get(bridge)
-        if current is not None:
-            if current.running:
-                return
-            await current.stop()  # its bridge went away under it: close the dead socket
-        responder = ProbeResponder(self.peer_id, self.netns, bridge)
+        cannot = f"cannot send probe frames on bridge {bridge_name}"
         try:
-            await responder.start()
-        except OSError:
-            return
-        self._responders[bridge] = responder
+            async with self._lock:  # only to find the station; the 5 s wait runs outside the lock
+                bridge = await self._get(bridge_name)
+                if bridge is None or bridge.kind != "bridge":
+                    return ParameterError(reason=f"{cannot}: it does not exist in {self._where()}")
+                failure = await self._ensure_station(bridge, bridge.alias)
+                station = self._stations.get(bridge_name)
+        except LinkFailure as exc:
+            return ParameterError(reason=f"{cannot}: {exc}")
+        if failure or station is None:
+            return ParameterError(reason=f"{cannot}: {failure}")
+        return await check_remote_peer(station, peer, remote, self.netns)
 
-    async def stop_responder(self, bridge: str) -> None:
-        responder = self._responders.pop(bridge, None)
-        if responder is not None:
-            await responder.stop()
+    # -- probe ports and stations -----------------------------------------------------------------
+    async def _open_probe_port(self, bridge: Link, marker: str) -> ProbePort:
+        """A new TAP port joined to ``bridge`` and up (the caller holds the lock). It is made in
+        this process's namespace and, with --netns, moved into the agent's: the descriptor stays
+        attached to it, so no thread has to enter the namespace."""
+        name, device_mac, frames_mac = probe_port_name(), probe_port_mac(), probe_port_mac()
+        try:
+            fd = open_tap(name)
+        except OSError as exc:
+            raise LinkFailure(f"cannot make a probe port with {TUN_DEVICE}: {_cause(exc)}") from exc
+        try:
+            try:
+                # Requests are broadcast, replies sent to the station: not every frame flooded to the port.
+                filter_tap(fd, [frames_mac, BROADCAST])
+            except OSError as exc:
+                raise LinkFailure(f"cannot filter probe port {name}: {_cause(exc)}") from exc
+            home = await self._home()
+            try:
+                index = socket.if_nametoindex(name)
+            except OSError as exc:
+                raise LinkFailure(f"probe port {name} vanished right after it was made") from exc
+            await self._request_on(
+                home, f"cannot set up probe port {name}",
+                lambda ipr: ipr.link(
+                    "set", index=index, address=mac_text(device_mac), ifalias=marker, mtu=PROBE_PORT_MTU
+                ),
+            )
+            if self.netns is not None:
+                await self._request_on(
+                    home, f"cannot move probe port {name} into {self._where()}",
+                    lambda ipr: ipr.link("set", index=index, net_ns_fd=self.netns),
+                )
+            port = await self._get(name)
+            if port is None:
+                raise LinkFailure(f"probe port {name} vanished right after it was made")
+            await self._request(
+                f"cannot join probe port {name} to bridge {bridge.name}",
+                lambda ipr: ipr.link("set", index=port.index, master=bridge.index, state="up"),
+            )
+        except BaseException:  # cancelled too: never leave a descriptor, and so a port, behind
+            os.close(fd)  # the port disappears with it
+            raise
+        return ProbePort(fd, name, bridge.name, frames_mac)
+
+    @staticmethod
+    async def _request_on(ipr: Any, what: str, call: Callable[[Any], Awaitable[Any]]) -> Any:
+        try:
+            return await call(ipr)
+        except (NetlinkError, OSError) as exc:
+            raise LinkFailure(f"{what}: {_cause(exc)}") from exc
+
+    async def _ensure_station(self, bridge: Link, marker: str) -> str | None:
+        """A running probe station on ``bridge`` with its port joined to it (the caller holds the
+        lock; idempotent); the sentence why not, or None."""
+        current = self._stations.get(bridge.name)
+        if current is not None:
+            port = await self._get(current.port.name)
+            if current.running and port is not None and port.master == bridge.index and port.up:
+                return None
+            await self.stop_station(bridge.name)  # its bridge was recreated, or its port taken out
+        try:
+            station = ProbeStation(self.peer_id, await self._open_probe_port(bridge, marker))
+        except LinkFailure as exc:
+            return str(exc)
+        station.start()
+        self._stations[bridge.name] = station
+        return None
+
+    async def stop_station(self, bridge: str) -> None:
+        """Stop answering on ``bridge``; closing its port removes the TAP device."""
+        station = self._stations.pop(bridge, None)
+        if station is not None:
+            await station.stop()
 
     @property
     def responding_on(self) -> list[str]:
-        return sorted(name for name, r in self._responders.items() if r.running)
+        return sorted(name for name, station in self._stations.items() if station.running)
 
     # -- ownership --------------------------------------------------------------------------------
+    @staticmethod
+    def _marker_of(link: Link) -> tuple[UUID, UUID] | None:
+        """(cluster, parameter) of a link we own; None for a probe port, which carries its
+        bridge's marker but goes away with its descriptor, not by deletion."""
+        return None if link.kind == PROBE_PORT_KIND else parse_ownership_marker(link.alias)
+
     async def owned(self) -> list[OwnedLink]:
         async with self._lock:
             links = await self._links()
         result = []
         for link in links:
-            marker = parse_ownership_marker(link.alias)
+            marker = self._marker_of(link)
             if marker is not None:
                 result.append(OwnedLink(name=link.name, cluster=marker[0], parameter=marker[1]))
         return result
@@ -396,7 +506,7 @@ class NetlinkDataPlane(DataPlane):
             doomed = [
                 link
                 for link in await self._links()
-                if (marker := parse_ownership_marker(link.alias)) is not None and marker[1] not in kept
+                if (marker := self._marker_of(link)) is not None and marker[1] not in kept
             ]
             # Tunnels (and anything joined to a bridge) before the bridges themselves.
             doomed.sort(key=lambda link: link.kind == "bridge")
@@ -410,8 +520,9 @@ class NetlinkDataPlane(DataPlane):
         return deleted
 
     async def close(self) -> None:
-        for bridge in list(self._responders):
-            await self.stop_responder(bridge)
-        if self._ipr is not None:
-            self._ipr.close()
-            self._ipr = None
+        for bridge in list(self._stations):
+            await self.stop_station(bridge)
+        for ipr in (self._ipr, self._home_ipr):
+            if ipr is not None:
+                ipr.close()
+        self._ipr = self._home_ipr = None

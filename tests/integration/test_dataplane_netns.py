@@ -7,15 +7,21 @@ probe's reason."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import select
+import shutil
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -24,6 +30,15 @@ from pyroute2 import IPRoute
 
 from lea_peer.dataplane.netlink import NetlinkDataPlane
 from lea_peer.probe import probe_capabilities
+from lea_peer.remote_check import (
+    BROADCAST,
+    ETH_P_LEA_PROBE,
+    REPLY,
+    REQUEST,
+    decode_frame,
+    encode_frame,
+    underlay_answer,
+)
 from resources.agent import Capabilities, TunnelType, ownership_marker
 from resources.configuration import (
     Parameter,
@@ -34,6 +49,13 @@ from resources.configuration import (
     ParameterStatus,
     Target,
     dependency_order,
+)
+from tests.helpers.capped_agent import (
+    CAP_NET_ADMIN,
+    capped_command,
+    interpreter_for_nobody,
+    make_tun_node,
+    tun_needs_a_node,
 )
 from tests.helpers.echo import FULL_FRAME_PAYLOAD, udp_echo, udp_echo_server
 from tests.helpers.netns import delete_link, links, namespaces, namespaces_supported, sweep_leftovers, veth
@@ -251,18 +273,54 @@ def test_remote_peer_check_fails_when_the_remote_agent_does_not_answer(
         try:
             await apply_all(planes[PEER_A], configuration(PEER_A)[:-1])
             check = configuration(PEER_A)[-1]
-            # B's underlay answers ICMP, but B has no bridge, no tunnel, no responder.
+            # B's underlay answers, but B has no bridge, no tunnel, no station.
+            started = time.monotonic()
             status = await planes[PEER_A].check(CLUSTER, check)
             assert isinstance(status, ParameterError)
-            assert "did not answer a probe frame on bridge br-lea" in status.reason
-            assert "10.99.0.2 answers ICMP echo" in status.reason
+            assert "did not answer a probe frame on bridge br-lea within 5 s" in status.reason
+            assert "its underlay address 10.99.0.2 answers (it refused a TCP connection to port 33434)" in status.reason
+            assert "the tunnel or the remote agent is at fault" in status.reason
             elsewhere = check.model_copy(update={"value": {**check.value, "remote": "10.99.0.77"}})
             status = await planes[PEER_A].check(CLUSTER, elsewhere)
             assert isinstance(status, ParameterError)
-            assert "10.99.0.77 does not answer ICMP echo either" in status.reason
+            assert "10.99.0.77 does not answer either (host unreachable: no ARP reply" in status.reason
+            print(f"two failed checks took {time.monotonic() - started:.1f} s")  # a note: 5 s each, underlay included
         finally:
             for plane in planes.values():
                 await plane.close()
+
+    run(scenario())
+
+
+def test_the_underlay_test_says_how_an_address_does_not_answer(topology: Topology) -> None:
+    ns = topology.peer[PEER_A]
+    with IPRoute(netns=ns, flags=0) as ipr:
+        # A route through B, which does not forward: what goes there vanishes without a word.
+        ipr.route("add", dst="10.55.0.0/24", gateway=UNDERLAY[PEER_B])
+
+    async def scenario() -> None:
+        assert await underlay_answer(ns, UNDERLAY[PEER_B], 5.0) == (True, "it refused a TCP connection to port 33434")
+        assert await underlay_answer(ns, "10.123.0.9", 5.0) == (False, "network unreachable: no route to it")
+        unreachable = await underlay_answer(ns, "10.99.0.77", 5.0)
+        assert unreachable == (False, "host unreachable: no ARP reply, or an ICMP host unreachable came back")
+        assert await underlay_answer(ns, "10.55.0.9", 1.5) == (
+            False, "nothing came back to a TCP connection attempt within 1.5 s: host down, or a firewall drops it",
+        )
+
+    run(scenario())
+
+
+def test_a_remote_peer_check_on_a_missing_bridge_is_an_error_naming_it(topology: Topology) -> None:
+    async def scenario() -> None:
+        plane = data_planes(topology)[PEER_A]
+        try:
+            status = await plane.check(CLUSTER, configuration(PEER_A)[-1])
+            assert status == ParameterError(
+                reason=f"cannot send probe frames on bridge br-lea: it does not exist in network namespace "
+                f"{topology.peer[PEER_A]}"
+            )
+        finally:
+            await plane.close()
 
     run(scenario())
 
@@ -385,6 +443,124 @@ def test_a_new_instance_sweeps_what_a_killed_one_left_and_nothing_unmarked(
     run(restarted())
     remaining = links(ns)
     assert "br-mine" in remaining and DEVICE in remaining and "u0" in remaining
+
+
+def test_probe_ports_are_not_owned_links_and_go_with_their_bridge(
+    topology: Topology, capabilities: Capabilities
+) -> None:
+    needs(capabilities, TunnelType.VXLAN)
+    ns = topology.peer[PEER_B]
+    params = configuration(PEER_B)
+    tunnel = str(params[2].value["name"])
+
+    def probe_ports() -> dict[str, str]:
+        return {name: alias for name, alias in links(ns).items() if name.startswith("leaprb-")}
+
+    async def scenario() -> None:
+        plane = data_planes(topology)[PEER_B]
+        try:
+            await apply_all(plane, params)
+            ports = await asyncio.to_thread(probe_ports)
+            assert list(ports.values()) == [ownership_marker(CLUSTER, params[1].id)], "one, with its bridge's marker"
+            assert {link.name for link in await plane.owned()} == {BRIDGE, tunnel}
+            assert await plane.sweep(keep=()) == [tunnel, BRIDGE], "the probe port is not swept"
+            assert plane.responding_on == []
+            assert await asyncio.to_thread(probe_ports) == {}, "closing its descriptor removed it"
+        finally:
+            await plane.close()
+
+    run(scenario())
+
+
+def test_a_station_reads_broadcasts_but_not_the_frames_flooded_to_other_addresses(topology: Topology) -> None:
+    from pyroute2 import netns
+
+    ecu_mac, elsewhere = bytes.fromhex("020000000042"), bytes.fromhex("020000000099")
+    nonce = os.urandom(16)
+
+    def flood_then_ask(count: int) -> bool:
+        """From ECU A (a packet socket: this test is root): ``count`` frames to an address nobody
+        on the bridge has (flooded to every port), then a probe request for A; True once A's
+        reply is back, so the station has read everything sent before it."""
+        sock = netns.create_socket(topology.ecu[PEER_A], socket.AF_PACKET, socket.SOCK_RAW,
+                                   socket.htons(ETH_P_LEA_PROBE), flags=0)
+        try:
+            sock.bind(("eth0", ETH_P_LEA_PROBE))
+            sock.settimeout(20)
+            for _ in range(count):
+                sock.send(elsewhere + ecu_mac + struct.pack("!H", ETH_P_LEA_PROBE) + b"\0" * 53)
+            sock.send(encode_frame(BROADCAST, ecu_mac, REQUEST, nonce, PEER_B, PEER_A))
+            while True:
+                probe = decode_frame(sock.recv(2048))
+                if probe is not None and probe.kind == REPLY and probe.nonce == nonce:
+                    return True
+        except TimeoutError:
+            return False
+        finally:
+            sock.close()
+
+    async def scenario() -> None:
+        plane = data_planes(topology)[PEER_A]
+        params = configuration(PEER_A)
+        try:
+            for p in (params[0], params[1], params[3]):  # device, bridge, join of the device
+                assert isinstance(await plane.apply(CLUSTER, p), ParameterPresent)
+            station = plane._stations[BRIDGE]
+            assert await asyncio.to_thread(flood_then_ask, 20), "the station answers a broadcast request"
+            assert station.received < 20, "the 20 frames to 02:00:00:00:00:99 stayed in the kernel"
+        finally:
+            await plane.close()
+
+    run(scenario())
+
+
+def test_a_probe_port_does_not_lower_the_bridge_mtu(topology: Topology) -> None:
+    ns = topology.peer[PEER_A]
+    with IPRoute(netns=ns, flags=0) as ipr:
+        ipr.link("set", index=ipr.link_lookup(ifname=DEVICE)[0], mtu=9000)
+
+    def bridge_mtu() -> int:
+        with IPRoute(netns=ns, flags=0) as ipr:
+            return int(ipr.link("get", ifname=BRIDGE)[0].get("IFLA_MTU"))
+
+    async def scenario() -> None:
+        plane = data_planes(topology)[PEER_A]
+        params = configuration(PEER_A)
+        try:
+            for p in (params[0], params[1], params[3]):  # device, bridge, join of the device
+                assert isinstance(await plane.apply(CLUSTER, p), ParameterPresent)
+            assert plane.responding_on == [BRIDGE]
+            assert await asyncio.to_thread(bridge_mtu) == 9000, "the smallest port is the 9000-byte device"
+        finally:
+            await plane.close()
+
+    run(scenario())
+
+
+def test_without_dev_net_tun_the_bridge_says_it_cannot_answer_and_the_check_says_why(
+    topology: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lea_peer.dataplane.netlink
+
+    def refused(name: str) -> int:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(lea_peer.dataplane.netlink, "open_tap", refused)
+    why = "cannot make a probe port with /dev/net/tun: Permission denied"
+
+    async def scenario() -> None:
+        plane = data_planes(topology)[PEER_A]
+        params = configuration(PEER_A)
+        try:
+            bridge = await plane.apply(CLUSTER, params[1])
+            assert bridge == ParameterPresent(detail=f"not answering probe frames: {why}")
+            assert await plane.check(CLUSTER, params[-1]) == ParameterError(
+                reason=f"cannot send probe frames on bridge {BRIDGE}: {why}"
+            )
+        finally:
+            await plane.close()
+
+    run(scenario())
 
 
 def test_a_missing_namespace_is_an_error_and_is_not_created() -> None:
@@ -591,3 +767,117 @@ def test_a_1450_byte_tunnel_drops_full_frames_silently_which_is_why_the_mtu_is_e
                 await plane.close()
 
     run(scenario())
+
+
+# -- as the systemd unit runs it: user nobody, CAP_NET_ADMIN only, no --netns ----------------------
+
+CAP_NET_ADMIN_ONLY = f"{1 << CAP_NET_ADMIN:016x}"
+
+
+@pytest.fixture
+def tun_node(tmp_path: Path) -> Path | None:
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    if interpreter_for_nobody() is None:
+        pytest.skip("no Python interpreter that user nobody may run")
+    return make_tun_node(tmp_path) if tun_needs_a_node() else None
+
+
+@contextlib.contextmanager
+def capped(ns: str, tun_node: Path | None, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """``python -m tests.helpers.capped_agent ARGS`` in ``ns`` as nobody with CAP_NET_ADMIN only;
+    killed on the way out if it has not exited."""
+    command, env = capped_command(ns, tun_node, *args)
+    agent = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env
+    )
+    try:
+        yield agent
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+        agent.communicate(timeout=20)
+
+
+def said(agent: subprocess.Popen[str], timeout_s: float = 60) -> dict[str, Any]:
+    """The next JSON line ``agent`` prints (its stderr in the message if it prints none)."""
+    assert agent.stdout is not None
+    ready, _, _ = select.select([agent.stdout], [], [], timeout_s)
+    line = agent.stdout.readline() if ready else ""
+    if not line:
+        agent.kill()
+        _, err = agent.communicate(timeout=20)
+        raise AssertionError(f"the capped agent printed nothing (exit status {agent.returncode}): {err}")
+    document: dict[str, Any] = json.loads(line)
+    return document
+
+
+def tell(agent: subprocess.Popen[str], line: str) -> None:
+    assert agent.stdin is not None
+    agent.stdin.write(line + "\n")
+    agent.stdin.flush()
+
+
+def assert_only_cap_net_admin(status: dict[str, str]) -> None:
+    for line in ("CapEff", "CapPrm", "CapBnd"):
+        assert status[line] == CAP_NET_ADMIN_ONLY, f"{line} is {status[line]}: not CAP_NET_ADMIN alone"
+
+
+def test_with_only_cap_net_admin_a_cluster_deploys_its_remote_peer_check_is_present_and_undeploys(
+    topology: Topology, capabilities: Capabilities, tun_node: Path | None
+) -> None:
+    needs(capabilities, TunnelType.VXLAN)
+    config = {peer: configuration(peer) for peer in (PEER_A, PEER_B)}
+    documents = {
+        peer: json.dumps({
+            "peer": str(peer), "cluster": str(CLUSTER), "underlay": UNDERLAY[peer],
+            "parameters": [p.model_dump(mode="json") for p in config[peer]],
+        })
+        for peer in config
+    }
+    with (
+        capped(topology.peer[PEER_B], tun_node, "apply") as agent_b,
+        capped(topology.peer[PEER_A], tun_node, "apply") as agent_a,
+    ):
+        agents = {PEER_A: agent_a, PEER_B: agent_b}
+        # B first: its responder must be up before A's RemotePeerCheck asks for it.
+        tell(agent_b, documents[PEER_B])
+        got = {PEER_B: said(agent_b)}
+        tell(agent_a, documents[PEER_A])
+        got[PEER_A] = said(agent_a)
+        for peer in agents:
+            assert_only_cap_net_admin(got[peer]["status"])
+            for phase in ("applied", "checked"):
+                not_present = {i: s for i, s in got[peer][phase].items() if s["status"] != "present"}
+                assert not_present == {}, f"{phase} on {peer}"
+
+        check = config[PEER_A][-1]
+        assert check.kind is ParameterKind.REMOTE_PEER_CHECK
+        assert f"peer {PEER_B} answered on {BRIDGE}" in got[PEER_A]["checked"][str(check.id)]["detail"]
+        assert run(echo(topology)), "a UDP echo from ECU A to ECU B across the tunnel"
+
+        for peer, agent in agents.items():
+            tell(agent, "undeploy")
+            not_absent = {i: s for i, s in said(agent)["removed"].items() if s["status"] != "absent"}
+            assert not_absent == {}, f"undeployed on {peer}"
+            assert agent.wait(20) == 0
+    for peer in agents:
+        assert marked(topology.peer[peer]) == {}
+        assert not [name for name in links(topology.peer[peer]) if name.startswith("leaprb-")], "no probe port left"
+
+
+def test_with_only_cap_net_admin_the_probe_tries_in_place_and_leaves_nothing(
+    topology: Topology, tun_node: Path | None
+) -> None:
+    ns = topology.peer[PEER_A]
+    before = links(ns)
+    with capped(ns, tun_node, "probe", UNDERLAY[PEER_A]) as agent:  # as the agent starts: /dev/net/tun too
+        got = said(agent)
+        assert agent.wait(20) == 0
+    assert_only_cap_net_admin(got["status"])
+    assert TunnelType.VXLAN.value in got["capabilities"]["tunnels"]
+    assert got["capabilities"]["underlay_mtu"] == 1550
+    assert links(ns) == before, "every trial link deleted again"
+    from pyroute2 import netns
+
+    assert not [n for n in netns.listnetns() if n.startswith(f"leaprobe-{got['pid']}-")], "no scratch namespace"

@@ -1,6 +1,6 @@
 """packaging/lea-peer.service: valid for systemd (``systemd-analyze verify``, no warnings), only
-CAP_NET_ADMIN, the token as a credential, restarted on failure but not on exit status 2, and an
-ExecStart the lea-peer command line accepts."""
+CAP_NET_ADMIN, /dev/net/tun reachable and no packet sockets, the token as a credential, restarted
+on failure but not on exit status 2, and an ExecStart the lea-peer command line accepts."""
 
 from __future__ import annotations
 
@@ -62,6 +62,14 @@ def test_only_cap_net_admin_and_the_token_as_a_credential() -> None:
     assert s["DynamicUser"] == "yes" and s["NoNewPrivileges"] == "yes"
     assert s["LoadCredential"].startswith("token:")
     assert "${CREDENTIALS_DIRECTORY}/token" in s["ExecStart"]
+
+
+def test_dev_net_tun_is_reachable_and_no_packet_sockets_are_allowed() -> None:
+    s = service()
+    assert s.get("PrivateDevices", "no") != "yes", "a private /dev has no /dev/net/tun for the probe ports"
+    assert s["DevicePolicy"] == "closed"
+    assert s["DeviceAllow"] == "/dev/net/tun rw"
+    assert "AF_PACKET" not in s["RestrictAddressFamilies"].split(), "RemotePeerCheck needs no packet socket"
 
 
 def test_restarted_on_failure_but_not_on_final_errors() -> None:
