@@ -145,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds between heartbeats on bench agents' connections (default: 10)")
     serve.add_argument("--agent-timeout", type=_seconds, metavar="S",
                        help="seconds of silence after which a bench agent is offline (default: 3 heartbeats)")
+    serve.add_argument("--demo-delay-scale", type=_scale, default=1.0, metavar="F",
+                       help="factor of the demo benches' simulated delays (default: 1; 0: instant, for benchmarks)")
     token = commands.add_parser("token", help="create, list and revoke API tokens (works while serving)")
     tokens = token.add_subparsers(title="token commands", metavar="ACTION", required=True)
     create = tokens.add_parser("create", parents=[common], help="create a token and print it once")
@@ -191,6 +193,16 @@ def _seconds(text: str) -> float:
         raise UsageError(f"{text!r} is not a number of seconds") from None
     if not 0 < value <= 3600:
         raise UsageError(f"{text!r}: give more than 0 and at most 3600 seconds")
+    return value
+
+
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number") from None
+    if not 0 <= value <= 100:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be between 0 and 100, not {text[:40]}")
     return value
 
 
@@ -497,6 +509,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             data_dir=args.data_dir, host=args.host, port=args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
             insecure_http=args.insecure_http, insecure_no_auth=args.insecure_no_auth, demo=args.demo,
             agent_heartbeat=args.agent_heartbeat, agent_timeout=args.agent_timeout,
+            demo_delay_scale=args.demo_delay_scale,
         )
     )
 

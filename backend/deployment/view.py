@@ -113,6 +113,9 @@ class World:
         self.deployments: set[UUID] = set()
         self.online: dict[UUID, Reachable] = {}
         self._owners: dict[UUID, UUID] | None = None
+        # peer -> the clusters (deployed or not) it is a member of; None: to be rebuilt, after a peer
+        # or cluster changed. A connection change then costs a lookup, not every cluster's members.
+        self._clusters_of: dict[UUID, list[UUID]] | None = None
         self._sessions = itertools.count(1)
 
     def members(self, cluster: ClusterDescriptor) -> tuple[UUID, ...]:
@@ -121,8 +124,13 @@ class World:
         return members_of(cluster, self.peers, self._owners)
 
     def deployed_clusters_with(self, peer: UUID) -> list[ClusterDescriptor]:
-        clusters = (self.clusters.get(c) for c in self.deployments)
-        return [c for c in clusters if c is not None and peer in self.members(c)]
+        if self._clusters_of is None:
+            index: dict[UUID, list[UUID]] = {}
+            for cluster in self.clusters.values():
+                for member in self.members(cluster):
+                    index.setdefault(member, []).append(cluster.id)
+            self._clusters_of = index
+        return [self.clusters[c] for c in self._clusters_of.get(peer, ()) if c in self.deployments]
 
     def rebuild(self, snapshot: StateSnapshot) -> dict[UUID, ClusterStatus]:
         """Start again from ``snapshot``; returns the cluster states it holds.
@@ -147,7 +155,7 @@ class World:
                 before = online.get(r.id)
                 session = before.session if before is not None else next(self._sessions)
                 self.online[r.id] = reachable(r.state, session)
-        self._owners = None
+        self._owners = self._clusters_of = None
         return states
 
     def apply(self, event: Event) -> bool:
@@ -157,12 +165,13 @@ class World:
                 self.peers[event.id] = event.resource
             else:
                 self.peers.pop(event.id, None)
-            self._owners = None
+            self._owners = self._clusters_of = None
         elif event.kind == ResourceKind.CLUSTER:
             if isinstance(event.resource, ClusterDescriptor):
                 self.clusters[event.id] = event.resource
             else:
                 self.clusters.pop(event.id, None)
+            self._clusters_of = None
         elif event.kind == ResourceKind.CLUSTER_DEPLOYMENT:
             if event.resource is None:
                 self.deployments.discard(event.id)
