@@ -20,6 +20,7 @@ from typing import Any
 from uuid import UUID
 
 from pyroute2 import AsyncIPRoute  # type: ignore[import-untyped]
+from pyroute2 import config as _pyroute2_config
 from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
 
 from lea_peer.dataplane.base import DataPlane, OwnedLink
@@ -41,6 +42,11 @@ ENODEV = 19
 CAN_KINDS = frozenset({ParameterKind.CAN_BRIDGE, ParameterKind.CAN_CONNECTION, ParameterKind.CAN_LOCAL_ROUTE})
 CAN_NOT_SUPPORTED = "CAN is not supported by this agent yet (issue #12)"
 _TUNNEL_KINDS = ("gretap", "vxlan")
+
+# pyroute2 forks a child for each namespace operation and stops it with SIGTERM; the child inherits
+# asyncio's signal handler and wakeup socket, so its SIGTERM would stop the agent's loop. With this
+# the child resets SIGTERM to the default first and just dies (tests/unit/.../test_netlink_children.py).
+_pyroute2_config.disable_mp_signal = True
 
 
 class LinkFailure(Exception):
