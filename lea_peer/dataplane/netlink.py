@@ -26,6 +26,7 @@ from typing import Any
 from uuid import UUID
 
 from pyroute2 import AsyncIPRoute
+from pyroute2 import config as _pyroute2_config
 from pyroute2.netlink.exceptions import NetlinkError
 
 from lea_peer.dataplane.base import DataPlane, OwnedLink
@@ -60,6 +61,11 @@ PROBE_PORT_KIND = "tun"  # what netlink calls a TAP device
 # A TAP's largest MTU: never the smallest port, so the bridge's own MTU (its smallest port's, unless
 # set) stays what the bench's links make it.
 PROBE_PORT_MTU = 65521
+
+# pyroute2 forks a child for each namespace operation and stops it with SIGTERM; the child inherits
+# asyncio's signal handler and wakeup socket, so its SIGTERM would stop the agent's loop. With this
+# the child resets SIGTERM to the default first and just dies (tests/unit/.../test_netlink_children.py).
+_pyroute2_config.disable_mp_signal = True
 
 
 class LinkFailure(Exception):
