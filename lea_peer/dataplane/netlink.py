@@ -224,9 +224,11 @@ class NetlinkDataPlane(DataPlane):
             await self._set_up(link)
         return ParameterPresent()
 
-    async def _ethernet_bridge(self, parameter: Parameter, marker: str, change: bool) -> ParameterStatus:
-        name = _text(parameter.value, "name")
-        link = await self._get(name)
+    async def _unowned_or_absent(
+        self, name: str, link: Link | None, parameter: Parameter, change: bool
+    ) -> ParameterStatus | None:
+        """The answer for a link we made (bridge, tunnel) when it is not ours or its target is
+        Absent (removing it if ``change``); None when it is to be made or checked as Present."""
         if link is not None and not link.owned:
             if parameter.target is Target.ABSENT:
                 return ParameterAbsent()  # that link is not ours to remove
@@ -236,6 +238,13 @@ class NetlinkDataPlane(DataPlane):
                 await self._delete(link)
                 return ParameterAbsent()
             return ParameterAbsent() if link is None else ParameterPresent()
+        return None
+
+    async def _ethernet_bridge(self, parameter: Parameter, marker: str, change: bool) -> ParameterStatus:
+        name = _text(parameter.value, "name")
+        link = await self._get(name)
+        if (settled := await self._unowned_or_absent(name, link, parameter, change)) is not None:
+            return settled
         if link is not None and link.kind != "bridge":
             if not change:
                 return ParameterError(reason=f"link {name} is a {link.kind or 'device'}, not a bridge")
@@ -298,15 +307,8 @@ class NetlinkDataPlane(DataPlane):
         value = parameter.value
         name = _text(value, "name")
         link = await self._get(name)
-        if link is not None and not link.owned:
-            if parameter.target is Target.ABSENT:
-                return ParameterAbsent()
-            return ParameterError(reason=_not_ours(name))
-        if parameter.target is Target.ABSENT:
-            if link is not None and change:
-                await self._delete(link)
-                return ParameterAbsent()
-            return ParameterAbsent() if link is None else ParameterPresent()
+        if (settled := await self._unowned_or_absent(name, link, parameter, change)) is not None:
+            return settled
         mismatch = None if link is None else self._tunnel_mismatch(link, value)
         if not change:
             if link is None:

@@ -7,7 +7,9 @@ import contextlib
 import json
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -16,10 +18,28 @@ from websockets.exceptions import ConnectionClosed
 
 from resources import ClusterDescriptor, PeerDescriptor
 from tests.helpers.factories import make_cluster, make_peer
-from tests.helpers.server import ServerProcess
+from tests.helpers.server import ServerProcess, create_token, start_server
 
 API = "/api/v1"
 JSON = {"Content-Type": "application/json"}
+
+
+@dataclass(frozen=True)
+class AdminServer:
+    """A real ``lea-backend serve`` and an admin token for it (the end-to-end tests' backend)."""
+
+    process: ServerProcess
+    admin: str
+
+
+@contextlib.contextmanager
+def admin_server(data_dir: Path, serve_args: list[str]) -> Iterator[AdminServer]:
+    admin = create_token(data_dir, "admin", "root")
+    process = start_server(data_dir, extra_args=serve_args)
+    try:
+        yield AdminServer(process, admin)
+    finally:
+        process.stop()
 
 
 class BenchApi:

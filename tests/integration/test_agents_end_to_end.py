@@ -19,7 +19,7 @@ import pytest
 
 from resources import PeerDescriptor
 from tests.helpers.agent_process import AgentProcess, ProxyThread, agent_process, wait_for
-from tests.helpers.bench_api import BenchApi, Watcher
+from tests.helpers.bench_api import AdminServer, BenchApi, Watcher, admin_server
 from tests.helpers.server import ServerProcess, create_token, start_server
 
 pytestmark = pytest.mark.timeout(180)
@@ -32,26 +32,25 @@ RETRYING = r"connecting again in"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    data_dir = tmp_path_factory.mktemp("e2e") / "data"
-    admin = create_token(data_dir, "admin", "root")
-    process = start_server(data_dir, extra_args=SERVE_ARGS)
-    process.admin = admin  # type: ignore[attr-defined]
-    try:
-        yield process
-    finally:
-        process.stop()
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminServer]:
+    with admin_server(tmp_path_factory.mktemp("e2e") / "data", SERVE_ARGS) as running:
+        yield running
 
 
 @pytest.fixture
-def api(server: ServerProcess) -> Iterator[BenchApi]:
-    with server.client(server.admin) as http:  # type: ignore[attr-defined]
+def server(backend: AdminServer) -> ServerProcess:
+    return backend.process
+
+
+@pytest.fixture
+def api(backend: AdminServer) -> Iterator[BenchApi]:
+    with backend.process.client(backend.admin) as http:
         yield BenchApi(http)
 
 
 @pytest.fixture
-def watcher(server: ServerProcess) -> Iterator[Watcher]:
-    with Watcher(server, server.admin) as events:  # type: ignore[attr-defined]
+def watcher(backend: AdminServer) -> Iterator[Watcher]:
+    with Watcher(backend.process, backend.admin) as events:
         yield events
 
 

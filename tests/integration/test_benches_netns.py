@@ -29,10 +29,10 @@ from lea_peer.remote_check import PROBE_PORT_PREFIX
 from resources import Device, EthernetConfiguration, NetworkInterface, PeerDescriptor
 from resources.agent import Capabilities, TunnelType
 from tests.helpers.agent_process import AgentProcess, agent_process, start_agent, wait_for
-from tests.helpers.bench_api import BenchApi
+from tests.helpers.bench_api import AdminServer, BenchApi, admin_server
 from tests.helpers.echo import FULL_FRAME_PAYLOAD, udp_echo, udp_echo_server
 from tests.helpers.netns import links, namespaces, namespaces_supported, sweep_leftovers, veth
-from tests.helpers.server import ServerProcess, create_token, start_server
+from tests.helpers.server import ServerProcess
 
 _UNSUPPORTED = namespaces_supported()
 pytestmark = [
@@ -67,20 +67,19 @@ def needs(capabilities: Capabilities, tunnel: TunnelType) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    data_dir = tmp_path_factory.mktemp("benches") / "data"
-    admin = create_token(data_dir, "admin", "root")
-    process = start_server(data_dir, extra_args=SERVE_ARGS)
-    process.admin = admin  # type: ignore[attr-defined]
-    try:
-        yield process
-    finally:
-        process.stop()
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminServer]:
+    with admin_server(tmp_path_factory.mktemp("benches") / "data", SERVE_ARGS) as running:
+        yield running
 
 
 @pytest.fixture
-def api(server: ServerProcess) -> Iterator[BenchApi]:
-    with server.client(server.admin) as http:  # type: ignore[attr-defined]
+def server(backend: AdminServer) -> ServerProcess:
+    return backend.process
+
+
+@pytest.fixture
+def api(backend: AdminServer) -> Iterator[BenchApi]:
+    with backend.process.client(backend.admin) as http:
         yield BenchApi(http)
 
 
