@@ -20,7 +20,7 @@ from pyroute2 import AsyncIPRoute
 from pyroute2 import netns as _netns
 from pyroute2.netlink.exceptions import NetlinkError
 
-from resources.agent import Capabilities, TunnelType
+from resources.agent import CanSupport, Capabilities, TunnelType
 
 SCRATCH_PREFIX = "leaprobe-"
 # TEST-NET addresses: the scratch links are never up, these are only there to make them valid.
@@ -107,6 +107,6 @@ async def probe_capabilities(netns: str | None = None, underlay_address: str = "
             await loop.run_in_executor(None, _remove_scratch, name)
     return Capabilities(
         tunnels=tuple(TunnelType(t) for t in supported if t in {k.value for k in TunnelType}),
-        can=tuple(t for t in supported if t == "vcan"),
+        can=CanSupport.NONE,  # issue #12 decides kernel or userspace
         underlay_mtu=await underlay_mtu(netns, underlay_address),
     )

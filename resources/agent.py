@@ -14,7 +14,7 @@ from enum import IntEnum, StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, TypeAdapter, field_validator
 
 from resources.base import MAX_INT64, Model
 from resources.configuration import ParameterReport, PeerConfiguration
@@ -34,14 +34,32 @@ class TunnelType(StrEnum):
     VXLAN = "vxlan"
 
 
+class CanSupport(StrEnum):
+    """How an agent carries a cluster's CAN traffic (docs/benches.md, "CAN")."""
+
+    #: vcan bridge, cangw routes, the relay on an AF_CAN socket (real CAN controllers).
+    KERNEL = "kernel"
+    #: An in-process frame hub and the relay; only simulated ECU endpoints (``--can-sim``) attach.
+    USERSPACE = "userspace"
+    #: The agent refuses every CAN parameter (``lea-peer run --can none``).
+    NONE = "none"
+
+
 class Capabilities(Model):
     """What the agent's kernel can do, probed at start-up in a scratch namespace."""
 
     tunnels: tuple[TunnelType, ...] = ()
-    #: CAN features (issue #12): e.g. "vcan", "cangw"; empty where the kernel has none.
-    can: tuple[str, ...] = ()
+    can: CanSupport = CanSupport.NONE
     #: MTU of the underlay interface (the one carrying ``underlay_address``); 0 if unknown.
     underlay_mtu: int = Field(default=0, ge=0, le=65535)
+
+    @field_validator("can", mode="before")
+    @classmethod
+    def _release_1_feature_list(cls, value: object) -> object:
+        """An agent of release 1 sent a list of kernel features (always empty in practice)."""
+        if isinstance(value, list | tuple):
+            return CanSupport.KERNEL if "vcan" in value else CanSupport.NONE
+        return value
 
 
 class AgentHello(Model):

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from resources.base import Model, ResourceBase
+from resources.base import MAX_INT64, Model, ResourceBase
 from resources.kinds import ResourceKind
 
 
@@ -44,10 +44,16 @@ class PeerConfiguration(ResourceBase):
     parameters: tuple[Parameter, ...] = ()
 
 
+#: Counters a parameter's state may carry (e.g. a CAN relay's frames and losses), at most 16.
+Metrics = Annotated[dict[Annotated[str, Field(max_length=40)], Annotated[int, Field(ge=0, le=MAX_INT64)]],
+                    Field(max_length=16)]
+
+
 class ParameterPresent(Model):
     status: Literal["present"] = "present"
     #: What the peer made of it, for the engineer (e.g. "vxlan vni 4711, mtu 1450"); optional.
     detail: str | None = Field(default=None, max_length=500)
+    metrics: Metrics = Field(default_factory=dict)
 
 
 class ParameterAbsent(Model):
@@ -57,6 +63,7 @@ class ParameterAbsent(Model):
 class ParameterError(Model):
     status: Literal["error"] = "error"
     reason: str
+    metrics: Metrics = Field(default_factory=dict)
 
 
 ParameterStatus = Annotated[

@@ -159,7 +159,7 @@ class PeerRow:
         return "\n".join((
             f"Agent version: lea-peer {self.agent.version}",
             f"Tunnel types: {', '.join(t.value for t in capabilities.tunnels) or 'none (no tunnel can be built)'}",
-            f"CAN: {', '.join(capabilities.can) or 'none'}",
+            f"CAN: {capabilities.can.value}",
             f"Underlay MTU: {capabilities.underlay_mtu or 'unknown'}",
         ))
 

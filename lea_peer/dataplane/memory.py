@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from lea_peer.dataplane.base import DataPlane, OwnedLink
-from resources.agent import Capabilities, TunnelType, ownership_marker, parse_ownership_marker
+from resources.agent import CanSupport, Capabilities, TunnelType, ownership_marker, parse_ownership_marker
 from resources.configuration import (
     Parameter,
     ParameterAbsent,
@@ -82,7 +82,7 @@ class MemoryDataPlane(DataPlane):
     # -- DataPlane --
 
     async def probe(self) -> Capabilities:
-        return Capabilities(tunnels=(TunnelType.GRETAP, TunnelType.VXLAN), can=(), underlay_mtu=1500)
+        return Capabilities(tunnels=(TunnelType.GRETAP, TunnelType.VXLAN), can=CanSupport.NONE, underlay_mtu=1500)
 
     async def apply(self, cluster: UUID, parameter: Parameter) -> ParameterStatus:
         self.calls.append(("apply", parameter.id, parameter.target))

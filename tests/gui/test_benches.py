@@ -33,7 +33,7 @@ from lea_app.views.bench_dialog import BenchSetupDialog
 from lea_app.views.configuration_dialog import PeerConfigurationDialog
 from lea_app.views.main_window import MainWindow
 from lea_app.views.pages import PeersPage
-from resources.agent import Capabilities, TunnelType
+from resources.agent import CanSupport, Capabilities, TunnelType
 from resources.cluster import ClusterDeployment
 from resources.configuration import (
     Parameter,
@@ -111,7 +111,7 @@ def holder(qapp: Any) -> Iterator[QObject]:
 def test_the_peers_table_shows_each_real_benchs_agent_and_labels_demo_benches(qtbot: QtBot, holder: QObject) -> None:
     real, demo, offline = make_peer("bench-07"), make_peer("demo-01", demo=True), make_peer("bench-08")
     gretap = AgentInfo(version="0.2.0", capabilities=Capabilities(
-        tunnels=(TunnelType.GRETAP, TunnelType.VXLAN), can=("vcan",), underlay_mtu=9000
+        tunnels=(TunnelType.GRETAP, TunnelType.VXLAN), can=CanSupport.KERNEL, underlay_mtu=9000
     ))
     store = Store()
     store.apply_snapshot(StateSnapshot(epoch="e", revision=0, resources=(
@@ -125,7 +125,7 @@ def test_the_peers_table_shows_each_real_benchs_agent_and_labels_demo_benches(qt
         "Online", since, "10.0.0.7 · MTU 9000", "0.2.0 · gretap, vxlan",
     ]
     tooltip = text(model, real.id, "Agent", Qt.ItemDataRole.ToolTipRole)
-    assert "Tunnel types: gretap, vxlan" in tooltip and "CAN: vcan" in tooltip and "Underlay MTU: 9000" in tooltip
+    assert "Tunnel types: gretap, vxlan" in tooltip and "CAN: kernel" in tooltip and "Underlay MTU: 9000" in tooltip
     assert text(model, demo.id, "Name") == "demo-01 (demo)"
     assert text(model, demo.id, "Agent") == "demo simulation"
     assert [text(model, offline.id, t) for t in ("State", "Online since", "Underlay", "Agent")] == [
