@@ -1,0 +1,48 @@
+"""The CAN part of a data plane: CanBridge, CanConnection, CanLocalRoute and CAN DeviceInterfaces.
+
+A data plane hands every parameter :func:`handles` accepts to its :class:`CanPlane` and keeps the
+Ethernet kinds itself. There are two implementations behind this one interface (docs/benches.md,
+"CAN"): the kernel one (vcan bridge, cangw rules, the relay on an AF_CAN socket) and the userspace
+one (an in-process frame hub, the same relay, simulated ECU endpoints only). The rules of
+``lea_peer.dataplane.base`` hold here too: never raise for the bench's faults, return
+``ParameterError`` with a sentence naming the interface, and change nothing on ``check``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Collection
+from uuid import UUID
+
+from resources.agent import CanSupport
+from resources.configuration import Parameter, ParameterKind, ParameterStatus
+
+CAN_KINDS = frozenset({ParameterKind.CAN_BRIDGE, ParameterKind.CAN_CONNECTION, ParameterKind.CAN_LOCAL_ROUTE})
+
+
+def handles(parameter: Parameter) -> bool:
+    """True for the CAN kinds and for the DeviceInterface of a CAN interface (its value has "can")."""
+    return parameter.kind in CAN_KINDS or (
+        parameter.kind == ParameterKind.DEVICE_INTERFACE and "can" in parameter.value
+    )
+
+
+class CanPlane(ABC):
+    #: Which way this plane carries CAN; the agent announces it in ``capabilities.can``.
+    support: CanSupport
+
+    @abstractmethod
+    async def apply(self, cluster: UUID, parameter: Parameter) -> ParameterStatus:
+        """Bring the bench to ``parameter.target`` for one parameter :func:`handles` accepts."""
+
+    @abstractmethod
+    async def check(self, cluster: UUID, parameter: Parameter) -> ParameterStatus:
+        """Its state now, changing nothing; a relay's state carries its metrics."""
+
+    @abstractmethod
+    async def sweep(self, keep: Collection[UUID]) -> list[str]:
+        """Stop and remove what this plane runs or made for parameters not in ``keep``; the names."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Stop relays and hubs (in-process state ends with the agent); kernel links stay."""
