@@ -11,13 +11,14 @@ import hashlib
 import uuid
 from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from uuid import UUID
 
 from resources.agent import TunnelType
 from resources.cluster import ClusterDescriptor
 from resources.configuration import Parameter, ParameterKind, PeerConfiguration, Target
 from resources.derived import device_owners, ordered_member_ids
-from resources.peer import NetworkInterface, PeerDescriptor
+from resources.peer import CanConfiguration, NetworkInterface, PeerDescriptor, VcanConfiguration
 
 CAN_BRIDGE_NAME = "vcan-lea"
 CAN_BASE_PORT = 20000
@@ -109,6 +110,39 @@ def _cluster_interfaces(cluster: ClusterDescriptor, peer: PeerDescriptor) -> lis
     return [i for i in peer.interfaces if i.id in wanted]
 
 
+def kernel_sample_point(fraction: float) -> int:
+    """A sample point (0..1, the descriptor's unit) in tenths of a percent (the kernel's unit, 875 =
+    87.5 %), rounded half up from its decimal text (0.8125 -> 813, never 812 from binary noise). At
+    least 1: the kernel reads 0 as "pick a default", which a descriptor never asked for."""
+    tenths = (Decimal(repr(fraction)) * 1000).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    return max(1, int(tenths))
+
+
+def device_interface_value(iface: NetworkInterface) -> dict[str, str | int | bool]:
+    """DeviceInterface's value: the interface's name; for a CAN interface also its kind and, for
+    real CAN, the bit timing the agent sets (bitrate, sample point, FD and its data phase)."""
+    value: dict[str, str | int | bool] = {"interface": iface.name}
+    config = iface.configuration
+    if isinstance(config, VcanConfiguration):
+        value["can"] = "vcan"
+    elif isinstance(config, CanConfiguration):
+        value.update(
+            can="can", bitrate=config.bitrate, sample_point=kernel_sample_point(config.sample_point), fd=config.fd
+        )
+        if config.fd:
+            assert config.data_bitrate is not None and config.data_sample_point is not None  # the descriptor's rule
+            value.update(
+                data_bitrate=config.data_bitrate, data_sample_point=kernel_sample_point(config.data_sample_point)
+            )
+    return value
+
+
+def carries_fd(iface: NetworkInterface) -> bool:
+    """Whether the interface's routes carry CAN FD frames too: vcan always, real CAN when configured with FD."""
+    config = iface.configuration
+    return isinstance(config, VcanConfiguration) or (isinstance(config, CanConfiguration) and config.fd)
+
+
 def gre_name(remote: UUID) -> str:
     """The local name of the GRE tunnel to ``remote``: a Linux interface name (<= 15 chars).
 
@@ -138,7 +172,7 @@ def compute_configurations(
         peer = peers[member]
         b = _Builder(cluster, peer, target)
         device_ifaces = {
-            i.id: b.add(ParameterKind.DEVICE_INTERFACE, i.name, {"interface": i.name}) for i in interfaces[member]
+            i.id: b.add(ParameterKind.DEVICE_INTERFACE, i.name, device_interface_value(i)) for i in interfaces[member]
         }
         bridge_name = peer.effective_bridge_name
         bridge = b.add(ParameterKind.ETHERNET_BRIDGE, bridge_name, {"name": bridge_name})
@@ -171,18 +205,23 @@ def compute_configurations(
                     ParameterKind.CAN_CONNECTION, str(remote),
                     {
                         "role": "server" if member == leader else "client",
+                        "local": addresses.get(member, ""),
                         "remote": addresses.get(remote, ""),
                         "port": port,
                     },
                     can_bridge,
                 )
             for iface in interfaces[member]:
-                if iface.is_can:
-                    b.add(
-                        ParameterKind.CAN_LOCAL_ROUTE, iface.name,
-                        {"source": iface.name, "destination": CAN_BRIDGE_NAME},
-                        device_ifaces[iface.id], can_bridge,
-                    )
+                if iface.is_can:  # both directions between the device's bus and the bridge
+                    fd = carries_fd(iface)
+                    for direction, source, destination in (
+                        ("to-bridge", iface.name, CAN_BRIDGE_NAME), ("from-bridge", CAN_BRIDGE_NAME, iface.name),
+                    ):
+                        b.add(
+                            ParameterKind.CAN_LOCAL_ROUTE, f"{iface.name}/{direction}",
+                            {"source": source, "destination": destination, "fd": fd},
+                            device_ifaces[iface.id], can_bridge,
+                        )
         if member == leader:
             for remote, gre in gres.items():
                 b.add(

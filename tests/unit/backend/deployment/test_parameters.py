@@ -14,8 +14,10 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from backend.deployment.parameters import compute_configurations
+from backend.deployment.parameters import CAN_BRIDGE_NAME, compute_configurations, kernel_sample_point
 from resources.cluster import ClusterDescriptor
 from resources.configuration import Parameter, ParameterKind, PeerConfiguration, Target, dependency_order
 from resources.derived import ordered_member_ids
@@ -234,10 +236,12 @@ def test_can_connection_member_leader_leader_is_server(setup: Setup) -> None:
     leader_connections = _of(configurations[cluster.leader], K.CAN_CONNECTION)
     assert len(leader_connections) == len(can_members)
     assert {c.value["role"] for c in leader_connections} == {"server"}
+    assert {c.value["local"] for c in leader_connections} == {addresses[cluster.leader]}
     assert sorted(str(c.value["remote"]) for c in leader_connections) == sorted(addresses[m] for m in can_members)
     for member in can_members:
         (connection,) = _of(configurations[member], K.CAN_CONNECTION)
         assert connection.value["role"] == "client"
+        assert connection.value["local"] == addresses[member]
         assert connection.value["remote"] == addresses[cluster.leader]
         # Both ends agree on the port of their connection.
         (server,) = [c for c in leader_connections if c.value["remote"] == addresses[member]]
@@ -251,22 +255,66 @@ def test_can_connection_member_leader_leader_is_server(setup: Setup) -> None:
             assert connection.dependencies == (can_bridges[0].id,)
 
 
-def test_can_local_route_per_can_interface(setup: Setup) -> None:
+def test_can_local_routes_both_directions_per_can_interface(setup: Setup) -> None:
     cluster, peers, _, configurations = setup
     for peer_id, configuration in configurations.items():
         by_id = {p.id: p for p in configuration.parameters}
         can_ifaces = sorted(i.name for i in _cluster_interfaces(cluster, peers[peer_id]) if i.is_can)
         routes = _of(configuration, K.CAN_LOCAL_ROUTE)
-        assert sorted(str(r.value["source"]) for r in routes) == can_ifaces
+        to_bridge = [r for r in routes if r.value["destination"] == CAN_BRIDGE_NAME]
+        from_bridge = [r for r in routes if r.value["source"] == CAN_BRIDGE_NAME]
+        assert len(routes) == 2 * len(can_ifaces) == len(to_bridge) + len(from_bridge)
+        assert sorted(str(r.value["source"]) for r in to_bridge) == can_ifaces
+        assert sorted(str(r.value["destination"]) for r in from_bridge) == can_ifaces
         for route in routes:
+            assert set(route.value) == {"source", "destination", "fd"}
             kinds = sorted(by_id[d].kind for d in route.dependencies)
             assert kinds == sorted([K.DEVICE_INTERFACE, K.CAN_BRIDGE])
             (iface,) = [by_id[d] for d in route.dependencies if by_id[d].kind == K.DEVICE_INTERFACE]
             (bridge,) = [by_id[d] for d in route.dependencies if by_id[d].kind == K.CAN_BRIDGE]
-            assert iface.value["interface"] == route.value["source"]
-            assert bridge.value["name"] == route.value["destination"]
+            device = route.value["source"] if route in to_bridge else route.value["destination"]
+            assert iface.value["interface"] == device
+            assert bridge.value["name"] == CAN_BRIDGE_NAME
+            # FD frames are routed for a vcan device and for CAN configured with FD, not for classic CAN.
+            assert route.value["fd"] is (iface.value["can"] == "vcan" or iface.value.get("fd") is True)
     member_can = configurations[_u(0x201)]
-    assert sorted(str(r.value["source"]) for r in _of(member_can, K.CAN_LOCAL_ROUTE)) == ["can1", "vcan0"]
+    fd = {(r.value["source"], r.value["destination"]): r.value["fd"] for r in _of(member_can, K.CAN_LOCAL_ROUTE)}
+    assert fd == {
+        ("vcan0", "vcan-lea"): True, ("vcan-lea", "vcan0"): True,
+        ("can1", "vcan-lea"): True, ("vcan-lea", "can1"): True,
+    }
+    leader = configurations[cluster.leader]
+    fd = {(r.value["source"], r.value["destination"]): r.value["fd"] for r in _of(leader, K.CAN_LOCAL_ROUTE)}
+    assert fd == {("can0", "vcan-lea"): False, ("vcan-lea", "can0"): False}
+
+
+def test_device_interface_of_can_carries_the_bit_timing_in_the_kernels_units(setup: Setup) -> None:
+    _, _, _, configurations = setup
+    values = {
+        str(p.value["interface"]): p.value
+        for c in configurations.values() for p in _of(c, K.DEVICE_INTERFACE)
+    }
+    assert values["eth0"] == {"interface": "eth0"}  # Ethernet: the name only
+    assert values["vcan0"] == {"interface": "vcan0", "can": "vcan"}
+    assert values["can0"] == {"interface": "can0", "can": "can", "bitrate": 500_000, "sample_point": 875, "fd": False}
+    assert values["can1"] == {
+        "interface": "can1", "can": "can", "bitrate": 500_000, "sample_point": 800, "fd": True,
+        "data_bitrate": 2_000_000, "data_sample_point": 750,
+    }
+
+
+@pytest.mark.parametrize(("fraction", "tenths"), [
+    (0.875, 875), (0.8, 800), (0.7, 700), (0.1, 100), (0.001, 1), (1.0, 1000),
+    (0.8125, 813), (0.0625, 63),  # finer than the kernel's unit: half up, from the decimal text
+    (0.0004, 1),  # never 0: the kernel would take that for "choose a default"
+])
+def test_sample_points_become_tenths_of_a_percent_without_float_surprises(fraction: float, tenths: int) -> None:
+    assert kernel_sample_point(fraction) == tenths
+
+
+@given(st.integers(min_value=1, max_value=1000))
+def test_every_sample_point_the_kernel_can_hold_comes_back_exactly(tenths: int) -> None:
+    assert kernel_sample_point(tenths / 1000) == tenths
 
 
 def test_remote_peer_check_on_leader_per_member(setup: Setup) -> None:
@@ -292,11 +340,11 @@ def test_counts_per_kind(setup: Setup) -> None:
     }
     assert counts["leader"] == {
         K.DEVICE_INTERFACE: 2, K.ETHERNET_BRIDGE: 1, K.GRE_INTERFACE: 2, K.INTERFACE_JOIN: 3,
-        K.CAN_BRIDGE: 1, K.CAN_CONNECTION: 1, K.CAN_LOCAL_ROUTE: 1, K.REMOTE_PEER_CHECK: 2,
+        K.CAN_BRIDGE: 1, K.CAN_CONNECTION: 1, K.CAN_LOCAL_ROUTE: 2, K.REMOTE_PEER_CHECK: 2,
     }
     assert counts["can"] == {
         K.DEVICE_INTERFACE: 3, K.ETHERNET_BRIDGE: 1, K.GRE_INTERFACE: 1, K.INTERFACE_JOIN: 2,
-        K.CAN_BRIDGE: 1, K.CAN_CONNECTION: 1, K.CAN_LOCAL_ROUTE: 2,
+        K.CAN_BRIDGE: 1, K.CAN_CONNECTION: 1, K.CAN_LOCAL_ROUTE: 4,
     }
     assert counts["eth"] == {K.DEVICE_INTERFACE: 1, K.ETHERNET_BRIDGE: 1, K.GRE_INTERFACE: 1, K.INTERFACE_JOIN: 2}
     assert set().union(*counts.values()) == set(ParameterKind)  # every kind of the table appears
@@ -363,7 +411,7 @@ def test_leader_only_cluster_and_leader_without_devices() -> None:
     (config,) = compute_configurations(alone, peers, addresses).values()
     kinds = Counter(p.kind for p in config.parameters)
     assert kinds[K.GRE_INTERFACE] == kinds[K.CAN_CONNECTION] == kinds[K.REMOTE_PEER_CHECK] == 0
-    assert kinds[K.CAN_BRIDGE] == 1 and kinds[K.CAN_LOCAL_ROUTE] == 1
+    assert kinds[K.CAN_BRIDGE] == 1 and kinds[K.CAN_LOCAL_ROUTE] == 2
     # A leader with none of the cluster's devices is still a member: bridge, tunnels, checks.
     others = tuple(d.id for p in peers.values() if p.id != leader.id for d in p.devices)
     remote_led = cluster.model_copy(update={"devices": others})
