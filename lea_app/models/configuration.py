@@ -34,7 +34,8 @@ def _state_tooltip(row: ParameterRow) -> str:
     if row.state is None:
         return "The bench has not reported this parameter yet"
     wanted = "as wanted" if row.reached else f"wanted: {row.target}"
-    return f"{row.state_text} ({wanted})" + (f": {row.detail}" if row.detail else "")
+    text = f"{row.state_text} ({wanted})" + (f": {row.detail}" if row.detail else "")
+    return text + ("\nThe bench reports a simulation here (see the detail)" if row.simulated else "")
 
 
 class PeerConfigurationModel(ResourceTableModel[ParameterRow]):
@@ -44,13 +45,17 @@ class PeerConfigurationModel(ResourceTableModel[ParameterRow]):
             tooltip=lambda r: "Position in dependency order (the order the bench applies them in)",
         ),
         Column[ParameterRow]("Kind", lambda r: r.kind, width=130),
-        Column[ParameterRow]("Value", lambda r: r.value, tooltip=lambda r: r.value, width=480),
+        Column[ParameterRow]("Value", lambda r: r.value, tooltip=lambda r: r.value, width=420),
         Column[ParameterRow]("Target", lambda r: r.target, width=70),
         Column[ParameterRow](
             "State", lambda r: r.state_text, foreground=_state_brush, tooltip=_state_tooltip, width=100,
             sort_key=lambda r: (not r.failed, r.reached, r.order),  # errors first, then what is not there yet
         ),
         Column[ParameterRow]("Detail", lambda r: r.detail, tooltip=lambda r: r.detail, width=240),
+        Column[ParameterRow](
+            "Metrics", lambda r: r.metrics, width=260,
+            tooltip=lambda r: f"Counters the bench reported: {r.metrics}" if r.metrics else "",
+        ),
     )
 
     def __init__(self, store: Store, peer_id: UUID, parent: QObject | None = None) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
+from lea_app.models.can_text import can_connection, can_local_route, device_interface, metrics_text
 from resources.configuration import (
     Parameter,
     ParameterAbsent,
@@ -64,12 +65,6 @@ def _tunnel(value: Value) -> str:
     return text + (f", mtu {mtu}" if mtu else "")
 
 
-def _can_connection(value: Value) -> str:
-    role = _take(value, "role")
-    remote, port = _take(value, "remote"), _take(value, "port")
-    return f"{role + ' ' if role else ''}{remote or '?'}{':' + port if port else ''}"
-
-
 def _remote_peer_check(value: Value, peer_name: PeerName | None) -> str:
     remote, peer, bridge = _take(value, "remote"), _take(value, "peer"), _take(value, "bridge")
     name = ""
@@ -83,13 +78,13 @@ def _remote_peer_check(value: Value, peer_name: PeerName | None) -> str:
 
 
 _DESCRIBE: dict[ParameterKind, Callable[[Value], str]] = {
-    ParameterKind.DEVICE_INTERFACE: lambda v: _take(v, "interface", "name"),
+    ParameterKind.DEVICE_INTERFACE: device_interface,
     ParameterKind.ETHERNET_BRIDGE: lambda v: _take(v, "name"),
     ParameterKind.GRE_INTERFACE: _tunnel,
     ParameterKind.INTERFACE_JOIN: lambda v: f"{_take(v, 'interface')} into {_take(v, 'bridge')}",
     ParameterKind.CAN_BRIDGE: lambda v: _take(v, "name"),
-    ParameterKind.CAN_CONNECTION: _can_connection,
-    ParameterKind.CAN_LOCAL_ROUTE: lambda v: f"{_take(v, 'source')} -> {_take(v, 'destination')}",
+    ParameterKind.CAN_CONNECTION: can_connection,
+    ParameterKind.CAN_LOCAL_ROUTE: can_local_route,
 }
 
 
@@ -106,13 +101,26 @@ def describe_value(parameter: Parameter, peer_name: PeerName | None = None) -> s
 
 
 def state_text(state: ParameterStatus | None) -> str:
+    """The state in a word; "(simulated)" added when the bench says it is a simulation (a simulated
+    ECU endpoint, a demo bench's failure), so that it shows even where the detail is cut off."""
     if isinstance(state, ParameterPresent):
-        return "Present"
-    if isinstance(state, ParameterAbsent):
+        text = "Present"
+    elif isinstance(state, ParameterAbsent):
         return "Absent"
+    elif isinstance(state, ParameterError):
+        text = "Error"
+    else:
+        return "Not reported"
+    return f"{text} (simulated)" if is_simulated(state) else text
+
+
+def is_simulated(state: ParameterStatus | None) -> bool:
+    """The bench's detail or reason says what it reports is a simulation."""
+    if isinstance(state, ParameterPresent):
+        return "simulat" in (state.detail or "").casefold()
     if isinstance(state, ParameterError):
-        return "Error"
-    return "Not reported"
+        return "simulat" in state.reason.casefold()
+    return False
 
 
 @dataclass(frozen=True)
@@ -144,6 +152,17 @@ class ParameterRow:
         if isinstance(self.state, ParameterPresent):
             return self.state.detail or ""
         return ""
+
+    @property
+    def metrics(self) -> str:
+        """The counters the bench reported with the state (a CAN relay's frames and losses)."""
+        if isinstance(self.state, ParameterPresent | ParameterError):
+            return metrics_text(self.state.metrics)
+        return ""
+
+    @property
+    def simulated(self) -> bool:
+        return is_simulated(self.state)
 
     @property
     def reached(self) -> bool:

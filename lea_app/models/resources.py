@@ -10,6 +10,7 @@ from uuid import UUID
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QBrush, QColor
 
+from lea_app.models.can_text import can_capability, can_capability_tooltip
 from lea_app.models.table import Column, ResourceTableModel
 from lea_app.sync.store import Store, StoreChange
 from resources.cluster import ClusterDescriptor
@@ -164,6 +165,14 @@ class PeerRow:
         ))
 
     @property
+    def can_text(self) -> str:
+        return can_capability(self.peer.demo, self.online, self.agent)
+
+    @property
+    def can_tooltip(self) -> str:
+        return can_capability_tooltip(self.peer.demo, self.online, self.agent)
+
+    @property
     def state_tooltip(self) -> str:
         if not self.online:
             return "not connected"
@@ -196,6 +205,10 @@ class PeersModel(ResourceTableModel[PeerRow]):
         Column[PeerRow](
             "Agent", lambda r: r.agent_text, tooltip=lambda r: r.agent_tooltip,
             foreground=lambda r: GREY if r.peer.demo else None, width=165,
+        ),
+        Column[PeerRow](
+            "CAN", lambda r: r.can_text, tooltip=lambda r: r.can_tooltip,
+            foreground=lambda r: GREY if r.peer.demo else None, width=80,
         ),
         Column[PeerRow](
             "Online since", lambda r: r.since_text, tooltip=lambda r: r.state_tooltip,

@@ -12,6 +12,7 @@ from uuid import UUID
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QTableView, QVBoxLayout, QWidget
 
 from lea_app.controller import Controller
+from lea_app.models.can_text import can_capability, can_capability_tooltip
 from lea_app.models.configuration import PeerConfigurationModel
 from lea_app.models.parameters import summarise
 from lea_app.models.resources import cluster_status, reason_text, status_text, waiting_names
@@ -39,6 +40,9 @@ class PeerConfigurationDialog(QDialog):
         self.status = QLabel()
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
+        self.can = QLabel()
+        self.can.setObjectName("benchCanCapability")
+        layout.addWidget(self.can)
         self.summary = QLabel()
         self.summary.setObjectName("configurationSummary")
         layout.addWidget(self.summary)
@@ -85,6 +89,7 @@ class PeerConfigurationDialog(QDialog):
             f"<h3 style='margin:0'>Configuration of “{name}”{' (demo simulation)' if demo else ''}</h3>"
         )
         self.status.setText(f"{self._cluster_line()} &nbsp;·&nbsp; {self._connection_line(demo)}")
+        self._refresh_can(demo)
         self.summary.setText(f"<b>{summarise(self.model.all_rows()).text()}</b>")
 
     def _cluster_line(self) -> str:
@@ -99,6 +104,17 @@ class PeerConfigurationDialog(QDialog):
             text += f" {status.done}/{status.total}"
         reason = reason_text(status, waiting_names(self.store.get, status))
         return text + (f" — {html.escape(reason)}" if reason else "")
+
+    def _refresh_can(self, demo: bool) -> None:
+        """The bench's CAN capability, as its agent announced it (a demo bench's is simulated)."""
+        connection = self.store.get(ResourceKind.PEER_CONNECTION_STATE, self.peer_id)
+        state = connection.state if isinstance(connection, PeerConnectionState) else None
+        online = state if isinstance(state, Online) else None
+        agent = online.agent if online is not None else None
+        capability = can_capability(demo, online is not None, agent)
+        explained = can_capability_tooltip(demo, online is not None, agent)
+        self.can.setText(f"CAN: <b>{capability or 'not known while offline'}</b> — {html.escape(explained)}")
+        self.can.setToolTip(explained)
 
     def _connection_line(self, demo: bool) -> str:
         connection = self.store.get(ResourceKind.PEER_CONNECTION_STATE, self.peer_id)

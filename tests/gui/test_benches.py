@@ -26,7 +26,7 @@ from lea_app.connection.base import Identity, PeerToken
 from lea_app.controller import Controller
 from lea_app.models.bench_setup import joined
 from lea_app.models.configuration import PeerConfigurationModel
-from lea_app.models.resources import ClustersModel, DeploymentsModel, PeersModel
+from lea_app.models.resources import GREY, ClustersModel, DeploymentsModel, PeersModel
 from lea_app.models.table import ResourceTableModel
 from lea_app.sync.store import Store
 from lea_app.views.bench_dialog import BenchSetupDialog
@@ -50,7 +50,7 @@ from resources.events import Event, EventType, StateSnapshot
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
 from resources.resource import AnyResource
-from resources.state import AgentInfo, ClusterState, Failed, Online, PeerConnectionState, Undeploying
+from resources.state import AgentInfo, ClusterState, Failed, Offline, Online, PeerConnectionState, Undeploying
 from tests.helpers.factories import make_cluster, make_peer
 from tests.helpers.fake_connection import FakeBackend, make_event
 from tests.helpers.qt import Lea, flushed, run
@@ -128,8 +128,8 @@ def test_the_peers_table_shows_each_real_benchs_agent_and_labels_demo_benches(qt
     assert "Tunnel types: gretap, vxlan" in tooltip and "CAN: kernel" in tooltip and "Underlay MTU: 9000" in tooltip
     assert text(model, demo.id, "Name") == "demo-01 (demo)"
     assert text(model, demo.id, "Agent") == "demo simulation"
-    assert [text(model, offline.id, t) for t in ("State", "Online since", "Underlay", "Agent")] == [
-        "Offline", "", "", "",
+    assert [text(model, offline.id, t) for t in ("State", "Online since", "Underlay", "Agent", "CAN")] == [
+        "Offline", "", "", "", "",
     ]
 
     # The agent reconnects later, from another address: the row follows the store.
@@ -137,11 +137,44 @@ def test_the_peers_table_shows_each_real_benchs_agent_and_labels_demo_benches(qt
     store.apply_events([_put(store, online(real, "10.0.1.7", AGENT, later))])
     assert text(model, real.id, "Underlay") == "10.0.1.7 · MTU 1500"
     assert text(model, real.id, "Agent") == "0.1.0 · vxlan"
+    assert text(model, real.id, "CAN") == "none"  # AGENT announced no CAN
 
     # Sorted inside the model by when the peer came online; offline peers last.
     column = [c.title for c in model.columns].index("Online since")
     model.sort(column, Qt.SortOrder.AscendingOrder)
     assert model.ids() == [demo.id, real.id, offline.id]
+
+
+def test_the_peers_table_shows_each_benchs_can_capability(qtbot: QtBot, holder: QObject) -> None:
+    benches = {can: make_peer(f"bench-{can.value}") for can in CanSupport}
+    demo, silent = make_peer("demo-02", demo=True), make_peer("bench-silent")
+    store = Store()
+    store.apply_snapshot(StateSnapshot(epoch="e", revision=0, resources=(
+        *benches.values(), demo, silent,
+        *(online(peer, "10.0.0.9", AgentInfo(version="0.2.0", capabilities=Capabilities(can=can)))
+          for can, peer in benches.items()),
+        online(demo, "demo", None), online(silent, "10.0.0.10", None),
+    )))
+    model = PeersModel(store)
+    model.setParent(holder)
+    model.refresh_all()
+    assert {can: text(model, peer.id, "CAN") for can, peer in benches.items()} == {
+        CanSupport.KERNEL: "kernel", CanSupport.USERSPACE: "userspace", CanSupport.NONE: "none",
+    }
+    tip = {can: text(model, peer.id, "CAN", Qt.ItemDataRole.ToolTipRole) for can, peer in benches.items()}
+    assert "simulated ECU endpoints" in tip[CanSupport.USERSPACE]
+    assert "refuses every CAN parameter" in tip[CanSupport.NONE]
+    assert "cangw" in tip[CanSupport.KERNEL]
+    # A demo bench's CAN is a simulation, and says so (in grey, like its agent column).
+    assert text(model, demo.id, "CAN") == "simulated"
+    assert "simulated" in text(model, demo.id, "CAN", Qt.ItemDataRole.ToolTipRole)
+    assert text(model, demo.id, "CAN", Qt.ItemDataRole.ForegroundRole) == GREY
+    assert text(model, silent.id, "CAN") == "unknown"
+    # Sorted inside the model like every column.
+    model.sort([c.title for c in model.columns].index("CAN"), Qt.SortOrder.AscendingOrder)
+    assert [text(model, i, "CAN") for i in model.ids()] == sorted(
+        ["kernel", "userspace", "none", "simulated", "unknown"]
+    )
 
 
 def _put(store: Store, resource: AnyResource) -> Event:
@@ -284,7 +317,7 @@ def test_the_configuration_view_shows_every_parameter_and_follows_the_reports_li
                                                                parameters=(tunnel, bridge)))])
     qtbot.waitUntil(lambda: flushed(model).rowCount() == 2, timeout=5_000)
     assert [model.index(0, c).data() for c in range(model.columnCount())] == [
-        "1", "Ethernet bridge", "br-lea", "Present", "Not reported", "",
+        "1", "Ethernet bridge", "br-lea", "Present", "Not reported", "", "",
     ]
     assert text(model, tunnel.id, "Value") == "vxlan vni 4711 gre-1: 10.0.0.7 -> 10.0.0.8, mtu 1450"
     assert "Cluster <b>hil-loop</b>" in dialog.status.text() and "Bench online" in dialog.status.text()
@@ -300,6 +333,106 @@ def test_the_configuration_view_shows_every_parameter_and_follows_the_reports_li
     # Sorted by State, errors come first.
     model.sort([c.title for c in model.columns].index("State"))
     assert model.ids() == [tunnel.id, bridge.id]
+
+
+def can_configuration(peer: PeerDescriptor, cluster: UUID) -> tuple[PeerConfiguration, dict[str, Parameter]]:
+    """A CAN member's parameters as the backend computes them (values of the issue #12 table)."""
+    def p(kind: ParameterKind, value: dict[str, str | int | bool], *deps: Parameter) -> Parameter:
+        return Parameter(id=uuid.uuid4(), kind=kind, target=Target.PRESENT, dependencies=tuple(d.id for d in deps),
+                         value=value)
+
+    device = p(ParameterKind.DEVICE_INTERFACE, {
+        "interface": "can1", "can": "can", "bitrate": 500_000, "sample_point": 800, "fd": True,
+        "data_bitrate": 2_000_000, "data_sample_point": 750,
+    })
+    bridge = p(ParameterKind.CAN_BRIDGE, {"name": "vcan-lea"})
+    relay = p(ParameterKind.CAN_CONNECTION,
+              {"role": "client", "local": "10.0.0.7", "remote": "10.0.0.8", "port": 20001}, bridge)
+    to_bridge = p(ParameterKind.CAN_LOCAL_ROUTE, {"source": "can1", "destination": "vcan-lea", "fd": True},
+                  device, bridge)
+    from_bridge = p(ParameterKind.CAN_LOCAL_ROUTE, {"source": "vcan-lea", "destination": "can1", "fd": True},
+                    device, bridge)
+    named = {"device": device, "bridge": bridge, "relay": relay, "to": to_bridge, "from": from_bridge}
+    return PeerConfiguration(id=peer.id, cluster=cluster, parameters=tuple(named.values())), named
+
+
+def test_the_configuration_view_shows_can_parameters_metrics_and_the_benchs_can_capability(
+    qtbot: QtBot, bench: Bench
+) -> None:
+    peer, other = bench.real, make_peer("bench-08")
+    cluster = make_cluster("can-loop", peer, other)
+    userspace = AgentInfo(version="0.2.0", capabilities=Capabilities(
+        tunnels=(TunnelType.VXLAN,), can=CanSupport.USERSPACE, underlay_mtu=1500,
+    ))
+    configuration, p = can_configuration(peer, cluster.id)
+    bench.backend.write([
+        (EventType.CREATED, other), (EventType.CREATED, cluster), (EventType.CREATED, configuration),
+        (EventType.UPDATED, online(peer, "10.0.0.7", userspace)),
+    ])
+    dialog = PeerConfigurationDialog(bench.controller, peer.id)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    model = dialog.model
+    qtbot.waitUntil(lambda: flushed(model).rowCount() == 5, timeout=5_000)
+    qtbot.waitUntil(lambda: "userspace" in dialog.can.text(), timeout=5_000)
+    assert "CAN: <b>userspace</b>" in dialog.can.text() and "simulated ECU endpoints" in dialog.can.text()
+    assert dialog.can.isVisible()
+    values = {name: text(model, parameter.id, "Value") for name, parameter in p.items()}
+    assert values == {
+        "device": "can1: CAN FD 500 kbit/s, sample point 80.0 %; data 2 Mbit/s, sample point 75.0 %",
+        "bridge": "vcan-lea",
+        "relay": "client 10.0.0.7:20001 <-> 10.0.0.8:20001",
+        "to": "can1 -> vcan-lea (+FD)",
+        "from": "vcan-lea -> can1 (+FD)",
+    }
+    assert [text(model, parameter.id, "Kind") for parameter in p.values()] == [
+        "Device interface", "CAN bridge", "CAN connection", "CAN local route", "CAN local route",
+    ]
+
+    # The bench reports: the relay with its counters, the routes to a simulated ECU endpoint.
+    sim = "can1 is a simulated ECU endpoint (udp:10.0.0.7:30001)"
+    bench.backend.write([(EventType.CREATED, PeerConfigurationState(id=peer.id, parameters=(
+        ParameterReport(id=p["device"].id, state=ParameterPresent(detail=sim)),
+        ParameterReport(id=p["bridge"].id, state=ParameterPresent(detail="userspace frame hub")),
+        ParameterReport(id=p["relay"].id, state=ParameterPresent(detail="relay 10.0.0.7:20001 <-> 10.0.0.8:20001",
+                                                                 metrics={"frames_sent": 120, "frames_received": 118,
+                                                                          "datagrams_lost": 0})),
+        ParameterReport(id=p["to"].id, state=ParameterPresent(detail=sim)),
+        ParameterReport(id=p["from"].id, state=ParameterError(
+            reason="no datagram from 10.0.0.8:20001 for 3.0 s: relay peer lost", metrics={"datagrams_lost": 2})),
+    )))])
+    qtbot.waitUntil(lambda: text(model, p["from"].id, "State") == "Error", timeout=5_000)
+    assert text(model, p["relay"].id, "Metrics") == "frames sent 120, received 118; datagrams lost 0"
+    assert "frames sent 120" in text(model, p["relay"].id, "Metrics", Qt.ItemDataRole.ToolTipRole)
+    assert text(model, p["from"].id, "Metrics") == "datagrams lost 2"
+    assert text(model, p["bridge"].id, "Metrics") == ""
+    # A simulation stays labelled where it cannot be cut off: in the State column, and in its tooltip.
+    assert text(model, p["to"].id, "State") == "Present (simulated)"
+    assert text(model, p["to"].id, "Detail") == sim
+    assert "simulation" in text(model, p["to"].id, "State", Qt.ItemDataRole.ToolTipRole)
+    assert text(model, p["relay"].id, "State") == "Present"
+    assert dialog.summary.text() == "<b>4 of 5 parameters as wanted, 1 error</b>"
+    # The capability follows the agent: a reconnect with kernel CAN shows at once.
+    kernel = userspace.model_copy(update={"capabilities": userspace.capabilities.model_copy(
+        update={"can": CanSupport.KERNEL})})
+    bench.backend.write([(EventType.UPDATED, online(peer, "10.0.0.7", kernel))])
+    qtbot.waitUntil(lambda: "CAN: <b>kernel</b>" in dialog.can.text(), timeout=5_000)
+
+
+def test_a_demo_benchs_configuration_view_labels_its_can_as_simulated(qtbot: QtBot, bench: Bench) -> None:
+    configuration, _ = can_configuration(bench.demo, uuid.uuid4())
+    bench.backend.write([(EventType.CREATED, configuration)])
+    dialog = PeerConfigurationDialog(bench.controller, bench.demo.id)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitUntil(lambda: flushed(dialog.model).rowCount() == 5, timeout=5_000)
+    assert "demo simulation" in dialog.heading.text()
+    assert "CAN: <b>simulated</b>" in dialog.can.text()
+    # Offline, a real bench's capability is not known (and the view does not pretend it is).
+    bench.backend.write([(EventType.UPDATED, PeerConnectionState(id=bench.real.id, state=Offline()))])
+    view = PeerConfigurationDialog(bench.controller, bench.real.id)
+    qtbot.addWidget(view)
+    qtbot.waitUntil(lambda: "not known while offline" in view.can.text(), timeout=5_000)
 
 
 def test_the_configuration_model_keeps_rows_in_place_when_the_undeploy_flips_the_target(
