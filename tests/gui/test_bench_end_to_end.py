@@ -164,7 +164,8 @@ def test_two_benches_set_up_in_lea_deploy_and_undeploy_for_real(
         assert isinstance(view, PeerConfigurationDialog)
         view.model.flush()
         rows = [view.model.row_data(id) for id in view.model.ids()]
-        assert rows and all(r is not None and r.state_text == "Present" for r in rows)
+        # The in-memory data plane says "simulated" in every detail: the State column says so too.
+        assert rows and all(r is not None and r.state_text == "Present (simulated)" for r in rows)
         assert view.summary.text() == f"<b>{len(rows)} of {len(rows)} parameters as wanted</b>"
         view.close()
 
