@@ -1,5 +1,5 @@
 """CAN as an engineer reads it (Qt-free): a bench's CAN capability, the CAN parameters' values in
-one line each ("can1: CAN FD 500 kbit/s, sample point 80.0 %; data 2 Mbit/s, sample point 75.0 %")
+one line each ("can1: CAN FD 500 kbit/s / 2 Mbit/s, sample points 80.0 % / 75.0 %")
 and a parameter state's metrics ("frames sent 120, received 118; datagrams lost 0").
 
 The value functions take the keys they understand out of ``value`` (a copy), so that
@@ -24,10 +24,15 @@ CAN_TOOLTIP = {
     ),
     CanSupport.NONE: "No CAN: the agent refuses every CAN parameter",
 }
-#: Counters agents report, in the order they read best; any other counter follows, sorted.
-METRIC_ORDER = (
-    "frames_sent", "frames_received", "datagrams_lost", "datagrams_malformed", "datagrams_out_of_order",
-)
+#: The counters a CAN relay reports, in the order they read best: (short label, what it counts).
+#: Any other counter follows, sorted, its name's underscores read as spaces.
+KNOWN_METRICS = {
+    "frames_sent": ("frames sent", "CAN frames sent to the remote relay"),
+    "frames_received": ("received", "CAN frames received from the remote relay"),
+    "datagrams_lost": ("lost", "datagrams lost (gaps in the sequence numbers)"),
+    "datagrams_malformed": ("malformed", "datagrams rejected as malformed"),
+    "datagrams_out_of_order": ("out of order", "datagrams that arrived out of order"),
+}
 
 
 def can_capability(demo: bool, online: bool, agent: AgentInfo | None) -> str:
@@ -104,7 +109,8 @@ def _timing(bitrate: int | None, sample_point: int | None) -> str:
 
 
 def device_interface(value: Value) -> str:
-    """"eth0"; "vcan0: virtual CAN"; "can0: CAN 500 kbit/s, sample point 87.5 %"; with FD also the data phase."""
+    """"eth0"; "vcan0: virtual CAN"; "can0: CAN 500 kbit/s, sample point 87.5 %"; with FD nominal /
+    data phase: "can1: CAN FD 500 kbit/s / 2 Mbit/s, sample points 80.0 % / 75.0 %"."""
     name = _take_text(value, "interface") or _take_text(value, "name")
     can = _take_text(value, "can")
     if not can:
@@ -115,13 +121,15 @@ def device_interface(value: Value) -> str:
         value["can"] = can  # a kind this LEA does not know: shown as it is
         return name
     fd = _take_bool(value, "fd")
-    nominal = _timing(_take_int(value, "bitrate"), _take_int(value, "sample_point"))
-    text = f"{name}: CAN FD" if fd else f"{name}: CAN"
-    text += f" {nominal}" if nominal else ""
-    if fd:
-        data = _timing(_take_int(value, "data_bitrate"), _take_int(value, "data_sample_point"))
-        text += f"; data {data}" if data else ""
-    return text
+    bitrate, sample_point = _take_int(value, "bitrate"), _take_int(value, "sample_point")
+    if not fd:
+        nominal = _timing(bitrate, sample_point)
+        return f"{name}: CAN {nominal}" if nominal else f"{name}: CAN"
+    # Nominal / data phase, the way CAN FD tools write it; a missing figure is a "?", not a blank.
+    data_bitrate, data_sample_point = _take_int(value, "data_bitrate"), _take_int(value, "data_sample_point")
+    rates = " / ".join(bitrate_text(b) if b is not None else "?" for b in (bitrate, data_bitrate))
+    points = " / ".join(sample_point_text(p) if p is not None else "?" for p in (sample_point, data_sample_point))
+    return f"{name}: CAN FD {rates}, sample points {points}"
 
 
 def can_connection(value: Value) -> str:
@@ -141,17 +149,20 @@ def can_local_route(value: Value) -> str:
     return f"{source or '?'} -> {destination or '?'}" + (" (+FD)" if fd else "")
 
 
+def _ordered(metrics: Mapping[str, int]) -> list[str]:
+    return [k for k in KNOWN_METRICS if k in metrics] + sorted(k for k in metrics if k not in KNOWN_METRICS)
+
+
 def metrics_text(metrics: Mapping[str, int]) -> str:
-    """Counters in one line, those sharing a first word grouped: "frames sent 120, received 118;
-    datagrams lost 0, malformed 0, out of order 0"."""
-    known = [k for k in METRIC_ORDER if k in metrics]
-    keys = known + sorted(k for k in metrics if k not in METRIC_ORDER)
-    groups: list[tuple[str, list[str]]] = []
-    for key in keys:
-        head, _, tail = key.partition("_")
-        words = f"{tail.replace('_', ' ')} {metrics[key]}" if tail else str(metrics[key])
-        if groups and groups[-1][0] == head:
-            groups[-1][1].append(words)
-        else:
-            groups.append((head, [words]))
-    return "; ".join(f"{head} {', '.join(words)}" for head, words in groups)
+    """Counters in one short line: "frames sent 120, received 118, lost 0" (every counter, zeros too)."""
+    return ", ".join(
+        f"{KNOWN_METRICS[k][0] if k in KNOWN_METRICS else k.replace('_', ' ')} {metrics[k]}" for k in _ordered(metrics)
+    )
+
+
+def metrics_tooltip(metrics: Mapping[str, int]) -> str:
+    """Every counter under its full name, one a line ("datagrams lost (gaps in the sequence numbers): 2")."""
+    return "\n".join(
+        f"{KNOWN_METRICS[k][1] if k in KNOWN_METRICS else k.replace('_', ' ')}: {metrics[k]} ({k})"
+        for k in _ordered(metrics)
+    )

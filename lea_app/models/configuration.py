@@ -44,18 +44,15 @@ class PeerConfigurationModel(ResourceTableModel[ParameterRow]):
             "#", lambda r: str(r.order), sort_key=lambda r: r.order, width=40,
             tooltip=lambda r: "Position in dependency order (the order the bench applies them in)",
         ),
-        Column[ParameterRow]("Kind", lambda r: r.kind, width=130),
-        Column[ParameterRow]("Value", lambda r: r.value, tooltip=lambda r: r.value, width=420),
-        Column[ParameterRow]("Target", lambda r: r.target, width=70),
+        Column[ParameterRow]("Kind", lambda r: r.kind, width=125),
+        Column[ParameterRow]("Value", lambda r: r.value, tooltip=lambda r: r.value, width=330),
+        Column[ParameterRow]("Target", lambda r: r.target, width=65),
         Column[ParameterRow](
-            "State", lambda r: r.state_text, foreground=_state_brush, tooltip=_state_tooltip, width=100,
+            "State", lambda r: r.state_text, foreground=_state_brush, tooltip=_state_tooltip, width=135,
             sort_key=lambda r: (not r.failed, r.reached, r.order),  # errors first, then what is not there yet
         ),
-        Column[ParameterRow]("Detail", lambda r: r.detail, tooltip=lambda r: r.detail, width=240),
-        Column[ParameterRow](
-            "Metrics", lambda r: r.metrics, width=260,
-            tooltip=lambda r: f"Counters the bench reported: {r.metrics}" if r.metrics else "",
-        ),
+        Column[ParameterRow]("Detail", lambda r: r.detail, tooltip=lambda r: r.detail, width=210),
+        Column[ParameterRow]("Metrics", lambda r: r.metrics, tooltip=lambda r: r.metrics_tooltip, width=200),
     )
 
     def __init__(self, store: Store, peer_id: UUID, parent: QObject | None = None) -> None:

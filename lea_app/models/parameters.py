@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
-from lea_app.models.can_text import can_connection, can_local_route, device_interface, metrics_text
+from lea_app.models.can_text import can_connection, can_local_route, device_interface, metrics_text, metrics_tooltip
 from resources.configuration import (
     Parameter,
     ParameterAbsent,
@@ -158,6 +158,12 @@ class ParameterRow:
         """The counters the bench reported with the state (a CAN relay's frames and losses)."""
         if isinstance(self.state, ParameterPresent | ParameterError):
             return metrics_text(self.state.metrics)
+        return ""
+
+    @property
+    def metrics_tooltip(self) -> str:
+        if isinstance(self.state, ParameterPresent | ParameterError) and self.state.metrics:
+            return f"Counters the bench reported:\n{metrics_tooltip(self.state.metrics)}"
         return ""
 
     @property

@@ -184,14 +184,14 @@ class PeersModel(ResourceTableModel[PeerRow]):
     # What the descriptor says, then the agent's connection (the first five keep their places).
     columns = (
         Column[PeerRow]("Name", lambda r: r.name, sort_key=lambda r: r.peer.name.casefold(), width=160),
-        Column[PeerRow]("Location", lambda r: r.peer.location or "", width=100),
+        Column[PeerRow]("Location", lambda r: r.peer.location or "", width=95),
         Column[PeerRow](
             "State", lambda r: "Online" if r.online else "Offline", tooltip=lambda r: r.state_tooltip,
             foreground=lambda r: GREEN if r.online else GREY, width=70,
         ),
         Column[PeerRow](
             "Interfaces", lambda r: ", ".join(i.name for i in r.peer.interfaces),
-            sort_key=lambda r: len(r.peer.interfaces), width=100,
+            sort_key=lambda r: len(r.peer.interfaces), width=85,
         ),
         Column[PeerRow](
             "Devices", lambda r: str(len(r.peer.devices)),
@@ -204,17 +204,17 @@ class PeersModel(ResourceTableModel[PeerRow]):
         ),
         Column[PeerRow](
             "Agent", lambda r: r.agent_text, tooltip=lambda r: r.agent_tooltip,
-            foreground=lambda r: GREY if r.peer.demo else None, width=165,
+            foreground=lambda r: GREY if r.peer.demo else None, width=145,
         ),
         Column[PeerRow](
             "CAN", lambda r: r.can_text, tooltip=lambda r: r.can_tooltip,
-            foreground=lambda r: GREY if r.peer.demo else None, width=80,
+            foreground=lambda r: GREY if r.peer.demo else None, width=75,
         ),
         Column[PeerRow](
             "Online since", lambda r: r.since_text, tooltip=lambda r: r.state_tooltip,
-            sort_key=lambda r: (r.since is None, r.since.timestamp() if r.since else 0.0), width=100,
+            sort_key=lambda r: (r.since is None, r.since.timestamp() if r.since else 0.0), width=90,
         ),
-        Column[PeerRow]("Blocked by", lambda r: r.blocked_by, width=150),
+        Column[PeerRow]("Blocked by", lambda r: r.blocked_by, width=120),
     )
 
     def __init__(self, store: Store, parent: QObject | None = None) -> None:

@@ -33,7 +33,7 @@ class PeerConfigurationDialog(QDialog):
         self.controller = controller
         self.store = controller.store
         self.peer_id = peer_id
-        self.resize(1000, 520)
+        self.resize(1240, 520)
         layout = QVBoxLayout(self)
         self.heading = QLabel()
         layout.addWidget(self.heading)

@@ -379,7 +379,7 @@ def test_the_configuration_view_shows_can_parameters_metrics_and_the_benchs_can_
     assert dialog.can.isVisible()
     values = {name: text(model, parameter.id, "Value") for name, parameter in p.items()}
     assert values == {
-        "device": "can1: CAN FD 500 kbit/s, sample point 80.0 %; data 2 Mbit/s, sample point 75.0 %",
+        "device": "can1: CAN FD 500 kbit/s / 2 Mbit/s, sample points 80.0 % / 75.0 %",
         "bridge": "vcan-lea",
         "relay": "client 10.0.0.7:20001 <-> 10.0.0.8:20001",
         "to": "can1 -> vcan-lea (+FD)",
@@ -402,9 +402,10 @@ def test_the_configuration_view_shows_can_parameters_metrics_and_the_benchs_can_
             reason="no datagram from 10.0.0.8:20001 for 3.0 s: relay peer lost", metrics={"datagrams_lost": 2})),
     )))])
     qtbot.waitUntil(lambda: text(model, p["from"].id, "State") == "Error", timeout=5_000)
-    assert text(model, p["relay"].id, "Metrics") == "frames sent 120, received 118; datagrams lost 0"
-    assert "frames sent 120" in text(model, p["relay"].id, "Metrics", Qt.ItemDataRole.ToolTipRole)
-    assert text(model, p["from"].id, "Metrics") == "datagrams lost 2"
+    assert text(model, p["relay"].id, "Metrics") == "frames sent 120, received 118, lost 0"
+    relay_tip = text(model, p["relay"].id, "Metrics", Qt.ItemDataRole.ToolTipRole)
+    assert "CAN frames sent to the remote relay: 120" in relay_tip
+    assert text(model, p["from"].id, "Metrics") == "lost 2"
     assert text(model, p["bridge"].id, "Metrics") == ""
     # A simulation stays labelled where it cannot be cut off: in the State column, and in its tooltip.
     assert text(model, p["to"].id, "State") == "Present (simulated)"

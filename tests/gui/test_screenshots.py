@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
@@ -17,21 +18,29 @@ from PySide6.QtGui import QImage
 from pytestqt.qtbot import QtBot
 
 from backend import actions
+from backend.deployment.parameters import compute_configurations
 from lea_app.app import settings
 from lea_app.connection.embedded import EmbeddedConnection
 from lea_app.controller import Controller
 from lea_app.models.parameters import parameter_rows, summarise
 from lea_app.views.bench_dialog import BenchSetupDialog
+from lea_app.views.configuration_dialog import PeerConfigurationDialog
 from lea_app.views.main_window import MainWindow
-from resources.agent import Capabilities, TunnelType
+from resources.agent import CanSupport, Capabilities, TunnelType
 from resources.cluster import ClusterDescriptor
-from resources.configuration import PeerConfiguration, PeerConfigurationState
+from resources.configuration import (
+    ParameterKind,
+    ParameterPresent,
+    ParameterReport,
+    PeerConfiguration,
+    PeerConfigurationState,
+)
 from resources.kinds import ResourceKind
-from resources.peer import PeerDescriptor
+from resources.peer import CanConfiguration, Device, EthernetConfiguration, NetworkInterface, PeerDescriptor
 from resources.state import AgentInfo, ClusterState, Deployed, Deploying, Online
-from tests.helpers.factories import make_peer
+from tests.helpers.factories import make_cluster, make_peer
 from tests.helpers.fake_connection import FakeBackend
-from tests.helpers.qt import run
+from tests.helpers.qt import flushed, run
 
 PAGES = ("dashboard", "peers", "clusters", "deployments", "event-log")
 
@@ -93,18 +102,80 @@ def state_of(controller: Controller, cluster_id: object) -> object:
 
 
 def add_real_benches(connection: EmbeddedConnection) -> PeerDescriptor:
-    """Two real (non-demo) benches next to the demo fleet: one with its agent online, one offline."""
-    online, offline = make_peer("bench-hil-07"), make_peer("bench-hil-08")
+    """Two real (non-demo) benches next to the demo fleet: one with its agent online (kernel CAN),
+    one offline."""
+    online, offline = make_peer("bench-hil-07", can=True), make_peer("bench-hil-08")
     for peer in (online, offline):
         actions.store_peer_descriptor(connection.manager, peer, "screenshot")
     agent = AgentInfo(version="0.1.0", capabilities=Capabilities(
-        tunnels=(TunnelType.GRETAP, TunnelType.VXLAN), underlay_mtu=1500,
+        tunnels=(TunnelType.GRETAP, TunnelType.VXLAN), can=CanSupport.KERNEL, underlay_mtu=1500,
     ))
     since = datetime.now(UTC) - timedelta(minutes=42)
     actions.set_peer_connection_state(
         connection.manager, online.id, Online(remote_host="192.168.40.17", since=since, agent=agent), "screenshot"
     )
     return online
+
+
+#: What a userspace agent with simulated ECU endpoints reports for each kind (as issue #12 says it does).
+CAN_DETAILS = {
+    ParameterKind.DEVICE_INTERFACE: "up",
+    ParameterKind.ETHERNET_BRIDGE: "created",
+    ParameterKind.GRE_INTERFACE: "gretap, mtu 1462",
+    ParameterKind.INTERFACE_JOIN: "joined",
+    ParameterKind.CAN_BRIDGE: "userspace frame hub",
+    ParameterKind.CAN_LOCAL_ROUTE: "through the hub to the simulated ECU endpoint",
+}
+RELAY_METRICS = {
+    "frames_sent": 1204, "frames_received": 1187, "datagrams_lost": 2, "datagrams_malformed": 0,
+    "datagrams_out_of_order": 0,
+}
+
+
+def add_can_cluster(connection: EmbeddedConnection, leader: PeerDescriptor) -> UUID:
+    """A deployed CAN cluster of two real benches, as their agents would report it: the member runs
+    userspace CAN with a simulated ECU endpoint, and its relay reports frames and losses. Returns
+    the member's id."""
+    manager = connection.manager
+    can_fd = CanConfiguration(
+        bitrate=500_000, sample_point=0.8, fd=True, data_bitrate=2_000_000, data_sample_point=0.75
+    )
+    eth = NetworkInterface(id=uuid.uuid4(), name="eth0", configuration=EthernetConfiguration())
+    can = NetworkInterface(id=uuid.uuid4(), name="can0", configuration=can_fd)
+    member = PeerDescriptor(
+        id=uuid.uuid4(), name="bench-hil-09", interfaces=(eth, can),
+        devices=(Device(id=uuid.uuid4(), name="adas-camera", interface=eth.id),
+                 Device(id=uuid.uuid4(), name="steering-ecu", interface=can.id)),
+    )
+    actions.store_peer_descriptor(manager, member, "screenshot")
+    agent = AgentInfo(version="0.2.0", capabilities=Capabilities(
+        tunnels=(TunnelType.GRETAP, TunnelType.VXLAN), can=CanSupport.USERSPACE, underlay_mtu=1500,
+    ))
+    since = datetime.now(UTC) - timedelta(minutes=7)
+    actions.set_peer_connection_state(
+        manager, member.id, Online(remote_host="192.168.40.23", since=since, agent=agent), "screenshot"
+    )
+    cluster = make_cluster("hil-can-loop", leader, member)
+    actions.store_cluster_descriptor(manager, cluster, "screenshot")
+    peers = {leader.id: leader, member.id: member}
+    addresses = {leader.id: "192.168.40.17", member.id: "192.168.40.23"}
+    configurations = compute_configurations(cluster, peers, addresses)
+    for configuration in configurations.values():
+        actions.set_peer_configuration(manager, configuration, "screenshot")
+    reports = []
+    for parameter in configurations[member.id].parameters:
+        if parameter.kind == ParameterKind.CAN_CONNECTION:
+            state = ParameterPresent(detail="relay up, keepalives every 1 s", metrics=RELAY_METRICS)
+        elif parameter.kind == ParameterKind.DEVICE_INTERFACE and "can" in parameter.value:
+            state = ParameterPresent(detail=f"{parameter.value['interface']}: simulated ECU endpoint udp:0.0.0.0:30001")
+        else:
+            state = ParameterPresent(detail=CAN_DETAILS[parameter.kind])
+        reports.append(ParameterReport(id=parameter.id, state=state))
+    actions.set_peer_configuration_state(
+        manager, PeerConfigurationState(id=member.id, parameters=tuple(reports)), "screenshot"
+    )
+    actions.set_cluster_state(manager, cluster.id, Deployed(), "screenshot")
+    return member.id
 
 
 def test_screenshot_every_page(
@@ -140,7 +211,7 @@ def test_screenshot_every_page(
         member = qtbot_wait_partly_reported(qtbot, controller, adas.id)
         view = window.open_configuration(member)
         assert view is not None
-        view.resize(1100, 470)
+        view.resize(1240, 470)
         save(view, out / "peer-configuration.png")
         view.close()
         for index, name in enumerate(PAGES):
@@ -159,6 +230,16 @@ def test_screenshot_every_page(
             assert image.save(str(path)), f"could not write {path}"
             assert path.stat().st_size > 10_000
             assert distinct_colours(image) > 20, f"{name} looks blank"
+        # A CAN cluster's member, as a userspace agent reports it (added after the pages were taken).
+        can_member = add_can_cluster(connection, bench)
+        qtbot.waitUntil(lambda: _reports(controller, can_member) is not None, timeout=10_000)
+        view = window.open_configuration(can_member)
+        assert isinstance(view, PeerConfigurationDialog)
+        qtbot.waitUntil(lambda: flushed(view.model).rowCount() > 0 and "userspace" in view.can.text(), timeout=10_000)
+        view.resize(1360, 470)
+        qtbot.wait(200)
+        save(view, out / "peer-configuration-can.png")
+        view.close()
         # Set up bench, first on this embedded backend (it accepts no agents: the dialog says so) ...
         window.show_page(PAGES.index("peers"))
         save_dialog(qtbot, window.open_bench_setup(bench.id), out / "bench-setup-disabled.png")

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from lea_app.models.can_text import bitrate_text, can_capability, metrics_text, sample_point_text
+from lea_app.models.can_text import bitrate_text, can_capability, metrics_text, metrics_tooltip, sample_point_text
 from lea_app.models.parameters import describe_value, parameter_rows
 from resources.agent import CanSupport, Capabilities
 from resources.configuration import (
@@ -38,8 +38,10 @@ def param(kind: ParameterKind, value: dict[str, str | int | bool]) -> Parameter:
     (
         {"interface": "can1", "can": "can", "bitrate": 500_000, "sample_point": 800, "fd": True,
          "data_bitrate": 2_000_000, "data_sample_point": 750},
-        "can1: CAN FD 500 kbit/s, sample point 80.0 %; data 2 Mbit/s, sample point 75.0 %",
+        "can1: CAN FD 500 kbit/s / 2 Mbit/s, sample points 80.0 % / 75.0 %",
     ),
+    ({"interface": "can3", "can": "can", "bitrate": 1_000_000, "fd": True, "data_bitrate": 5_000_000},
+     "can3: CAN FD 1 Mbit/s / 5 Mbit/s, sample points ? / ?"),  # a missing figure is a "?"
     # What this LEA does not know is shown as it is, never dropped.
     ({"interface": "can2", "can": "can", "bitrate": "fast", "sample_point": 875}, "can2: CAN sample point 87.5 % "
      "(bitrate=fast)"),
@@ -76,18 +78,24 @@ def test_sample_points_in_tenths_of_a_percent() -> None:
     assert [sample_point_text(t) for t in (875, 800, 1, 1000)] == ["87.5 %", "80.0 %", "0.1 %", "100.0 %"]
 
 
-def test_metrics_read_as_one_line_grouped_by_their_first_word() -> None:
+def test_metrics_read_as_one_short_line_and_in_full_in_the_tooltip() -> None:
     relay = {
         "datagrams_out_of_order": 1, "frames_received": 118, "datagrams_lost": 0, "frames_sent": 120,
         "datagrams_malformed": 2,
     }
-    assert metrics_text(relay) == (
-        "frames sent 120, received 118; datagrams lost 0, malformed 2, out of order 1"
-    )
+    assert metrics_text(relay) == "frames sent 120, received 118, lost 0, malformed 2, out of order 1"
+    assert metrics_tooltip(relay).splitlines() == [
+        "CAN frames sent to the remote relay: 120 (frames_sent)",
+        "CAN frames received from the remote relay: 118 (frames_received)",
+        "datagrams lost (gaps in the sequence numbers): 0 (datagrams_lost)",
+        "datagrams rejected as malformed: 2 (datagrams_malformed)",
+        "datagrams that arrived out of order: 1 (datagrams_out_of_order)",
+    ]
+    # Counters this LEA does not know come after, sorted, never hidden.
     assert metrics_text({"retries": 3, "frames_sent": 5, "hub_frames_dropped": 4}) == (
-        "frames sent 5; hub frames dropped 4; retries 3"
+        "frames sent 5, hub frames dropped 4, retries 3"
     )
-    assert metrics_text({}) == ""
+    assert metrics_text({}) == "" == metrics_tooltip({})
 
 
 def test_rows_carry_metrics_and_a_simulation_is_labelled_in_the_state() -> None:
@@ -102,12 +110,14 @@ def test_rows_carry_metrics_and_a_simulation_is_labelled_in_the_state() -> None:
         ParameterReport(id=lost.id, state=ParameterError(reason="relay peer lost", metrics={"datagrams_lost": 3})),
     ))
     rows = parameter_rows(PeerConfiguration(id=peer, parameters=(relay, route, lost)), state)
-    assert rows[relay.id].metrics == "frames sent 120, received 118; datagrams lost 0"
+    assert rows[relay.id].metrics == "frames sent 120, received 118, lost 0"
+    assert "datagrams lost (gaps in the sequence numbers): 0" in rows[relay.id].metrics_tooltip
     assert (rows[relay.id].state_text, rows[relay.id].simulated) == ("Present", False)
     assert (rows[route.id].state_text, rows[route.id].simulated, rows[route.id].metrics) == (
         "Present (simulated)", True, "",
     )
-    assert (rows[lost.id].state_text, rows[lost.id].metrics) == ("Error", "datagrams lost 3")
+    assert (rows[lost.id].state_text, rows[lost.id].metrics) == ("Error", "lost 3")
+    assert rows[route.id].metrics_tooltip == ""
     assert rows[route.id].reached and rows[lost.id].failed
 
 
