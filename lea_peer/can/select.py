@@ -31,9 +31,12 @@ async def kernel_can_problem(netns: str | None) -> str | None:
     probe = getattr(kernel, "probe_kernel_can", None)
     if probe is None:
         return "this agent's kernel CAN plane has no probe"
-    result = probe(netns)
-    if inspect.isawaitable(result):
-        result = await result
+    try:
+        result = probe(netns)
+        if inspect.isawaitable(result):
+            result = await result
+    except Exception as exc:  # a probe bug must not stop the agent: it falls back to userspace
+        return f"the kernel CAN probe failed: {exc!r}"
     return None if result is None else str(result)
 
 
