@@ -53,13 +53,16 @@ class CanRoute:
 
     def __init__(self, source: FrameBus, destination: FrameBus, fd: bool) -> None:
         self.source, self.destination, self.fd = source, destination, fd
-        self.frames = self.skipped_fd = 0
+        self.frames = self.skipped_fd = self.looped = 0
         self._out: BusPort = destination.attach(f"route from {source.name}", None)
         self._in: BusPort = source.attach(f"route to {destination.name}", self._forward)
 
     def _forward(self, frame: CanFrame, seen: frozenset[str]) -> None:
         if frame.fd and not self.fd:
             self.skipped_fd += 1  # a classic-only route, like a cangw rule without -X
+            return
+        if self.destination.name in seen:
+            self.looped += 1  # it came from there: the route back would echo it
             return
         self.frames += 1
         self._out.send(frame, seen)
