@@ -39,6 +39,8 @@ from resources.configuration import (
 log = logging.getLogger("lea_peer.can.userspace")
 
 HUB_LABEL = "userspace hub"
+#: The CAN bridge's name in the backend's parameter table.
+BRIDGE_NAME = "vcan-lea"
 
 
 def no_kernel_can(interface: str) -> str:
@@ -253,11 +255,15 @@ class UserspaceCanPlane(CanPlane):
         source_name, destination_name = str(p.value.get("source", "")), str(p.value.get("destination", ""))
         fd = bool(p.value.get("fd", False))
         # One end is the hub (the CAN bridge), the other a device: it must be a simulated ECU endpoint.
-        hub_end = source_name if self._hub_named(source_name) is not None else destination_name
-        device = destination_name if hub_end == source_name else source_name
-        if device not in self.ecus:
-            return ParameterError(reason=no_kernel_can(device))
+        ends = (source_name, destination_name)
+        simulated = [name for name in ends if name in self.ecus]
+        if not simulated:
+            hubs = {hub.name for hub in self.hubs.values()} | {BRIDGE_NAME}
+            return ParameterError(reason=no_kernel_can(next((n for n in ends if n not in hubs), source_name)))
+        hub_end = destination_name if simulated[0] == source_name else source_name
         source, destination = self._bus(source_name), self._bus(destination_name)
+        if (source is None or destination is None) and not change:
+            return ParameterAbsent()
         if source is None or destination is None:
             return ParameterError(reason=f"CAN route {source_name} -> {destination_name}: the CAN bridge"
                                          f" {hub_end} is not up")

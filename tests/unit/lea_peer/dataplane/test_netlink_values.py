@@ -90,7 +90,8 @@ def test_can_parameters_go_to_the_can_plane_without_touching_netlink() -> None:
     device = Parameter(id=uuid.uuid4(), kind=ParameterKind.DEVICE_INTERFACE, target=Target.PRESENT,
                        value={"interface": "can0", "can": "can", "bitrate": 500000, "sample_point": 875})
     asyncio.run(plane.apply(CLUSTER, device))
-    assert can.calls == [*[(c, k) for k in kinds for c in ("apply", "check")], ("apply", ParameterKind.DEVICE_INTERFACE)]
+    expected = [*[(call, kind) for kind in kinds for call in ("apply", "check")]]
+    assert can.calls == [*expected, ("apply", ParameterKind.DEVICE_INTERFACE)]
     assert plane._ipr is None, "no netlink handle was opened for CAN"
 
 
