@@ -180,7 +180,9 @@ def test_connection_refused_is_an_error_once_the_remote_was_heard_and_not_before
         peer.close()  # nothing listens at the remote: each keepalive comes back as ICMP port unreachable
         await asyncio.sleep(0.3)
         assert relay.problem() is None, "the remote's relay may start later"
-        relay.heard_at = time.monotonic()  # as if it had been heard before it went away
+        with CannelloniSocket(REMOTE, relay.port, remote=(LOCAL, relay.port)) as remote:
+            remote.send([FRAMES[0]])  # now the remote was heard, then it goes away again
+            await until("heard", lambda: relay.heard_at is not None)
         await until("send failure", lambda: relay.problem() is not None)
         assert "Connection refused" in (relay.problem() or "")
         assert changes and "Connection refused" in changes[0]
