@@ -30,6 +30,7 @@ from collections.abc import Callable
 from lea_peer.can import cannelloni
 from lea_peer.can.bus import BusPort, FrameBus
 from lea_peer.can.cannelloni import CanFrame, MalformedDatagram, SequenceTracker
+from lea_peer.can.liveness import Liveness
 from lea_peer.sockets import namespace_socket
 from resources.configuration import ParameterError, ParameterPresent
 
@@ -90,17 +91,21 @@ class CanRelay:
         self._backlog: deque[tuple[bytes, int]] = deque()
         self._tick: asyncio.TimerHandle | None = None
         self._last_keepalive = 0.0
-        #: When the remote was last heard (monotonic), None: never.
-        self.heard_at: float | None = None
-        #: The remote sent an empty datagram: it is a LEA relay and silence means it is gone.
-        self.speaks_keepalive = False
-        self._failure: str | None = None
-        self._failure_at = 0.0
-        self._lost = False
+        self.liveness = Liveness(lost_after_s)
 
     @property
     def remote_endpoint(self) -> str:
         return endpoint(self.remote, self.port)
+
+    @property
+    def heard_at(self) -> float | None:
+        """When the remote was last heard (monotonic); None: never."""
+        return self.liveness.heard_at
+
+    @property
+    def speaks_keepalive(self) -> bool:
+        """The remote sent an empty datagram: it is a LEA relay, and silence means it is gone."""
+        return self.liveness.speaks_keepalive
 
     @property
     def running(self) -> bool:
@@ -164,13 +169,7 @@ class CanRelay:
         """Why the relay does not work now, or None."""
         if self._sock is None:
             return f"the relay to {self.remote_endpoint} is not running"
-        if self._failure is not None:
-            return self._failure
-        if self._lost:
-            return (
-                f"no datagram from {self.remote_endpoint} for {self.lost_after_s:.1f} s: relay peer lost"
-            )
-        return None
+        return self.liveness.problem(self.remote_endpoint)
 
     def state(self, what: str) -> ParameterPresent | ParameterError:
         """The parameter's state: ``what`` describes the relay (its bus and ends)."""
@@ -207,28 +206,28 @@ class CanRelay:
             self._datagram(data)
 
     def _datagram(self, data: bytes) -> None:
-        was_bad = self._failure is not None or self._lost
-        self.heard_at = time.monotonic()
-        self._failure, self._lost = None, False
-        if was_bad:
-            log.info("%s to %s: datagrams again, the relay works", self.label, self.remote_endpoint)
-            self._changed()
         try:
             packet = cannelloni.decode(data)
         except MalformedDatagram as exc:
             self.datagrams_malformed += 1
             self.last_malformed = str(exc)[:200]
             log.debug("%s: malformed datagram from %s: %s", self.label, self.remote_endpoint, exc)
+            self._heard(keepalive=False)  # it is there, even if it speaks nonsense
             return
         self.tracker.seen(packet.sequence)
+        self._heard(keepalive=not packet.frames)
         if not packet.frames:
-            self.speaks_keepalive = True
             return
         self.frames_received += len(packet.frames)
         port = self._port
         if port is not None:
             for frame in packet.frames:
                 port.send(frame)
+
+    def _heard(self, keepalive: bool) -> None:
+        if self.liveness.heard(time.monotonic(), keepalive):
+            log.info("%s to %s: datagrams again, the relay works", self.label, self.remote_endpoint)
+            self._changed()
 
     # -- sending ----------------------------------------------------------------------------------
     def _from_bus(self, frame: CanFrame, seen: frozenset[str]) -> None:
@@ -293,14 +292,11 @@ class CanRelay:
             self._loop.remove_writer(sock.fileno())
 
     def _send_failed(self, exc: OSError) -> None:
-        if exc.errno == errno.ECONNREFUSED and self.heard_at is None:
-            return  # the remote's relay may not be started yet; silence rules decide later
+        refused = exc.errno == errno.ECONNREFUSED
         reason = f"sending to {self.remote_endpoint} failed: {_cause(exc)}"
-        if exc.errno == errno.ECONNREFUSED:
+        if refused:
             reason += " (nothing listens there: relay peer lost)"
-        was_bad = self._failure is not None or self._lost
-        self._failure, self._failure_at = reason, time.monotonic()
-        if not was_bad:
+        if self.liveness.send_failed(time.monotonic(), reason, refused):
             log.warning("%s: %s", self.label, reason)
             self._changed()
 
@@ -319,19 +315,10 @@ class CanRelay:
         now = time.monotonic()
         if now - self._last_keepalive >= self.keepalive_s - 1e-3:
             self._keepalive()
-        changed = False
-        if self._failure is not None and now - self._failure_at > self.lost_after_s:
-            # No send failed for a while: the sends go out again (the remote answers or not: silence decides).
-            self._failure = None
-            changed = True
-        if (
-            not self._lost and self.speaks_keepalive and self.heard_at is not None
-            and now - self.heard_at > self.lost_after_s
-        ):
-            self._lost = True
-            log.warning("%s: %s", self.label, self.problem())
-            changed = True
-        if changed:
+        if self.liveness.tick(now):
+            problem = self.problem()
+            if problem is not None:
+                log.warning("%s: %s", self.label, problem)
             self._changed()
         self._schedule_tick()
 
