@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import math
 import socket
 import time
 from collections import deque
@@ -92,6 +93,8 @@ class CanRelay:
         self._tick: asyncio.TimerHandle | None = None
         self._last_keepalive = 0.0
         self.liveness = Liveness(lost_after_s)
+        # Ticks divide the keepalive interval evenly and come at least 4 times per lost-after time.
+        self._tick_s = keepalive_s / max(1, math.ceil(keepalive_s / (lost_after_s / 4)))
 
     @property
     def remote_endpoint(self) -> str:
@@ -309,11 +312,11 @@ class CanRelay:
 
     def _schedule_tick(self) -> None:
         if self._loop is not None and self._sock is not None:
-            self._tick = self._loop.call_later(min(self.keepalive_s, self.lost_after_s / 4), self._on_tick)
+            self._tick = self._loop.call_later(self._tick_s, self._on_tick)
 
     def _on_tick(self) -> None:
         now = time.monotonic()
-        if now - self._last_keepalive >= self.keepalive_s - 1e-3:
+        if now - self._last_keepalive >= self.keepalive_s - self._tick_s / 2:
             self._keepalive()
         if self.liveness.tick(now):
             problem = self.problem()

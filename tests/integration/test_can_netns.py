@@ -111,6 +111,10 @@ def relay_is(api: BenchApi, bench: Bench, status: str) -> Callable[[], bool]:
     return lambda: bool(state_of(api, bench, "can_connection")["status"] == status)
 
 
+def relay_hears_its_peer(api: BenchApi, bench: Bench) -> Callable[[], bool]:
+    return lambda: "peer relay alive" in (state_of(api, bench, "can_connection").get("detail") or "")
+
+
 def parameter_value(api: BenchApi, bench: Bench, kind: str) -> dict[str, Any]:
     configuration = api.configuration(bench.peer) or {"parameters": []}
     value: dict[str, Any] = next(p["value"] for p in configuration["parameters"] if p["kind"] == kind)
@@ -177,6 +181,8 @@ def test_frames_cross_the_relay_the_underlay_cut_is_reported_and_undeploy_stops_
             metrics = state_of(api, a, "can_connection")["metrics"]
             assert metrics["datagrams_malformed"] == 0 and metrics["datagrams_lost"] == 0, metrics
 
+            for bench in (a, b):  # only a remote heard sending keepalives is declared lost for silence
+                wait_for("keepalives heard", relay_hears_its_peer(api, bench))
             set_link(a.netns, "u0", up=False)  # the underlay is cut
             for bench in (a, b):
                 wait_for(f"{bench.peer.name}'s relay reported lost", relay_is(api, bench, "error"),
