@@ -7,11 +7,11 @@ remote's datagrams and the kernel reports ICMP errors (nothing listens, no route
 - Frames put on the bus in one pass of the event loop leave in as few datagrams as fit
   (``cannelloni.packets``), each with the next sequence number (mod 256).
 - Every ``keepalive_s`` an empty DATA datagram goes out (valid cannelloni, ignored by it).
-- A remote that sent a keepalive and is then silent for ``lost_after_s`` is lost (Error); one that
-  never sent one (a real cannelloni) is never lost for silence. A failing send is an Error too,
-  except "connection refused" before the remote was ever heard (its relay may start later).
-  The next datagram from the remote makes it Present again; ``on_change`` is called on each of
-  these transitions (the agent re-checks at once).
+- Whether the remote is there follows lea_peer/can/liveness.py: a remote that sent a keepalive
+  and is then silent for ``lost_after_s`` is lost (Error), one that never sent one (a real
+  cannelloni) never is; a failing send is an Error too, except "connection refused" before the
+  remote was ever heard (its relay may start later). The next datagram from the remote makes it
+  Present again; ``on_change`` is called on each change (the agent re-checks at once).
 - Malformed datagrams are counted and dropped, never raised. Metrics: frames_sent,
   frames_received, datagrams_lost (sequence gaps), datagrams_malformed, datagrams_out_of_order,
   frames_dropped (the socket buffer stayed full, or a send failed).

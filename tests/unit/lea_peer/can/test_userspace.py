@@ -212,3 +212,39 @@ def test_a_bad_connection_value_and_a_port_in_use_are_errors() -> None:
         await plane.close()
 
     run(main())
+
+
+def test_a_leader_without_can_devices_relays_between_two_members() -> None:
+    C = "127.0.0.3"
+    port_b, port_c = free_port(A, B), free_port(A, C)
+    ecu_b, ecu_c = free_port(B), free_port(C)
+
+    async def main() -> None:
+        leader = UserspaceCanPlane()
+        member_b = UserspaceCanPlane(simulations=[EcuAddress("can0", B, ecu_b)])
+        member_c = UserspaceCanPlane(simulations=[EcuAddress("can0", C, ecu_c)])
+        hub = bench_parameters(A, B, port_b)[1]
+        leader_parameters = [hub, *(
+            Parameter(id=uuid.uuid4(), kind=ParameterKind.CAN_CONNECTION, target=Target.PRESENT,
+                      value={"role": "server", "local": A, "remote": remote, "port": port}, dependencies=(hub.id,))
+            for remote, port in ((B, port_b), (C, port_c)))]
+        planes = [(leader, leader_parameters), (member_b, bench_parameters(B, A, port_b)),
+                  (member_c, bench_parameters(C, A, port_c))]
+        try:
+            for plane, parameters in planes:
+                await plane.start()
+                for p in parameters:
+                    assert isinstance(await plane.apply(CLUSTER, p), ParameterPresent)
+            with (CannelloniSocket(B, 0, remote=(B, ecu_b)) as device_b,
+                  CannelloniSocket(C, 0, remote=(C, ecu_c)) as device_c):
+                device_c.send([])
+                device_b.send([])
+                await asyncio.sleep(0.05)
+                device_b.send([CLASSIC, FD])
+                assert await off_loop(device_c.frames, 2, 3.0) == [CLASSIC, FD]
+                assert await off_loop(device_b.frames, 1, 0.3) == [], "not back to where it came from"
+        finally:
+            for plane, _ in planes:
+                await plane.close()
+
+    run(main())
