@@ -165,7 +165,7 @@ class UserspaceCanPlane(CanPlane):
                 hub = CanBus(name)
             self.hubs[p.id] = hub
         return ParameterPresent(detail=f"{HUB_LABEL} {name} (in-process; no vcan on this host)",
-                                metrics={"frames": hub.frames, "frames_looped": hub.looped})
+                                metrics={"frames": hub.frames})
 
     def _hub_for(self, p: Parameter) -> CanBus | None:
         for dep in p.dependencies:
