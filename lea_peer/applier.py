@@ -11,6 +11,10 @@
   generation of the configuration it belongs to.
 - Every ``recheck_s`` the Present parameters of the applied configuration are checked again; what
   drifted is re-applied and reported ("re-applied after drift ..." or an Error with the reason).
+  A data plane whose state changes by itself (a CAN relay lost its peer, or hears it again) calls
+  ``recheck_soon`` (``DataPlane.watch``): the re-check then runs at once, not ``recheck_s`` later.
+  A healthy state that carries metrics (a relay's counters) is reported as checked, so the counters
+  move at each re-check.
 """
 
 from __future__ import annotations
@@ -80,6 +84,8 @@ class Applier:
         self._pending: tuple[int, PeerConfiguration] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
+        self._recheck_requested = False
+        data_plane.watch(self.recheck_soon)
 
     async def load(self) -> None:
         """What is on the bench already (marked links left by an earlier run): the hello's ``applied``."""
@@ -98,6 +104,11 @@ class Applier:
         self.idle.clear()
         self._wake.set()
 
+    def recheck_soon(self) -> None:
+        """A state changed by itself: re-check as soon as the applier is idle."""
+        self._recheck_requested = True
+        self._wake.set()
+
     def stop(self) -> None:
         """Finish the data-plane call in progress, then return from ``run`` (the agent exits)."""
         self._stopping = True
@@ -111,6 +122,11 @@ class Applier:
     async def run(self) -> None:
         """The applier's task: apply what arrives, re-check when idle for ``recheck_s``."""
         while not self._stopping:
+            if self._pending is None and self._recheck_requested and self.complete:
+                self._recheck_requested = False
+                self._wake.clear()
+                await self.recheck()
+                continue
             if self._pending is None:
                 self.idle.set()
                 try:
@@ -180,7 +196,8 @@ class Applier:
                 observed = await self._check_one(cluster, parameter)
                 if matches(observed, parameter.target):
                     # Healthy; if it was an Error it has recovered (an adapter plugged in again).
-                    status = last if last is not None and matches(last, parameter.target) else observed
+                    keep_last = last is not None and matches(last, parameter.target) and not _has_metrics(observed)
+                    status = last if keep_last and last is not None else observed
                 else:
                     status = await self._repair(cluster, parameter, observed)
             if status != last:
@@ -191,6 +208,9 @@ class Applier:
     async def _repair(self, cluster: UUID, parameter: Parameter, observed: ParameterStatus) -> ParameterStatus:
         drift = _describe(observed)
         result = await self._apply_one(cluster, parameter)
+        if isinstance(result, ParameterError) and isinstance(observed, ParameterError) \
+                and result.reason == observed.reason:
+            return result  # re-applying changed nothing: the cause is outside (a relay's lost peer)
         if isinstance(result, ParameterError):
             log.warning("%s drifted (%s); re-applying failed: %s", label(parameter), drift, result.reason)
             return ParameterError(reason=f"drifted ({drift}) and re-applying failed: {result.reason}")
@@ -241,6 +261,10 @@ class Applier:
                 for p in configuration.parameters
             ),
         )
+
+
+def _has_metrics(status: ParameterStatus) -> bool:
+    return isinstance(status, ParameterPresent) and bool(status.metrics)
 
 
 def _describe(observed: ParameterStatus) -> str:

@@ -18,6 +18,9 @@ from uuid import UUID
 
 import lea_peer
 from lea_peer.applier import RECHECK_S
+from lea_peer.can.base import CanPlane
+from lea_peer.can.ecu_sim import EcuAddress, SimulationError, parse_can_sim
+from lea_peer.can.select import MODES, make_can_plane
 from lea_peer.connection import Agent, AgentSettings, DataPlaneUnavailable, FinalError
 from lea_peer.dataplane.base import DataPlane
 from resources.agent import CONNECT_PATH
@@ -107,8 +110,40 @@ def ssl_context(url: str, ca_file: Path | None) -> ssl.SSLContext | None:
         raise UsageError(f"--ca-file {ca_file}: not a readable PEM certificate file ({exc})") from None
 
 
+def parse_simulations(values: list[str] | None, can: str) -> list[EcuAddress]:
+    """The ``--can-sim`` values, checked: each DEVICE and each endpoint at most once."""
+    simulations: list[EcuAddress] = []
+    for text in values or ():
+        try:
+            address = parse_can_sim(text)
+        except SimulationError as exc:
+            raise UsageError(f"--can-sim {exc}") from None
+        for other in simulations:
+            if other.device == address.device:
+                raise UsageError(f"--can-sim: device {address.device} is given twice")
+            if (other.host, other.port) == (address.host, address.port):
+                raise UsageError(f"--can-sim: {address.text} is given for both {other.device} and {address.device}")
+        simulations.append(address)
+    if simulations and can == "none":
+        raise UsageError("--can-sim needs CAN: drop --can none (simulated ECU endpoints use userspace CAN)")
+    return simulations
+
+
+async def choose_can_plane(
+    kind: str, mode: str, netns: str | None, simulations: list[EcuAddress], underlay_address: str = ""
+) -> CanPlane | None:
+    """The CAN plane for ``kind``; None: the data plane's default (the memory plane's simulation)."""
+    if kind == "memory" and mode == "auto" and not simulations:
+        return None
+    if kind == "memory" and mode != "none":
+        from lea_peer.can.userspace import UserspaceCanPlane
+
+        return UserspaceCanPlane(None, simulations, underlay_address)
+    return await make_can_plane(mode, netns, simulations, underlay_address)
+
+
 def make_data_plane(
-    kind: str, netns: str | None, peer_id: UUID = _NO_PEER, underlay_address: str = ""
+    kind: str, netns: str | None, peer_id: UUID = _NO_PEER, underlay_address: str = "", can: CanPlane | None = None
 ) -> DataPlane:
     if kind == "memory":
         from lea_peer.dataplane.memory import MemoryDataPlane
@@ -116,7 +151,7 @@ def make_data_plane(
         if netns is not None:
             raise UsageError("--netns has no meaning with --data-plane memory (a simulation)")
         log.warning("using the SIMULATED in-memory data plane: nothing is configured on this bench")
-        return MemoryDataPlane()
+        return MemoryDataPlane(can=can)
     try:
         # Lazily: pyroute2 is loaded only by the real data plane (probe/cleanup/run with netlink).
         netlink = importlib.import_module("lea_peer.dataplane.netlink")
@@ -125,7 +160,8 @@ def make_data_plane(
     factory = getattr(netlink, "NetlinkDataPlane", None)
     if factory is None:
         raise UsageError("the netlink data plane is not available in this build (no NetlinkDataPlane)")
-    plane: DataPlane = factory(peer_id=peer_id, netns=netns, underlay_address=underlay_address)
+    extra = {} if can is None else {"can": can}
+    plane: DataPlane = factory(peer_id=peer_id, netns=netns, underlay_address=underlay_address, **extra)
     return plane
 
 
@@ -153,6 +189,12 @@ def _parser() -> argparse.ArgumentParser:
                      help=f"re-check every parameter every N seconds and repair drift (default {RECHECK_S:.0f})")
     run.add_argument("--data-plane", choices=("netlink", "memory"), default="netlink",
                      help="netlink (default) configures the bench; memory is a simulation for tests and benchmarks")
+    run.add_argument("--can", choices=MODES, default="auto",
+                     help="auto (default): kernel CAN where the kernel has it, else userspace (an in-process hub);"
+                          " none refuses every CAN parameter")
+    run.add_argument("--can-sim", action="append", metavar="DEVICE=udp:HOST:PORT",
+                     help="a SIMULATED ECU endpoint: CAN device DEVICE is the UDP address HOST:PORT (in --netns);"
+                          " cannelloni datagrams received there are the ECU's frames (repeatable; userspace CAN)")
 
     probe = commands.add_parser("probe", help="print this kernel's capabilities as JSON")
     probe.add_argument("--netns", metavar="NAME")
@@ -181,7 +223,9 @@ def _settings(args: argparse.Namespace) -> AgentSettings:
                          ssl=ssl_context(url, args.ca_file), recheck_s=args.recheck_s)
 
 
-async def _run(settings: AgentSettings, data_plane: DataPlane) -> None:
+async def _run(settings: AgentSettings, args: argparse.Namespace, simulations: list[EcuAddress]) -> None:
+    can = await choose_can_plane(args.data_plane, args.can, args.netns, simulations, settings.underlay_address)
+    data_plane = make_data_plane(args.data_plane, args.netns, settings.peer_id, settings.underlay_address, can)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -192,7 +236,9 @@ async def _run(settings: AgentSettings, data_plane: DataPlane) -> None:
     log.info("stopped")
 
 
-async def _probe(data_plane: DataPlane) -> str:
+async def _probe(kind: str, netns: str | None) -> str:
+    can = await choose_can_plane(kind, "auto", netns, [])
+    data_plane = make_data_plane(kind, netns, _NO_PEER, "", can)
     try:
         return (await data_plane.probe()).model_dump_json()
     except Exception as exc:
@@ -219,10 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             settings = _settings(args)
-            plane = make_data_plane(args.data_plane, args.netns, settings.peer_id, settings.underlay_address)
-            asyncio.run(_run(settings, plane))
+            simulations = parse_simulations(args.can_sim, args.can)
+            asyncio.run(_run(settings, args, simulations))
         elif args.command == "probe":
-            print(asyncio.run(_probe(make_data_plane(args.data_plane, args.netns))))
+            print(asyncio.run(_probe(args.data_plane, args.netns)))
         else:
             removed = asyncio.run(_cleanup(make_data_plane(args.data_plane, args.netns)))
             print(f"removed {len(removed)} link(s)" + (f": {', '.join(removed)}" if removed else ""))

@@ -122,6 +122,7 @@ class Agent:
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, apply and report until ``stop`` is set; raises ``FinalError``."""
         try:
+            await self.data_plane.start()
             self.capabilities = await self.data_plane.probe()
             await self.applier.load()
         except Exception as exc:

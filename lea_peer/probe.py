@@ -107,6 +107,6 @@ async def probe_capabilities(netns: str | None = None, underlay_address: str = "
             await loop.run_in_executor(None, _remove_scratch, name)
     return Capabilities(
         tunnels=tuple(TunnelType(t) for t in supported if t in {k.value for k in TunnelType}),
-        can=CanSupport.NONE,  # issue #12 decides kernel or userspace
+        can=CanSupport.USERSPACE,  # the data plane says which: its CAN plane's support (lea_peer/can/select.py)
         underlay_mtu=await underlay_mtu(netns, underlay_address),
     )

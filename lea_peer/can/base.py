@@ -11,7 +11,7 @@ one (an in-process frame hub, the same relay, simulated ECU endpoints only). The
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from uuid import UUID
 
 from resources.agent import CanSupport
@@ -30,6 +30,18 @@ def handles(parameter: Parameter) -> bool:
 class CanPlane(ABC):
     #: Which way this plane carries CAN; the agent announces it in ``capabilities.can``.
     support: CanSupport
+    #: Set by the data plane: called (on the loop) when a state changed by itself, e.g. a relay
+    #: lost its peer or heard it again, so the agent re-checks now, not at the next periodic re-check.
+    on_change: Callable[[], None] | None = None
+
+    def changed(self) -> None:
+        """Tell the agent that a state changed by itself."""
+        if self.on_change is not None:
+            self.on_change()
+
+    async def start(self) -> None:  # noqa: B027  # a hook, empty unless a plane needs it
+        """Open what the plane needs before the first parameter (e.g. simulated ECU endpoints);
+        an OSError naming the cause when it cannot (the agent exits 1)."""
 
     @abstractmethod
     async def apply(self, cluster: UUID, parameter: Parameter) -> ParameterStatus:

@@ -10,7 +10,7 @@ it deletes only links that carry a marker.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -28,6 +28,14 @@ class OwnedLink:
 
 
 class DataPlane(ABC):
+    async def start(self) -> None:  # noqa: B027  # a hook, empty unless a plane needs it
+        """Open what the plane needs before the first parameter (simulated ECU endpoints); an
+        exception naming the cause when it cannot (the agent exits 1)."""
+
+    def watch(self, callback: Callable[[], None]) -> None:  # noqa: B027
+        """``callback`` is called when a state changes by itself (a CAN relay lost its peer or
+        hears it again): the agent re-checks at once. By default states change only when applied."""
+
     @abstractmethod
     async def probe(self) -> Capabilities:
         """What this bench's kernel can do (tunnel types, CAN, underlay MTU)."""

@@ -4,6 +4,10 @@ For tests and benchmarks only (``lea-peer run --data-plane memory``). It follows
 plane's rules per kind so the agent's ordering, ownership and drift handling can be tested without
 root, and every detail and reason it reports says "simulated" so that nobody mistakes it for a
 configured bench.
+
+CAN parameters go to a CAN plane: by default :class:`SimulatedCanPlane` (it records, carries no
+frame); ``lea-peer run --data-plane memory --can-sim ...`` passes the real userspace plane, whose
+relays and simulated ECU endpoints carry frames over UDP in the agent's own namespace.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from uuid import UUID
 
+from lea_peer.can.base import CanPlane, handles
+from lea_peer.can.simulated import SimulatedCanPlane
 from lea_peer.dataplane.base import DataPlane, OwnedLink
-from resources.agent import CanSupport, Capabilities, TunnelType, ownership_marker, parse_ownership_marker
+from resources.agent import Capabilities, TunnelType, ownership_marker, parse_ownership_marker
 from resources.configuration import (
     Parameter,
     ParameterAbsent,
@@ -52,14 +58,17 @@ class MemoryDataPlane(DataPlane):
     """A simulated bench (no kernel). ``devices``: the device interfaces that exist (``None``: any
     name exists); ``failures``: parameter id -> reason, every apply of it fails with that reason;
     ``gate``: awaited at the start of every apply/check (``"apply"``/``"check"``, parameter), so a
-    test can hold the agent inside a data-plane call. ``calls`` records every apply and check."""
+    test can hold the agent inside a data-plane call. ``calls`` records every apply and check;
+    ``can``: where CAN parameters go (default: a simulated CAN plane)."""
 
     def __init__(
         self,
         devices: Iterable[str] | None = None,
         failures: Mapping[UUID, str] | None = None,
         gate: Gate | None = None,
+        can: CanPlane | None = None,
     ) -> None:
+        self.can = can if can is not None else SimulatedCanPlane()
         self.links: dict[str, MemoryLink] = {}
         self.any_device = devices is None
         for name in devices or ():
@@ -81,8 +90,14 @@ class MemoryDataPlane(DataPlane):
 
     # -- DataPlane --
 
+    async def start(self) -> None:
+        await self.can.start()
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        self.can.on_change = callback
+
     async def probe(self) -> Capabilities:
-        return Capabilities(tunnels=(TunnelType.GRETAP, TunnelType.VXLAN), can=CanSupport.NONE, underlay_mtu=1500)
+        return Capabilities(tunnels=(TunnelType.GRETAP, TunnelType.VXLAN), can=self.can.support, underlay_mtu=1500)
 
     async def apply(self, cluster: UUID, parameter: Parameter) -> ParameterStatus:
         self.calls.append(("apply", parameter.id, parameter.target))
@@ -91,6 +106,8 @@ class MemoryDataPlane(DataPlane):
         await asyncio.sleep(0)  # a real data plane yields to the loop on every netlink call
         if parameter.id in self.failures:
             return _error(self.failures[parameter.id])
+        if handles(parameter):
+            return await self.can.apply(cluster, parameter)
         if parameter.target == Target.PRESENT:
             return self._make(cluster, parameter)
         return self._remove(cluster, parameter)
@@ -100,6 +117,8 @@ class MemoryDataPlane(DataPlane):
         if self.gate is not None:
             await self.gate("check", parameter)
         await asyncio.sleep(0)
+        if handles(parameter):
+            return await self.can.check(cluster, parameter)
         return self._state(cluster, parameter)
 
     async def owned(self) -> list[OwnedLink]:
@@ -116,9 +135,10 @@ class MemoryDataPlane(DataPlane):
         doomed.sort(key=lambda name: self.links[name].kind == "bridge")
         for name in doomed:
             self._delete(name)
-        return doomed
+        return [*await self.can.sweep(keep), *doomed]
 
     async def close(self) -> None:
+        await self.can.close()
         self.closed = True
 
     # -- per kind --
@@ -180,9 +200,7 @@ class MemoryDataPlane(DataPlane):
                 return _error(f"cannot join {iface} to {bridge_name}: {iface} does not exist")
             link.master, link.up = bridge_name, True
             return _present(f"{iface} joined to {bridge_name}")
-        if kind == ParameterKind.REMOTE_PEER_CHECK:
-            return ParameterPresent(detail=SIMULATED)
-        return _error(f"{kind.value}: CAN is not supported by this agent yet (issue #12)")
+        return ParameterPresent(detail=SIMULATED)  # RemotePeerCheck
 
     def _remove(self, cluster: UUID, p: Parameter) -> ParameterStatus:
         kind = p.kind
@@ -194,7 +212,7 @@ class MemoryDataPlane(DataPlane):
             link = self.links.get(str(p.value.get("interface", "")))
             if link is not None and link.master == p.value.get("bridge"):
                 link.master = None
-        # DeviceInterface is never deleted; RemotePeerCheck and CAN kinds hold nothing here.
+        # DeviceInterface is never deleted; RemotePeerCheck holds nothing here.
         return ParameterAbsent()
 
     def _state(self, cluster: UUID, p: Parameter) -> ParameterStatus:
@@ -219,11 +237,8 @@ class MemoryDataPlane(DataPlane):
             if link is None or link.master != bridge:
                 return ParameterAbsent()
             return _present(f"{iface} joined to {bridge}")
-        if kind == ParameterKind.REMOTE_PEER_CHECK:
-            return ParameterPresent(detail=SIMULATED) if p.target == Target.PRESENT else ParameterAbsent()
-        if p.target == Target.ABSENT:
-            return ParameterAbsent()
-        return _error(f"{kind.value}: CAN is not supported by this agent yet (issue #12)")
+        # RemotePeerCheck
+        return ParameterPresent(detail=SIMULATED) if p.target == Target.PRESENT else ParameterAbsent()
 
     def _delete(self, name: str) -> None:
         self.links.pop(name, None)

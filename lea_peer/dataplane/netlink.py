@@ -29,6 +29,8 @@ from pyroute2 import AsyncIPRoute
 from pyroute2 import config as _pyroute2_config
 from pyroute2.netlink.exceptions import NetlinkError
 
+from lea_peer.can.base import CanPlane, handles
+from lea_peer.can.userspace import UserspaceCanPlane
 from lea_peer.dataplane.base import DataPlane, OwnedLink
 from lea_peer.dataplane.links import Link, link_from_message
 from lea_peer.probe import probe_capabilities
@@ -54,8 +56,6 @@ from resources.configuration import (
 )
 
 ENODEV = 19
-CAN_KINDS = frozenset({ParameterKind.CAN_BRIDGE, ParameterKind.CAN_CONNECTION, ParameterKind.CAN_LOCAL_ROUTE})
-CAN_NOT_SUPPORTED = "CAN is not supported by this agent yet (issue #12)"
 _TUNNEL_KINDS = ("gretap", "vxlan")
 PROBE_PORT_KIND = "tun"  # what netlink calls a TAP device
 # A TAP's largest MTU: never the smallest port, so the bridge's own MTU (its smallest port's, unless
@@ -94,8 +94,12 @@ def _number(value: dict[str, str | int | bool], key: str, default: int = 0) -> i
 
 
 class NetlinkDataPlane(DataPlane):
-    def __init__(self, peer_id: UUID, netns: str | None = None, underlay_address: str = "") -> None:
+    def __init__(
+        self, peer_id: UUID, netns: str | None = None, underlay_address: str = "", can: CanPlane | None = None
+    ) -> None:
         self.peer_id = peer_id
+        #: CAN parameters go here (lea_peer.can.base.handles); default: userspace CAN, no simulated ECU.
+        self.can = can if can is not None else UserspaceCanPlane(netns, (), underlay_address)
         self.netns = netns
         self.underlay_address = underlay_address
         self._ipr: Any = None
@@ -184,8 +188,15 @@ class NetlinkDataPlane(DataPlane):
         await self._request(f"cannot delete {link.name}", lambda ipr: ipr.link("del", index=link.index))
 
     # -- DataPlane --------------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.can.start()
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        self.can.on_change = callback
+
     async def probe(self) -> Capabilities:
-        return await probe_capabilities(self.netns, self.underlay_address)
+        capabilities = await probe_capabilities(self.netns, self.underlay_address)
+        return capabilities.model_copy(update={"can": self.can.support})
 
     async def apply(self, cluster: UUID, parameter: Parameter) -> ParameterStatus:
         return await self._run(cluster, parameter, change=True)
@@ -194,8 +205,10 @@ class NetlinkDataPlane(DataPlane):
         return await self._run(cluster, parameter, change=False)
 
     async def _run(self, cluster: UUID, parameter: Parameter, change: bool) -> ParameterStatus:
-        if parameter.kind in CAN_KINDS:
-            return ParameterError(reason=CAN_NOT_SUPPORTED)
+        if handles(parameter):  # no netlink lock: the CAN plane has its own state
+            if change:
+                return await self.can.apply(cluster, parameter)
+            return await self.can.check(cluster, parameter)
         if parameter.kind is ParameterKind.REMOTE_PEER_CHECK:
             return await self._remote_peer_check(parameter)  # no netlink: it must not hold the lock for 5 s
         handler = {
@@ -525,9 +538,10 @@ class NetlinkDataPlane(DataPlane):
                 except LinkFailure:
                     continue  # gone already (a tunnel deleted with its namespace) or busy: next sweep
                 deleted.append(link.name)
-        return deleted
+        return [*await self.can.sweep(kept), *deleted]
 
     async def close(self) -> None:
+        await self.can.close()
         for bridge in list(self._stations):
             await self.stop_station(bridge)
         for ipr in (self._ipr, self._home_ipr):

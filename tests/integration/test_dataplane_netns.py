@@ -583,17 +583,20 @@ def test_a_missing_namespace_is_an_error_and_is_not_created() -> None:
     assert missing not in netns.listnetns()
 
 
-def test_can_parameters_are_an_error_for_now(topology: Topology) -> None:
-    async def scenario() -> ParameterStatus:
+def test_a_can_bridge_is_the_userspace_hub_and_adds_no_link(topology: Topology) -> None:
+    async def scenario() -> tuple[ParameterStatus, ParameterStatus]:
         plane = data_planes(topology)[PEER_A]
+        bridge = Parameter(id=uuid.uuid4(), kind=ParameterKind.CAN_BRIDGE, target=Target.PRESENT,
+                           value={"name": "vcan-lea"})
         try:
-            return await plane.apply(
-                CLUSTER, Parameter(id=uuid.uuid4(), kind=ParameterKind.CAN_BRIDGE, target=Target.PRESENT)
-            )
+            return await plane.apply(CLUSTER, bridge), await plane.check(CLUSTER, bridge)
         finally:
             await plane.close()
 
-    assert run(scenario()) == ParameterError(reason="CAN is not supported by this agent yet (issue #12)")
+    applied, checked = run(scenario())
+    assert isinstance(applied, ParameterPresent) and "userspace hub vcan-lea" in (applied.detail or ""), applied
+    assert checked == applied
+    assert "vcan-lea" not in links(topology.peer[PEER_A])
 
 
 def _scratch_namespaces() -> list[str]:

@@ -11,13 +11,17 @@ from contextlib import asynccontextmanager
 import pytest
 
 from lea_peer.applier import Applier
+from lea_peer.can.simulated import SimulatedCanPlane
 from lea_peer.dataplane.memory import MemoryDataPlane, MemoryLink
 from lea_peer.reports import ReportOutbox
 from resources.agent import AgentReport, ownership_marker
 from resources.configuration import (
     Parameter,
     ParameterError,
+    ParameterKind,
     ParameterPresent,
+    ParameterStatus,
+    PeerConfiguration,
     Target,
 )
 from tests.helpers.agent_parameters import configuration, member_parameters
@@ -344,5 +348,54 @@ def test_stop_waits_for_the_call_in_progress_then_applies_nothing_more() -> None
         await asyncio.wait_for(task, TIMEOUT)  # returned by itself, not cancelled
         assert "br-lea" in plane.links and plane.links["br-lea"].marker is not None
         assert calls(plane)[-1] == p.bridge.id
+
+    asyncio.run(main())
+
+
+class SwitchableCanPlane(SimulatedCanPlane):
+    """A CAN plane whose relay state a test switches, as a real relay's peer comes and goes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.problem: str | None = None
+        self.frames = 0
+
+    async def check(self, cluster: uuid.UUID, parameter: Parameter) -> ParameterStatus:
+        if parameter.kind != ParameterKind.CAN_CONNECTION:
+            return await super().check(cluster, parameter)
+        metrics = {"frames_sent": self.frames}
+        if self.problem:
+            return ParameterError(reason=self.problem, metrics=metrics)
+        return ParameterPresent(detail="relay", metrics=metrics)
+
+    async def apply(self, cluster: uuid.UUID, parameter: Parameter) -> ParameterStatus:
+        await super().apply(cluster, parameter)
+        return await self.check(cluster, parameter)
+
+
+def test_a_state_change_by_itself_is_reported_at_once_and_metrics_at_the_next_recheck() -> None:
+    relay = Parameter(id=uuid.uuid4(), kind=ParameterKind.CAN_CONNECTION, target=Target.PRESENT,
+                      value={"role": "client", "local": "10.0.0.1", "remote": "10.0.0.2", "port": 20001})
+    config = PeerConfiguration(id=uuid.uuid4(), cluster=uuid.uuid4(), parameters=(relay,))
+
+    async def main() -> None:
+        can = SwitchableCanPlane()
+        plane = MemoryDataPlane(can=can)
+        outbox = ReportOutbox()
+        applier = Applier(plane, outbox, recheck_s=3600)
+        async with running(applier):
+            applier.configure(1, config)
+            await until(lambda: applier.complete and applier.idle.is_set(), "applied")
+            can.frames = 5  # metrics alone wait for the periodic re-check
+            can.problem = "no datagram from 10.0.0.2:20001 for 3.0 s: relay peer lost"
+            can.changed()
+            await until(lambda: isinstance(applier.statuses[relay.id], ParameterError), "the lost relay reported")
+            assert applier.statuses[relay.id] == ParameterError(reason=can.problem, metrics={"frames_sent": 5})
+            can.problem = None
+            can.changed()
+            await until(lambda: isinstance(applier.statuses[relay.id], ParameterPresent), "recovered")
+            can.frames = 9
+            assert await applier.recheck()
+            assert applier.statuses[relay.id] == ParameterPresent(detail="relay", metrics={"frames_sent": 9})
 
     asyncio.run(main())

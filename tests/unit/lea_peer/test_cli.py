@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 from pathlib import Path
@@ -159,3 +160,56 @@ def test_a_data_plane_that_cannot_start_is_one_line_and_exit_1(
         assert cli.main(argv) == 1
         lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("lea-peer:")]
         assert len(lines) == 1 and lines[0].endswith("network namespace bench-ns does not exist"), lines
+
+
+@pytest.mark.parametrize(
+    ("sims", "problem"),
+    [
+        (["can0=udp:ecu:1"], "lea-peer: --can-sim 'can0=udp:ecu:1': 'ecu' is not an IP address"),
+        (["can0"], "lea-peer: --can-sim 'can0': expected DEVICE=udp:HOST:PORT, e.g. can0=udp:127.0.0.1:30000"),
+        (["can0=udp:127.0.0.1:1", "can0=udp:127.0.0.1:2"], "lea-peer: --can-sim: device can0 is given twice"),
+        (["can0=udp:127.0.0.1:1", "can1=udp:127.0.0.1:1"],
+         "lea-peer: --can-sim: udp:127.0.0.1:1 is given for both can0 and can1"),
+    ],
+)
+def test_a_bad_can_sim_is_one_line_naming_it(
+    capsys: pytest.CaptureFixture[str], token_file: Path, sims: list[str], problem: str
+) -> None:
+    argv = run_args(token_file)
+    for sim in sims:
+        argv += ["--can-sim", sim]
+    assert error_line(capsys, argv) == problem
+
+
+def test_can_sim_with_can_none_is_refused(capsys: pytest.CaptureFixture[str], token_file: Path) -> None:
+    argv = [*run_args(token_file), "--can", "none", "--can-sim", "can0=udp:127.0.0.1:30000"]
+    assert "--can-sim needs CAN: drop --can none" in error_line(capsys, argv)
+
+
+def test_a_simulated_ecu_endpoint_that_cannot_be_bound_stops_the_agent_with_exit_1(
+    capsys: pytest.CaptureFixture[str], token_file: Path
+) -> None:
+    assert cli.main([*run_args(token_file), "--can-sim", "can0=udp:192.0.2.9:30000"]) == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("lea-peer:")]
+    assert len(lines) == 1 and "simulated ECU endpoint udp:192.0.2.9:30000: cannot bind it" in lines[0], lines
+
+
+def test_the_can_plane_follows_can_and_can_sim() -> None:
+    from lea_peer.can.disabled import DisabledCanPlane
+    from lea_peer.can.ecu_sim import EcuAddress
+    from lea_peer.can.userspace import UserspaceCanPlane
+
+    sim = [EcuAddress("can0", "127.0.0.1", 30000)]
+    choose = cli.choose_can_plane
+    assert asyncio.run(choose("memory", "auto", None, [])) is None  # the memory plane's own simulation
+    memory_sim = asyncio.run(choose("memory", "auto", None, sim))
+    assert isinstance(memory_sim, UserspaceCanPlane) and list(memory_sim.ecus) == ["can0"]
+    assert isinstance(asyncio.run(choose("netlink", "none", "ns", [])), DisabledCanPlane)
+    netlink_sim = asyncio.run(choose("netlink", "auto", "ns", sim))
+    assert isinstance(netlink_sim, UserspaceCanPlane) and netlink_sim.netns == "ns"
+    assert isinstance(asyncio.run(choose("netlink", "userspace", "ns", [])), UserspaceCanPlane)
+
+
+def test_probe_announces_the_can_support(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["probe", "--data-plane", "memory"]) == 0
+    assert json.loads(capsys.readouterr().out)["can"] == "userspace"

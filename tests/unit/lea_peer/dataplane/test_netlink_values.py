@@ -1,15 +1,25 @@
-"""What NetlinkDataPlane decides without a kernel: markers, tunnel mismatches, CAN refusal."""
+"""What NetlinkDataPlane decides without a kernel: markers, tunnel mismatches, CAN delegation."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Collection
 from typing import Any
 
+from lea_peer.can.base import CanPlane
 from lea_peer.dataplane.links import Link
 from lea_peer.dataplane.netlink import NetlinkDataPlane
-from resources.agent import ownership_marker, parse_ownership_marker
-from resources.configuration import Parameter, ParameterError, ParameterKind, Target
+from resources.agent import CanSupport, ownership_marker, parse_ownership_marker
+from resources.configuration import (
+    Parameter,
+    ParameterAbsent,
+    ParameterError,
+    ParameterKind,
+    ParameterPresent,
+    ParameterStatus,
+    Target,
+)
 
 CLUSTER, PARAMETER = uuid.uuid4(), uuid.uuid4()
 VXLAN_VALUE: dict[str, str | int | bool] = {
@@ -48,8 +58,48 @@ def test_each_tunnel_difference_is_named() -> None:
     assert plane._tunnel_mismatch(ours, gretap) is None
 
 
-def test_can_parameters_are_refused_without_touching_netlink() -> None:
+class RecordingCanPlane(CanPlane):
+    support = CanSupport.USERSPACE
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ParameterKind]] = []
+
+    async def apply(self, cluster: uuid.UUID, parameter: Parameter) -> ParameterStatus:
+        self.calls.append(("apply", parameter.kind))
+        return ParameterPresent(detail="recorded")
+
+    async def check(self, cluster: uuid.UUID, parameter: Parameter) -> ParameterStatus:
+        self.calls.append(("check", parameter.kind))
+        return ParameterAbsent()
+
+    async def sweep(self, keep: Collection[uuid.UUID]) -> list[str]:
+        return []
+
+    async def close(self) -> None:
+        self.calls.append(("close", ParameterKind.CAN_BRIDGE))
+
+
+def test_can_parameters_go_to_the_can_plane_without_touching_netlink() -> None:
+    can = RecordingCanPlane()
+    plane = NetlinkDataPlane(uuid.uuid4(), netns="never-opened", can=can)
+    kinds = (ParameterKind.CAN_BRIDGE, ParameterKind.CAN_CONNECTION, ParameterKind.CAN_LOCAL_ROUTE)
+    for kind in kinds:
+        parameter = Parameter(id=uuid.uuid4(), kind=kind, target=Target.PRESENT)
+        assert asyncio.run(plane.apply(CLUSTER, parameter)) == ParameterPresent(detail="recorded")
+        assert asyncio.run(plane.check(CLUSTER, parameter)) == ParameterAbsent()
+    device = Parameter(id=uuid.uuid4(), kind=ParameterKind.DEVICE_INTERFACE, target=Target.PRESENT,
+                       value={"interface": "can0", "can": "can", "bitrate": 500000, "sample_point": 875})
+    asyncio.run(plane.apply(CLUSTER, device))
+    expected = [*[(call, kind) for kind in kinds for call in ("apply", "check")]]
+    assert can.calls == [*expected, ("apply", ParameterKind.DEVICE_INTERFACE)]
+    assert plane._ipr is None, "no netlink handle was opened for CAN"
+
+
+def test_the_default_can_plane_is_userspace_and_refuses_a_device_that_is_not_simulated() -> None:
     plane = NetlinkDataPlane(uuid.uuid4(), netns="never-opened")
-    for kind in (ParameterKind.CAN_BRIDGE, ParameterKind.CAN_CONNECTION, ParameterKind.CAN_LOCAL_ROUTE):
-        status = asyncio.run(plane.apply(CLUSTER, Parameter(id=uuid.uuid4(), kind=kind, target=Target.PRESENT)))
-        assert status == ParameterError(reason="CAN is not supported by this agent yet (issue #12)")
+    assert plane.can.support == CanSupport.USERSPACE
+    device = Parameter(id=uuid.uuid4(), kind=ParameterKind.DEVICE_INTERFACE, target=Target.PRESENT,
+                       value={"interface": "can0", "can": "can"})
+    status = asyncio.run(plane.apply(CLUSTER, device))
+    assert isinstance(status, ParameterError)
+    assert status.reason.startswith("this host's kernel has no CAN support: can0 is not a simulated ECU endpoint")
