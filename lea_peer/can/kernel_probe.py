@@ -1,6 +1,6 @@
 """Whether this kernel can carry CAN the kernel way: a vcan link, an AF_CAN socket, can-gw.
 
-``kernel_can_problem`` tries all three in a namespace (the probe's scratch one, or the agent's own
+``try_kernel_can`` tries all three in a namespace (the probe's scratch one, or the agent's own
 with a throwaway name, deleted at once) and returns None when they work, else every reason, e.g.
 "no vcan in this kernel (modprobe vcan); AF_CAN sockets fail: [Errno 97] Address family not
 supported by protocol". The kernel boundary is :class:`KernelTrials`; unit tests replace it.
@@ -81,7 +81,7 @@ def _vcan_reason(exc: BaseException) -> str:
     return f"cannot create a vcan link: {cause}"
 
 
-async def kernel_can_problem(netns: str | None, remove: bool, trials: KernelTrials | None = None) -> str | None:
+async def try_kernel_can(netns: str | None, remove: bool, trials: KernelTrials | None = None) -> str | None:
     """None when vcan, AF_CAN sockets and can-gw all work in ``netns``; else the reasons.
     ``remove``: delete the trial link (in a namespace that is not thrown away afterwards)."""
     trials = trials if trials is not None else KernelTrials(netns)

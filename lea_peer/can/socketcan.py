@@ -86,6 +86,8 @@ class SocketCanBus:
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._kernel: BusPort | None = None
+        #: ifindex of the interface the socket was bound to (set by the plane that opened it).
+        self.bound_to = 0
         #: Frames written to / read from the interface, and ones the kernel would not take.
         self.frames_out = self.frames_in = self.frames_dropped = 0
         self.last_error: str | None = None
@@ -95,27 +97,40 @@ class SocketCanBus:
         return self._sock is not None
 
     async def open(self) -> None:
-        """Open and bind the socket; OSError names nothing, the caller adds the interface."""
+        """Open and bind the socket (an OSError when it cannot: the caller names the interface)."""
         if self._sock is not None:
             return
         loop = asyncio.get_running_loop()
         sock = await loop.run_in_executor(None, open_can_socket, self.netns, self.name)
         self._sock, self._loop = sock, loop
         loop.add_reader(sock.fileno(), self._readable)
-        self._kernel = self._hub.attach(f"AF_CAN socket on {self.name}", self._write)
+        if self._kernel is None:
+            self._kernel = self._hub.attach(f"AF_CAN socket on {self.name}", self._write)
+
+    async def reopen(self) -> None:
+        """Bind a new socket (the interface was recreated); the attached ports stay."""
+        self._close_socket()
+        await self.open()
 
     def attach(self, name: str, receive: Receiver | None) -> BusPort:
         return self._hub.attach(name, receive)
 
-    def close(self) -> None:
-        if self._kernel is not None:
-            self._kernel.detach()
-            self._kernel = None
+    @property
+    def ports(self) -> list[str]:
+        return self._hub.ports
+
+    def _close_socket(self) -> None:
         sock, self._sock = self._sock, None
         if sock is not None:
             if self._loop is not None:
                 self._loop.remove_reader(sock.fileno())
             sock.close()
+
+    def close(self) -> None:
+        if self._kernel is not None:
+            self._kernel.detach()
+            self._kernel = None
+        self._close_socket()
 
     def metrics(self) -> dict[str, int]:
         return {"frames_out": self.frames_out, "frames_in": self.frames_in, "frames_dropped": self.frames_dropped}
