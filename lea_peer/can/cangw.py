@@ -212,15 +212,15 @@ def decode_replies(data: bytes) -> list[Reply]:
     return replies
 
 
-def max_hops(path: Path = MAX_HOPS_PATH) -> int | None:
+def max_hops(path: Path | None = None) -> int | None:
     """can-gw's ``max_hops`` module parameter; None when the module is not loaded."""
     try:
-        return int(path.read_text().strip())
+        return int((path or MAX_HOPS_PATH).read_text().strip())
     except (OSError, ValueError):
         return None
 
 
-def hops_problem(hops: int, path: Path = MAX_HOPS_PATH) -> str | None:
+def hops_problem(hops: int, path: Path | None = None) -> str | None:
     """Why a rule with hop limit ``hops`` is refused (EINVAL), if the module's max_hops is the cause."""
     allowed = max_hops(path)
     if allowed is not None and hops > allowed:

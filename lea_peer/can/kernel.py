@@ -399,7 +399,8 @@ class KernelCanPlane(NetlinkLinks, CanPlane):
 
     @staticmethod
     def _route_present(rules: list[ListedRule], source: str, destination: str) -> ParameterPresent:
-        detail = "; ".join(listed.rule.command(source, destination) for listed in rules)
+        ordered = sorted(rules, key=lambda listed: listed.rule.fd)  # classic first (the kernel lists newest first)
+        detail = "; ".join(listed.rule.command(source, destination) for listed in ordered)
         metrics = {
             "frames_handled": sum(r.handled for r in rules),
             "frames_dropped": sum(r.dropped for r in rules),
