@@ -99,7 +99,7 @@ class GatewayRule:
         return (CGW_FLAGS_CAN_ECHO if self.echo else 0) | (CGW_FLAGS_CAN_FD if self.fd else 0)
 
     def command(self, source: str, destination: str) -> str:
-        """The same rule as ``cangw -L`` prints it (with interface names)."""
+        """The same rule written as ``cangw`` options (with interface names)."""
         parts = ["cangw -A -s", source, "-d", destination]
         if self.echo:
             parts.append("-e")

@@ -348,6 +348,9 @@ class KernelCanPlane(NetlinkLinks, CanPlane):
             return ParameterPresent() if ours else ParameterAbsent()
         for name, link in ((source_name, source), (destination_name, destination)):
             if link is None:
+                # Checks as Absent (the kernel dropped its rules), so the re-check repairs it in order.
+                if not change:
+                    return ParameterAbsent()
                 return ParameterError(reason=f"{where}: {name} does not exist in {self._where()}")
             if link.device_type != ARPHRD_CAN:
                 return ParameterError(reason=f"{where}: {name} is not a CAN interface")

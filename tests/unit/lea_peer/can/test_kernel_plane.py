@@ -188,6 +188,7 @@ def test_a_route_names_a_missing_or_non_can_device(kernel: Kernel) -> None:
     state = kernel.apply(route("can9", "vcan-lea", fd=False))
     assert isinstance(state, ParameterError)
     assert state.reason == "CAN route can9 -> vcan-lea: can9 does not exist in this bench"
+    assert kernel.check(route("can9", "vcan-lea", fd=False)) == ParameterAbsent()  # no rules: repaired in order
     kernel.netlink.add_device("eth0", "veth", device_type=ARPHRD_ETHER, up=True)
     state = kernel.apply(route("eth0", "vcan-lea", fd=False))
     assert state == ParameterError(reason="CAN route eth0 -> vcan-lea: eth0 is not a CAN interface")
