@@ -106,3 +106,22 @@ def test_max_hops_is_read_from_the_module_parameter(tmp_path: Path) -> None:
     assert problem is not None and "max_hops=1" in problem and "modprobe can-gw max_hops=2" in problem
     path.write_text("2\n")
     assert hops_problem(2, path) is None
+
+
+def test_this_hosts_rtnetlink_answers_and_other_families_routes_are_never_rules() -> None:
+    import asyncio
+
+    from lea_peer.can.cangw import Gateway, gateway_answers
+
+    async def ask() -> tuple[str | None, list[ListedRule]]:
+        gateway = Gateway()
+        try:
+            return await gateway_answers(gateway), await gateway.rules()
+        finally:
+            gateway.close()
+
+    reason, rules = asyncio.run(ask())
+    if reason is not None:  # no can-gw: rtnetlink answers the dump with IPv4/IPv6 routes, none is a rule
+        assert reason.startswith(("no can-gw in this kernel", "can-gw does not answer", "cannot open netlink"))
+        assert rules == []
+    assert all(r.rule.source > 0 and r.rule.destination > 0 for r in rules)

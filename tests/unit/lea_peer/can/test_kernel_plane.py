@@ -356,8 +356,11 @@ def test_the_sweep_removes_marked_vcans_it_does_not_keep_and_nothing_else(kernel
     kernel.netlink.add_device("vcan0", "vcan", mtu=72)  # the bench's own
     kernel.netlink.add_device("can0", "can", alias=ownership_marker(CLUSTER, uuid.uuid4()))  # never a bridge
     kernel.apply(bridge())
+    kernel.netlink.add_device("can1", "can", up=True)
+    kernel.apply(route("can1", "vcan-lea", fd=True))  # a route of a configuration that is gone
     removed = asyncio.run(kernel.plane.sweep({BRIDGE_ID}))
-    assert removed == ["vcan-old"]
-    assert {link.name for link in kernel.netlink.links.values()} == {"vcan0", "can0", "vcan-lea"}
+    assert removed == ["cangw rules can1 -> vcan-lea", "vcan-old"]
+    assert kernel.gateway.listed == []
+    assert {link.name for link in kernel.netlink.links.values()} == {"vcan0", "can0", "can1", "vcan-lea"}
     asyncio.run(kernel.plane.close())
     assert kernel.netlink.closed
