@@ -113,7 +113,7 @@ PACKAGED_SERVICE = (
     "RestrictSUIDSGID=yes",
     "LockPersonality=yes",
     "MemoryDenyWriteExecute=yes",
-    "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",
+    "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_CAN",
     "SystemCallArchitectures=native",
 )
 #: Where systemd hands the service its token (LoadCredential=token:...), as the packaged unit reads it.

@@ -50,6 +50,25 @@ def no_kernel_can(interface: str) -> str:
     )
 
 
+def relay_value(p: Parameter, underlay_address: str) -> tuple[str, str, int] | str:
+    """(local, remote, port) of a CanConnection (local defaults to the underlay address), or why it is invalid."""
+    local = str(p.value.get("local", "") or underlay_address)
+    remote = str(p.value.get("remote", ""))
+    port = p.value.get("port")
+    try:
+        ipaddress.ip_address(remote)
+    except ValueError:
+        return f"CAN connection: remote {remote!r} is not an IP address"
+    if local:
+        try:
+            ipaddress.ip_address(local)
+        except ValueError:
+            return f"CAN connection: local {local!r} is not an IP address"
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        return f"CAN connection to {remote}: port {port!r} is not a number from 1 to 65535"
+    return local, remote, port
+
+
 class CanRoute:
     """Frames from ``source`` onto ``destination``; FD frames only when ``fd``."""
 
@@ -175,21 +194,7 @@ class UserspaceCanPlane(CanPlane):
 
     # -- CanConnection ------------------------------------------------------------------------------
     def _relay_value(self, p: Parameter) -> tuple[str, str, int] | str:
-        local = str(p.value.get("local", "") or self.underlay_address)
-        remote = str(p.value.get("remote", ""))
-        port = p.value.get("port")
-        try:
-            ipaddress.ip_address(remote)
-        except ValueError:
-            return f"CAN connection: remote {remote!r} is not an IP address"
-        if local:
-            try:
-                ipaddress.ip_address(local)
-            except ValueError:
-                return f"CAN connection: local {local!r} is not an IP address"
-        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            return f"CAN connection to {remote}: port {port!r} is not a number from 1 to 65535"
-        return local, remote, port
+        return relay_value(p, self.underlay_address)
 
     async def _connection(self, p: Parameter, change: bool) -> ParameterStatus:
         current = self.relays.get(p.id)

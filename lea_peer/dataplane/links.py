@@ -20,8 +20,11 @@ class Link:
     up: bool
     master: int  # ifindex of the bridge it is joined to, 0 if none
     mtu: int
-    #: IFLA_INFO_DATA of a tunnel, with the prefix dropped: {"ID": 4711, "GROUP": "10.0.0.2", ...}
+    #: IFLA_INFO_DATA of a tunnel or CAN controller, with the prefix dropped: {"ID": 4711, "GROUP":
+    #: "10.0.0.2", ...} or {"BITTIMING": {"bitrate": 500000, "sample_point": 875, ...}, ...}
     info: dict[str, Any] = field(default_factory=dict)
+    #: ifi_type, the ARPHRD_* of the device (ARPHRD_CAN = 280 for every CAN device)
+    device_type: int = 0
 
     @property
     def owned(self) -> bool:
@@ -35,9 +38,10 @@ def link_from_message(msg: Any) -> Link:
     info: dict[str, Any] = {}
     if data is not None:
         for key, value in data.get("attrs", []):
-            for prefix in ("IFLA_VXLAN_", "IFLA_GRE_"):
+            for prefix in ("IFLA_VXLAN_", "IFLA_GRE_", "IFLA_CAN_"):
                 if key.startswith(prefix):
-                    info[key[len(prefix) :]] = value
+                    # Struct attributes (CAN bit timing, control modes) decode to dict-like NLAs.
+                    info[key[len(prefix) :]] = _plain(value)
     return Link(
         index=int(msg["index"]),
         name=str(msg.get("IFLA_IFNAME") or ""),
@@ -47,4 +51,11 @@ def link_from_message(msg: Any) -> Link:
         master=int(msg.get("IFLA_MASTER") or 0),
         mtu=int(msg.get("IFLA_MTU") or 0),
         info=info,
+        device_type=int(msg.get("ifi_type") or 0),
     )
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "items"):
+        return {key: item for key, item in value.items() if key != "header"}
+    return value

@@ -18,7 +18,6 @@ deletes it (closing the descriptor does, when its bridge is removed or the agent
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 from collections.abc import Awaitable, Callable, Collection
@@ -32,7 +31,9 @@ from pyroute2.netlink.exceptions import NetlinkError
 from lea_peer.can.base import CanPlane, handles
 from lea_peer.can.userspace import UserspaceCanPlane
 from lea_peer.dataplane.base import DataPlane, OwnedLink
-from lea_peer.dataplane.links import Link, link_from_message
+from lea_peer.dataplane.links import Link
+from lea_peer.dataplane.netlink_links import LinkFailure, NetlinkLinks
+from lea_peer.dataplane.netlink_links import cause as _cause
 from lea_peer.probe import probe_capabilities
 from lea_peer.remote_check import (
     BROADCAST,
@@ -55,7 +56,6 @@ from resources.configuration import (
     Target,
 )
 
-ENODEV = 19
 _TUNNEL_KINDS = ("gretap", "vxlan")
 PROBE_PORT_KIND = "tun"  # what netlink calls a TAP device
 # A TAP's largest MTU: never the smallest port, so the bridge's own MTU (its smallest port's, unless
@@ -68,22 +68,6 @@ PROBE_PORT_MTU = 65521
 _pyroute2_config.disable_mp_signal = True
 
 
-class LinkFailure(Exception):
-    """A netlink request failed; ``str()`` is the sentence for the report."""
-
-
-def _cause(exc: BaseException) -> str:
-    if isinstance(exc, NetlinkError):
-        return os.strerror(exc.code) if exc.code else str(exc)
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
-
-
-def _not_ours(name: str) -> str:
-    return f"a link named {name} exists that this agent did not create; rename or remove it"
-
-
 def _text(value: dict[str, str | int | bool], key: str) -> str:
     return str(value.get(key, ""))
 
@@ -93,36 +77,19 @@ def _number(value: dict[str, str | int | bool], key: str, default: int = 0) -> i
     return int(raw) if not isinstance(raw, str) or raw.isdigit() else default
 
 
-class NetlinkDataPlane(DataPlane):
+class NetlinkDataPlane(NetlinkLinks, DataPlane):
     def __init__(
         self, peer_id: UUID, netns: str | None = None, underlay_address: str = "", can: CanPlane | None = None
     ) -> None:
         self.peer_id = peer_id
         #: CAN parameters go here (lea_peer.can.base.handles); default: userspace CAN, no simulated ECU.
         self.can = can if can is not None else UserspaceCanPlane(netns, (), underlay_address)
-        self.netns = netns
+        super().__init__(netns)
         self.underlay_address = underlay_address
-        self._ipr: Any = None
         self._home_ipr: Any = None  # with --netns: netlink in the agent's own namespace, for new probe ports
-        self._lock = asyncio.Lock()
         self._stations: dict[str, ProbeStation] = {}
 
     # -- the handle ---------------------------------------------------------------------------------
-    def _where(self) -> str:
-        return f"network namespace {self.netns}" if self.netns else "this bench"
-
-    async def _handle(self) -> Any:
-        if self._ipr is None:
-            try:
-                ipr = AsyncIPRoute(netns=self.netns, flags=0) if self.netns else AsyncIPRoute()
-                await ipr.setup_endpoint()  # opens the socket (in the namespace) now, not on first use
-            except FileNotFoundError as exc:
-                raise LinkFailure(f"network namespace {self.netns} does not exist") from exc
-            except OSError as exc:
-                raise LinkFailure(f"cannot open netlink in {self._where()}: {_cause(exc)}") from exc
-            self._ipr = ipr
-        return self._ipr
-
     async def _home(self) -> Any:
         """Netlink in the namespace this process runs in (where a new TAP device appears)."""
         if self.netns is None:
@@ -136,56 +103,9 @@ class NetlinkDataPlane(DataPlane):
             self._home_ipr = ipr
         return self._home_ipr
 
-    async def _request(self, what: str, call: Callable[[Any], Awaitable[Any]]) -> Any:
-        ipr = await self._handle()
-        try:
-            return await call(ipr)
-        except (NetlinkError, OSError) as exc:
-            raise LinkFailure(f"{what}: {_cause(exc)}") from exc
-
-    async def _get(self, name: str) -> Link | None:
-        ipr = await self._handle()
-        try:
-            messages = await ipr.link("get", ifname=name)
-        except NetlinkError as exc:
-            if exc.code == ENODEV:
-                return None
-            raise LinkFailure(f"cannot read link {name}: {_cause(exc)}") from exc
-        return link_from_message(messages[0])
-
-    async def _by_index(self, index: int) -> Link | None:
-        ipr = await self._handle()
-        try:
-            messages = await ipr.link("get", index=index)
-        except NetlinkError:
-            return None
-        return link_from_message(messages[0])
-
-    async def _links(self) -> list[Link]:
-        ipr = await self._handle()
-        return [link_from_message(msg) async for msg in await ipr.link("dump")]
-
-    async def _set_up(self, link: Link) -> None:
-        if not link.up:
-            await self._request(f"cannot set {link.name} up", lambda ipr: ipr.link("set", index=link.index, state="up"))
-
-    async def _create(self, name: str, marker: str, kind: str, **attrs: Any) -> Link:
-        """Add the link, mark it at once (netlink ignores IFLA_IFALIAS on creation), set it up."""
-        await self._request(
-            f"cannot create {kind} {name}", lambda ipr: ipr.link("add", ifname=name, kind=kind, **attrs)
-        )
-        created = await self._get(name)
-        if created is None:
-            raise LinkFailure(f"{kind} {name} vanished right after it was created")
-        await self._request(
-            f"cannot mark {name} as ours", lambda ipr: ipr.link("set", index=created.index, ifalias=marker)
-        )
-        await self._set_up(created)
-        return created
-
     async def _delete(self, link: Link) -> None:
         await self.stop_station(link.name)
-        await self._request(f"cannot delete {link.name}", lambda ipr: ipr.link("del", index=link.index))
+        await super()._delete(link)
 
     # -- DataPlane --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -237,22 +157,6 @@ class NetlinkDataPlane(DataPlane):
             await self._set_up(link)
         return ParameterPresent()
 
-    async def _unowned_or_absent(
-        self, name: str, link: Link | None, parameter: Parameter, change: bool
-    ) -> ParameterStatus | None:
-        """The answer for a link we made (bridge, tunnel) when it is not ours or its target is
-        Absent (removing it if ``change``); None when it is to be made or checked as Present."""
-        if link is not None and not link.owned:
-            if parameter.target is Target.ABSENT:
-                return ParameterAbsent()  # that link is not ours to remove
-            return ParameterError(reason=_not_ours(name))
-        if parameter.target is Target.ABSENT:
-            if link is not None and change:
-                await self._delete(link)
-                return ParameterAbsent()
-            return ParameterAbsent() if link is None else ParameterPresent()
-        return None
-
     async def _ethernet_bridge(self, parameter: Parameter, marker: str, change: bool) -> ParameterStatus:
         name = _text(parameter.value, "name")
         link = await self._get(name)
@@ -274,12 +178,7 @@ class NetlinkDataPlane(DataPlane):
         if link is None:
             link = await self._create(name, marker, "bridge")
         else:
-            if link.alias != marker:
-                # Adopted from an earlier deployment: mark it with this parameter, so the sweep keeps it.
-                await self._request(
-                    f"cannot mark {name} as ours", lambda ipr: ipr.link("set", index=link.index, ifalias=marker)
-                )
-            await self._set_up(link)
+            await self._adopt(link, marker)
         return self._bridge_present(await self._ensure_station(link, marker))
 
     @staticmethod
