@@ -21,14 +21,14 @@ import asyncio
 import errno
 import logging
 from collections.abc import Awaitable, Collection
-from dataclasses import dataclass
 from uuid import UUID
 
 from lea_peer.can import bittiming
 from lea_peer.can.base import CanPlane
 from lea_peer.can.cangw import BRIDGE_HOPS, Gateway, GatewayFailure, GatewayRule, ListedRule, hops_problem
 from lea_peer.can.kernel_probe import try_kernel_can
-from lea_peer.can.relay import KEEPALIVE_S, LOST_AFTER_S, CanRelay, RelayFailure, endpoint
+from lea_peer.can.relay import KEEPALIVE_S, LOST_AFTER_S
+from lea_peer.can.relays import Relays, describe
 from lea_peer.can.socketcan import CANFD_MTU, SocketCanBus
 from lea_peer.can.userspace import relay_value
 from lea_peer.dataplane.links import Link
@@ -71,14 +71,6 @@ def _text(value: dict[str, str | int | bool], key: str) -> str:
     return str(value.get(key, ""))
 
 
-@dataclass
-class _Relay:
-    value: tuple[str, str, int]
-    bridge: str
-    relay: CanRelay
-    what: str
-
-
 class KernelCanPlane(NetlinkLinks, CanPlane):
     support = CanSupport.KERNEL
 
@@ -92,13 +84,12 @@ class KernelCanPlane(NetlinkLinks, CanPlane):
     ) -> None:
         super().__init__(netns)
         self.underlay_address = underlay_address
-        self.keepalive_s, self.lost_after_s = keepalive_s, lost_after_s
         self.gateway = gateway if gateway is not None else Gateway(netns)
         #: CanBridge parameter id -> the vcan's name (relays and routes find their bridge by dependency).
         self.bridges: dict[UUID, str] = {}
         #: The AF_CAN socket bus of each vcan bridge, by name.
         self.buses: dict[str, SocketCanBus] = {}
-        self.relays: dict[UUID, _Relay] = {}
+        self.relays = Relays(netns, self.changed, keepalive_s, lost_after_s)
         #: CanLocalRoute parameter id -> (source, destination, fd) applied by this process.
         self.routes: dict[UUID, tuple[str, str, bool]] = {}
 
@@ -241,7 +232,7 @@ class KernelCanPlane(NetlinkLinks, CanPlane):
     def _bridge_present(self, link: Link) -> ParameterPresent:
         bus = self.buses.get(link.name)
         metrics = bus.metrics() if bus is not None else {}
-        relays = len([r for r in self.relays.values() if r.bridge == link.name])
+        relays = self.relays.attached_to(link.name)
         return ParameterPresent(detail=f"vcan {link.name} (CAN FD MTU {CANFD_MTU}), {relays} relay(s)", metrics=metrics)
 
     async def _delete(self, link: Link) -> None:
@@ -276,24 +267,20 @@ class KernelCanPlane(NetlinkLinks, CanPlane):
         current = self.relays.get(p.id)
         if p.target is Target.ABSENT:
             if current is not None and change:
-                await self._stop_relay(p.id)
+                await self.relays.stop(p.id)
                 current = None
             return ParameterAbsent() if current is None else ParameterPresent()
         value = relay_value(p, self.underlay_address)
         if isinstance(value, str):
             return ParameterError(reason=value)
         bridge = self._bridge_of(p)
-        local, remote, port = value
-        what = (
-            f"cannelloni relay {endpoint(local or '*', port)} <-> {endpoint(remote, port)}"
-            f" ({p.value.get('role', 'peer')!s}, vcan {bridge or '?'})"
-        )
+        what = describe(p, value, f"vcan {bridge or '?'}")
         if bridge is None:
             return ParameterError(reason=f"{what}: its CAN bridge is not up")
-        if current is not None and (current.value != value or current.bridge != bridge):
+        if current is not None and (current.value != value or current.attached != bridge):
             if not change:
                 return ParameterError(reason=f"{what}: a relay with other settings runs ({current.what})")
-            await self._stop_relay(p.id)
+            await self.relays.stop(p.id)
             current = None
         if current is None and not change:
             return ParameterAbsent()
@@ -311,23 +298,7 @@ class KernelCanPlane(NetlinkLinks, CanPlane):
             if bus.last_error and isinstance(state, ParameterPresent):
                 return ParameterPresent(detail=f"{state.detail}; {bus.last_error}"[:500], metrics=state.metrics)
             return state
-        relay = CanRelay(bus, local, remote, port, self.netns, self.keepalive_s, self.lost_after_s,
-                         on_change=self.changed, label="CAN relay")
-        try:
-            await relay.start()
-        except RelayFailure as exc:
-            return ParameterError(reason=f"{what}: {exc}")
-        self.relays[p.id] = _Relay(value, bridge, relay, what)
-        log.info("started %s", what)
-        return relay.state(what)
-
-    async def _stop_relay(self, pid: UUID) -> str | None:
-        current = self.relays.pop(pid, None)
-        if current is None:
-            return None
-        await current.relay.stop()
-        log.info("stopped %s", current.what)
-        return f"CAN relay to {current.relay.remote_endpoint}"
+        return await self.relays.start(p.id, value, bus, bridge, what)
 
     # -- CanLocalRoute ------------------------------------------------------------------------------
     async def _route(self, p: Parameter, change: bool) -> ParameterStatus:
@@ -437,10 +408,7 @@ class KernelCanPlane(NetlinkLinks, CanPlane):
     # -- sweep and close ----------------------------------------------------------------------------
     async def sweep(self, keep: Collection[UUID]) -> list[str]:
         kept = set(keep)
-        stopped: list[str] = []
-        for pid in [pid for pid in self.relays if pid not in kept]:
-            if (name := await self._stop_relay(pid)) is not None:
-                stopped.append(name)
+        stopped = await self.relays.stop_all_but(kept)
         async with self._lock:
             for pid in [pid for pid in self.routes if pid not in kept]:
                 source, destination, _fd = self.routes.pop(pid)
@@ -470,8 +438,7 @@ class KernelCanPlane(NetlinkLinks, CanPlane):
         return stopped
 
     async def close(self) -> None:
-        for pid in list(self.relays):
-            await self._stop_relay(pid)
+        await self.relays.close()
         for bus in self.buses.values():
             bus.close()
         self.buses.clear()

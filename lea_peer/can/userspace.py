@@ -24,7 +24,8 @@ from lea_peer.can.base import CanPlane
 from lea_peer.can.bus import BusPort, CanBus, FrameBus
 from lea_peer.can.cannelloni import CanFrame
 from lea_peer.can.ecu_sim import EcuAddress, SimulatedEcu
-from lea_peer.can.relay import KEEPALIVE_S, LOST_AFTER_S, CanRelay, RelayFailure, endpoint
+from lea_peer.can.relay import KEEPALIVE_S, LOST_AFTER_S
+from lea_peer.can.relays import Relays, describe
 from resources.agent import CanSupport
 from resources.configuration import (
     Parameter,
@@ -94,14 +95,6 @@ class CanRoute:
 
 
 @dataclass
-class _Relay:
-    value: tuple[str, str, int]
-    hub: CanBus
-    relay: CanRelay
-    what: str
-
-
-@dataclass
 class _Route:
     value: tuple[str, str, bool]
     route: CanRoute
@@ -121,10 +114,9 @@ class UserspaceCanPlane(CanPlane):
     ) -> None:
         self.netns = netns
         self.underlay_address = underlay_address
-        self.keepalive_s, self.lost_after_s = keepalive_s, lost_after_s
         self.ecus: dict[str, SimulatedEcu] = {a.device: SimulatedEcu(a, netns) for a in simulations}
         self.hubs: dict[UUID, CanBus] = {}
-        self.relays: dict[UUID, _Relay] = {}
+        self.relays = Relays(netns, self.changed, keepalive_s, lost_after_s)
         self.routes: dict[UUID, _Route] = {}
 
     async def start(self) -> None:
@@ -200,43 +192,23 @@ class UserspaceCanPlane(CanPlane):
         current = self.relays.get(p.id)
         if p.target == Target.ABSENT:
             if current is not None and change:
-                await self._stop_relay(p.id)
+                await self.relays.stop(p.id)
                 current = None
             return ParameterAbsent() if current is None else ParameterPresent()
         value = self._relay_value(p)
         if isinstance(value, str):
             return ParameterError(reason=value)
         hub = self._hub_for(p)
-        if current is not None and current.value == value and current.hub is hub and current.relay.running:
+        if current is not None and current.value == value and current.attached is hub and current.relay.running:
             return current.relay.state(current.what)
         if not change:
             return ParameterAbsent()
         if current is not None:
-            await self._stop_relay(p.id)
-        local, remote, port = value
-        what = (
-            f"cannelloni relay {endpoint(local or '*', port)} <-> {endpoint(remote, port)}"
-            f" ({p.value.get('role', 'peer')!s}, {HUB_LABEL} {hub.name if hub else '?'})"
-        )
+            await self.relays.stop(p.id)
+        what = describe(p, value, f"{HUB_LABEL} {hub.name if hub else '?'}")
         if hub is None:
             return ParameterError(reason=f"{what}: its CAN bridge is not up")
-        relay = CanRelay(hub, local, remote, port, self.netns, self.keepalive_s, self.lost_after_s,
-                         on_change=self.changed, label="CAN relay")
-        try:
-            await relay.start()
-        except RelayFailure as exc:
-            return ParameterError(reason=f"{what}: {exc}")
-        self.relays[p.id] = _Relay(value, hub, relay, what)
-        log.info("started %s", what)
-        return relay.state(what)
-
-    async def _stop_relay(self, pid: UUID) -> str | None:
-        current = self.relays.pop(pid, None)
-        if current is None:
-            return None
-        await current.relay.stop()
-        log.info("stopped %s", current.what)
-        return f"CAN relay to {current.relay.remote_endpoint}"
+        return await self.relays.start(p.id, value, hub, hub, what)
 
     # -- CanLocalRoute ------------------------------------------------------------------------------
     def _bus(self, name: str) -> FrameBus | None:
@@ -305,9 +277,7 @@ class UserspaceCanPlane(CanPlane):
         for pid in [pid for pid in self.routes if pid not in kept]:
             if (name := self._stop_route(pid)) is not None:
                 stopped.append(name)
-        for pid in [pid for pid in self.relays if pid not in kept]:
-            if (name := await self._stop_relay(pid)) is not None:
-                stopped.append(name)
+        stopped.extend(await self.relays.stop_all_but(kept))
         for pid in [pid for pid in self.hubs if pid not in kept]:
             stopped.append(f"CAN {HUB_LABEL} {self.hubs.pop(pid).name}")
         return stopped
@@ -315,8 +285,7 @@ class UserspaceCanPlane(CanPlane):
     async def close(self) -> None:
         for pid in list(self.routes):
             self._stop_route(pid)
-        for pid in list(self.relays):
-            await self._stop_relay(pid)
+        await self.relays.close()
         self.hubs.clear()
         for ecu in self.ecus.values():
             await ecu.stop()

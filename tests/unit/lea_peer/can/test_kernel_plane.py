@@ -343,7 +343,7 @@ def test_a_relay_carries_frames_between_the_bridge_socket_and_udp(kernel: Kernel
         assert state.metrics["frames_sent"] == 1 and state.metrics["frames_received"] == 1
         gone = connection.model_copy(update={"target": Target.ABSENT})
         assert await plane.apply(CLUSTER, gone) == ParameterAbsent()
-        assert plane.relays == {}
+        assert plane.relays.running == {}
         peer.close()
         await plane.close()
 

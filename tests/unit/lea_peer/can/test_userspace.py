@@ -141,7 +141,7 @@ def test_a_relay_whose_peer_stops_reports_lost_and_calls_back_then_recovers() ->
             await apply_all(bench)
         connection = a.parameters[2]
         deadline = time.monotonic() + 5
-        while not a.plane.relays[connection.id].relay.speaks_keepalive and time.monotonic() < deadline:
+        while not a.plane.relays.running[connection.id].relay.speaks_keepalive and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         await b.plane.sweep(keep=())  # B's relay stops: A hears nothing any more
         while not changes and time.monotonic() < deadline:
@@ -182,14 +182,14 @@ def test_check_changes_nothing_and_absent_removes() -> None:
         try:
             for p in parameters[1:]:
                 assert await plane.check(CLUSTER, p) == ParameterAbsent()
-            assert plane.hubs == {} and plane.relays == {} and plane.routes == {}
+            assert plane.hubs == {} and plane.relays.running == {} and plane.routes == {}
             for p in parameters:
                 await plane.apply(CLUSTER, p)
-            assert len(plane.relays) == 1 and len(plane.routes) == 2
+            assert len(plane.relays.running) == 1 and len(plane.routes) == 2
             for p in reversed(parameters):
                 gone = p.model_copy(update={"target": Target.ABSENT})
                 assert await plane.apply(CLUSTER, gone) == ParameterAbsent()
-            assert plane.hubs == {} and plane.relays == {} and plane.routes == {}
+            assert plane.hubs == {} and plane.relays.running == {} and plane.routes == {}
         finally:
             await plane.close()
 
