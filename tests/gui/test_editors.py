@@ -1,4 +1,4 @@
-"""The peer and cluster editors on a real embedded backend: inline rules, saving, refusals, the
+"""The peer and cluster editors on a real embedded backend (the child process): inline rules, saving, refusals, the
 changed-under-you banner and read-only states."""
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QListWidgetItem, QWidget
 from pytestqt.qtbot import QtBot
 
-from backend import actions
 from lea_app.connection.base import Identity
 from lea_app.views.editors.base import ResourceEditor
 from lea_app.views.editors.cluster import ClusterEditor
@@ -284,7 +283,7 @@ def test_a_backend_refusal_is_shown_at_the_name_and_the_form_keeps_its_content(e
     fill_valid_peer(editor, "bench-x")
     assert editor.save_button.isEnabled()
     # Someone else takes the name; LEA's store has not heard of it when Save is clicked.
-    actions.store_peer_descriptor(env.connection.manager, make_peer("BENCH-X"), "someone-else")
+    env.other.store_peer_descriptor(make_peer("BENCH-X"))
     editor.save_button.click()
     env.qtbot.waitUntil(lambda: "already exists" in field_error(editor, "name"), timeout=5_000)
     assert editor.isVisible()
@@ -307,7 +306,7 @@ def test_a_missing_reference_from_the_backend_is_shown_at_the_leader(env: Editor
     editor.leader_combo.setCurrentIndex(editor.leader_combo.findText("bench-c"))
     check_item(editor, "bench-a / ecu-0")
     check_item(editor, "bench-b / ecu-0")
-    actions.delete_peer_descriptor(env.connection.manager, c.id, "someone-else")  # LEA has not heard yet
+    env.other.delete_peer_descriptor(c.id)  # LEA has not heard yet
     editor.save_button.click()
     backend_says = f"cluster 'loop-1': leader {c.id} is not an existing peer"
     env.qtbot.waitUntil(lambda: backend_says in field_error(editor, "leader"), timeout=5_000)
@@ -352,7 +351,7 @@ def test_a_conflict_from_the_backend_shows_the_banner(env: EditorEnv) -> None:
     peer = env.put(make_peer("bench-01"))
     editor = env.peer_editor(peer.id)
     editor.location_edit.setText("mine")
-    actions.store_peer_descriptor(env.connection.manager, peer.model_copy(update={"location": "theirs"}), "other")
+    env.other.store_peer_descriptor(peer.model_copy(update={"location": "theirs"}))
     editor.save_button.click()
     env.qtbot.waitUntil(editor.banner.isVisible, timeout=5_000)
     assert "changed by someone else (version 2)" in editor.banner.text
