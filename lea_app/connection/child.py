@@ -217,7 +217,7 @@ class BackendProcess:
             status = await _outcome(self._exited)
         self._close_stdin()
         if status != 0:
-            log.warning("the embedded backend (pid %d) stopped with %s", self.pid, describe_exit(status))
+            log.warning("the embedded backend (pid %d) stopped: %s", self.pid, describe_exit(status))
         return status
 
     def kill(self) -> None:
