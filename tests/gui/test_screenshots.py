@@ -7,8 +7,8 @@ make unit ARGS=tests/gui/test_screenshots.py` refreshes the ones in docs/.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
 
@@ -16,9 +16,8 @@ import pytest
 from PySide6.QtGui import QImage
 from pytestqt.qtbot import QtBot
 
-from backend import actions
 from lea_app.app import settings
-from lea_app.connection.embedded import EmbeddedConnection
+from lea_app.connection.child import ChildConnection
 from lea_app.controller import Controller
 from lea_app.models.parameters import parameter_rows, summarise
 from lea_app.views.bench_dialog import BenchSetupDialog
@@ -28,7 +27,9 @@ from resources.cluster import ClusterDescriptor
 from resources.configuration import PeerConfiguration, PeerConfigurationState
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
-from resources.state import AgentInfo, ClusterState, Deployed, Deploying, Online
+from resources.state import ClusterState, Deployed, Deploying
+from tests.helpers.agent_client import agent_connection
+from tests.helpers.child import child_options
 from tests.helpers.factories import make_peer
 from tests.helpers.fake_connection import FakeBackend
 from tests.helpers.qt import run
@@ -92,18 +93,19 @@ def state_of(controller: Controller, cluster_id: object) -> object:
     return state.state if isinstance(state, ClusterState) else None
 
 
-def add_real_benches(connection: EmbeddedConnection) -> PeerDescriptor:
-    """Two real (non-demo) benches next to the demo fleet: one with its agent online, one offline."""
+def add_real_benches(qtbot: QtBot, connection: ChildConnection, agents: contextlib.ExitStack) -> PeerDescriptor:
+    """Two real (non-demo) benches next to the demo fleet: one with its agent online (a raw agent on
+    the child's agent endpoint, kept connected by ``agents``), one offline."""
     online, offline = make_peer("bench-hil-07"), make_peer("bench-hil-08")
     for peer in (online, offline):
-        actions.store_peer_descriptor(connection.manager, peer, "screenshot")
-    agent = AgentInfo(version="0.1.0", capabilities=Capabilities(
+        run(qtbot, connection.store_peer_descriptor(peer))
+    token = run(qtbot, connection.create_peer_token(online.id, "bench-hil-07"))
+    info = connection.process.info
+    assert info is not None
+    agent = agents.enter_context(agent_connection(info.url, token))
+    agent.hello(online.id, underlay="192.168.40.17", version="0.1.0", capabilities=Capabilities(
         tunnels=(TunnelType.GRETAP, TunnelType.VXLAN), underlay_mtu=1500,
     ))
-    since = datetime.now(UTC) - timedelta(minutes=42)
-    actions.set_peer_connection_state(
-        connection.manager, online.id, Online(remote_host="192.168.40.17", since=since, agent=agent), "screenshot"
-    )
     return online
 
 
@@ -111,7 +113,9 @@ def test_screenshot_every_page(
     qtbot: QtBot, aloop: asyncio.AbstractEventLoop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data_dir = tmp_path / "demo"
-    connection = run(qtbot, EmbeddedConnection.open(data_dir, demo=True, demo_delay_scale=0.6, durability="off"))
+    options = child_options(data_dir, demo=True, demo_delay_scale=0.6, extra_args=("--agent-timeout", "600"))
+    connection = run(qtbot, ChildConnection.open(options))
+    agents = contextlib.ExitStack()
     controller = Controller()
     window = MainWindow(controller, settings(), data_dir=str(data_dir), demo=True)
     qtbot.addWidget(window)
@@ -120,7 +124,7 @@ def test_screenshot_every_page(
     try:
         run(qtbot, controller.start(connection))
         qtbot.waitUntil(lambda: controller.live and len(controller.store.all(ResourceKind.PEER)) == 6, timeout=10_000)
-        bench = add_real_benches(connection)
+        bench = add_real_benches(qtbot, connection, agents)
         qtbot.waitUntil(lambda: controller.store.get(ResourceKind.PEER_CONNECTION_STATE, bench.id) is not None)
         clusters = {
             c.name: c for c in controller.store.all(ResourceKind.CLUSTER).values() if isinstance(c, ClusterDescriptor)
@@ -165,7 +169,7 @@ def test_screenshot_every_page(
         # ... then on a backend that accepts agents (its token calls answered in memory).
         tokens = FakeBackend()
         tokens.agent_url = "https://lea.lab.example:8421"
-        monkeypatch.setattr(connection, "agent_url", tokens.agent_url)
+        monkeypatch.setattr(ChildConnection, "agent_url", tokens.agent_url)  # the class: agent_url is a property
         for call in ("create_peer_token", "peer_tokens", "revoke_token"):
             monkeypatch.setattr(connection, call, getattr(tokens, call))
         dialog = window.open_bench_setup(bench.id)
@@ -197,5 +201,6 @@ def test_screenshot_every_page(
             assert image.save(str(out / f"{name}.png"))
             assert distinct_colours(image) > 20, f"{name} looks blank"
     finally:
+        agents.close()
         window.close()
         run(qtbot, controller.close())
