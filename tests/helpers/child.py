@@ -23,10 +23,11 @@ from resources.resource import Resource
 from tests.helpers.server import create_token
 
 
-def child_options(data_dir: Path, *, durability: str = "off", **options: object) -> ChildOptions:
-    """Options for a test child: ``lea.toml`` in ``data_dir`` sets the durability (off: fast tests)."""
+def child_options(data_dir: Path, *, durability: str = "off", settings: str = "", **options: object) -> ChildOptions:
+    """Options for a test child: ``lea.toml`` in ``data_dir`` sets the durability (off: fast tests)
+    and any other ``settings`` (TOML lines)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / "lea.toml").write_text(f'durability = "{durability}"\n', encoding="utf-8")
+    (data_dir / "lea.toml").write_text(f'durability = "{durability}"\n{settings}\n', encoding="utf-8")
     return ChildOptions(data_dir, **options)  # type: ignore[arg-type]
 
 
