@@ -1,6 +1,6 @@
 """One contract for every Connection: the embedded backend (LEA's child process, restarted by the
-connection after a kill -9), remote (a real ``lea-backend serve`` on loopback) and the test fake (``FakeBackend``), so the fake the sync-engine tests use cannot drift from the two
-real ones.
+connection after a kill -9), remote (a real ``lea-backend serve`` on loopback) and the test fake
+(``FakeBackend``), so the fake the sync-engine tests use cannot drift from the real ones.
 
 Each test is written once over ``Connection``; the ``impl`` fixture says how to open one of each
 (fresh data per test: a new data directory, a new fake, unique names on the shared server).
