@@ -2,7 +2,8 @@
 
 Starts the embedded backend's child process with the demo fleet (from the same executable in a
 bundle), the real window on it, deploys one demo cluster through the child's real operators, waits
-until it reads Deployed, optionally saves a screenshot, and exits 0 (non-zero with the reason on stderr otherwise). Installer builds run it on the bundle.
+until it reads Deployed, optionally saves a screenshot, and exits 0 (non-zero with the reason on
+stderr otherwise). Installer builds run it on the bundle.
 """
 
 from __future__ import annotations
