@@ -9,6 +9,7 @@ stderr otherwise). Installer builds run it on the bundle.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -32,6 +33,7 @@ async def smoke_test(screenshot: Path | None, timeout: float = 60.0) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="lea-smoke-") as tmp:
         data_dir = Path(tmp)
+        child_pid = 0
         try:
             spawned = spawn_embedded(Options(data_dir=data_dir, demo=True, demo_delay_scale=0.05))
         except LeaError as exc:
@@ -43,6 +45,10 @@ async def smoke_test(screenshot: Path | None, timeout: float = 60.0) -> int:
         window.show()
         try:
             connection = await spawned.ready()
+            child = spawned.process.info
+            if child is None or child.pid == os.getpid():
+                raise SmokeFailure("the embedded backend is not a process of its own")
+            child_pid = child.pid
             await controller.start(connection)
             cluster = await _wait_for(lambda: _cluster(controller), timeout, "the demo fleet never appeared")
             controller.deploy(cluster.id, cluster.name)
@@ -61,7 +67,10 @@ async def smoke_test(screenshot: Path | None, timeout: float = 60.0) -> int:
             await controller.close()
             if not controller.connected:
                 await spawned.close()  # started, never handed to the controller (or already closed: no-op)
-    print(f"lea: smoke test passed: {SMOKE_CLUSTER} deployed in {time.monotonic() - started:.1f} s")
+    print(
+        f"lea: smoke test passed: {SMOKE_CLUSTER} deployed in {time.monotonic() - started:.1f} s "
+        f"through the embedded backend's process {child_pid} ({' '.join(spawned.options.command()[:4])})"
+    )
     return 0
 
 

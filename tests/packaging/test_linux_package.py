@@ -154,6 +154,8 @@ def test_bundled_smoke_test_from_the_unpacked_deb(deb_root: Path, tmp_path: Path
     print(f"\nbundled lea --smoke-test: {time.monotonic() - started:.1f} s")
     assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
     assert "smoke test passed" in run.stdout
+    # Deployed through the child process the bundle starts from its own executable (issue #13).
+    assert "through the embedded backend's process" in run.stdout and "lea __lea-backend__ serve" in run.stdout
     assert_non_blank_png(screenshot)
 
 
