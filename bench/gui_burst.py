@@ -82,7 +82,8 @@ from _common import machine, parser, percentile, temp_dir, verdict
 from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
-from lea_app.connection.child import ChildConnection, ChildOptions, backend_command
+from lea_app.connection.child import ChildConnection
+from lea_app.connection.process import ChildOptions, backend_command
 from lea_app.controller import Controller
 from lea_app.models.resources import ClustersModel, DeploymentsModel, PeersModel
 from lea_app.models.table import ResourceTableModel

@@ -19,7 +19,8 @@ from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from lea_app.connection.base import Connection, ConnectionLost
-from lea_app.connection.child import ChildConnection, ChildOptions
+from lea_app.connection.child import ChildConnection
+from lea_app.connection.process import BackendProcess, ChildOptions
 from lea_app.controller import Controller
 from lea_app.views.main_window import MainWindow
 from resources.app import APP_NAME, default_config_dir
@@ -41,6 +42,8 @@ class Options:
     agents_listen: tuple[str, int] | None = None
     agents_tls_cert: Path | None = None
     agents_tls_key: Path | None = None
+    #: The embedded backend's process, started by ``lea_app.main`` before the app's imports.
+    child_process: BackendProcess | None = None
 
 
 def settings() -> QSettings:
@@ -74,8 +77,10 @@ def child_options(options: Options) -> ChildOptions:
 
 
 def spawn_embedded(options: Options) -> ChildConnection:
-    """Start the embedded backend's child process now; it restores while LEA builds its window."""
-    return ChildConnection.spawn(child_options(options))
+    """Start the embedded backend's child process now (or adopt the one ``lea_app.main`` started);
+    it restores while LEA builds its window."""
+    process, options.child_process = options.child_process, None
+    return ChildConnection(child_options(options), process=process)
 
 
 async def open_embedded(options: Options) -> Connection:

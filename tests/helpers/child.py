@@ -16,7 +16,8 @@ from uuid import UUID
 
 import httpx
 
-from lea_app.connection.child import ChildConnection, ChildOptions
+from lea_app.connection.child import ChildConnection
+from lea_app.connection.process import ChildOptions
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
 from resources.resource import Resource

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from backend.backend import Backend
-from lea_app.connection import child as child_module
-from lea_app.connection.child import FAILED, ChildConnection, ChildOptions, backend_command
+from lea_app.connection.child import ChildConnection
+from lea_app.connection.process import FAILED, ChildOptions, backend_command
 from resources.app import BACKEND_SUBCOMMAND
 from resources.errors import DataDirLocked
 from tests.helpers.child import child_options
@@ -76,7 +76,7 @@ def test_the_bundle_starts_its_child_from_its_own_executable(tmp_path: Path, mon
     executable.write_text(f'#!/bin/sh\nexec {sys.executable} {REPO / "packaging" / "lea_entry.py"} "$@"\n')
     executable.chmod(0o755)
     monkeypatch.setattr(sys, "frozen", True, raising=False)
-    monkeypatch.setattr(child_module.sys, "executable", str(executable))
+    monkeypatch.setattr(sys, "executable", str(executable))  # what process.backend_command() reads
     assert backend_command() == [str(executable), BACKEND_SUBCOMMAND]
     options = child_options(tmp_path / "data", demo=True, demo_delay_scale=0.0)
     assert options.command()[:4] == [str(executable), BACKEND_SUBCOMMAND, "serve", "--child"]
