@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,14 +22,23 @@ from lea_app.views.editors.widgets import FieldRow
 from resources.cluster import ClusterDescriptor
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
+from tests.helpers.child import SharedChild
 from tests.helpers.editors import EditorEnv, open_editor_env
 from tests.helpers.factories import make_cluster, make_peer
 from tests.helpers.qt import Lea
 
 
+@pytest.fixture(scope="module")
+def child(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedChild]:
+    """One backend process for the module (a start-up per test would cost ~1 s each)."""
+    shared = SharedChild(tmp_path_factory.mktemp("editors") / "lea-data")
+    yield shared
+    shared.stop()
+
+
 @pytest.fixture
-def env(qtbot: QtBot, aloop: asyncio.AbstractEventLoop, tmp_path: Path) -> Iterator[EditorEnv]:
-    yield from open_editor_env(qtbot, tmp_path)
+def env(qtbot: QtBot, aloop: asyncio.AbstractEventLoop, child: SharedChild) -> Iterator[EditorEnv]:
+    yield from open_editor_env(qtbot, child)
 
 
 # -- helpers -----------------------------------------------------------------------------------

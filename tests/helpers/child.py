@@ -1,14 +1,15 @@
 """LEA's embedded backend in tests: the real child process (``lea-backend serve --child``) that
 ``lea_app.connection.child`` starts, on a data directory of the test's, durability off.
 
-``child_options(data_dir, demo=True)`` for a ``ChildConnection``; ``other_writer(connection, name)``
-is a second client with an editor token of its own, for "someone else changed it" (as a server's
-other user would: the child's data directory holds its tokens); ``lookup`` reads one resource of the
-backend itself. The process tree checks (no orphan) use ``children_of`` and ``wait_gone``.
+``child_options(data_dir, demo=True)`` for a ``ChildConnection``; ``SharedChild`` is one child for a
+test module (``wipe`` empties it between tests); ``OtherWriter`` is a second client with an editor
+token of its own, for "someone else changed it" (as a server's other user would: the child's data
+directory holds its tokens); ``lookup`` reads one resource of the backend itself. The process tree checks (no orphan) use ``children_of`` and ``wait_gone``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -16,8 +17,10 @@ from uuid import UUID
 
 import httpx
 
+from lea_app.connection.base import Connection
 from lea_app.connection.child import ChildConnection
-from lea_app.connection.process import ChildOptions
+from lea_app.connection.process import BackendProcess, ChildOptions
+from lea_app.connection.remote import RemoteConnection
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
 from resources.resource import Resource
@@ -39,11 +42,8 @@ class OtherWriter:
     run meanwhile, so LEA has not heard of the change when the call returns.
     """
 
-    def __init__(self, connection: ChildConnection, name: str = "someone-else") -> None:
-        info = connection.process.info
-        assert info is not None, "the child is not ready"
-        token = create_token(connection.data_dir, "editor", name)
-        self.http = httpx.Client(base_url=info.url + "/api/v1", headers={"Authorization": f"Bearer {token}"})
+    def __init__(self, url: str, token: str) -> None:
+        self.http = httpx.Client(base_url=url + "/api/v1", headers={"Authorization": f"Bearer {token}"})
 
     def store_peer_descriptor(self, peer: PeerDescriptor) -> None:
         self.http.put(
@@ -57,11 +57,39 @@ class OtherWriter:
         self.http.close()
 
 
-def other_writer(connection: ChildConnection, name: str = "someone-else") -> OtherWriter:
-    return OtherWriter(connection, name)
+class SharedChild:
+    """One child process for a whole test module (its start-up costs ~1 s): each test connects with
+    its own ``RemoteConnection`` - what ``ChildConnection`` uses inside - and ``wipe`` empties the
+    backend afterwards. Loop-agnostic: start and stop it with ``asyncio.run`` outside the tests' loop."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.process = BackendProcess.spawn(child_options(data_dir))
+        self.info = asyncio.run(self.process.wait_ready())
+        self.other_token = create_token(data_dir, "editor", "someone-else")  # for OtherWriter
+
+    def connect(self) -> RemoteConnection:
+        return RemoteConnection(self.info.url, self.process.token)
+
+    def stop(self) -> None:
+        asyncio.run(self.process.stop())
 
 
-async def lookup(connection: ChildConnection, kind: ResourceKind, resource_id: UUID) -> Resource | None:
+async def wipe(connection: Connection) -> None:
+    """Delete every deployment, cluster and peer (in that order: each blocks the next)."""
+    resources = (await connection.fetch_snapshot()).resources
+    for r in resources:
+        if r.kind == ResourceKind.CLUSTER_DEPLOYMENT:
+            await connection.delete_cluster_deployment(r.id)
+    for r in resources:
+        if r.kind == ResourceKind.CLUSTER:
+            await connection.delete_cluster_descriptor(r.id)
+    for r in resources:
+        if r.kind == ResourceKind.PEER:
+            await connection.delete_peer_descriptor(r.id)
+
+
+async def lookup(connection: Connection, kind: ResourceKind, resource_id: UUID) -> Resource | None:
     """The backend's own copy of one resource (from a fresh snapshot), or None."""
     snapshot = await connection.fetch_snapshot()
     for resource in snapshot.resources:
