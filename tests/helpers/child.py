@@ -18,7 +18,6 @@ from uuid import UUID
 import httpx
 
 from lea_app.connection.base import Connection
-from lea_app.connection.child import ChildConnection
 from lea_app.connection.process import BackendProcess, ChildOptions
 from lea_app.connection.remote import RemoteConnection
 from resources.kinds import ResourceKind
