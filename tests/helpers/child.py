@@ -4,7 +4,8 @@
 ``child_options(data_dir, demo=True)`` for a ``ChildConnection``; ``SharedChild`` is one child for a
 test module (``wipe`` empties it between tests); ``OtherWriter`` is a second client with an editor
 token of its own, for "someone else changed it" (as a server's other user would: the child's data
-directory holds its tokens); ``lookup`` reads one resource of the backend itself. The process tree checks (no orphan) use ``children_of`` and ``wait_gone``.
+directory holds its tokens); ``lookup`` reads one resource of the backend itself. The process tree
+checks (no orphan) use ``children_of`` and ``wait_gone``.
 """
 
 from __future__ import annotations
