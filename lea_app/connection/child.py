@@ -138,7 +138,9 @@ class ChildConnection(Connection):
             try:
                 self._process = BackendProcess.spawn(self.options)
                 await self._connect(self._process)
-            except (LeaError, ConnectionLost) as exc:
+            except Exception as exc:  # whatever it is, keep trying: a dead supervisor would leave LEA offline
+                if not isinstance(exc, LeaError | ConnectionLost):
+                    log.exception("restarting the embedded backend failed")
                 message = exc.message if isinstance(exc, LeaError) else str(exc)
                 self._status("error", f"The embedded backend could not be restarted: {message} (retrying)")
                 if self._process.alive():
