@@ -30,8 +30,9 @@ unit: $(STAMP)
 
 test: lint unit
 
-# Every benchmark in bench/ (each a standalone script; docs/performance.md); bench-quick: smaller runs.
-BENCHES := $(filter-out bench/_common.py,$(sort $(wildcard bench/*.py)))
+# Every benchmark in bench/ (each a standalone script; docs/performance.md; bench/_*.py are their helpers);
+# bench-quick: smaller runs.
+BENCHES := $(filter-out bench/_%.py,$(sort $(wildcard bench/*.py)))
 
 bench: $(STAMP)
 	@set -e; for b in $(BENCHES); do echo "== $$b"; $(BIN)/python $$b; done

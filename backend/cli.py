@@ -145,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds between heartbeats on bench agents' connections (default: 10)")
     serve.add_argument("--agent-timeout", type=_seconds, metavar="S",
                        help="seconds of silence after which a bench agent is offline (default: 3 heartbeats)")
+    serve.add_argument("--child", action="store_true",
+                       help="run as LEA's own backend process: session token on stdin's first line, one ready "
+                       "line on stdout, exit cleanly when stdin closes (LEA starts it so; loopback only)")
+    serve.add_argument("--agents-listen", type=_host_port, metavar="HOST:PORT",
+                       help="with --child: accept bench agents (lea-peer) on HOST:PORT")
+    serve.add_argument("--agents-tls-cert", type=Path, metavar="FILE", help="TLS certificate for --agents-listen")
+    serve.add_argument("--agents-tls-key", type=Path, metavar="FILE", help="TLS private key for --agents-listen")
     serve.add_argument("--demo-delay-scale", type=_scale, default=1.0, metavar="F",
                        help="factor of the demo benches' simulated delays (default: 1; 0: instant, for benchmarks)")
     token = commands.add_parser("token", help="create, list and revoke API tokens (works while serving)")
@@ -504,14 +511,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from backend.server.serve import ServeOptions, serve
 
     setup_logging(None)  # the log file only once serve's checks passed (serve adds it)
-    return serve(
-        ServeOptions(
-            data_dir=args.data_dir, host=args.host, port=args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
-            insecure_http=args.insecure_http, insecure_no_auth=args.insecure_no_auth, demo=args.demo,
-            agent_heartbeat=args.agent_heartbeat, agent_timeout=args.agent_timeout,
-            demo_delay_scale=args.demo_delay_scale,
-        )
+    options = ServeOptions(
+        data_dir=args.data_dir, host=args.host, port=args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
+        insecure_http=args.insecure_http, insecure_no_auth=args.insecure_no_auth, demo=args.demo,
+        agent_heartbeat=args.agent_heartbeat, agent_timeout=args.agent_timeout,
+        demo_delay_scale=args.demo_delay_scale, child=args.child, agents_listen=args.agents_listen,
+        agents_tls_cert=args.agents_tls_cert, agents_tls_key=args.agents_tls_key,
     )
+    if not options.child:
+        return serve(options)
+    from backend.server.child import announce_failure
+
+    try:
+        return serve(options)
+    except LeaError as exc:  # LEA reads the code (data_dir_locked: "LEA is already running") and the message
+        announce_failure(exc)
+        raise
+    except Exception as exc:
+        announce_failure(f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for an IPv6 address)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT (e.g. 0.0.0.0:8422), not {text!r}")
+    return host.strip("[]"), int(port)
 
 
 @contextmanager

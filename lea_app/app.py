@@ -19,6 +19,8 @@ from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from lea_app.connection.base import Connection, ConnectionLost
+from lea_app.connection.child import ChildConnection
+from lea_app.connection.process import BackendProcess, ChildOptions
 from lea_app.controller import Controller
 from lea_app.views.main_window import MainWindow
 from resources.app import APP_NAME, default_config_dir
@@ -40,6 +42,8 @@ class Options:
     agents_listen: tuple[str, int] | None = None
     agents_tls_cert: Path | None = None
     agents_tls_key: Path | None = None
+    #: The embedded backend's process, started by ``lea_app.main`` before the app's imports.
+    child_process: BackendProcess | None = None
 
 
 def settings() -> QSettings:
@@ -64,17 +68,30 @@ def setup_logging(data_dir: Path) -> Path | None:
     return logs / "lea.log"
 
 
-async def open_embedded(options: Options) -> Connection:
-    from lea_app.connection.embedded import EmbeddedConnection
-
-    return await EmbeddedConnection.open(
+def child_options(options: Options) -> ChildOptions:
+    return ChildOptions(
         options.data_dir, demo=options.demo, demo_delay_scale=options.demo_delay_scale,
-        agents_listen=options.agents_listen, agents_tls=(options.agents_tls_cert, options.agents_tls_key),
+        agents_listen=options.agents_listen, agents_tls_cert=options.agents_tls_cert,
+        agents_tls_key=options.agents_tls_key,
     )
 
 
-async def open_connection(options: Options) -> Connection:
-    """The server of ``--connect`` (token from the option, else the keyring), or the embedded backend."""
+def spawn_embedded(options: Options) -> ChildConnection:
+    """Start the embedded backend's child process now (or adopt the one ``lea_app.main`` started);
+    it restores while LEA builds its window."""
+    process, options.child_process = options.child_process, None
+    return ChildConnection(child_options(options), process=process)
+
+
+async def open_embedded(options: Options) -> Connection:
+    return await spawn_embedded(options).ready()
+
+
+async def open_connection(options: Options, spawned: ChildConnection | None = None) -> Connection:
+    """The server of ``--connect`` (token from the option, else the keyring), or the embedded backend
+    (``spawned``: its child process started already)."""
+    if spawned is not None:
+        return await spawned.ready()
     if options.connect is None:
         return await open_embedded(options)
     from lea_app.connection.remote import RemoteConnection, normalise_url
@@ -100,7 +117,14 @@ async def show_fatal(title: str, text: str) -> None:
 
 
 async def run_window(options: Options, window_ready: asyncio.Future[MainWindow] | None = None) -> int:
-    """Show the window at once, then open the backend and sync; returns the exit code."""
+    """Start the embedded backend's process, show the window meanwhile, then sync; returns the exit code."""
+    spawned: ChildConnection | None = None
+    if options.connect is None:
+        try:
+            spawned = spawn_embedded(options)  # first: the child restores while the window is built
+        except LeaError as exc:
+            await show_fatal("LEA cannot start", exc.message)
+            return 1
     controller = Controller()
     tune_gc(controller)
     window = MainWindow(controller, settings(), data_dir=str(options.data_dir), demo=options.demo)
@@ -110,7 +134,7 @@ async def run_window(options: Options, window_ready: asyncio.Future[MainWindow] 
     window.closed.connect(closed.set)
     window.switch_backend = lambda choice: asyncio.ensure_future(switch_backend(window, controller, options, choice))
     try:
-        connection = await open_connection(options)
+        connection = await open_connection(options, spawned)
     except (LeaError, ConnectionLost) as exc:
         message = exc.message if isinstance(exc, LeaError) else str(exc)
         log.error("cannot open the backend: %s", message)
@@ -128,7 +152,8 @@ async def run_window(options: Options, window_ready: asyncio.Future[MainWindow] 
 
 
 def close_on_signals(window: MainWindow) -> None:
-    """Ctrl+C or SIGTERM closes the window, so the backend shuts down cleanly (final checkpoint)."""
+    """Ctrl+C or SIGTERM closes the window, so the backend's child process shuts down cleanly (final
+    checkpoint) before LEA exits."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: QTimer.singleShot(0, window.close))
     # Python runs signal handlers only between bytecodes; a idle timer gives it the chance.

@@ -26,6 +26,8 @@ class Controller(QObject):
     #: level ("info" | "error"), text
     message = Signal(str, str)
     identity_changed = Signal()
+    #: level, text: the backend process itself stopped or is back (the status bar shows it)
+    backend_status = Signal(str, str)
 
     def __init__(self, store: Store | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -55,6 +57,7 @@ class Controller(QObject):
     async def start(self, connection: Connection) -> None:
         """Use ``connection`` from now on: learn who we are, then sync (SYNCING -> LIVE)."""
         self._connection = connection
+        connection.on_status = self._backend_status
         self._engine = SyncEngine(connection, self.store)
         self._engine.on_state(lambda state: self.sync_state_changed.emit(state.value))
         self._engine.on_error(
@@ -63,6 +66,10 @@ class Controller(QObject):
         self.identity = await connection.whoami()
         self.identity_changed.emit()
         self._sync_task = asyncio.ensure_future(self.engine.run())
+
+    def _backend_status(self, level: str, text: str) -> None:
+        self.message.emit(level, text)
+        self.backend_status.emit(level, text)
 
     @property
     def live(self) -> bool:

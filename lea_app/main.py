@@ -7,8 +7,12 @@ import os
 import sys
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from resources.app import APP_NAME, default_data_dir
+
+if TYPE_CHECKING:
+    from lea_app.connection.process import BackendProcess
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -51,8 +55,25 @@ def host_port(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def start_backend(args: argparse.Namespace, data_dir: Path) -> BackendProcess | None:
+    """The embedded backend's child process, started before LEA imports Qt and its window: the
+    child restores (a second or more with 10,000 resources) while LEA loads."""
+    from lea_app.connection.process import BackendProcess, ChildOptions
+
+    options = ChildOptions(
+        data_dir, demo=args.demo, agents_listen=args.agents_listen, agents_tls_cert=args.agents_tls_cert,
+        agents_tls_key=args.agents_tls_key,
+    )
+    try:
+        return BackendProcess.spawn(options)
+    except Exception:
+        return None  # started again by the app, which shows the error in a dialog
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    data_dir = args.data_dir or default_data_dir(args.demo)
+    child = start_backend(args, data_dir) if args.connect is None and not args.smoke_test else None
     from lea_app.app import Options, run
 
     if args.smoke_test:
@@ -60,7 +81,6 @@ def main(argv: list[str] | None = None) -> int:
         from lea_app.smoke import smoke_test
 
         return run_coroutine(smoke_test(args.screenshot))
-    data_dir = args.data_dir or default_data_dir(args.demo)
     return run(
         Options(
             data_dir=data_dir,
@@ -71,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             agents_listen=args.agents_listen,
             agents_tls_cert=args.agents_tls_cert,
             agents_tls_key=args.agents_tls_key,
+            child_process=child,
         )
     )
 

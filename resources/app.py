@@ -8,6 +8,9 @@ import platformdirs
 
 #: The distribution, the data and config folders, the keyring service and the desktop entry.
 APP_NAME = "lea-desktop"
+#: The bundled ``lea`` executable's hidden first argument that makes it ``lea-backend`` (packaging/lea_entry.py):
+#: the bundle starts its embedded backend child from its own executable.
+BACKEND_SUBCOMMAND = "__lea-backend__"
 
 
 def default_data_dir(demo: bool = False) -> Path:

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import uvicorn
 
-from backend.backend import Backend
+from backend.backend import Backend, os_actor
 from backend.datadir import DataDir
 from backend.demo import seed_demo
 from backend.logs import setup_logging
+from backend.server import child
 from backend.server.app import create_app
 from backend.server.limits import server_options
 from backend.tokens import TokenStore, count_tokens
@@ -45,6 +46,13 @@ class ServeOptions:
     demo_delay_scale: float = 1.0
     agent_heartbeat: float | None = None  # seconds (None: the setting)
     agent_timeout: float | None = None
+    #: LEA's own backend process (backend/server/child.py): session token on stdin, ready line, exits
+    #: when stdin closes. Loopback only.
+    child: bool = False
+    #: Child only: accept bench agents on a listener of their own (HOST, PORT), TLS as for serve.
+    agents_listen: tuple[str, int] | None = None
+    agents_tls_cert: Path | None = None
+    agents_tls_key: Path | None = None
 
 
 def is_loopback(host: str) -> bool:
@@ -62,6 +70,12 @@ def check_exposure(options: ServeOptions, count_tokens: Callable[[], int]) -> bo
     ``count_tokens`` is asked only off loopback, and must change no file (``backend.tokens.count_tokens``).
     """
     loopback = is_loopback(options.host)
+    if options.child and not loopback:
+        raise InvalidRequest(f"serve --child listens on a loopback address only, not on {options.host}")
+    if options.child and options.insecure_no_auth:
+        raise InvalidRequest("serve --child always checks LEA's session token: --insecure-no-auth does not apply")
+    if options.agents_listen is not None and not options.child:
+        raise InvalidRequest("--agents-listen is for serve --child (a server accepts agents on its own port)")
     if bool(options.tls_cert) != bool(options.tls_key):
         raise InvalidRequest("--tls-cert and --tls-key go together")
     if options.insecure_no_auth:
@@ -149,6 +163,10 @@ class _Server(uvicorn.Server):
             for sig, handler in original.items():
                 signal.signal(sig, handler)
 
+    def stop_soon(self) -> None:
+        """Shut down as after SIGTERM (from any thread: uvicorn polls the flag)."""
+        self.should_exit = True
+
 
 class _RefusedUpgradeNoise(logging.Filter):
     """Drop uvicorn's false error after a WebSocket upgrade is refused with an HTTP response.
@@ -168,6 +186,7 @@ def serve(options: ServeOptions) -> int:
     data_dir = DataDir(options.data_dir)
     auth = check_exposure(options, lambda: count_tokens(data_dir.db_path))
     check_tls(options)
+    session_token = child.read_session_token(sys.stdin) if options.child else None
     sock = bind(options.host, options.port)
     try:
         # Refusals from here on (lock, damaged or newer database) happen before anything is written.
@@ -181,7 +200,10 @@ def serve(options: ServeOptions) -> int:
     tokens: TokenStore | None = None
     started = False
     try:
-        tokens = TokenStore(backend.data_dir.db_path)
+        if session_token is not None:
+            tokens = child.SessionTokens(backend.data_dir.db_path, session_token, os_actor())
+        else:
+            tokens = TokenStore(backend.data_dir.db_path)
         app = create_app(backend, tokens if auth else None)
         config = uvicorn.Config(
             app,
@@ -208,15 +230,24 @@ def serve(options: ServeOptions) -> int:
         backend.start()
         if options.demo:
             seed_demo(backend.manager)
+        if options.agents_listen is not None:
+            backend.start_agent_listener(
+                *options.agents_listen, tls_cert=options.agents_tls_cert, tls_key=options.agents_tls_key
+            )
         tune_gc_for_latency()
         scheme = "https" if options.tls_cert else "http"
         port = sock.getsockname()[1]
         shown_host = f"[{options.host}]" if ":" in options.host else options.host
-        print(
-            f"lea-backend: serving {backend.data_dir.path} on {scheme}://{shown_host}:{port}"
-            f"{'' if auth else ' (no authentication)'}",
-            flush=True,
-        )
+        url = f"{scheme}://{shown_host}:{port}"
+        if options.child:
+            agent_url = backend.agent_listener.url if backend.agent_listener is not None else None
+            child.announce_ready(url, agent_url)
+            child.watch_parent(sys.stdin, server.stop_soon)
+        else:
+            print(
+                f"lea-backend: serving {backend.data_dir.path} on {url}{'' if auth else ' (no authentication)'}",
+                flush=True,
+            )
         server.run(sockets=[sock])  # returns after SIGINT/SIGTERM, once connections are closed
         print("lea-backend: stopped", file=sys.stderr, flush=True)
         return 0

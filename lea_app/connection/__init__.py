@@ -1,1 +1,1 @@
-"""Connections to a backend: embedded (in-process) and remote; the only place lea_app meets backend."""
+"""Connections to a backend: remote (a server, or the embedded backend LEA runs as its child process)."""

@@ -1,4 +1,5 @@
-"""The async connection interface of DESIGN section 9; embedded and remote implement it.
+"""The async connection interface of DESIGN section 9; the remote connection implements it (the
+embedded backend is a child process it talks to: child.py).
 
 Nothing else in LEA knows which backend it talks to.
 """
@@ -6,6 +7,7 @@ Nothing else in LEA knows which backend it talks to.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -60,6 +62,9 @@ class Connection(ABC):
     address: str = ""
     #: True when this backend simulates demo benches that LEA may switch on and off.
     demo_controls: bool = False
+    #: Set by the controller: (level, text) when the backend itself changes state - the embedded
+    #: backend's process died and is being restarted, or is back (lea_app/connection/child.py).
+    on_status: Callable[[str, str], None] | None = None
 
     async def set_demo_peer_online(self, peer_id: UUID, online: bool) -> None:
         """Demo simulation only: switch a demo bench on or off."""

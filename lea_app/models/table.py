@@ -32,9 +32,11 @@ COALESCE_MS = 50
 BULK_LOAD = 500
 #: More separate ranges of updated rows than this in one flush are announced as one dataChanged.
 MAX_CHANGED_RANGES = 16
-#: Seconds of flushing one event-loop pass may do for all models together; the rest follows in the
-#: next pass, so a burst touching thousands of rows of several tables never holds the loop for long.
-FLUSH_SLICE = 0.020
+#: Seconds of row building one event-loop pass may do for all models together; the rest follows in
+#: the next pass, so a burst touching thousands of rows of several tables never holds the loop for
+#: long. With the signals a flush then emits, a pass stays within the sync engine's 8 ms budget
+#: (lea_app/sync/engine.py: YIELD_EVERY; bench/gui_burst.py measured 16 ms passes at 20 ms).
+FLUSH_SLICE = 0.005
 
 
 class Sliced(Protocol):

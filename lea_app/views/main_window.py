@@ -132,6 +132,7 @@ class MainWindow(QMainWindow):
         controller.message.connect(self.show_message)
         controller.sync_state_changed.connect(self._sync_state_changed)
         controller.identity_changed.connect(self._identity_changed)
+        controller.backend_status.connect(self._backend_status)
         self._restore_settings()
 
     def _connect_pages(self) -> None:
@@ -359,10 +360,19 @@ class MainWindow(QMainWindow):
 
     def _sync_state_changed(self, state: str) -> None:
         self.sync_label.setText(SYNC_TEXT.get(state, state))
-        if state == "resuming":
+        # A message about the backend process itself (it died: restarting) says more than this one.
+        backend_news = not self.message_bar.isHidden() and self.message_bar.level in ("warning", "error")
+        if state == "resuming" and not backend_news:
             self.message_bar.show_message("warning", "Connection to the backend lost: reconnecting. LEA is read-only.")
         elif state == "live" and self.message_bar.level == "warning":
             self.message_bar.hide()
+
+    def _backend_status(self, level: str, text: str) -> None:
+        if level == "info":
+            self._identity_changed()  # the backend is back: its description (new process) again
+        else:
+            self.backend_label.setText("Embedded backend stopped: restarting…")
+            self.backend_label.setToolTip(text)
 
     def _identity_changed(self) -> None:
         identity = self.controller.identity

@@ -1,4 +1,5 @@
-"""GUI fixtures: a qasync loop driven by pytest-qt, and LEA on an embedded backend in a tmp dir.
+"""GUI fixtures: a qasync loop driven by pytest-qt, and LEA on its embedded backend - the real child
+process (``lea-backend serve --child``) - in a tmp dir.
 
 qasync runs asyncio on Qt's event loop; marking it ``already_running`` lets qtbot.wait/waitUntil
 drive both. Everything is closed before the QApplication goes away.
@@ -22,9 +23,10 @@ import qasync
 from pytestqt.qtbot import QtBot
 
 from lea_app.app import settings
-from lea_app.connection.embedded import EmbeddedConnection
+from lea_app.connection.child import ChildConnection
 from lea_app.controller import Controller
 from lea_app.views.main_window import MainWindow
+from tests.helpers.child import child_options
 from tests.helpers.qt import Lea, run
 
 
@@ -57,11 +59,9 @@ def aloop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
 
 @pytest.fixture
 def lea(qtbot: QtBot, aloop: asyncio.AbstractEventLoop, tmp_path: Path) -> Iterator[Lea]:
-    """The real window on an embedded backend with the demo fleet (fast simulated benches)."""
+    """The real window on its embedded backend's child process with the demo fleet (fast simulated benches)."""
     data_dir = tmp_path / "lea-data"
-    connection = run(
-        qtbot, EmbeddedConnection.open(data_dir, demo=True, demo_delay_scale=0.05, durability="off")
-    )
+    connection = run(qtbot, ChildConnection.open(child_options(data_dir, demo=True, demo_delay_scale=0.05)))
     controller = Controller()
     window = MainWindow(controller, settings(), data_dir=str(data_dir), demo=True)
     qtbot.addWidget(window)

@@ -11,7 +11,6 @@ Needs the backend's agent endpoint and the agent (other parts of issue #11): ski
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import shlex
 import signal
@@ -26,7 +25,7 @@ from pytestqt.qtbot import QtBot
 
 from lea_app.app import settings
 from lea_app.connection.base import Connection
-from lea_app.connection.embedded import EmbeddedConnection
+from lea_app.connection.child import ChildConnection
 from lea_app.connection.remote import RemoteConnection
 from lea_app.controller import Controller
 from lea_app.models.bench_setup import joined
@@ -35,13 +34,12 @@ from lea_app.views.configuration_dialog import PeerConfigurationDialog
 from lea_app.views.main_window import MainWindow
 from resources.kinds import ResourceKind
 from resources.state import ClusterState, Deployed, Online, PeerConnectionState, Undeployed, Undeploying
+from tests.helpers.child import child_options
 from tests.helpers.factories import make_cluster, make_peer
 from tests.helpers.qt import flushed, run
 from tests.helpers.server import create_token, start_server
 
 pytest.importorskip("lea_peer.connection", reason="the lea-peer agent is not in this tree")
-if "agents_listen" not in inspect.signature(EmbeddedConnection.open).parameters:
-    pytest.skip("the embedded backend cannot accept agents in this tree", allow_module_level=True)
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_MS = 30_000
@@ -108,7 +106,11 @@ def backend(
 ) -> Iterator[Connection]:
     """The embedded backend accepting agents, or a `lea-backend serve` with an admin's token: one path."""
     if request.param == "embedded":
-        yield run(qtbot, EmbeddedConnection.open(tmp_path / "data", durability="off", agents_listen=("127.0.0.1", 0)))
+        child = run(qtbot, ChildConnection.open(child_options(tmp_path / "data", agents_listen=("127.0.0.1", 0))))
+        try:
+            yield child
+        finally:
+            run(qtbot, child.close(), timeout=40_000)  # no-op when the test's controller closed it
         return
     data_dir = tmp_path / "server-data"
     token = create_token(data_dir, "admin", "alice")

@@ -1,4 +1,4 @@
-"""The peer and cluster editors on a real embedded backend: inline rules, saving, refusals, the
+"""The peer and cluster editors on a real embedded backend (the child process): inline rules, saving, refusals, the
 changed-under-you banner and read-only states."""
 
 from __future__ import annotations
@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +13,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QListWidgetItem, QWidget
 from pytestqt.qtbot import QtBot
 
-from backend import actions
 from lea_app.connection.base import Identity
 from lea_app.views.editors.base import ResourceEditor
 from lea_app.views.editors.cluster import ClusterEditor
@@ -24,14 +22,23 @@ from lea_app.views.editors.widgets import FieldRow
 from resources.cluster import ClusterDescriptor
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
+from tests.helpers.child import SharedChild
 from tests.helpers.editors import EditorEnv, open_editor_env
 from tests.helpers.factories import make_cluster, make_peer
 from tests.helpers.qt import Lea
 
 
+@pytest.fixture(scope="module")
+def child(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedChild]:
+    """One backend process for the module (a start-up per test would cost ~1 s each)."""
+    shared = SharedChild(tmp_path_factory.mktemp("editors") / "lea-data")
+    yield shared
+    shared.stop()
+
+
 @pytest.fixture
-def env(qtbot: QtBot, aloop: asyncio.AbstractEventLoop, tmp_path: Path) -> Iterator[EditorEnv]:
-    yield from open_editor_env(qtbot, tmp_path)
+def env(qtbot: QtBot, aloop: asyncio.AbstractEventLoop, child: SharedChild) -> Iterator[EditorEnv]:
+    yield from open_editor_env(qtbot, child)
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -284,7 +291,7 @@ def test_a_backend_refusal_is_shown_at_the_name_and_the_form_keeps_its_content(e
     fill_valid_peer(editor, "bench-x")
     assert editor.save_button.isEnabled()
     # Someone else takes the name; LEA's store has not heard of it when Save is clicked.
-    actions.store_peer_descriptor(env.connection.manager, make_peer("BENCH-X"), "someone-else")
+    env.other.store_peer_descriptor(make_peer("BENCH-X"))
     editor.save_button.click()
     env.qtbot.waitUntil(lambda: "already exists" in field_error(editor, "name"), timeout=5_000)
     assert editor.isVisible()
@@ -307,7 +314,7 @@ def test_a_missing_reference_from_the_backend_is_shown_at_the_leader(env: Editor
     editor.leader_combo.setCurrentIndex(editor.leader_combo.findText("bench-c"))
     check_item(editor, "bench-a / ecu-0")
     check_item(editor, "bench-b / ecu-0")
-    actions.delete_peer_descriptor(env.connection.manager, c.id, "someone-else")  # LEA has not heard yet
+    env.other.delete_peer_descriptor(c.id)  # LEA has not heard yet
     editor.save_button.click()
     backend_says = f"cluster 'loop-1': leader {c.id} is not an existing peer"
     env.qtbot.waitUntil(lambda: backend_says in field_error(editor, "leader"), timeout=5_000)
@@ -352,7 +359,7 @@ def test_a_conflict_from_the_backend_shows_the_banner(env: EditorEnv) -> None:
     peer = env.put(make_peer("bench-01"))
     editor = env.peer_editor(peer.id)
     editor.location_edit.setText("mine")
-    actions.store_peer_descriptor(env.connection.manager, peer.model_copy(update={"location": "theirs"}), "other")
+    env.other.store_peer_descriptor(peer.model_copy(update={"location": "theirs"}))
     editor.save_button.click()
     env.qtbot.waitUntil(editor.banner.isVisible, timeout=5_000)
     assert "changed by someone else (version 2)" in editor.banner.text

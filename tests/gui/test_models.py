@@ -375,7 +375,8 @@ def random_step(rng: random.Random, f: Fleet) -> None:
         done = rng.randint(0, total)
         status = rng.choice([
             Deploying(done=done, total=total, peers={p.id: Progress(done=done, total=total) for p in members}),
-            Deployed(), Undeploying(done=done, total=total), Failed(reason="refused"), Undeployed(),
+            Deployed(), Undeploying(done=done, total=total, waiting_for=tuple(p.id for p in members[:1])),
+            Failed(reason="refused"), Undeployed(),
             Waiting(reason="offline", peers=tuple(p.id for p in members)),
         ])
         f.feed.put(state(cluster, status))

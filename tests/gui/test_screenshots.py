@@ -7,9 +7,9 @@ make unit ARGS=tests/gui/test_screenshots.py` refreshes the ones in docs/.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
 
@@ -17,16 +17,14 @@ import pytest
 from PySide6.QtGui import QImage
 from pytestqt.qtbot import QtBot
 
-from backend import actions
-from backend.deployment.parameters import compute_configurations
 from lea_app.app import settings
-from lea_app.connection.embedded import EmbeddedConnection
+from lea_app.connection.child import ChildConnection
 from lea_app.controller import Controller
 from lea_app.models.parameters import parameter_rows, summarise
 from lea_app.views.bench_dialog import BenchSetupDialog
 from lea_app.views.configuration_dialog import PeerConfigurationDialog
 from lea_app.views.main_window import MainWindow
-from resources.agent import CanSupport, Capabilities, TunnelType
+from resources.agent import CanSupport, Capabilities, Configure, TunnelType
 from resources.cluster import ClusterDescriptor
 from resources.configuration import (
     ParameterKind,
@@ -37,7 +35,9 @@ from resources.configuration import (
 )
 from resources.kinds import ResourceKind
 from resources.peer import CanConfiguration, Device, EthernetConfiguration, NetworkInterface, PeerDescriptor
-from resources.state import AgentInfo, ClusterState, Deployed, Deploying, Online
+from resources.state import ClusterState, Deployed, Deploying
+from tests.helpers.agent_client import RawAgent, agent_connection, applied
+from tests.helpers.child import child_options
 from tests.helpers.factories import make_cluster, make_peer
 from tests.helpers.fake_connection import FakeBackend
 from tests.helpers.qt import flushed, run
@@ -101,20 +101,30 @@ def state_of(controller: Controller, cluster_id: object) -> object:
     return state.state if isinstance(state, ClusterState) else None
 
 
-def add_real_benches(connection: EmbeddedConnection) -> PeerDescriptor:
+def connect_agent(
+    qtbot: QtBot, connection: ChildConnection, agents: contextlib.ExitStack, peer: PeerDescriptor,
+    underlay: str, version: str, can: CanSupport,
+) -> RawAgent:
+    """A raw agent for ``peer`` on the child's agent endpoint, kept connected by ``agents``."""
+    token = run(qtbot, connection.create_peer_token(peer.id, peer.name))
+    info = connection.process.info
+    assert info is not None
+    agent = agents.enter_context(agent_connection(info.url, token))
+    agent.hello(peer.id, underlay=underlay, version=version, capabilities=Capabilities(
+        tunnels=(TunnelType.GRETAP, TunnelType.VXLAN), can=can, underlay_mtu=1500,
+    ))
+    return agent
+
+
+def add_real_benches(
+    qtbot: QtBot, connection: ChildConnection, agents: contextlib.ExitStack
+) -> tuple[PeerDescriptor, RawAgent]:
     """Two real (non-demo) benches next to the demo fleet: one with its agent online (kernel CAN),
     one offline."""
     online, offline = make_peer("bench-hil-07", can=True), make_peer("bench-hil-08")
     for peer in (online, offline):
-        actions.store_peer_descriptor(connection.manager, peer, "screenshot")
-    agent = AgentInfo(version="0.1.0", capabilities=Capabilities(
-        tunnels=(TunnelType.GRETAP, TunnelType.VXLAN), can=CanSupport.KERNEL, underlay_mtu=1500,
-    ))
-    since = datetime.now(UTC) - timedelta(minutes=42)
-    actions.set_peer_connection_state(
-        connection.manager, online.id, Online(remote_host="192.168.40.17", since=since, agent=agent), "screenshot"
-    )
-    return online
+        run(qtbot, connection.store_peer_descriptor(peer))
+    return online, connect_agent(qtbot, connection, agents, online, "192.168.40.17", "0.1.0", CanSupport.KERNEL)
 
 
 #: What a userspace agent with simulated ECU endpoints reports for each kind (as issue #12 says it does).
@@ -132,11 +142,34 @@ RELAY_METRICS = {
 }
 
 
-def add_can_cluster(connection: EmbeddedConnection, leader: PeerDescriptor) -> UUID:
-    """A deployed CAN cluster of two real benches, as their agents would report it: the member runs
+def configure_of(agent: RawAgent, cluster: UUID) -> Configure:
+    """The first configure for ``cluster`` (earlier ones, e.g. the empty one after the welcome, skipped)."""
+    while True:
+        message = agent.expect(Configure)
+        if message.configuration.cluster == cluster:
+            return message
+
+
+def can_member_report(configuration: PeerConfiguration) -> tuple[ParameterReport, ...]:
+    reports = []
+    for parameter in configuration.parameters:
+        if parameter.kind == ParameterKind.CAN_CONNECTION:
+            state = ParameterPresent(detail="relay up, keepalives every 1 s", metrics=RELAY_METRICS)
+        elif parameter.kind == ParameterKind.DEVICE_INTERFACE and "can" in parameter.value:
+            state = ParameterPresent(detail=f"{parameter.value['interface']}: simulated ECU endpoint udp:0.0.0.0:30001")
+        else:
+            state = ParameterPresent(detail=CAN_DETAILS[parameter.kind])
+        reports.append(ParameterReport(id=parameter.id, state=state))
+    return tuple(reports)
+
+
+def add_can_cluster(
+    qtbot: QtBot, connection: ChildConnection, agents: contextlib.ExitStack, leader: PeerDescriptor,
+    leader_agent: RawAgent,
+) -> UUID:
+    """A CAN cluster of two real benches, deployed through their (raw) agents: the member runs
     userspace CAN with a simulated ECU endpoint, and its relay reports frames and losses. Returns
     the member's id."""
-    manager = connection.manager
     can_fd = CanConfiguration(
         bitrate=500_000, sample_point=0.8, fd=True, data_bitrate=2_000_000, data_sample_point=0.75
     )
@@ -147,34 +180,15 @@ def add_can_cluster(connection: EmbeddedConnection, leader: PeerDescriptor) -> U
         devices=(Device(id=uuid.uuid4(), name="adas-camera", interface=eth.id),
                  Device(id=uuid.uuid4(), name="steering-ecu", interface=can.id)),
     )
-    actions.store_peer_descriptor(manager, member, "screenshot")
-    agent = AgentInfo(version="0.2.0", capabilities=Capabilities(
-        tunnels=(TunnelType.GRETAP, TunnelType.VXLAN), can=CanSupport.USERSPACE, underlay_mtu=1500,
-    ))
-    since = datetime.now(UTC) - timedelta(minutes=7)
-    actions.set_peer_connection_state(
-        manager, member.id, Online(remote_host="192.168.40.23", since=since, agent=agent), "screenshot"
-    )
+    run(qtbot, connection.store_peer_descriptor(member))
+    member_agent = connect_agent(qtbot, connection, agents, member, "192.168.40.23", "0.2.0", CanSupport.USERSPACE)
     cluster = make_cluster("hil-can-loop", leader, member)
-    actions.store_cluster_descriptor(manager, cluster, "screenshot")
-    peers = {leader.id: leader, member.id: member}
-    addresses = {leader.id: "192.168.40.17", member.id: "192.168.40.23"}
-    configurations = compute_configurations(cluster, peers, addresses)
-    for configuration in configurations.values():
-        actions.set_peer_configuration(manager, configuration, "screenshot")
-    reports = []
-    for parameter in configurations[member.id].parameters:
-        if parameter.kind == ParameterKind.CAN_CONNECTION:
-            state = ParameterPresent(detail="relay up, keepalives every 1 s", metrics=RELAY_METRICS)
-        elif parameter.kind == ParameterKind.DEVICE_INTERFACE and "can" in parameter.value:
-            state = ParameterPresent(detail=f"{parameter.value['interface']}: simulated ECU endpoint udp:0.0.0.0:30001")
-        else:
-            state = ParameterPresent(detail=CAN_DETAILS[parameter.kind])
-        reports.append(ParameterReport(id=parameter.id, state=state))
-    actions.set_peer_configuration_state(
-        manager, PeerConfigurationState(id=member.id, parameters=tuple(reports)), "screenshot"
-    )
-    actions.set_cluster_state(manager, cluster.id, Deployed(), "screenshot")
+    run(qtbot, connection.store_cluster_descriptor(cluster))
+    run(qtbot, connection.store_cluster_deployment(cluster.id))
+    lead = configure_of(leader_agent, cluster.id)
+    leader_agent.report(lead.generation, applied(lead.configuration))
+    mine = configure_of(member_agent, cluster.id)
+    member_agent.report(mine.generation, can_member_report(mine.configuration))
     return member.id
 
 
@@ -182,7 +196,9 @@ def test_screenshot_every_page(
     qtbot: QtBot, aloop: asyncio.AbstractEventLoop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data_dir = tmp_path / "demo"
-    connection = run(qtbot, EmbeddedConnection.open(data_dir, demo=True, demo_delay_scale=0.6, durability="off"))
+    options = child_options(data_dir, demo=True, demo_delay_scale=0.6, extra_args=("--agent-timeout", "600"))
+    connection = run(qtbot, ChildConnection.open(options))
+    agents = contextlib.ExitStack()
     controller = Controller()
     window = MainWindow(controller, settings(), data_dir=str(data_dir), demo=True)
     qtbot.addWidget(window)
@@ -191,7 +207,7 @@ def test_screenshot_every_page(
     try:
         run(qtbot, controller.start(connection))
         qtbot.waitUntil(lambda: controller.live and len(controller.store.all(ResourceKind.PEER)) == 6, timeout=10_000)
-        bench = add_real_benches(connection)
+        bench, bench_agent = add_real_benches(qtbot, connection, agents)
         qtbot.waitUntil(lambda: controller.store.get(ResourceKind.PEER_CONNECTION_STATE, bench.id) is not None)
         clusters = {
             c.name: c for c in controller.store.all(ResourceKind.CLUSTER).values() if isinstance(c, ClusterDescriptor)
@@ -231,7 +247,7 @@ def test_screenshot_every_page(
             assert path.stat().st_size > 10_000
             assert distinct_colours(image) > 20, f"{name} looks blank"
         # A CAN cluster's member, as a userspace agent reports it (added after the pages were taken).
-        can_member = add_can_cluster(connection, bench)
+        can_member = add_can_cluster(qtbot, connection, agents, bench, bench_agent)
         qtbot.waitUntil(lambda: _reports(controller, can_member) is not None, timeout=10_000)
         view = window.open_configuration(can_member)
         assert isinstance(view, PeerConfigurationDialog)
@@ -246,7 +262,7 @@ def test_screenshot_every_page(
         # ... then on a backend that accepts agents (its token calls answered in memory).
         tokens = FakeBackend()
         tokens.agent_url = "https://lea.lab.example:8421"
-        monkeypatch.setattr(connection, "agent_url", tokens.agent_url)
+        monkeypatch.setattr(ChildConnection, "agent_url", tokens.agent_url)  # the class: agent_url is a property
         for call in ("create_peer_token", "peer_tokens", "revoke_token"):
             monkeypatch.setattr(connection, call, getattr(tokens, call))
         dialog = window.open_bench_setup(bench.id)
@@ -278,5 +294,6 @@ def test_screenshot_every_page(
             assert image.save(str(out / f"{name}.png"))
             assert distinct_colours(image) > 20, f"{name} looks blank"
     finally:
+        agents.close()
         window.close()
         run(qtbot, controller.close())

@@ -1,4 +1,6 @@
-"""Helpers for the editor tests: an empty embedded backend in a tmp dir and a live Controller.
+"""Helpers for the editor tests: an empty embedded backend (one child process per test module,
+emptied after each test), a live Controller on it, and a second writer (``env.other``) for changes
+made underneath.
 
 ``open_editor_env`` is the body of a fixture that also needs ``aloop`` from tests/gui/conftest.py
 (qasync driven by qtbot); the test module wraps it in its own fixture.
@@ -8,14 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
 from pytestqt.qtbot import QtBot
 from shiboken6 import isValid
 
-from lea_app.connection.embedded import EmbeddedConnection
+from lea_app.connection.remote import RemoteConnection
 from lea_app.controller import Controller
 from lea_app.views.editors.base import ResourceEditor
 from lea_app.views.editors.cluster import ClusterEditor
@@ -23,6 +24,7 @@ from lea_app.views.editors.peer import PeerEditor
 from resources.cluster import ClusterDescriptor
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
+from tests.helpers.child import OtherWriter, SharedChild, lookup, wipe
 from tests.helpers.qt import run
 
 T = TypeVar("T")
@@ -34,7 +36,9 @@ E = TypeVar("E", bound=ResourceEditor[Any])
 class EditorEnv:
     qtbot: QtBot
     controller: Controller
-    connection: EmbeddedConnection
+    connection: RemoteConnection
+    #: Someone else, with a token of their own ("someone-else"): writes LEA has not heard of yet.
+    other: OtherWriter
     editors: list[ResourceEditor[Any]] = field(default_factory=list)
     messages: list[tuple[str, str]] = field(default_factory=list)
 
@@ -44,10 +48,10 @@ class EditorEnv:
     @property
     def revision(self) -> int:
         """The backend's own revision: unchanged means nothing was stored."""
-        return int(self.connection.manager.revision)
+        return self.run(self.connection.fetch_snapshot()).revision
 
     def backend(self, kind: ResourceKind, id: UUID) -> Any:
-        return self.connection.manager.get(kind, id)
+        return self.run(lookup(self.connection, kind, id))
 
     def put(self, resource: R) -> R:
         """Store through the connection, then wait until LEA's store has it."""
@@ -83,16 +87,19 @@ class EditorEnv:
         return editor
 
 
-def open_editor_env(qtbot: QtBot, tmp_path: Path) -> Iterator[EditorEnv]:
-    """An empty backend (no demo fleet), LEA's controller live on it; editors closed at the end."""
-    connection = run(qtbot, EmbeddedConnection.open(tmp_path / "lea-data", durability="off"))
+def open_editor_env(qtbot: QtBot, child: SharedChild) -> Iterator[EditorEnv]:
+    """The module's backend, empty; LEA's controller live on it; editors closed and the backend
+    emptied again at the end."""
+    connection = child.connect()
     controller = Controller()
     run(qtbot, controller.start(connection))
     qtbot.waitUntil(lambda: controller.live, timeout=10_000)
-    env = EditorEnv(qtbot, controller, connection)
+    env = EditorEnv(qtbot, controller, connection, OtherWriter(child.info.url, child.other_token))
     controller.message.connect(lambda level, text: env.messages.append((level, text)))
     yield env
     for editor in env.editors:
         if isValid(editor):
             editor.discard()
+    env.other.close()
+    run(qtbot, wipe(connection))
     run(qtbot, controller.close())

@@ -13,7 +13,7 @@ from typing import Any, Protocol, TypeVar
 
 from pytestqt.qtbot import QtBot
 
-from lea_app.connection.embedded import EmbeddedConnection
+from lea_app.connection.child import ChildConnection
 from lea_app.controller import Controller
 from lea_app.views.main_window import MainWindow
 
@@ -30,7 +30,7 @@ def run(qtbot: QtBot, coro: Coroutine[Any, Any, T], timeout: int = 15_000) -> T:
 @dataclass
 class Lea:
     controller: Controller
-    connection: EmbeddedConnection
+    connection: ChildConnection
     window: MainWindow
     data_dir: Path
 

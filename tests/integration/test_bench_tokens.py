@@ -1,4 +1,5 @@
-"""Connection.create_peer_token / peer_tokens / revoke_token, embedded (the data dir's lea.db) and remote (REST)."""
+"""Connection.create_peer_token / peer_tokens / revoke_token, embedded (the child process: its data dir's
+lea.db, through the same REST calls) and remote (REST)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from lea_app.connection.base import Connection
-from lea_app.connection.embedded import EmbeddedConnection
+from lea_app.connection.child import ChildConnection
 from lea_app.connection.remote import RemoteConnection
 from resources.errors import LeaError
+from tests.helpers.child import child_options
 from tests.helpers.server import create_token, running_server
 
 
@@ -29,7 +31,7 @@ async def _exercise(connection: Connection) -> None:
 
 def test_embedded_bench_tokens(tmp_path: Path) -> None:
     async def run() -> None:
-        connection = await EmbeddedConnection.open(tmp_path / "data")
+        connection = await ChildConnection.open(child_options(tmp_path / "data"))
         try:
             await _exercise(connection)
         finally:

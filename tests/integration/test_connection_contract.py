@@ -1,6 +1,6 @@
-"""One contract for every Connection: embedded, remote (a real ``lea-backend serve`` on loopback)
-and the test fake (``FakeBackend``), so the fake the sync-engine tests use cannot drift from the two
-real ones.
+"""One contract for every Connection: the embedded backend (LEA's child process, restarted by the
+connection after a kill -9), remote (a real ``lea-backend serve`` on loopback) and the test fake
+(``FakeBackend``), so the fake the sync-engine tests use cannot drift from the real ones.
 
 Each test is written once over ``Connection``; the ``impl`` fixture says how to open one of each
 (fresh data per test: a new data directory, a new fake, unique names on the shared server).
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -20,7 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from lea_app.connection.base import Connection, ConnectionLost, Delivery, EventStream
-from lea_app.connection.embedded import EmbeddedConnection
+from lea_app.connection.child import ChildConnection
 from lea_app.connection.remote import RemoteConnection
 from resources.errors import (
     AlreadyExists,
@@ -36,6 +38,7 @@ from resources.errors import (
 from resources.events import Event, EventType
 from resources.kinds import ResourceKind
 from resources.wire import EventBatch, Hello, Resync
+from tests.helpers.child import child_options
 from tests.helpers.factories import make_cluster, make_peer
 from tests.helpers.fake_connection import FakeBackend
 from tests.helpers.server import ServerProcess, create_token, start_server
@@ -105,18 +108,24 @@ async def opened(open: Callable[[], Awaitable[Connection]]) -> AsyncIterator[Con
         await connection.close()
 
 
-@pytest.fixture(params=["embedded", "remote", "fake"])
+@pytest.fixture(params=["child", "remote", "fake"])
 def impl(request: pytest.FixtureRequest, tmp_path: Path) -> Impl:
-    if request.param == "embedded":
+    if request.param == "child":
 
-        def open_embedded() -> Awaitable[EmbeddedConnection]:
-            return EmbeddedConnection.open(tmp_path / "data", ring_size=RING)
+        def open_child() -> Awaitable[ChildConnection]:
+            return ChildConnection.open(child_options(tmp_path / "data", settings=f"ring_size = {RING}"))
 
-        async def reopen(connection: Connection) -> Connection:
-            await connection.close()
-            return await open_embedded()
+        async def crash_and_restart(connection: Connection) -> Connection:
+            assert isinstance(connection, ChildConnection)
+            restarts = connection.restarts
+            os.kill(connection.pid, signal.SIGKILL)  # the connection starts a new child by itself
+            deadline = asyncio.get_running_loop().time() + 60
+            while connection.restarts == restarts:
+                assert asyncio.get_running_loop().time() < deadline, "the child was not restarted"
+                await asyncio.sleep(0.05)
+            return connection
 
-        return Impl("embedded", open_embedded, reopen)
+        return Impl("child", open_child, crash_and_restart)
     if request.param == "remote":
         remote: Remote = request.getfixturevalue("remote_server")
 

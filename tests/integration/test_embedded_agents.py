@@ -1,4 +1,4 @@
-"""The embedded backend accepts bench agents only when asked (an agent-only listener)."""
+"""The embedded backend (LEA's child process) accepts bench agents only when asked (an agent-only listener)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from backend import actions
 from backend.backend import Backend
 from backend.server.agent_listener import AgentListener
 from backend.tokens import Role, TokenStore
-from lea_app.connection.embedded import EmbeddedConnection
+from lea_app.connection.child import ChildConnection
 from resources.agent import CloseCode
 from resources.errors import InvalidRequest
 from resources.kinds import ResourceKind
 from resources.state import PeerConnectionState
 from tests.helpers.agent_client import agent_connection
+from tests.helpers.child import child_options
 from tests.helpers.factories import make_peer
 
 
@@ -59,14 +60,29 @@ def test_off_loopback_it_needs_tls(tmp_path: Path) -> None:
 
 def test_the_embedded_connection_names_the_agent_url_only_when_enabled(tmp_path: Path) -> None:
     async def run() -> None:
-        off = await EmbeddedConnection.open(tmp_path / "off")
+        off = await ChildConnection.open(child_options(tmp_path / "off"))
         try:
             assert off.agent_url is None
         finally:
             await off.close()
-        on = await EmbeddedConnection.open(tmp_path / "on", agents_listen=("127.0.0.1", 0))
+        on = await ChildConnection.open(child_options(tmp_path / "on", agents_listen=("127.0.0.1", 0)))
         try:
             assert on.agent_url is not None and on.agent_url.startswith("http://127.0.0.1:")
+            info = on.process.info
+            assert info is not None and on.agent_url != info.url  # a listener of its own, not the API's port
+            peer = make_peer("bench-embedded", devices=1)
+            await on.store_peer_descriptor(peer)
+            token = await on.create_peer_token(peer.id, "bench-1")
+            with agent_connection(on.agent_url, token) as agent:
+                agent.hello(peer.id)
+                deadline = time.monotonic() + 20
+                while True:
+                    state = next((r for r in (await on.fetch_snapshot()).resources
+                                  if r.kind == ResourceKind.PEER_CONNECTION_STATE and r.id == peer.id), None)
+                    if isinstance(state, PeerConnectionState) and state.online:
+                        break
+                    assert time.monotonic() < deadline, "the agent never showed online"
+                    await asyncio.sleep(0.05)
         finally:
             await on.close()
 

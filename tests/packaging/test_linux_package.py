@@ -123,8 +123,13 @@ def test_bundle_is_lean(deb_root: Path) -> None:
     ).stdout.split()
     assert "lea_app.connection.remote" in modules  # `lea --connect` (httpx, websockets, keyring)
     assert "keyring.backends.SecretService" in modules
-    for server_side in ("fastapi", "uvicorn", "starlette", "backend.server", "tkinter", "unittest", "mypy"):
-        assert server_side not in modules
+    # The embedded backend is the bundle's own executable run as `lea __lea-backend__ serve --child`
+    # (issue #13): its server comes along, with the modules uvicorn imports from strings.
+    for server_side in ("backend.server.child", "backend.cli", "fastapi", "uvicorn", "uvicorn.loops.auto",
+                        "uvicorn.lifespan.off"):
+        assert server_side in modules
+    for unused in ("tkinter", "unittest", "mypy"):
+        assert unused not in modules
 
 
 def test_bundled_version(deb_root: Path, tmp_path: Path) -> None:
@@ -154,6 +159,8 @@ def test_bundled_smoke_test_from_the_unpacked_deb(deb_root: Path, tmp_path: Path
     print(f"\nbundled lea --smoke-test: {time.monotonic() - started:.1f} s")
     assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr}"
     assert "smoke test passed" in run.stdout
+    # Deployed through the child process the bundle starts from its own executable (issue #13).
+    assert "through the embedded backend's process" in run.stdout and "lea __lea-backend__ serve" in run.stdout
     assert_non_blank_png(screenshot)
 
 
