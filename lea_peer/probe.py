@@ -14,7 +14,8 @@ import asyncio
 import contextlib
 import os
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from pyroute2 import AsyncIPRoute
 from pyroute2 import netns as _netns
@@ -23,6 +24,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from resources.agent import CanSupport, Capabilities, TunnelType
 
 SCRATCH_PREFIX = "leaprobe-"
+T = TypeVar("T")
 # TEST-NET addresses: the scratch links are never up, these are only there to make them valid.
 _LOCAL = "192.0.2.1"
 _REMOTE = "192.0.2.2"
@@ -90,21 +92,25 @@ def _remove_scratch(name: str) -> None:
         _netns.remove(name)
 
 
-async def probe_capabilities(netns: str | None = None, underlay_address: str = "") -> Capabilities:
-    """The tunnel types, CAN features and underlay MTU of this bench."""
+async def in_scratch_namespace(trial: Callable[[str | None, bool], Awaitable[T]], netns: str | None) -> T:
+    """``trial(namespace, remove)`` in a fresh scratch namespace, deleted afterwards (``remove``
+    False: its links go with it); without the right to make one (CAP_NET_ADMIN without
+    CAP_SYS_ADMIN), in ``netns`` with ``remove`` True: each trial link is deleted at once."""
     loop = asyncio.get_running_loop()
     name = scratch_name()
     try:
         await loop.run_in_executor(None, _create_scratch, name)
     except OSError:
-        # No right to make a namespace (CAP_NET_ADMIN without CAP_SYS_ADMIN): try in the agent's
-        # own, with throwaway names, deleting each link at once.
-        supported = await _probe(netns, remove=True)
-    else:
-        try:
-            supported = await _probe(name, remove=False)
-        finally:
-            await loop.run_in_executor(None, _remove_scratch, name)
+        return await trial(netns, True)
+    try:
+        return await trial(name, False)
+    finally:
+        await loop.run_in_executor(None, _remove_scratch, name)
+
+
+async def probe_capabilities(netns: str | None = None, underlay_address: str = "") -> Capabilities:
+    """The tunnel types, CAN features and underlay MTU of this bench."""
+    supported = await in_scratch_namespace(_probe, netns)
     return Capabilities(
         tunnels=tuple(TunnelType(t) for t in supported if t in {k.value for k in TunnelType}),
         can=CanSupport.USERSPACE,  # the data plane says which: its CAN plane's support (lea_peer/can/select.py)

@@ -17,7 +17,6 @@ Kernel links and rules stay when the agent stops; relays and their sockets end w
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import logging
 from collections.abc import Awaitable, Collection
@@ -28,12 +27,11 @@ from lea_peer.can.base import CanPlane
 from lea_peer.can.cangw import BRIDGE_HOPS, Gateway, GatewayFailure, GatewayRule, ListedRule, hops_problem
 from lea_peer.can.kernel_probe import try_kernel_can
 from lea_peer.can.relay import KEEPALIVE_S, LOST_AFTER_S
-from lea_peer.can.relays import Relays, describe
+from lea_peer.can.relays import Relays, describe, relay_value
 from lea_peer.can.socketcan import CANFD_MTU, SocketCanBus
-from lea_peer.can.userspace import relay_value
 from lea_peer.dataplane.links import Link
 from lea_peer.dataplane.netlink_links import LinkFailure, NetlinkLinks, cause
-from lea_peer.probe import _create_scratch, _remove_scratch, scratch_name
+from lea_peer.probe import in_scratch_namespace
 from resources.agent import CanSupport, ownership_marker, parse_ownership_marker
 from resources.configuration import (
     Parameter,
@@ -55,16 +53,7 @@ async def probe_kernel_can(netns: str | None = None) -> str | None:
     """None when this kernel carries CAN the kernel way (a vcan link can be made in a scratch
     namespace, an AF_CAN socket opens on it, can-gw answers), else the reasons. Without the
     right to make a namespace it tries in ``netns`` with a throwaway link, deleted at once."""
-    loop = asyncio.get_running_loop()
-    name = scratch_name()
-    try:
-        await loop.run_in_executor(None, _create_scratch, name)
-    except OSError:
-        return await try_kernel_can(netns, remove=True)
-    try:
-        return await try_kernel_can(name, remove=False)
-    finally:
-        await loop.run_in_executor(None, _remove_scratch, name)
+    return await in_scratch_namespace(try_kernel_can, netns)
 
 
 def _text(value: dict[str, str | int | bool], key: str) -> str:

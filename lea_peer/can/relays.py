@@ -7,6 +7,7 @@ describes them the same way for both.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass
@@ -38,6 +39,25 @@ def describe(p: Parameter, value: RelayValue, on: str) -> str:
         f"cannelloni relay {endpoint(local or '*', port)} <-> {endpoint(remote, port)}"
         f" ({p.value.get('role', 'peer')!s}, {on})"
     )
+
+
+def relay_value(p: Parameter, underlay_address: str) -> tuple[str, str, int] | str:
+    """(local, remote, port) of a CanConnection (local defaults to the underlay address), or why it is invalid."""
+    local = str(p.value.get("local", "") or underlay_address)
+    remote = str(p.value.get("remote", ""))
+    port = p.value.get("port")
+    try:
+        ipaddress.ip_address(remote)
+    except ValueError:
+        return f"CAN connection: remote {remote!r} is not an IP address"
+    if local:
+        try:
+            ipaddress.ip_address(local)
+        except ValueError:
+            return f"CAN connection: local {local!r} is not an IP address"
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        return f"CAN connection to {remote}: port {port!r} is not a number from 1 to 65535"
+    return local, remote, port
 
 
 class Relays:

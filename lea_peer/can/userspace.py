@@ -14,7 +14,6 @@ configuration the backend re-sends on reconnect.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from lea_peer.can.bus import BusPort, CanBus, FrameBus
 from lea_peer.can.cannelloni import CanFrame
 from lea_peer.can.ecu_sim import EcuAddress, SimulatedEcu
 from lea_peer.can.relay import KEEPALIVE_S, LOST_AFTER_S
-from lea_peer.can.relays import Relays, describe
+from lea_peer.can.relays import Relays, describe, relay_value
 from resources.agent import CanSupport
 from resources.configuration import (
     Parameter,
@@ -49,25 +48,6 @@ def no_kernel_can(interface: str) -> str:
         f"this host's kernel has no CAN support: {interface} is not a simulated ECU endpoint"
         f" (lea-peer run --can-sim {interface}=udp:HOST:PORT)"
     )
-
-
-def relay_value(p: Parameter, underlay_address: str) -> tuple[str, str, int] | str:
-    """(local, remote, port) of a CanConnection (local defaults to the underlay address), or why it is invalid."""
-    local = str(p.value.get("local", "") or underlay_address)
-    remote = str(p.value.get("remote", ""))
-    port = p.value.get("port")
-    try:
-        ipaddress.ip_address(remote)
-    except ValueError:
-        return f"CAN connection: remote {remote!r} is not an IP address"
-    if local:
-        try:
-            ipaddress.ip_address(local)
-        except ValueError:
-            return f"CAN connection: local {local!r} is not an IP address"
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        return f"CAN connection to {remote}: port {port!r} is not a number from 1 to 65535"
-    return local, remote, port
 
 
 class CanRoute:
