@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -37,6 +38,9 @@ class Controller(QObject):
         self.identity = Identity(name="", role="viewer")
         self._sync_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: When LEA stopped being live (local time), while it is not: what the views show is as of then.
+        self.stale_since: datetime | None = None
+        self._was_live = False
 
     @property
     def connection(self) -> Connection:
@@ -59,13 +63,30 @@ class Controller(QObject):
         self._connection = connection
         connection.on_status = self._backend_status
         self._engine = SyncEngine(connection, self.store)
-        self._engine.on_state(lambda state: self.sync_state_changed.emit(state.value))
+        self._engine.on_state(self._sync_state)
         self._engine.on_error(
             lambda exc: self.message.emit("error", f"Cannot sync with the backend: {exc.message} (retrying)")
         )
         self.identity = await connection.whoami()
         self.identity_changed.emit()
         self._sync_task = asyncio.ensure_future(self.engine.run())
+
+    def _sync_state(self, state: SyncState) -> None:
+        if state == SyncState.LIVE:
+            self.stale_since = None
+        elif self.stale_since is None and self._was_live:  # it had been live: what it shows ages from now
+            self.stale_since = datetime.now().astimezone()
+        self._was_live = self._was_live or state == SyncState.LIVE
+        self.sync_state_changed.emit(state.value)
+
+    @property
+    def stale(self) -> bool:
+        """Not live, showing what the store last heard (greyed in the views, "as of" its time)."""
+        return self.stale_since is not None
+
+    def as_of_text(self) -> str:
+        """"as of 07:12:03" while stale, else ""."""
+        return f"as of {self.stale_since:%H:%M:%S}" if self.stale_since is not None else ""
 
     def _backend_status(self, level: str, text: str) -> None:
         self.message.emit(level, text)

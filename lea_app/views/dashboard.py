@@ -6,36 +6,52 @@ from collections import Counter
 from uuid import UUID
 
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QTableView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
 from lea_app.controller import Controller
-from lea_app.models.resources import DeploymentsModel, cluster_status
+from lea_app.models.resources import DeploymentsModel, cluster_status, is_degraded, status_detail
 from lea_app.models.table import COALESCE_MS
 from lea_app.sync.store import StoreChange
 from lea_app.views.tables import configure_table
+from resources.cluster import ClusterDescriptor
+from resources.derived import blocked_peers
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
 from resources.state import (
+    ClusterStatus,
     Deployed,
     Deploying,
     Failed,
     Online,
     PeerConnectionState,
-    Undeployed,
     Undeploying,
     Waiting,
 )
 
-#: The kinds of cluster state, counted by type (a degraded Deployed is deployed), in display order.
-StateType = type[Deployed | Deploying | Waiting | Failed | Undeploying | Undeployed]
-CLUSTER_STATES: tuple[tuple[StateType, str], ...] = (
-    (Deployed, "deployed"),
-    (Deploying, "deploying"),
-    (Waiting, "waiting"),
-    (Failed, "failed"),
-    (Undeploying, "undeploying"),
-    (Undeployed, "undeployed"),
-)
+#: The states clusters are counted by, in display order: a degraded deployment is a state of its own.
+CLUSTER_STATES = ("deployed", "degraded", "deploying", "waiting", "failed", "undeploying", "undeployed")
+#: The states that need someone to look.
+ATTENTION = ("failed", "degraded", "waiting")
+#: How many clusters needing attention the card names (the rest are counted).
+NAMED = 3
+
+
+def state_name(status: ClusterStatus) -> str:
+    """The state a cluster is counted under (one of CLUSTER_STATES)."""
+    if isinstance(status, Deployed):
+        return "degraded" if is_degraded(status) else "deployed"
+    return {
+        Deploying: "deploying", Waiting: "waiting", Failed: "failed", Undeploying: "undeploying",
+    }.get(type(status), "undeployed")
 
 
 class Card(QFrame):
@@ -48,13 +64,20 @@ class Card(QFrame):
         heading.setStyleSheet("color: palette(dark); font-weight: 600;")
         layout.addWidget(heading)
         self.value = QLabel("-")
-        self.value.setStyleSheet("font-size: 22pt; font-weight: 600;")
+        self.set_value_colour("")
         self.value.setAccessibleName(title)
         layout.addWidget(self.value)
         self.detail = QLabel("")
         self.detail.setWordWrap(True)
         layout.addWidget(self.detail)
         layout.addStretch(1)
+
+    def set_value_colour(self, colour: str) -> None:
+        """The big number, twice the application's font size (it follows the user's font), coloured."""
+        size = max(QApplication.font().pointSizeF(), 6.0) * 2.2
+        style = f"font-size: {size:.0f}pt; font-weight: 600;" + (f" color:{colour};" if colour else "")
+        if self.value.styleSheet() != style:  # re-polishing costs: only when it changes
+            self.value.setStyleSheet(style)
 
 
 class DashboardPage(QWidget):
@@ -66,7 +89,16 @@ class DashboardPage(QWidget):
         self.store = controller.store
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 10, 12, 10)
-        layout.addWidget(QLabel("<h2 style='margin:0'>Dashboard</h2>"))
+        top = QHBoxLayout()
+        top.addWidget(QLabel("<h2 style='margin:0'>Dashboard</h2>"))
+        #: While LEA is not live: the figures are greyed and this says as of when they are.
+        self.stale_label = QLabel()
+        self.stale_label.setStyleSheet("color:#6b6b6b; padding-left:10px;")
+        self.stale_label.setAccessibleName("Data not live")
+        self.stale_label.hide()
+        top.addWidget(self.stale_label)
+        top.addStretch(1)
+        layout.addLayout(top)
         cards = QGridLayout()
         self.peers_card = Card("Peers online")
         self.offline_card = Card("Peers offline")
@@ -99,11 +131,18 @@ class DashboardPage(QWidget):
         # (a refresh during a burst must not walk every peer and cluster).
         self._online: set[UUID] = set()
         self._demo: set[UUID] = set()
-        self._cluster_states: dict[UUID, StateType] = {}
+        self._cluster_states: dict[UUID, str] = {}
         self._peers_dirty: set[UUID] = set(self.store.all(ResourceKind.PEER))
         self._clusters_dirty: set[UUID] = set(self.store.all(ResourceKind.CLUSTER))
         self.destroyed.connect(self.store.listen(self._on_change))
         self.active.flushed.connect(lambda: self.idle_hint.setVisible(self.active.rowCount() == 0))
+        controller.sync_state_changed.connect(self._sync_state_changed)
+        self.refresh()
+
+    def _sync_state_changed(self, state: str) -> None:
+        self.active.set_stale(self.controller.stale)
+        self.stale_label.setVisible(self.controller.stale)
+        self.stale_label.setText(f"Not live: {self.controller.as_of_text()}")
         self.refresh()
 
     def _on_change(self, change: StoreChange) -> None:
@@ -113,6 +152,8 @@ class DashboardPage(QWidget):
             self._clusters_dirty |= change.inserted | change.changed | change.removed
         elif change.kind != ResourceKind.CLUSTER_DEPLOYMENT:
             return
+        else:
+            self._clusters_dirty |= change.inserted | change.changed | change.removed
         if not self._scheduled:
             self._scheduled = True
             self._timer.start()
@@ -121,8 +162,8 @@ class DashboardPage(QWidget):
         self._scheduled = False
         self.refresh()
 
-    def counts(self) -> tuple[int, int, int, Counter[StateType]]:
-        """Peers online, offline, demo benches among them; clusters by the type of their state."""
+    def counts(self) -> tuple[int, int, int, Counter[str]]:
+        """Peers online, offline, demo benches among them; clusters by their state (CLUSTER_STATES)."""
         peers = self.store.all(ResourceKind.PEER)
         for peer_id in self._peers_dirty:
             peer = peers.get(peer_id)
@@ -139,30 +180,73 @@ class DashboardPage(QWidget):
         clusters = self.store.all(ResourceKind.CLUSTER)
         for cluster_id in self._clusters_dirty:
             if cluster_id in clusters:
-                self._cluster_states[cluster_id] = type(cluster_status(self.store.get, cluster_id))
+                self._cluster_states[cluster_id] = state_name(cluster_status(self.store.get, cluster_id))
             else:
                 self._cluster_states.pop(cluster_id, None)
         self._clusters_dirty = set()
         online = len(self._online)
         return online, len(peers) - online, len(self._demo), Counter(self._cluster_states.values())
 
+    def needed_offline(self) -> list[str]:
+        """The names of the offline peers a deployed cluster has as members, sorted."""
+        blocked = blocked_peers(self.store)  # over the deployed clusters' members only
+        names = []
+        for peer_id in blocked:
+            peer = self.store.get(ResourceKind.PEER, peer_id)
+            if isinstance(peer, PeerDescriptor) and peer_id not in self._online:
+                names.append(peer.name)
+        return sorted(names, key=str.casefold)
+
+    def attention(self) -> list[tuple[str, str, str]]:
+        """(cluster name, state, why) of every cluster that needs attention: failed first, by name."""
+        found = []
+        for cluster_id, name in self._cluster_states.items():
+            if name not in ATTENTION:
+                continue
+            cluster = self.store.get(ResourceKind.CLUSTER, cluster_id)
+            if isinstance(cluster, ClusterDescriptor):
+                status = cluster_status(self.store.get, cluster_id)
+                found.append((cluster.name, name, status_detail(status)))
+        return sorted(found, key=lambda t: (ATTENTION.index(t[1]), t[0].casefold()))
+
     def refresh(self) -> None:
         online, offline, demo, by_state = self.counts()
+        stale = self.controller.stale
+        grey = "#9a9a9a" if stale else ""
         self.peers_card.value.setText(str(online))
+        self.peers_card.set_value_colour(grey)
         demo_note = f", {demo} of them demo benches" if demo else ""
         self.peers_card.detail.setText(f"of {online + offline} peers{demo_note}")
         self.offline_card.value.setText(str(offline))
-        self.offline_card.detail.setText("a deployment waits for its offline members")
-        self.clusters_card.value.setText(str(by_state.get(Deployed, 0)))
+        needed = self.needed_offline() if offline else []
+        self.offline_card.set_value_colour(grey or ("#b3261e" if needed else ""))
+        if not offline:
+            text = "every peer is connected" if online else "no peers yet"
+        elif needed:
+            shown = ", ".join(needed[:NAMED]) + (f" and {len(needed) - NAMED} more" if len(needed) > NAMED else "")
+            text = f"{len(needed)} needed by a deployed cluster: {shown}"
+        else:
+            text = "no deployed cluster needs them"
+        self.offline_card.detail.setText(text)
+        deployed, degraded = by_state.get("deployed", 0), by_state.get("degraded", 0)
+        self.clusters_card.value.setText(str(deployed))
+        self.clusters_card.set_value_colour(grey)
         total = sum(by_state.values())
-        self.clusters_card.detail.setText(f"of {total} clusters")
-        attention = by_state.get(Failed, 0) + by_state.get(Waiting, 0)
+        degraded_note = f"; {degraded} more deployed but degraded" if degraded else ""
+        self.clusters_card.detail.setText(f"healthy, of {total} clusters{degraded_note}")
+        failed, waiting = by_state.get("failed", 0), by_state.get("waiting", 0)
+        attention = failed + degraded + waiting
         self.attention_card.value.setText(str(attention))
-        style = "font-size: 22pt; font-weight: 600;" + (" color:#b3261e;" if attention else "")
-        if self.attention_card.value.styleSheet() != style:  # re-polishing costs: only when it changes
-            self.attention_card.value.setStyleSheet(style)
-        self.attention_card.detail.setText(f"{by_state.get(Failed, 0)} failed, {by_state.get(Waiting, 0)} waiting")
+        self.attention_card.set_value_colour(grey or ("#b3261e" if failed else "#b86e00" if attention else ""))
+        lines = [f"{failed} failed, {degraded} degraded, {waiting} waiting"]
+        needing = self.attention() if attention else []
+        for name, state, why in needing[:NAMED]:
+            lines.append(f"• {name}: {state}" + (f" — {why}" if why else ""))
+        if len(needing) > NAMED:
+            lines.append(f"and {len(needing) - NAMED} more (Deployments page)")
+        self.attention_card.detail.setText("\n".join(lines))
+        self.attention_card.setToolTip("\n".join(f"{n}: {st}" + (f" — {w}" if w else "") for n, st, w in needing))
         self.states_label.setText(
-            "Clusters by state: " + ", ".join(f"{name} {by_state.get(kind, 0)}" for kind, name in CLUSTER_STATES)
+            "Clusters by state: " + ", ".join(f"{name} {by_state.get(name, 0)}" for name in CLUSTER_STATES)
         )
         self.idle_hint.setVisible(self.active.rowCount() == 0)

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QTabl
 from lea_app.controller import Controller
 from lea_app.models.resources import ClusterRow, ClustersModel, DeploymentRow, DeploymentsModel, PeerRow, PeersModel
 from lea_app.models.table import ResourceTableModel
-from lea_app.views.tables import configure_table
+from lea_app.views.tables import EmptyState, configure_table
 from resources.state import Deployed, Failed
 
 
@@ -41,6 +41,13 @@ class TablePage(QWidget):
         top = QHBoxLayout()
         heading = QLabel(f"<h2 style='margin:0'>{self.title}</h2>")
         top.addWidget(heading)
+        #: While LEA is not live: the rows are greyed and this says as of when they are.
+        self.stale_label = QLabel()
+        self.stale_label.setObjectName("staleLabel")
+        self.stale_label.setStyleSheet("color:#6b6b6b; padding-left:10px;")
+        self.stale_label.setAccessibleName("Data not live")
+        self.stale_label.hide()
+        top.addWidget(self.stale_label)
         top.addStretch(1)
         self.filter = QLineEdit()
         self.filter.setPlaceholderText("Filter (Ctrl+F)")
@@ -59,15 +66,17 @@ class TablePage(QWidget):
         self.table.doubleClicked.connect(lambda *_: self.activate())
         model.flushed.connect(self.update_actions)
         layout.addWidget(self.table, 1)
-        self.empty_hint = QLabel()
-        self.empty_hint.setStyleSheet("color:#6b6b6b; padding:6px;")
-        layout.addWidget(self.empty_hint)
+        #: What to do next, inside the table's area while it has no rows.
+        self.empty_hint = EmptyState(self.table)
         self.buttons: dict[str, QPushButton] = {}
         # Bound methods (not lambdas): PySide disconnects them when the page is deleted.
         controller.sync_state_changed.connect(self._sync_state_changed)
         controller.identity_changed.connect(self.update_actions)
 
     def _sync_state_changed(self, state: str) -> None:
+        self.model.set_stale(self.controller.stale)
+        self.stale_label.setVisible(self.controller.stale)
+        self.stale_label.setText(f"Not live: {self.controller.as_of_text()}")
         self.update_actions()
 
     def add_button(self, key: str, text: str, slot: Callable[[], object], tip: str = "") -> QPushButton:
@@ -98,11 +107,12 @@ class TablePage(QWidget):
 
     def update_actions(self) -> None:
         count = self.model.rowCount()
-        self.empty_hint.setVisible(count == 0)
         if count == 0:
-            self.empty_hint.setText(
-                "Nothing matches the filter." if self.model.filter_text else self.empty_text()
+            self.empty_hint.set_text(
+                "Nothing matches the filter — clear the filter box to see every row."
+                if self.model.filter_text else self.empty_text()
             )
+        self.empty_hint.setVisible(count == 0)
 
     def empty_text(self) -> str:
         return "Nothing here yet."
@@ -200,7 +210,10 @@ class PeersPage(TablePage):
         self.buttons["configuration"].setEnabled(row is not None)
 
     def empty_text(self) -> str:
-        return "No peers yet. Create one with “New peer…”, or start LEA with --demo to try a simulated fleet."
+        return (
+            "No benches yet — add one with “New peer…” and “Set up bench…” to connect its agent, "
+            "or start LEA with --demo to try a simulated fleet."
+        )
 
 
 class ClustersPage(TablePage):
@@ -265,7 +278,7 @@ class ClustersPage(TablePage):
         self.buttons["history"].setEnabled(row is not None)
 
     def empty_text(self) -> str:
-        return "No clusters yet. Group devices of your peers with “New cluster…”."
+        return "No clusters yet — group devices of your peers with “New cluster…” (at least two devices)."
 
 
 class DeploymentsPage(TablePage):
@@ -323,5 +336,5 @@ class DeploymentsPage(TablePage):
         self.buttons["failing"].setEnabled(failed)
 
     def empty_text(self) -> str:
-        return "No deployments. Deploy a cluster on the Clusters page (Ctrl+D)."
+        return "No deployments yet — select a cluster on the Clusters page and deploy it (Ctrl+D)."
 

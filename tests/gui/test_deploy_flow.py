@@ -35,7 +35,7 @@ def test_deploy_by_clicking_the_toggle_then_undeploy(qtbot: QtBot, lea: Lea) -> 
     assert len(set(done)) > 1, "the bar never moved"
     row, data = cluster_row(lea.window, "demo-telematics")
     assert lea.window.clusters.model.index(row, 4).data() == "Deployed"
-    assert lea.window.clusters.model.index(row, PROGRESS_COLUMN).data() == "100 %"
+    assert lea.window.clusters.model.index(row, PROGRESS_COLUMN).data() == "every parameter applied"
     # The peers now show as blocked by the cluster.
     lea.window.peers.model.flush()
     rows = [lea.window.peers.model.row_data(id) for id in lea.window.peers.model.ids()]

@@ -185,7 +185,7 @@ def test_deploy_by_clicking_the_toggle_over_the_network(
     assert len(set(done)) > 1, "the bar never moved"
     row, data = cluster_row(window, CLUSTER)
     assert window.clusters.model.index(row, STATE_COLUMN).data() == "Deployed"
-    assert window.clusters.model.index(row, PROGRESS_COLUMN).data() == "100 %"
+    assert window.clusters.model.index(row, PROGRESS_COLUMN).data() == "every parameter applied"
     # The server agrees, and the request's actor is the token's name.
     deployment = server_get(site, f"/cluster_deployment/{data.cluster.id}")
     assert isinstance(deployment, dict)
