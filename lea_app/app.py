@@ -22,6 +22,7 @@ from lea_app.connection.base import Connection, ConnectionLost
 from lea_app.connection.child import ChildConnection
 from lea_app.connection.process import BackendProcess, ChildOptions
 from lea_app.controller import Controller
+from lea_app.views.app_icon import app_icon
 from lea_app.views.main_window import MainWindow
 from resources.app import APP_NAME, default_config_dir
 from resources.errors import LeaError
@@ -44,6 +45,8 @@ class Options:
     agents_tls_key: Path | None = None
     #: The embedded backend's process, started by ``lea_app.main`` before the app's imports.
     child_process: BackendProcess | None = None
+    #: LEA's own log file (the About box shows it), once logging is set up.
+    log_path: Path | None = None
 
 
 def settings() -> QSettings:
@@ -127,7 +130,9 @@ async def run_window(options: Options, window_ready: asyncio.Future[MainWindow] 
             return 1
     controller = Controller()
     tune_gc(controller)
-    window = MainWindow(controller, settings(), data_dir=str(options.data_dir), demo=options.demo)
+    window = MainWindow(
+        controller, settings(), data_dir=str(options.data_dir), demo=options.demo, log_path=str(options.log_path or "")
+    )
     window.show()
     close_on_signals(window)
     closed = asyncio.Event()
@@ -180,7 +185,7 @@ async def switch_backend(window: MainWindow, controller: Controller, options: Op
 
 
 def run(options: Options) -> int:
-    setup_logging(options.data_dir)
+    options.log_path = setup_logging(options.data_dir)
     return run_coroutine(run_window(options))
 
 
@@ -204,13 +209,23 @@ def tune_gc(controller: Controller | None = None) -> None:
         controller.sync_state_changed.connect(freeze_once)
 
 
-def run_coroutine(main: Coroutine[Any, Any, int]) -> int:
-    """Run ``main`` on a qasync loop over a QApplication; close the loop before the app goes."""
-    app = QApplication.instance() or QApplication([])
-    assert isinstance(app, QApplication)
+def make_application() -> QApplication:
+    """The QApplication, named as the desktop knows LEA: X11's WM_CLASS is ("lea-desktop",
+    "LEA desktop") - the instance from argv[0], which is why it is not the script's name - and
+    Wayland's app id is the desktop entry's name (packaging/linux/lea-desktop.desktop)."""
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication([APP_NAME])
     app.setApplicationName("LEA desktop")
+    app.setApplicationDisplayName("LEA desktop")
     app.setOrganizationName(APP_NAME)
     app.setDesktopFileName(APP_NAME)  # matches the installed lea-desktop.desktop entry (Wayland)
+    app.setWindowIcon(app_icon())
+    return app
+
+
+def run_coroutine(main: Coroutine[Any, Any, int]) -> int:
+    """Run ``main`` on a qasync loop over a QApplication; close the loop before the app goes."""
+    app = make_application()
     app.setQuitOnLastWindowClosed(False)  # we quit after the backend has shut down cleanly
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)

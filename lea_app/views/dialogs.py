@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from importlib.metadata import version
 
+from PySide6.QtCore import Qt, QUrl
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from lea_app.sync.store import Store
+from lea_app.views.app_icon import app_icon
 from resources import rules
 from resources.app import APP_NAME
 from resources.cluster import ClusterDescriptor
@@ -56,22 +59,33 @@ def cluster_summary(store: Store, cluster: ClusterDescriptor) -> str:
     return f"{len(cluster.devices)} devices on {len(members)} peers. Peers and devices are not deleted."
 
 
-def about_text(description: str, data_dir: str, demo: bool) -> str:
+LICENCE_URL = "https://www.apache.org/licenses/LICENSE-2.0"
+OPENDUT_URL = "https://opendut.eclipse.dev/"
+
+
+def about_text(description: str, data_dir: str, demo: bool, log_path: str = "") -> str:
+    log = (
+        f'<br><b>Log file:</b> <a href="{QUrl.fromLocalFile(log_path).toString()}">{html.escape(log_path)}</a>'
+        if log_path else "<br><b>Log file:</b> none (the data directory is not writable)"
+    )
     return (
         f"<h3>LEA desktop {version(APP_NAME)}</h3>"
         "<p>Manage test benches, group their devices into clusters and deploy them, live.</p>"
-        f"<p><b>Backend:</b> {description}<br><b>Data directory:</b> {data_dir}"
+        f"<p><b>Backend:</b> {html.escape(description)}<br><b>Data directory:</b> {html.escape(data_dir)}{log}"
         + ("<br><b>Demo mode:</b> the benches are a labelled simulation." if demo else "")
-        + "</p><p>Domain after Eclipse openDuT (CARL, EDGAR, LEA).</p>"
+        + f'</p><p><b>Licence:</b> <a href="{LICENCE_URL}">Apache License 2.0</a>'
+        + f'<br>Domain after <a href="{OPENDUT_URL}">Eclipse openDuT</a> (CARL, EDGAR, LEA).</p>'
     )
 
 
-def show_about(parent: QWidget, description: str, data_dir: str, demo: bool) -> QMessageBox:
+def show_about(parent: QWidget, description: str, data_dir: str, demo: bool, log_path: str = "") -> QMessageBox:
     box = QMessageBox(parent)
     box.setObjectName("aboutBox")
     box.setWindowTitle("About LEA desktop")
-    box.setText(about_text(description, data_dir, demo))
+    box.setIconPixmap(app_icon().pixmap(64, 64))
+    box.setTextFormat(Qt.TextFormat.RichText)
+    box.setText(about_text(description, data_dir, demo, log_path))
+    box.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)  # links open, text selectable
     box.setStandardButtons(QMessageBox.StandardButton.Ok)
     box.open()
     return box
-

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtCore import QByteArray, QEvent, QSettings, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from lea_app.controller import Controller
+from lea_app.views.app_icon import app_icon
 from lea_app.views.bench_dialog import BenchSetupDialog
 from lea_app.views.configuration_dialog import PeerConfigurationDialog
 from lea_app.views.connect_dialog import ConnectDialog, ConnectionChoice
@@ -41,6 +42,7 @@ from lea_app.views.editors.cluster import ClusterEditor
 from lea_app.views.editors.peer import PeerEditor
 from lea_app.views.event_log import EventLogPage
 from lea_app.views.message_bar import MessageBar
+from lea_app.views.notifications import DeploymentNews, DesktopNotifier
 from lea_app.views.pages import ClustersPage, DeploymentsPage, PeersPage, TablePage
 from resources.cluster import ClusterDescriptor
 from resources.kinds import ResourceKind
@@ -54,6 +56,14 @@ SYNC_TEXT = {
 }
 
 
+#: The first window's size, made smaller where the screen's available area is (fit_to_screen).
+DEFAULT_SIZE = QSize(1200, 760)
+#: Small enough for a 1366x768 screen at 150 % (910x512 logical pixels, less a panel).
+MINIMUM_SIZE = QSize(760, 440)
+FRAME_ALLOWANCE = QSize(8, 40)
+CONNECTION_LOST = "Connection to the backend lost: reconnecting. LEA is read-only."
+
+
 class MainWindow(QMainWindow):
     closed = Signal()
 
@@ -64,6 +74,7 @@ class MainWindow(QMainWindow):
         *,
         data_dir: str = "",
         demo: bool = False,
+        log_path: str = "",
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -71,6 +82,8 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.data_dir = data_dir
         self.demo = demo
+        self.log_path = log_path
+        self._shown_once = False
         self.editors: dict[tuple[str, UUID | None], ResourceEditor[Any]] = {}
         #: Set by the application: connect to the backend chosen in the connection dialog.
         self.switch_backend: Callable[[ConnectionChoice], object] | None = None
@@ -78,24 +91,20 @@ class MainWindow(QMainWindow):
         #: Open Set up bench and Configuration windows, by (what, peer id).
         self.windows: dict[tuple[str, UUID], QWidget] = {}
         self.setWindowTitle("LEA desktop — demo (simulated benches)" if demo else "LEA desktop")
-        self.setMinimumSize(900, 560)
+        self.setWindowIcon(app_icon())
+        self.setMinimumSize(MINIMUM_SIZE)
 
         central = QWidget()
         outer = QVBoxLayout(central)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.setSpacing(0)
-        self.message_bar = MessageBar()
-        bar_holder = QHBoxLayout()
-        bar_holder.setContentsMargins(8, 6, 8, 0)
-        bar_holder.addWidget(self.message_bar)
-        outer.addLayout(bar_holder)
         body = QHBoxLayout()
         body.setContentsMargins(0, 0, 0, 0)
         self.nav = QListWidget()
         self.nav.setObjectName("navigation")
         self.nav.setAccessibleName("Pages")
-        self.nav.setFixedWidth(170)
-        self.nav.setStyleSheet("QListWidget#navigation { font-size: 11pt; padding-top: 8px; outline: 0; } "
+        # The application's font (the user's size), with room around each item: nothing fixed in points.
+        self.nav.setStyleSheet("QListWidget#navigation { padding-top: 8px; outline: 0; } "
                                "QListWidget#navigation::item { padding: 8px 12px; }")
         self.stack = QStackedWidget()
         self.dashboard = DashboardPage(controller)
@@ -112,6 +121,9 @@ class MainWindow(QMainWindow):
             self.nav.addItem(item)
             self.stack.addWidget(page)
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self._fit_navigation()
+        # Messages float over the bottom of the pages: nothing moves when one appears (issue #16).
+        self.message_bar = MessageBar(queued=True, host=self.stack)
         body.addWidget(self.nav)
         body.addWidget(self.stack, 1)
         outer.addLayout(body, 1)
@@ -130,6 +142,9 @@ class MainWindow(QMainWindow):
         self._connect_pages()
         self._build_menus()
         controller.message.connect(self.show_message)
+        self.news = DeploymentNews(controller, self)
+        self.desktop = DesktopNotifier(self, app_icon())
+        self.news.news.connect(self._deployment_news)
         controller.sync_state_changed.connect(self._sync_state_changed)
         controller.identity_changed.connect(self._identity_changed)
         controller.backend_status.connect(self._backend_status)
@@ -352,20 +367,39 @@ class MainWindow(QMainWindow):
 
     def show_about(self) -> None:
         description = self.controller.connection.description if self.controller.connected else "not connected"
-        self._keep(show_about(self, description, self.data_dir, self.demo))
+        self._keep(show_about(self, description, self.data_dir, self.demo, self.log_path))
 
     # -- state -----------------------------------------------------------------------------
     def show_message(self, level: str, text: str) -> None:
         self.message_bar.show_message(level, text)
 
+    def _deployment_news(self, level: str, title: str, text: str) -> None:
+        """A deployment finished, failed or degraded: said in the window, and on the desktop when
+        LEA's window is not the one the user looks at."""
+        self.message_bar.show_message(level, text)
+        self.desktop.notify(level, title, text)
+
+    def _fit_navigation(self) -> None:
+        """The navigation is as wide as its longest page name in the current font needs."""
+        metrics = self.nav.fontMetrics()
+        widest = max(metrics.horizontalAdvance(self.nav.item(i).text()) for i in range(self.nav.count()))
+        self.nav.setFixedWidth(max(150, widest + 24 + 2 * 12 + 8))  # item padding, frame, scroll bar room
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.ApplicationFontChange):
+            self._fit_navigation()
+        super().changeEvent(event)
+
     def _sync_state_changed(self, state: str) -> None:
         self.sync_label.setText(SYNC_TEXT.get(state, state))
+        if self.controller.stale:
+            self.sync_label.setText(f"{self.sync_label.text()} — data {self.controller.as_of_text()}")
         # A message about the backend process itself (it died: restarting) says more than this one.
-        backend_news = not self.message_bar.isHidden() and self.message_bar.level in ("warning", "error")
+        backend_news = self.message_bar.has_urgent()
         if state == "resuming" and not backend_news:
-            self.message_bar.show_message("warning", "Connection to the backend lost: reconnecting. LEA is read-only.")
-        elif state == "live" and self.message_bar.level == "warning":
-            self.message_bar.hide()
+            self.message_bar.show_message("warning", CONNECTION_LOST)
+        elif state == "live":  # the warnings were about the connection, which is back
+            self.message_bar.dismiss_level("warning")
 
     def _backend_status(self, level: str, text: str) -> None:
         if level == "info":
@@ -384,7 +418,8 @@ class MainWindow(QMainWindow):
         geometry = self.settings.value("window/geometry")
         restored = isinstance(geometry, QByteArray | bytes) and self.restoreGeometry(QByteArray(geometry))
         if not restored:
-            self.resize(1200, 760)
+            self.resize(DEFAULT_SIZE)
+        self.fit_to_screen()
         page = self.settings.value("window/page", 0)
         try:
             index = int(str(page))
@@ -392,10 +427,37 @@ class MainWindow(QMainWindow):
             index = 0
         self.show_page(index if 0 <= index < len(self.pages) else 0)
 
+    def fit_to_screen(self) -> None:
+        """Keep the whole window, frame and status bar included, on the screen's available area
+        (a default or restored size too large for a small or scaled screen is made to fit)."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return
+        available = screen.availableGeometry()
+        frame = self.frameGeometry().size() - self.geometry().size()  # the title bar and borders
+        if frame.isEmpty():  # not shown yet: leave room for what a window manager usually adds
+            frame = FRAME_ALLOWANCE
+        room = QSize(available.width() - frame.width(), available.height() - frame.height())
+        self.setMinimumSize(MINIMUM_SIZE.boundedTo(room))
+        size = self.size().boundedTo(room)
+        if size != self.size():
+            self.resize(size)
+        position = self.frameGeometry()
+        x = min(max(position.x(), available.x()), available.right() - size.width() - frame.width() + 1)
+        y = min(max(position.y(), available.y()), available.bottom() - size.height() - frame.height() + 1)
+        if (x, y) != (position.x(), position.y()):
+            self.move(x, y)
+
     def save_settings(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/page", self.nav.currentRow())
         self.settings.sync()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._shown_once:  # now the frame and the screen the window is on are known
+            self._shown_once = True
+            self.fit_to_screen()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_settings()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView, QWidget
@@ -52,16 +53,19 @@ class ColumnFitter(QObject):
         self.view = view
         self.widths = list(widths)
         self._width = -1
-        view.viewport().installEventFilter(self)
+        self._viewport = view.viewport()
+        self._viewport.installEventFilter(self)
         view.installEventFilter(self)
         self.fit()
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         kind = event.type()
+        if not shiboken6.isValid(self.view):  # events of its viewport while the view is deleted
+            return False
         if watched is self.view and kind in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
             self.view.verticalHeader().setDefaultSectionSize(row_height(self.view))
             self.fit(force=True)
-        elif watched is self.view.viewport() and kind == QEvent.Type.Resize:
+        elif watched is self._viewport and kind == QEvent.Type.Resize:
             self.fit()
         return False
 
@@ -127,7 +131,7 @@ class EmptyState(QLabel):
             self._place()
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.Resize:
+        if event.type() == QEvent.Type.Resize and shiboken6.isValid(self._view) and shiboken6.isValid(self):
             self._place()
         return False
 
