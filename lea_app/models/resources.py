@@ -257,11 +257,11 @@ class PeerRow:
 class PeersModel(ResourceTableModel[PeerRow]):
     # What the descriptor says, then the agent's connection (the first five keep their places).
     columns = (
-        Column[PeerRow]("Name", lambda r: r.name, sort_key=lambda r: r.peer.name.casefold(), width=160),
+        Column[PeerRow]("Name", lambda r: r.name, sort_key=lambda r: r.peer.name.casefold(), width=160, min_width=110),
         Column[PeerRow]("Location", lambda r: r.peer.location or "", width=95),
         Column[PeerRow](
             "State", lambda r: "Online" if r.online else "Offline", tooltip=lambda r: r.state_tooltip,
-            foreground=lambda r: r.state_brush, decoration=lambda r: r.state_icon, width=85,
+            foreground=lambda r: r.state_brush, decoration=lambda r: r.state_icon, width=85, min_width=80,
         ),
         Column[PeerRow](
             "Interfaces", lambda r: ", ".join(i.name for i in r.peer.interfaces),
@@ -363,7 +363,7 @@ class ClustersModel(ResourceTableModel[ClusterRow]):
     deploy_toggled = Signal(object, bool)
 
     columns = (
-        Column[ClusterRow]("Name", lambda r: r.cluster.name, width=170),
+        Column[ClusterRow]("Name", lambda r: r.cluster.name, width=170, min_width=110),
         Column[ClusterRow]("Leader", lambda r: r.leader, width=140),
         Column[ClusterRow](
             "Devices", lambda r: f"{len(r.cluster.devices)} on {r.members} peers",
@@ -376,15 +376,15 @@ class ClustersModel(ResourceTableModel[ClusterRow]):
         Column[ClusterRow](
             "State", lambda r: status_text(r.status), foreground=lambda r: status_brush(r.status),
             tooltip=lambda r: _state_tooltip(r.status, r.waiting_for), decoration=lambda r: status_icon_of(r.status),
-            width=120,
+            width=120, min_width=118,
         ),
         Column[ClusterRow](
             "Progress", lambda r: progress_text(r.status, r.offline), progress=lambda r: status_progress(r.status),
-            sort_key=lambda r: _progress_fraction(r.status), width=200,
+            sort_key=lambda r: _progress_fraction(r.status), width=200, min_width=150,
         ),
         Column[ClusterRow](
             "Reason", lambda r: reason_text(r.status, r.waiting_for),
-            tooltip=lambda r: reason_text(r.status, r.waiting_for), width=260,
+            tooltip=lambda r: reason_text(r.status, r.waiting_for), width=260, min_width=170,
         ),
     )
 
@@ -467,23 +467,23 @@ class DeploymentsModel(ResourceTableModel[DeploymentRow]):
     """Clusters with a deployment requested, or still on their way back to Undeployed."""
 
     columns = (
-        Column[DeploymentRow]("Cluster", lambda r: r.cluster.name, width=170),
+        Column[DeploymentRow]("Cluster", lambda r: r.cluster.name, width=170, min_width=110),
         Column[DeploymentRow](
             "Requested", lambda r: f"yes (#{r.request_version})" if r.requested else "no (undeploying)", width=120
         ),
         Column[DeploymentRow](
             "State", lambda r: status_text(r.status), foreground=lambda r: status_brush(r.status),
             tooltip=lambda r: _state_tooltip(r.status, r.waiting_for),
-            decoration=lambda r: status_icon_of(r.status), width=120,
+            decoration=lambda r: status_icon_of(r.status), width=120, min_width=118,
         ),
         Column[DeploymentRow](
             "Progress", lambda r: progress_text(r.status, r.offline), progress=lambda r: status_progress(r.status),
-            sort_key=lambda r: _progress_fraction(r.status), width=200,
+            sort_key=lambda r: _progress_fraction(r.status), width=200, min_width=150,
         ),
         Column[DeploymentRow]("Per peer", lambda r: r.peers, tooltip=lambda r: r.peers, width=240),
         Column[DeploymentRow](
             "Reason", lambda r: reason_text(r.status, r.waiting_for),
-            tooltip=lambda r: reason_text(r.status, r.waiting_for), width=200,
+            tooltip=lambda r: reason_text(r.status, r.waiting_for), width=200, min_width=170,
         ),
     )
 

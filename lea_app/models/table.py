@@ -108,6 +108,8 @@ class Column(Generic[R]):
     #: The status icon shown before the text (a shape as well as a colour), or None for none.
     decoration: Callable[[R], StatusIcon | None] | None = None
     width: int = 120
+    #: The narrowest it may be made to fit a narrow window (0: its title's width).
+    min_width: int = 0
 
 
 class _Desc:

@@ -25,7 +25,14 @@ class ProgressDelegate(QStyledItemDelegate):
         bar.progress = min(done, bar.maximum)
         # What the bar counts, from the cell's text ("11 of 19 parameters"), and the share of it.
         counted = index.data(Qt.ItemDataRole.DisplayRole) or f"{done} of {total}"
-        bar.text = f"{counted} ({100 * done // max(total, 1)} %)"
+        percent = f"{100 * done // max(total, 1)} %"
+        room = bar.rect.width() - 8
+        metrics = option.fontMetrics
+        bar.text = next(
+            (t for t in (f"{counted} ({percent})", counted, f"{done}/{total} ({percent})")
+             if metrics.horizontalAdvance(t) <= room),
+            percent,
+        )
         bar.textVisible = True
         bar.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Horizontal  # Qt 6: else vertical
         style = option.widget.style() if option.widget is not None else QApplication.style()

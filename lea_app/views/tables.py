@@ -23,7 +23,7 @@ def row_height(view: QWidget) -> int:
     return max(ROW_HEIGHT, view.fontMetrics().height() + 10)
 
 
-def setup_table_view(view: QTableView, widths: Sequence[int]) -> None:
+def setup_table_view(view: QTableView, widths: Sequence[int], minimums: Sequence[int] = ()) -> None:
     """Row selection, rows as high as the font needs, columns that share the viewport's width
     (no ResizeToContents: on a live table it re-measures every row on each update)."""
     view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -39,7 +39,7 @@ def setup_table_view(view: QTableView, widths: Sequence[int]) -> None:
     header.setStretchLastSection(True)
     header.setHighlightSections(False)
     header.setMinimumSectionSize(40)
-    ColumnFitter(view, widths)
+    ColumnFitter(view, widths, minimums)
 
 
 class ColumnFitter(QObject):
@@ -48,10 +48,11 @@ class ColumnFitter(QObject):
     takes the rest. Refitted when the viewport's width or the font changes; a column the user
     dragged keeps its width until then."""
 
-    def __init__(self, view: QTableView, widths: Sequence[int]) -> None:
+    def __init__(self, view: QTableView, widths: Sequence[int], minimums: Sequence[int] = ()) -> None:
         super().__init__(view)
         self.view = view
         self.widths = list(widths)
+        self.minimums = [*minimums, *[0] * (len(self.widths) - len(minimums))]
         self._width = -1
         self._viewport = view.viewport()
         self._viewport.installEventFilter(self)
@@ -76,7 +77,10 @@ class ColumnFitter(QObject):
         model = self.view.model()
         titles = [str(model.headerData(i, Qt.Orientation.Horizontal) or "") for i in range(len(self.widths))]
         header_metrics = self.view.horizontalHeader().fontMetrics()
-        smallest = [max(40, header_metrics.horizontalAdvance(t) + 28) for t in titles]  # room for the sort arrow
+        smallest = [  # room for the sort arrow
+            max(40, header_metrics.horizontalAdvance(t) + 28, int(least * scale))
+            for t, least in zip(titles, self.minimums, strict=True)
+        ]
         wanted = [max(int(w * scale), low) for w, low in zip(self.widths, smallest, strict=True)]
         return wanted, smallest
 
@@ -103,7 +107,7 @@ def configure_table(view: QTableView, model: ResourceTableModel[Any]) -> None:
     view.setModel(model)
     view.setSortingEnabled(True)
     view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-    setup_table_view(view, [column.width for column in model.columns])
+    setup_table_view(view, [c.width for c in model.columns], [c.min_width for c in model.columns])
     for i, column in enumerate(model.columns):
         if column.progress is not None:
             view.setItemDelegateForColumn(i, ProgressDelegate(view))
