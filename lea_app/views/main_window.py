@@ -11,12 +11,11 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from PySide6.QtCore import QByteArray, QEvent, QSettings, QSize, Qt, Signal
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
-    QListWidget,
     QListWidgetItem,
     QMainWindow,
     QStackedWidget,
@@ -42,6 +41,7 @@ from lea_app.views.editors.cluster import ClusterEditor
 from lea_app.views.editors.peer import PeerEditor
 from lea_app.views.event_log import EventLogPage
 from lea_app.views.message_bar import MessageBar
+from lea_app.views.navigation import Navigation
 from lea_app.views.notifications import DeploymentNews, DesktopNotifier
 from lea_app.views.pages import ClustersPage, DeploymentsPage, PeersPage, TablePage
 from resources.cluster import ClusterDescriptor
@@ -100,12 +100,7 @@ class MainWindow(QMainWindow):
         outer.setSpacing(0)
         body = QHBoxLayout()
         body.setContentsMargins(0, 0, 0, 0)
-        self.nav = QListWidget()
-        self.nav.setObjectName("navigation")
-        self.nav.setAccessibleName("Pages")
-        # The application's font (the user's size), with room around each item: nothing fixed in points.
-        self.nav.setStyleSheet("QListWidget#navigation { padding-top: 8px; outline: 0; } "
-                               "QListWidget#navigation::item { padding: 8px 12px; }")
+        self.nav = Navigation()
         self.stack = QStackedWidget()
         self.dashboard = DashboardPage(controller)
         self.peers = PeersPage(controller)
@@ -121,7 +116,7 @@ class MainWindow(QMainWindow):
             self.nav.addItem(item)
             self.stack.addWidget(page)
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
-        self._fit_navigation()
+        self.nav.fit()
         # Messages float over the bottom of the pages: nothing moves when one appears (issue #16).
         self.message_bar = MessageBar(queued=True, host=self.stack)
         body.addWidget(self.nav)
@@ -378,17 +373,6 @@ class MainWindow(QMainWindow):
         LEA's window is not the one the user looks at."""
         self.message_bar.show_message(level, text)
         self.desktop.notify(level, title, text)
-
-    def _fit_navigation(self) -> None:
-        """The navigation is as wide as its longest page name in the current font needs."""
-        metrics = self.nav.fontMetrics()
-        widest = max(metrics.horizontalAdvance(self.nav.item(i).text()) for i in range(self.nav.count()))
-        self.nav.setFixedWidth(max(150, widest + 24 + 2 * 12 + 8))  # item padding, frame, scroll bar room
-
-    def changeEvent(self, event: QEvent) -> None:
-        if event.type() in (QEvent.Type.FontChange, QEvent.Type.ApplicationFontChange):
-            self._fit_navigation()
-        super().changeEvent(event)
 
     def _sync_state_changed(self, state: str) -> None:
         self.sync_label.setText(SYNC_TEXT.get(state, state))

@@ -55,6 +55,7 @@ class TablePage(QWidget):
         self.filter.setMaximumWidth(280)
         self.filter.setAccessibleName(f"Filter {self.title.lower()}")
         self.filter.textChanged.connect(model.set_filter_text)
+        self.filter.textChanged.connect(lambda *_: self.update_actions())  # an empty table's hint too
         top.addWidget(self.filter)
         layout.addLayout(top)
         self.actions_row = QHBoxLayout()

@@ -93,13 +93,19 @@ class ColumnFitter(QObject):
         total, floor = sum(wanted), sum(smallest)
         if total <= available:
             widths = wanted
-        elif floor >= available:
-            widths = smallest
+        elif floor >= available:  # titles elided: each column's share of what there is
+            widths = [max(36, low * available // floor) for low in smallest]
         else:
             share = (available - floor) / (total - floor)
             widths = [low + int((w - low) * share) for w, low in zip(wanted, smallest, strict=True)]
         for i, width in enumerate(widths[:-1]):  # the last one stretches over what is left
             self.view.setColumnWidth(i, width)
+        header = self.view.horizontalHeader()
+        header.setMinimumSectionSize(min(40, *widths))
+        # The last one takes what is left (set here too: the header stretches it on its next resize only).
+        header.setStretchLastSection(False)
+        header.resizeSection(len(widths) - 1, max(available - sum(widths[:-1]), header.minimumSectionSize()))
+        header.setStretchLastSection(True)
 
 
 def configure_table(view: QTableView, model: ResourceTableModel[Any]) -> None:
