@@ -4,8 +4,8 @@ Two ways to use it. Inside a layout (an editor's refusal): a newer message repla
 Floating over a host widget (``MessageBar(queued=True, host=...)``, the main window): it covers
 the bottom of the host instead of pushing its content down (clicks never land on something that
 moved), and messages queue rather than replace each other: an error or a warning goes before the
-info messages waiting, an info message on show is put back behind it, and the same text is never
-queued twice.
+messages of lower priority waiting (errors, then warnings, then info), one of lower priority on
+show is put back behind it, and the same text is never queued twice.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ QUEUED_INFO_MS = 3000
 #: Distance from the host's edges when floating.
 MARGIN = 10
 MAX_WIDTH = 720
+#: Which messages go first: errors, then warnings, then info.
+PRIORITY = {"error": 2, "warning": 1, "info": 0}
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,10 @@ class Message:
     @property
     def urgent(self) -> bool:
         return self.level in ("error", "warning")
+
+    @property
+    def priority(self) -> int:
+        return PRIORITY.get(self.level, 0)
 
 
 class MessageBar(QFrame):
@@ -85,15 +91,13 @@ class MessageBar(QFrame):
             return
         if message.text == self._current.text or any(m.text == message.text for m in self._waiting):
             return  # said already
-        if message.urgent and not self._current.urgent:
+        if message.priority > self._current.priority:
             self._waiting.appendleft(self._current)  # shown again after it
             self._show(message)
             return
-        if message.urgent:  # behind the urgent ones waiting, before the info ones
-            position = sum(1 for m in self._waiting if m.urgent)
-            self._waiting.insert(position, message)
-        else:
-            self._waiting.append(message)
+        # Behind the messages of its priority and above, before those below.
+        position = sum(1 for m in self._waiting if m.priority >= message.priority)
+        self._waiting.insert(position, message)
         self._update_more()
         if not self._current.urgent and self._current.timeout_ms:
             remaining = self._timer.remainingTime()

@@ -254,10 +254,14 @@ def test_messages_queue_errors_first_and_repeats_are_dropped(qtbot: QtBot) -> No
     bar.show_message("info", "second")  # said already
     assert bar.text == "first" and [m.text for m in bar.pending()] == ["second"]
     assert bar.more.text() == "+1 more" and bar.more.isVisible()
-    bar.show_message("error", "broken")  # an error goes first; the info shown waits again
-    bar.show_message("warning", "careful")  # behind the error, before the info messages
+    bar.show_message("warning", "careful")  # a warning goes first; the info shown waits again
+    assert bar.text == "careful" and [m.text for m in bar.pending()] == ["first", "second"]
+    bar.show_message("error", "broken")  # an error goes before the warning
     assert bar.text == "broken" and bar.level == "error"
     assert [m.text for m in bar.pending()] == ["careful", "first", "second"]
+    bar.show_message("error", "also broken")  # behind the error shown, before the warning
+    assert [m.text for m in bar.pending()] == ["also broken", "careful", "first", "second"]
+    bar.dismiss("also broken")
     bar.dismiss_current()
     assert bar.text == "careful"
     bar.dismiss("first")  # no longer true: withdrawn from the queue
