@@ -21,7 +21,7 @@ from lea_app.controller import Controller
 from lea_app.models.resources import DeploymentsModel, cluster_status, is_degraded, status_detail
 from lea_app.models.table import COALESCE_MS
 from lea_app.sync.store import StoreChange
-from lea_app.views.tables import configure_table
+from lea_app.views.tables import EmptyState, configure_table
 from resources.cluster import ClusterDescriptor
 from resources.derived import blocked_peers
 from resources.kinds import ResourceKind
@@ -119,9 +119,8 @@ class DashboardPage(QWidget):
         self.table.setAccessibleName("Deployments in progress")
         configure_table(self.table, self.active)
         layout.addWidget(self.table, 1)
-        self.idle_hint = QLabel("No deployment in progress.")
-        self.idle_hint.setStyleSheet("color:#6b6b6b; padding:6px;")
-        layout.addWidget(self.idle_hint)
+        self.idle_hint = EmptyState(self.table)
+        self.idle_hint.set_text("No deployment in progress — deploy a cluster on the Clusters page (Ctrl+D).")
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(COALESCE_MS * 2)

@@ -119,6 +119,7 @@ class MainWindow(QMainWindow):
         self.nav.fit()
         # Messages float over the bottom of the pages: nothing moves when one appears (issue #16).
         self.message_bar = MessageBar(queued=True, host=self.stack)
+        self.stack.currentChanged.connect(self.message_bar.raise_)  # the page shown is raised: the bar above it
         body.addWidget(self.nav)
         body.addWidget(self.stack, 1)
         outer.addLayout(body, 1)

@@ -295,6 +295,13 @@ def test_a_message_shifts_nothing_on_the_page(qtbot: QtBot, fake_lea: FakeLea) -
     placed = QRect(bar.mapTo(window, bar.rect().topLeft()), bar.size())
     assert area.contains(placed) and placed.height() >= bar.minimumSizeHint().height()
     assert placed.bottom() > area.center().y()  # at the bottom, not over the heading and the filter
+    # On top of whichever page is shown (a page switch raises the page).
+    for index in (1, 2):
+        window.show_page(index)
+        qtbot.wait(20)
+        centre = window.stack.mapFromGlobal(bar.mapToGlobal(bar.rect().center()))
+        found = window.stack.childAt(centre)
+        assert found is bar or bar.isAncestorOf(found), found
     window.message_bar.dismiss_current()
     qtbot.wait(50)
     assert geometries() == before

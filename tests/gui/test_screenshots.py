@@ -297,3 +297,69 @@ def test_screenshot_every_page(
         agents.close()
         window.close()
         run(qtbot, controller.close())
+
+
+def test_screenshot_health_degraded_and_narrow(qtbot: QtBot, aloop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
+    """A deployed cluster with a member switched off (Degraded, under Need attention, the peer in red),
+    the deployment news in the floating message bar, and the window at 1024x700."""
+    data_dir = tmp_path / "demo"
+    connection = run(qtbot, ChildConnection.open(child_options(data_dir, demo=True, demo_delay_scale=0.1)))
+    controller = Controller()
+    window = MainWindow(controller, settings(), data_dir=str(data_dir), demo=True)
+    qtbot.addWidget(window)
+    window.show()
+    window.resize(1280, 780)
+    try:
+        run(qtbot, controller.start(connection))
+        qtbot.waitUntil(lambda: controller.live and len(controller.store.all(ResourceKind.PEER)) == 6, timeout=10_000)
+        clusters = {
+            c.name: c for c in controller.store.all(ResourceKind.CLUSTER).values() if isinstance(c, ClusterDescriptor)
+        }
+        telematics, adas = clusters["demo-telematics"], clusters["demo-adas-loop"]
+        controller.deploy(telematics.id, telematics.name)
+        controller.deploy(adas.id, adas.name)
+        for cluster in (telematics, adas):
+            qtbot.waitUntil(lambda c=cluster: isinstance(state_of(controller, c.id), Deployed), timeout=30_000)
+        member = next(m for m in controller.store.members(telematics.id) if m != telematics.leader)
+        run(qtbot, connection.set_demo_peer_online(member, False))
+
+        def degraded() -> bool:
+            state = state_of(controller, telematics.id)
+            return isinstance(state, Deployed) and state.health == "degraded"
+
+        qtbot.waitUntil(degraded, timeout=10_000)
+        out = screenshot_dir()
+        window.show_page(PAGES.index("clusters"))
+        window.clusters.model.flush()
+        qtbot.waitUntil(lambda: "degraded" in window.message_bar.text, timeout=5_000)
+        qtbot.wait(300)
+        save(window, out / "clusters-degraded.png")
+        window.show_page(PAGES.index("dashboard"))
+        window.dashboard.refresh()
+        qtbot.wait(200)
+        save(window, out / "dashboard-attention.png")
+        window.show_page(PAGES.index("peers"))
+        window.peers.model.flush()
+        qtbot.wait(200)
+        save(window, out / "peers-needed-offline.png")
+        window.message_bar.clear()
+        window.resize(1024, 700)
+        window.show_page(PAGES.index("clusters"))
+        qtbot.wait(300)
+        assert window.size().width() == 1024
+        save(window, out / "window-1024x700.png")
+    finally:
+        window.close()
+        run(qtbot, controller.close())
+
+
+def test_screenshot_window_at_150_percent(tmp_path: Path) -> None:
+    """The first window on a 1366x768 screen at 150 % scaling (911x512 logical pixels): on screen,
+    status bar included (tests/gui/test_window_fit.py checks the geometry)."""
+    from tests.gui.test_window_fit import probe
+
+    path = screenshot_dir() / "window-150-percent.png"
+    result = probe(tmp_path, (1366, 768), 1.5, screenshot=path)
+    image = QImage(str(path))
+    assert image.width() == 1366 or image.width() >= 1300  # grabbed at the device pixel ratio
+    assert distinct_colours(image) > 20 and result["scale"] == 1.5
