@@ -26,7 +26,7 @@ INFO_MS = 6000
 #: An info message shows at least this long when others wait behind it.
 QUEUED_INFO_MS = 3000
 #: Distance from the host's edges when floating.
-MARGIN = 10
+MARGIN = 12  # the pages' own margins: the bar lines up with their tables
 MAX_WIDTH = 720
 #: Which messages go first: errors, then warnings, then info.
 PRIORITY = {"error": 2, "warning": 1, "info": 0}

@@ -24,8 +24,8 @@ from resources.state import ClusterState, ClusterStatus, Deployed, Deploying, Fa
 
 
 class DeploymentNews(QObject):
-    #: level ("info" | "warning" | "error"), title, text
-    news = Signal(str, str, str)
+    #: level ("info" | "warning" | "error"), title, text, the cluster's name
+    news = Signal(str, str, str, str)
 
     def __init__(self, controller: Controller, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -58,9 +58,10 @@ class DeploymentNews(QObject):
                 self._tell(id, before, Undeployed())
 
     def _tell(self, id: UUID, before: ClusterStatus | None, now: ClusterStatus) -> None:
-        said = news_of(self._name(id), before, now, lambda ids: peer_names_of(self.store.get, ids))
+        name = self._name(id)
+        said = news_of(name, before, now, lambda ids: peer_names_of(self.store.get, ids))
         if said is not None:
-            self.news.emit(*said)
+            self.news.emit(*said, name)
 
     def _name(self, id: UUID) -> str:
         cluster = self.store.get(ResourceKind.CLUSTER, id)

@@ -60,8 +60,8 @@ def fake_lea(qtbot: QtBot, aloop: asyncio.AbstractEventLoop) -> Iterator[FakeLea
     controller = Controller()
     window = MainWindow(controller, settings(), data_dir="(test)")
     qtbot.addWidget(window)
-    window.resize(1280, 780)
     window.show()
+    window.resize(1280, 780)  # after the first show, which fits the window to the (800x600 offscreen) screen
     run(qtbot, controller.start(backend))
     qtbot.waitUntil(lambda: controller.live, timeout=5_000)
     for page in (window.peers, window.clusters, window.deployments):
@@ -203,13 +203,16 @@ def test_a_finished_or_failed_deployment_is_news_in_the_window_and_on_the_deskto
     monkeypatch.setattr(QSystemTrayIcon, "showMessage", lambda self, title, text, *_: shown.append((title, text)))
     monkeypatch.setattr(fake_lea.window, "isActiveWindow", lambda: False)  # the user looks elsewhere
     bar = fake_lea.window.message_bar
+    fake_lea.window.show_message("info", "Connected to fake connection")
+    fake_lea.window.show_message("info", "Deployment of 'body-control' requested")  # what the click said
     body = fake_lea.fleet.clusters["body-control"]
     p = fake_lea.fleet.peers
     per_peer = {p["bench-05"].id: Progress(done=10, total=10), p["bench-07"].id: Progress(done=9, total=9)}
     fake_lea.put(ClusterState(id=body.id, state=Deploying(done=19, total=19, peers=per_peer)))
     fake_lea.put(ClusterState(id=body.id, state=Deployed()))
     finished = "Cluster 'body-control' deployed: 19 parameters on 2 benches"
-    qtbot.waitUntil(lambda: bar.text == finished, timeout=3_000)
+    qtbot.waitUntil(lambda: bar.text == finished, timeout=6_000)
+    assert bar.pending() == []  # the news replaced its "requested", which waited
     assert bar.isVisible() and bar.level == "info"
     assert shown == [("Deployment finished", finished)]
     hil = fake_lea.fleet.clusters["hil-loop"]

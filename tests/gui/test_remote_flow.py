@@ -90,8 +90,8 @@ def open_lea(
         window = MainWindow(controller, settings(), data_dir="(on the server)")
         # Not qtbot.addWidget: pytest-qt would delete the window before this fixture's teardown
         # stops the controller, whose last state change then reaches deleted pages.
-        window.resize(1280, 780)
         window.show()
+        window.resize(1280, 780)  # after the first show, which fits the window to the (800x600 offscreen) screen
         run(qtbot, controller.start(connection))
         qtbot.waitUntil(lambda: controller.live, timeout=20_000)
         lea = RemoteLea(controller, connection, window, site.server, token)

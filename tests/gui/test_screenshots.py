@@ -202,8 +202,8 @@ def test_screenshot_every_page(
     controller = Controller()
     window = MainWindow(controller, settings(), data_dir=str(data_dir), demo=True)
     qtbot.addWidget(window)
-    window.resize(1280, 780)
     window.show()
+    window.resize(1280, 780)  # after the first show, which fits the window to the (800x600 offscreen) screen
     try:
         run(qtbot, controller.start(connection))
         qtbot.waitUntil(lambda: controller.live and len(controller.store.all(ResourceKind.PEER)) == 6, timeout=10_000)
