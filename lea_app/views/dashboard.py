@@ -131,6 +131,7 @@ class DashboardPage(QWidget):
         self._online: set[UUID] = set()
         self._demo: set[UUID] = set()
         self._cluster_states: dict[UUID, str] = {}
+        self._attention: set[UUID] = set()  # the clusters whose state is in ATTENTION
         self._peers_dirty: set[UUID] = set(self.store.all(ResourceKind.PEER))
         self._clusters_dirty: set[UUID] = set(self.store.all(ResourceKind.CLUSTER))
         self.destroyed.connect(self.store.listen(self._on_change))
@@ -179,9 +180,14 @@ class DashboardPage(QWidget):
         clusters = self.store.all(ResourceKind.CLUSTER)
         for cluster_id in self._clusters_dirty:
             if cluster_id in clusters:
-                self._cluster_states[cluster_id] = state_name(cluster_status(self.store.get, cluster_id))
+                name = self._cluster_states[cluster_id] = state_name(cluster_status(self.store.get, cluster_id))
+                if name in ATTENTION:
+                    self._attention.add(cluster_id)
+                else:
+                    self._attention.discard(cluster_id)
             else:
                 self._cluster_states.pop(cluster_id, None)
+                self._attention.discard(cluster_id)
         self._clusters_dirty = set()
         online = len(self._online)
         return online, len(peers) - online, len(self._demo), Counter(self._cluster_states.values())
@@ -199,9 +205,8 @@ class DashboardPage(QWidget):
     def attention(self) -> list[tuple[str, str, str]]:
         """(cluster name, state, why) of every cluster that needs attention: failed first, by name."""
         found = []
-        for cluster_id, name in self._cluster_states.items():
-            if name not in ATTENTION:
-                continue
+        for cluster_id in self._attention:
+            name = self._cluster_states[cluster_id]
             cluster = self.store.get(ResourceKind.CLUSTER, cluster_id)
             if isinstance(cluster, ClusterDescriptor):
                 status = cluster_status(self.store.get, cluster_id)
