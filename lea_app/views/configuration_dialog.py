@@ -59,8 +59,14 @@ class PeerConfigurationDialog(QDialog):
         layout.addWidget(buttons)
         self.model.flushed.connect(self.refresh_header)
         self.destroyed.connect(self.store.listen(self._on_change))
+        # Not live: the reported states are as of then, greyed like the pages' rows.
+        self.model.set_stale(controller.stale)
+        controller.sync_state_changed.connect(self._sync_state_changed)
         self.model.refresh_all()
         self.refresh_header()
+
+    def _sync_state_changed(self, state: str) -> None:
+        self.model.set_stale(self.controller.stale)
 
     def select_parameter(self, parameter_id: UUID) -> bool:
         """Select (and show) a parameter's row; False when the configuration has no such parameter."""

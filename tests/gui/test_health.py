@@ -26,6 +26,7 @@ from lea_app.controller import Controller
 from lea_app.models.resources import AMBER, GREEN, RED
 from lea_app.models.status_icons import StatusIcon
 from lea_app.models.table import STALE, ResourceTableModel
+from lea_app.views.configuration_dialog import PeerConfigurationDialog
 from lea_app.views.main_window import MainWindow
 from lea_app.views.message_bar import MessageBar
 from resources.events import EventType
@@ -166,6 +167,8 @@ def test_while_disconnected_the_data_is_greyed_and_says_as_of_when(qtbot: QtBot,
     hil = fake_lea.fleet.clusters["hil-loop"].id
     assert colour(cell(window.clusters.model, hil, "State", FOREGROUND)) == colour(GREEN)
     assert not window.clusters.stale_label.isVisible()
+    configuration = window.open_configuration(fake_lea.fleet.peers["bench-01"].id)
+    assert isinstance(configuration, PeerConfigurationDialog) and not configuration.model.stale
     gate = asyncio.Event()
     fake_lea.backend.subscribe_gate = gate  # reconnecting hangs until the test lets it through
     fake_lea.backend.drop()
@@ -184,13 +187,15 @@ def test_while_disconnected_the_data_is_greyed_and_says_as_of_when(qtbot: QtBot,
     assert as_of.search(window.sync_label.text())
     assert window.dashboard.stale_label.text() == window.clusters.stale_label.text()
     assert "#9a9a9a" in window.dashboard.peers_card.value.styleSheet()
+    assert configuration.model.stale
     gate.set()
     fake_lea.backend.subscribe_gate = None
     qtbot.waitUntil(lambda: controller.live, timeout=10_000)
     assert not controller.stale and not window.clusters.model.stale
     assert colour(cell(window.clusters.model, hil, "State", FOREGROUND)) == colour(GREEN)
-    assert not window.clusters.stale_label.isVisible()
+    assert not window.clusters.stale_label.isVisible() and not configuration.model.stale
     assert not as_of.search(window.sync_label.text())
+    configuration.close()
 
 
 # -- news: finished, failed ----------------------------------------------------------------
@@ -304,7 +309,7 @@ def test_a_message_shifts_nothing_on_the_page(qtbot: QtBot, fake_lea: FakeLea) -
         qtbot.wait(20)
         centre = window.stack.mapFromGlobal(bar.mapToGlobal(bar.rect().center()))
         found = window.stack.childAt(centre)
-        assert found is bar or bar.isAncestorOf(found), found
+        assert found is not None and (found is bar or bar.isAncestorOf(found)), found
     window.message_bar.dismiss_current()
     qtbot.wait(50)
     assert geometries() == before

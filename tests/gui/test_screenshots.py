@@ -319,7 +319,11 @@ def test_screenshot_health_degraded_and_narrow(qtbot: QtBot, aloop: asyncio.Abst
         controller.deploy(telematics.id, telematics.name)
         controller.deploy(adas.id, adas.name)
         for cluster in (telematics, adas):
-            qtbot.waitUntil(lambda c=cluster: isinstance(state_of(controller, c.id), Deployed), timeout=30_000)
+
+            def deployed(c: ClusterDescriptor = cluster) -> bool:
+                return isinstance(state_of(controller, c.id), Deployed)
+
+            qtbot.waitUntil(deployed, timeout=30_000)
         member = next(m for m in controller.store.members(telematics.id) if m != telematics.leader)
         run(qtbot, connection.set_demo_peer_online(member, False))
 
