@@ -84,6 +84,8 @@ class MainWindow(QMainWindow):
         self.demo = demo
         self.log_path = log_path
         self._shown_once = False
+        #: Warnings about the backend process, withdrawn once LEA is live again.
+        self._connection_warnings: set[str] = set()
         self.editors: dict[tuple[str, UUID | None], ResourceEditor[Any]] = {}
         #: Set by the application: connect to the backend chosen in the connection dialog.
         self.switch_backend: Callable[[ConnectionChoice], object] | None = None
@@ -385,10 +387,15 @@ class MainWindow(QMainWindow):
         backend_news = self.message_bar.has_urgent()
         if state == "resuming" and not backend_news:
             self.message_bar.show_message("warning", CONNECTION_LOST)
-        elif state == "live":  # the warnings were about the connection, which is back
-            self.message_bar.dismiss_level("warning")
+        elif state == "live":  # the connection is back: what was said about it is moot
+            self.message_bar.dismiss(CONNECTION_LOST)
+            for text in self._connection_warnings:
+                self.message_bar.dismiss(text)
+            self._connection_warnings.clear()
 
     def _backend_status(self, level: str, text: str) -> None:
+        if level == "warning":
+            self._connection_warnings.add(text)
         if level == "info":
             self._identity_changed()  # the backend is back: its description (new process) again
         else:
