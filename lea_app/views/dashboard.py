@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from uuid import UUID
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
     QApplication,
     QFrame,
@@ -54,8 +55,55 @@ def state_name(status: ClusterStatus) -> str:
     }.get(type(status), "undeployed")
 
 
+class DetailLines(QLabel):
+    """A card's detail: a fixed number of lines, each cut to the card's width ("…"; the tooltip has it
+    all), so that what the card says never changes its height and moves the page below it."""
+
+    def __init__(self, lines: int) -> None:
+        super().__init__()
+        self.lines_shown = lines
+        self._lines: list[str] = []
+        self.setWordWrap(False)
+        self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self._fit_height()
+
+    def set_lines(self, lines: list[str]) -> None:
+        if lines != self._lines:
+            self._lines = list(lines)
+            self.setToolTip("\n".join(lines))
+            self._elide()
+
+    def set_text(self, text: str) -> None:
+        self.set_lines(text.split("\n") if text else [])
+
+    def full_text(self) -> str:
+        """Every line, uncut."""
+        return "\n".join(self._lines)
+
+    def _fit_height(self) -> None:
+        self.setFixedHeight(self.fontMetrics().lineSpacing() * self.lines_shown + 2)
+
+    def _elide(self) -> None:
+        metrics, width = self.fontMetrics(), max(self.width(), 40)
+        shown = [metrics.elidedText(line, Qt.TextElideMode.ElideRight, width) for line in self._lines]
+        self.setText("\n".join(shown[: self.lines_shown]))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:
+            self._fit_height()
+            self._elide()
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(40, super().minimumSizeHint().height())  # it elides: never wider than the card
+
+
 class Card(QFrame):
-    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+    def __init__(self, title: str, parent: QWidget | None = None, lines: int = 2) -> None:
         super().__init__(parent)
         self.setObjectName("card")
         self.setStyleSheet("#card { background: palette(base); border: 1px solid palette(mid); border-radius: 6px; }")
@@ -67,8 +115,7 @@ class Card(QFrame):
         self.set_value_colour("")
         self.value.setAccessibleName(title)
         layout.addWidget(self.value)
-        self.detail = QLabel("")
-        self.detail.setWordWrap(True)
+        self.detail = DetailLines(lines)
         layout.addWidget(self.detail)
         layout.addStretch(1)
 
@@ -103,7 +150,7 @@ class DashboardPage(QWidget):
         self.peers_card = Card("Peers online")
         self.offline_card = Card("Peers offline")
         self.clusters_card = Card("Clusters deployed")
-        self.attention_card = Card("Need attention")
+        self.attention_card = Card("Need attention", lines=2 + NAMED)
         for i, card in enumerate((self.peers_card, self.offline_card, self.clusters_card, self.attention_card)):
             cards.addWidget(card, 0, i)
         layout.addLayout(cards)
@@ -220,7 +267,7 @@ class DashboardPage(QWidget):
         self.peers_card.value.setText(str(online))
         self.peers_card.set_value_colour(grey)
         demo_note = f", {demo} of them demo benches" if demo else ""
-        self.peers_card.detail.setText(f"of {online + offline} peers{demo_note}")
+        self.peers_card.detail.set_text(f"of {online + offline} peers{demo_note}")
         self.offline_card.value.setText(str(offline))
         needed = self.needed_offline() if offline else []
         self.offline_card.set_value_colour(grey or ("#b3261e" if needed else ""))
@@ -231,13 +278,13 @@ class DashboardPage(QWidget):
             text = f"{len(needed)} needed by a deployed cluster: {shown}"
         else:
             text = "no deployed cluster needs them"
-        self.offline_card.detail.setText(text)
+        self.offline_card.detail.set_text(text)
         deployed, degraded = by_state.get("deployed", 0), by_state.get("degraded", 0)
         self.clusters_card.value.setText(str(deployed))
         self.clusters_card.set_value_colour(grey)
         total = sum(by_state.values())
         degraded_note = f"; {degraded} more deployed but degraded" if degraded else ""
-        self.clusters_card.detail.setText(f"healthy, of {total} clusters{degraded_note}")
+        self.clusters_card.detail.set_text(f"healthy, of {total} clusters{degraded_note}")
         failed, waiting = by_state.get("failed", 0), by_state.get("waiting", 0)
         attention = failed + degraded + waiting
         self.attention_card.value.setText(str(attention))
@@ -248,8 +295,7 @@ class DashboardPage(QWidget):
             lines.append(f"• {name}: {state}" + (f" — {why}" if why else ""))
         if len(needing) > NAMED:
             lines.append(f"and {len(needing) - NAMED} more (Deployments page)")
-        self.attention_card.detail.setText("\n".join(lines))
-        self.attention_card.setToolTip("\n".join(f"{n}: {st}" + (f" — {w}" if w else "") for n, st, w in needing))
+        self.attention_card.detail.set_lines(lines)
         self.states_label.setText(
             "Clusters by state: " + ", ".join(f"{name} {by_state.get(name, 0)}" for name in CLUSTER_STATES)
         )

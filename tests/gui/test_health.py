@@ -137,9 +137,9 @@ def test_degraded_counts_under_need_attention_and_the_offline_card_says_what_is_
     _, _, _, by_state = dashboard.counts()
     assert by_state["degraded"] == 1 and by_state["deployed"] == 1  # hil-loop only: adas-loop is degraded
     assert dashboard.clusters_card.value.text() == "1"
-    assert "1 more deployed but degraded" in dashboard.clusters_card.detail.text()
+    assert "1 more deployed but degraded" in dashboard.clusters_card.detail.full_text()
     assert dashboard.attention_card.value.text() == "3"  # failed, degraded, waiting
-    lines = dashboard.attention_card.detail.text().split("\n")
+    lines = dashboard.attention_card.detail.full_text().split("\n")
     assert lines[0] == "1 failed, 1 degraded, 1 waiting"
     assert lines[1].startswith("• gateway-loop: failed — GreInterface")
     assert lines[2] == "• adas-loop: degraded — peer 'bench-04' offline"
@@ -147,8 +147,11 @@ def test_degraded_counts_under_need_attention_and_the_offline_card_says_what_is_
     assert "#b3261e" in dashboard.attention_card.value.styleSheet()
     # Three peers are offline; two of them are needed by deployed clusters (adas-loop, telematics).
     assert dashboard.offline_card.value.text() == "3"
-    assert dashboard.offline_card.detail.text() == "2 needed by a deployed cluster: bench-04, bench-06"
+    assert dashboard.offline_card.detail.full_text() == "2 needed by a deployed cluster: bench-04, bench-06"
     assert "#b3261e" in dashboard.offline_card.value.styleSheet()
+    # What the cards say never changes their height: the table below stays where it is.
+    table_at = dashboard.table.mapTo(dashboard, dashboard.table.rect().topLeft())
+    assert dashboard.attention_card.detail.text().count("\n") == 3  # every line shown, each cut to the width
     # Once they are back (and the spare bench too) the card says so.
     p = fake_lea.fleet.peers
     fake_lea.put(*(
@@ -156,9 +159,13 @@ def test_degraded_counts_under_need_attention_and_the_offline_card_says_what_is_
         for n in ("bench-04", "bench-06")
     ))
     qtbot.waitUntil(lambda: dashboard.offline_card.value.text() == "1", timeout=3_000)
-    assert dashboard.offline_card.detail.text() == "no deployed cluster needs them"
+    assert dashboard.offline_card.detail.full_text() == "no deployed cluster needs them"
     fake_lea.put(PeerConnectionState(id=p["bench-10"].id, state=Online(remote_host="10.0.0.10", since=SINCE)))
-    qtbot.waitUntil(lambda: dashboard.offline_card.detail.text() == "every peer is connected", timeout=3_000)
+    qtbot.waitUntil(lambda: dashboard.offline_card.detail.full_text() == "every peer is connected", timeout=3_000)
+    for name in ("gateway-loop", "adas-loop", "telematics"):  # nothing needs attention any more
+        fake_lea.put(ClusterState(id=fake_lea.fleet.clusters[name].id, state=Deployed()))
+    qtbot.waitUntil(lambda: dashboard.attention_card.value.text() == "0", timeout=3_000)
+    assert dashboard.table.mapTo(dashboard, dashboard.table.rect().topLeft()) == table_at
 
 
 # -- stale while not live ------------------------------------------------------------------

@@ -696,7 +696,7 @@ def test_dashboard_counts_follow_the_store(qtbot: QtBot) -> None:
         assert page.clusters_card.value.text() == str(by_state.get("deployed", 0))
         failed, waiting, degraded = by_state.get("failed", 0), by_state.get("waiting", 0), by_state.get("degraded", 0)
         assert page.attention_card.value.text() == str(failed + waiting + degraded)
-        lines = page.attention_card.detail.text().split("\n")
+        lines = page.attention_card.detail.full_text().split("\n")
         assert lines[0] == f"{failed} failed, {degraded} degraded, {waiting} waiting"
         assert len(lines) - 1 == min(failed + waiting + degraded, 3) + (failed + waiting + degraded > 3)
         names = ("deployed", "degraded", "deploying", "waiting", "failed", "undeploying", "undeployed")
