@@ -84,8 +84,21 @@ class DetailLines(QLabel):
         self.setFixedHeight(self.fontMetrics().lineSpacing() * self.lines_shown + 2)
 
     def _elide(self) -> None:
+        """Wrap the lines at word boundaries into the lines there are; cut the last one if need be."""
         metrics, width = self.fontMetrics(), max(self.width(), 40)
-        shown = [metrics.elidedText(line, Qt.TextElideMode.ElideRight, width) for line in self._lines]
+        shown: list[str] = []
+        for number, line in enumerate(self._lines):
+            words, current = line.split(" "), ""
+            left = self.lines_shown - len(shown) - (len(self._lines) - number - 1)  # room for the lines after
+            for word in words:
+                candidate = f"{current} {word}" if current else word
+                if metrics.horizontalAdvance(candidate) <= width or not current or left <= 1:
+                    current = candidate
+                else:
+                    shown.append(current)
+                    left -= 1
+                    current = word
+            shown.append(metrics.elidedText(current, Qt.TextElideMode.ElideRight, width))
         self.setText("\n".join(shown[: self.lines_shown]))
 
     def resizeEvent(self, event: QResizeEvent) -> None:

@@ -151,7 +151,11 @@ def test_degraded_counts_under_need_attention_and_the_offline_card_says_what_is_
     assert "#b3261e" in dashboard.offline_card.value.styleSheet()
     # What the cards say never changes their height: the table below stays where it is.
     table_at = dashboard.table.mapTo(dashboard, dashboard.table.rect().topLeft())
-    assert dashboard.attention_card.detail.text().count("\n") == 3  # every line shown, each cut to the width
+    detail = dashboard.attention_card.detail
+    shown = detail.text().split("\n")  # wrapped and cut to the lines there are and the card's width
+    assert len(shown) == detail.lines_shown
+    assert all(detail.fontMetrics().horizontalAdvance(line) <= detail.width() for line in shown)
+    assert shown[0] == "1 failed, 1 degraded, 1 waiting" and shown[1].startswith("• gateway-loop: failed")
     # Once they are back (and the spare bench too) the card says so.
     p = fake_lea.fleet.peers
     fake_lea.put(*(
