@@ -193,9 +193,9 @@ class MainWindow(QMainWindow):
         return page if isinstance(page, TablePage) else None
 
     def _focus_filter(self) -> None:
-        page = self.current_table_page()
-        if page is not None:
-            page.focus_filter()
+        focus = getattr(self.stack.currentWidget(), "focus_filter", None)  # table pages and the event log
+        if focus is not None:
+            focus()
 
     def _new_on_page(self) -> None:
         if self.stack.currentWidget() is self.clusters:

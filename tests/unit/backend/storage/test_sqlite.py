@@ -38,8 +38,8 @@ from resources import (
     PeerDescriptor,
     ResourceKind,
 )
-from resources.kinds import history_kinds
 from resources.errors import DataDirError, InvalidResource, SchemaTooNew
+from resources.kinds import history_kinds
 from resources.peer import MAX_BITRATE
 from resources.resource import AnyResource
 from resources.state import Online
