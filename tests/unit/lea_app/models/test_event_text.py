@@ -96,7 +96,8 @@ def test_the_diff_is_field_level_and_readable() -> None:
     created = diff_resources(None, cluster, names_from([peer, other]))
     assert created[0] == FieldChange("name", ABSENT, "loop-1")
     assert created[1] == FieldChange("leader", ABSENT, "bench-a")  # names, never raw ids
-    assert created[2] == FieldChange("devices", ABSENT, "ecu-0 (bench-a), ecu-0 (bench-b), ecu-1 (bench-a), ecu-1 (bench-b)")
+    devices = "ecu-0 (bench-a), ecu-0 (bench-b), ecu-1 (bench-a), ecu-1 (bench-b)"
+    assert created[2] == FieldChange("devices", ABSENT, devices)
     assert all(c.before == ABSENT for c in created)
     moved = cluster.model_copy(update={"leader": other.id})
     assert diff_resources(cluster, moved, names_from([peer, other])) == [FieldChange("leader", "bench-a", "bench-b")]
