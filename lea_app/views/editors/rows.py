@@ -254,6 +254,7 @@ class RowTable(QGroupBox, Generic[R]):
     ) -> None:
         super().__init__(title, parent)
         self._make_row = make_row
+        self._user_changed = False  # rows added or removed since the items were set
         self.rows: list[R] = []
         self.remove_buttons: list[QPushButton] = []
         headers = row_type.headers
@@ -287,11 +288,13 @@ class RowTable(QGroupBox, Generic[R]):
         self.remove_buttons.clear()
         for item in items:
             self._insert(self._make_row(item, self.edited.emit))
+        self._user_changed = False
         self._rows_changed()
 
     def add_row(self, item: Any = None) -> R:
         row = self._make_row(item, self.edited.emit)
         self._insert(row)
+        self._user_changed = True
         self._rows_changed()
         row.cells()[0].setFocus()
         return row
@@ -312,6 +315,7 @@ class RowTable(QGroupBox, Generic[R]):
         self.rows.pop(at)
         self.remove_buttons.pop(at)
         self.table.removeRow(at)
+        self._user_changed = True
         self._rows_changed()
         self.add_button.setFocus()
 
@@ -335,6 +339,15 @@ class RowTable(QGroupBox, Generic[R]):
             return self.title()
         row = self.rows[index]
         return f"{row.title()} {row.describe_field(field)}" if field else row.title()
+
+    def inputs_for(self, where: Placed) -> list[QWidget]:
+        if where.row is None or where.row >= len(self.rows):
+            return [cell for row in self.rows for cell in row.cells()]
+        row = self.rows[where.row]
+        return row.widgets_for(where.field) if where.field else row.cells()
+
+    def user_changed(self) -> bool:
+        return self._user_changed
 
     def show_errors(self, errors: Sequence[Placed]) -> None:
         marks: dict[int, list[str]] = {}
