@@ -208,3 +208,29 @@ def test_a_deployed_cluster_blocks_changes_to_itself_and_its_peers() -> None:
             f"Read-only: peer '{peer.name}' is used by deployed cluster 'loop'; undeploy it before changing the peer."
         )
     assert peer_blocked_reason(store, bystander.id) is None
+
+
+def test_the_pickers_choices_show_online_state_and_who_uses_a_device() -> None:
+    from datetime import UTC, datetime
+
+    from lea_app.views.editors.choices import DeviceChoice, device_groups, leader_choices, sorted_peers
+    from resources.state import Online, PeerConnectionState
+
+    a, b = make_peer("bench-a", devices=1), make_peer("Bench-B", devices=2)
+    bare = PeerDescriptor(id=uuid.uuid4(), name="bench-none")
+    deployed = make_cluster("loop-1", a, b)
+    idle = ClusterDescriptor(id=uuid.uuid4(), name="idle", leader=b.id, devices=tuple(d.id for d in b.devices))
+    online = PeerConnectionState(id=a.id, state=Online(remote_host="10.0.0.1", since=datetime.now(UTC)))
+    store = store_of(a, b, bare, deployed, idle, ClusterDeployment(id=deployed.id), online)
+    peers = sorted_peers(store)
+    assert [p.name for p in peers] == ["bench-a", "Bench-B", "bench-none"]  # by name, ignoring case
+    assert [label for label, _ in leader_choices(store, peers)] == [
+        "bench-a (online)", "Bench-B (offline)", "bench-none (offline)",
+    ]
+    groups = device_groups(store, peers, own_cluster=idle.id)
+    assert [(g.peer, g.online) for g in groups] == [("bench-a", True), ("Bench-B", False)]  # no devices: no group
+    in_deployed = set(deployed.devices)
+    assert groups[1].devices == tuple(
+        DeviceChoice(d.name, str(d.id), "loop-1 (deployed)" if d.id in in_deployed else "")
+        for d in sorted(b.devices, key=lambda d: d.name)
+    )  # the cluster being edited is not named as another user
