@@ -127,6 +127,8 @@ _SKIPPED = {"kind", "id", "version"}
 #: Nested models whose fields read as the owner's ("configuration", "state").
 _TRANSPARENT = {"configuration", "state"}
 NONE = "(none)"
+#: The one field of a ClusterDeployment: that it exists (DESIGN section 3: "deployed").
+DEPLOYED = "deployed"
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 NameOf = Callable[[str], str | None]
 ABSENT = "—"
@@ -143,7 +145,8 @@ def diff_resources(
     new = _flatten(_dump(after), "", resolve)
     changes = []
     for field in dict.fromkeys([*old, *new]):
-        a, b = old.get(field, ABSENT), new.get(field, ABSENT)
+        absent = "no" if field == DEPLOYED else ABSENT  # a deployment's existence is its one field
+        a, b = old.get(field, absent), new.get(field, absent)
         if {a, b} <= {ABSENT, NONE}:
             continue  # an empty field of a created or deleted resource says nothing
         if a != b:
@@ -154,6 +157,8 @@ def diff_resources(
 def _dump(resource: AnyResource | None) -> dict[str, Any]:
     if resource is None:
         return {}
+    if resource.kind == ResourceKind.CLUSTER_DEPLOYMENT:
+        return {DEPLOYED: True}
     data: dict[str, Any] = resource.model_dump(mode="json")
     return {k: v for k, v in data.items() if k not in _SKIPPED}
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from lea_app.controller import Controller
 from lea_app.models.event_text import (
+    ABSENT,
     KIND_CHOICES,
     TIME_CHOICES,
     EventFilter,
@@ -36,12 +38,14 @@ from lea_app.models.event_text import (
     names_from,
     utc_time,
 )
-from lea_app.models.events import EventTableModel, LiveEventLogModel, resource_label
+from lea_app.models.events import RESOURCE, EventTableModel, LiveEventLogModel, resource_label
 from lea_app.views.tables import setup_table_view
 from resources.events import Event
 from resources.kinds import PERSISTED_KINDS, ResourceKind
 
-WIDTHS = (150, 190, 170, 110, 70)
+WIDTHS = (150, 180, 170, 110, 70)
+#: Before and after, tinted (the text says it too: colour is never alone).
+BEFORE_TINT, AFTER_TINT = QColor("#fde7e9"), QColor("#e5f4e7")
 ALL = "__all__"
 
 
@@ -85,7 +89,7 @@ class ChangeView(QWidget):
         if changes is None:
             note = "loading the version before…"
         elif not changes:
-            note = "no field changed" if event.kind != ResourceKind.CLUSTER_DEPLOYMENT else "a deployment has no fields"
+            note = "no field changed"
         else:
             note = f"{len(changes)} field{'s' if len(changes) != 1 else ''}"
         self.title.setText(f"{head} — {note}")
@@ -96,6 +100,8 @@ class ChangeView(QWidget):
             for column, text in enumerate(change):
                 item = QTableWidgetItem(text)
                 item.setToolTip(text)
+                if column and text != ABSENT:
+                    item.setBackground(BEFORE_TINT if column == 1 else AFTER_TINT)
                 self.table.setItem(row, column, item)
 
     def clear(self) -> None:
@@ -134,6 +140,7 @@ class EventLogPage(QWidget):
         history_layout.addWidget(self.history_title)
         self.history = EventTableModel(controller.store, self)
         self.history_table = _table(self.history, "Resource history")
+        self.history_table.hideColumn(RESOURCE)  # one resource: its name is in the title
         self.history_table.selectionModel().selectionChanged.connect(lambda *_: self._history_selected())
         history_layout.addWidget(self.history_table, 1)
         lower.addWidget(history_box)
@@ -289,6 +296,13 @@ class EventLogPage(QWidget):
         current = [*store.of_kind(ResourceKind.PEER).values(), *store.of_kind(ResourceKind.CLUSTER).values()]
         name_of = names_from([*(e.resource for e in self._history_events if e.resource is not None), *current])
         self.change.show_change(event, label, diff_resources(previous, event.resource, name_of))
+
+    def show_history(self, kind: ResourceKind, id: UUID, name: str | None) -> None:
+        """The history a page asked for ("History" on a peer or cluster): no live event is selected."""
+        self.live_table.clearSelection()
+        self._changed = None
+        self.change.clear()
+        self.load_history(kind, id, name)
 
     def load_history(self, kind: ResourceKind, id: UUID, name: str | None) -> None:
         self.history_for = (kind, id)

@@ -332,7 +332,7 @@ class MainWindow(QMainWindow):
 
     def show_history(self, kind: ResourceKind, id: UUID, name: str) -> None:
         self.show_page(self.pages.index(self.event_log))
-        self.event_log.load_history(kind, id, name)
+        self.event_log.show_history(kind, id, name)
 
     def go_to_cluster(self, cluster_id: UUID) -> None:
         self.show_page(self.pages.index(self.clusters))

@@ -54,6 +54,11 @@ def test_a_clusters_history_names_who_deployed_and_undeployed_it_and_when(qtbot:
     title = log.history_title.text()
     assert f"{len(stored)} stored changes" in title
     assert f"deployed by {actor}" in title and f"undeployed by {actor}" in title
+    # the change of the undeploy, and the history asked for by a page selects no live event
+    assert not log.live_table.selectionModel().selectedRows()
+    log.history_table.selectRow(0)
+    assert [tuple(c) for c in log.change.changes] == [("deployed", "yes", "no")]
+    assert "Undeployed" in log.change.title.text() and actor in log.change.title.text()
     # UTC on hover
     tip = log.history.index(0, TIME).data(Qt.ItemDataRole.ToolTipRole)
     assert tip == by_revision[undeployed.revision].at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -328,7 +328,7 @@ class ResourceEditor(QDialog, Generic[M]):
             return "No changes.", "info"
         shown = [p for p in self.problems if self.is_shown(p)]
         if shown:
-            more = len(self.problems) - 1
+            more = len(shown) - 1
             extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
             return f"Cannot save: {self.describe(shown[0])}{extra}.", "error"
         return None

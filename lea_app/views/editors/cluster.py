@@ -107,6 +107,7 @@ class DevicePicker(QWidget):
                         item.setToolTip(1, f"{device.name} is also used by {device.used_by}")
                     header.addChild(item)
                 self.tree.addTopLevelItem(header)
+                header.setFirstColumnSpanned(True)  # "bench-a — online, 3 devices" across both columns
                 header.setExpanded(expand or any(d.id in self.selected for d in group.devices))
                 if group.peer_id:
                     self._headers[group.peer_id] = header

@@ -106,7 +106,10 @@ def test_the_diff_is_field_level_and_readable() -> None:
     deleted = diff_resources(peer, None)
     assert FieldChange("name", "bench-a", ABSENT) in deleted
     assert FieldChange("device 'ecu-0'", "present", ABSENT) in deleted
-    assert diff_resources(ClusterDeployment(id=cluster.id), None) == []
+    deployment = ClusterDeployment(id=cluster.id)
+    assert diff_resources(None, deployment) == [FieldChange("deployed", "no", "yes")]  # a deploy
+    assert diff_resources(deployment, None) == [FieldChange("deployed", "yes", "no")]  # an undeploy
+    assert diff_resources(deployment, deployment.model_copy(update={"version": 2})) == []  # a retry
 
 
 def test_a_removed_device_shows_as_one_line_and_its_fields() -> None:
