@@ -115,11 +115,11 @@ PEER_CASES: dict[str, tuple[Callable[[PeerEditor], None], Callable[[PeerEditor],
     ),
     "name with bad characters": (
         lambda e: e.name_edit.setText("bench 01!"),
-        lambda e: (e.name_edit, field_error(e, "name")), "letters, digits, '-' and '_'",
+        lambda e: (e.name_edit, field_error(e, "name")), "Use only letters, digits, '-' and '_' (found a space, '!')",
     ),
     "name starting with -": (
         lambda e: e.name_edit.setText("-bench"),
-        lambda e: (e.name_edit, field_error(e, "name")), "not starting or ending with",
+        lambda e: (e.name_edit, field_error(e, "name")), "Must not start or end with '-' or '_'",
     ),
     "location too long": (
         lambda e: e.location_edit.setText("x" * 65),

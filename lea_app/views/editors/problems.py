@@ -105,11 +105,29 @@ def plain_validation_rule(err: Any, fallback: str) -> str:
     if typ == "too_short" and field == "devices":
         count = int(ctx.get("min_length", 0))
         return f"choose at least {count} device{'s' if count != 1 else ''}"
+    if typ == "string_pattern_mismatch" and isinstance(err.get("input"), str):
+        return _pattern_rule(err["input"], interface="interfaces" in err["loc"]) or fallback
     if fallback.endswith("only allowed when fd is true"):
         return "a data bitrate and data sample point are only allowed with FD: tick FD or clear them"
     if field == "interface" and fallback.startswith("must be one of the peer's interfaces"):
         return "choose one of this peer's interfaces (the one it was attached to is gone)"
     return without_ids(fallback)
+
+
+def _pattern_rule(value: str, interface: bool) -> str | None:
+    """What exactly is wrong with a name that breaks its pattern (the first thing to fix)."""
+    if interface:
+        bad = sorted({c for c in value if c.isspace() or c in "/:"})
+        allowed = "a Linux interface name has no spaces, '/' or ':'"
+    else:
+        bad = sorted({c for c in value if not (c.isascii() and (c.isalnum() or c in "-_"))})
+        allowed = "use only letters, digits, '-' and '_'"
+    if bad:
+        shown = ", ".join("a space" if c == " " else repr(c) for c in bad)
+        return f"{allowed} (found {shown})"
+    if not interface and (value[:1] in "-_" or value[-1:] in "-_"):
+        return "must not start or end with '-' or '_'"
+    return None
 
 
 #: Discriminator tags in a pydantic location (not field names).

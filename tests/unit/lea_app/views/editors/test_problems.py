@@ -93,6 +93,20 @@ def test_messages_are_in_plain_words() -> None:
     assert [p.rule for p in problems] == ["enter the bitrate in bit/s, e.g. 500000", "must be at most 1"]
 
 
+def test_a_name_breaking_its_pattern_says_what_to_fix() -> None:
+    data: dict[str, Any] = make_peer("bench-01", devices=1).model_dump(mode="json")
+    for name, rule in (
+        ("bench 01!", "use only letters, digits, '-' and '_' (found a space, '!')"),
+        ("-bench", "must not start or end with '-' or '_'"),
+        ("bench_", "must not start or end with '-' or '_'"),
+    ):
+        _, problems = validation_problems(PeerDescriptor.model_validate, {**data, "name": name})
+        assert [(p.field, p.rule) for p in problems] == [("name", rule)]
+    interfaces = [{**data["interfaces"][0], "name": "eth 0/1"}]
+    _, problems = validation_problems(PeerDescriptor.model_validate, {**data, "interfaces": interfaces})
+    assert [p.rule for p in problems] == ["a Linux interface name has no spaces, '/' or ':' (found a space, '/')"]
+
+
 def test_a_device_on_a_removed_interface_is_named_not_its_id() -> None:
     data: dict[str, Any] = make_peer("bench-01", devices=1).model_dump(mode="json")
     gone = str(uuid.uuid4())
