@@ -201,6 +201,11 @@ class LiveEventLogModel(EventTableModel):
         self._cells = [None] * len(shown)
         self.endResetModel()
 
+    def newest_revision(self) -> int | None:
+        """The revision of the newest event the log has taken in (shown or filtered out)."""
+        heads = [kept[-1][0].revision for kept in self._kept.values() if kept]
+        return max(heads) if heads else None
+
     def event_before(self, event: Event) -> Event | None:
         """The newest kept event of the same resource older than ``event`` (its previous version)."""
         for older, _ in reversed(self._kept[event.kind.persisted]):

@@ -336,6 +336,7 @@ def test_the_live_log_filters_inside_the_model_and_keeps_stored_changes_through_
         fleet.feed.put(online(fleet.peers[i % len(fleet.peers)], f"10.9.0.{i}"))
     model.flush()
     assert [model.index(r, CHANGE).data() for r in range(model.rowCount())] == ["Peer changed"]
+    assert model.newest_revision() == fleet.feed.events[-1].revision  # taken in, though hidden
     model.set_filter(EventFilter(volatile=True))
     assert model.rowCount() == 20 and model.index(0, CHANGE).data() == "Peer online"
     model.set_filter(EventFilter(volatile=True, text=peer.name))
