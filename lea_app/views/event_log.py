@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import UUID
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -47,6 +47,8 @@ WIDTHS = (150, 180, 170, 110, 70)
 #: Before and after, tinted (the text says it too: colour is never alone).
 BEFORE_TINT, AFTER_TINT = QColor("#fde7e9"), QColor("#e5f4e7")
 ALL = "__all__"
+#: The pause in typing after which the filter text applies.
+TYPING_MS = 150
 
 
 def _table(model: EventTableModel, name: str) -> QTableView:
@@ -163,7 +165,12 @@ class EventLogPage(QWidget):
         self.filter.setPlaceholderText("Filter by resource, change or actor (Ctrl+F)")
         self.filter.setAccessibleName("Filter events")
         self.filter.setClearButtonEnabled(True)
-        self.filter.textChanged.connect(self.apply_filter)
+        # Typing re-filters after a short pause (10,000 kept events take ~50 ms to filter).
+        self._typing = QTimer(self)
+        self._typing.setSingleShot(True)
+        self._typing.setInterval(TYPING_MS)
+        self._typing.timeout.connect(self.apply_filter)
+        self.filter.textChanged.connect(lambda *_: self._typing.start())
         self.kind_combo = QComboBox()
         self.kind_combo.setAccessibleName("Kind")
         self.actor_combo = QComboBox()
@@ -236,6 +243,7 @@ class EventLogPage(QWidget):
         )
 
     def apply_filter(self, *_: object) -> None:
+        self._typing.stop()
         selected = self._selected_live()
         self.live.set_filter(self.current_filter())
         if selected is not None:  # the selection follows the event, or clears

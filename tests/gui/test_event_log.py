@@ -96,7 +96,8 @@ def test_the_live_log_filters_hides_volatile_states_and_shows_the_change(qtbot: 
     log.kind_combo.setCurrentIndex(log.kind_combo.findText("Peers"))
     assert {e.kind for e in shown(log)} == {ResourceKind.PEER}
     # by resource (name, typed)
-    log.filter.setText("HIL-01")
+    log.filter.setText("HIL-01")  # applied after a pause in typing
+    qtbot.waitUntil(lambda: log.live.event_filter.text == "HIL-01", timeout=2_000)
     rows = shown(log)
     assert [e.id for e in rows] == [peer.id]
     assert log.live.index(0, RESOURCE).data() == "demo-hil-01"

@@ -331,13 +331,14 @@ def test_screenshot_history_event_log_and_editors(
         window.show_page(PAGES.index("event-log"))
         log.kind_combo.setCurrentIndex(log.kind_combo.findText("Peers"))
         log.filter.setText("hil-01")
+        qtbot.waitUntil(lambda: log.live.event_filter.text == "hil-01", timeout=2_000)
         log.live_table.selectRow(0)
         qtbot.waitUntil(lambda: bool(log.change.changes) and log.history.rowCount() > 0, timeout=10_000)
         qtbot.wait(200)
         save(window, out / "event-log-filtered.png")
         # A cluster's history: created, deployed, undeployed, with who and when.
         log.filter.clear()
-        log.kind_combo.setCurrentIndex(0)
+        log.kind_combo.setCurrentIndex(0)  # applies the cleared text too
         window.show_history(ResourceKind.CLUSTER, telematics.id, telematics.name)
         qtbot.waitUntil(lambda: "undeployed by" in log.history_title.text(), timeout=10_000)
         log.history_table.selectRow(0)
