@@ -345,13 +345,19 @@ def test_the_editors_pre_checks_show_the_backends_code_and_message() -> None:
     assert problems.cluster_blocked_reason(store, c["one"].id) == f"Read-only: {error.message}."
 
 
+def sentence(text: str) -> str:
+    """A dialog says the backend's words in sentence case."""
+    return text[:1].upper() + text[1:]
+
+
 def test_the_delete_dialogs_name_the_backends_refusal() -> None:
     fleet = build_fleet()
     store = store_from_snapshot(fleet)
     peer, cluster = fleet.peers["b"], fleet.clusters["one"]
     blocker = dialogs.peer_delete_blockers(store, peer)
-    assert blocker is not None and blocker.startswith(refusal(fleet, Delete(P, peer.id)).message + ". ")
-    assert dialogs.cluster_delete_blockers(store, cluster) == refusal(fleet, Delete(C, cluster.id)).message + "."
+    assert blocker is not None and blocker.startswith(sentence(refusal(fleet, Delete(P, peer.id)).message) + ". ")
+    refused = refusal(fleet, Delete(C, cluster.id))
+    assert dialogs.cluster_delete_blockers(store, cluster) == sentence(refused.message) + "."
     assert dialogs.peer_delete_blockers(store, fleet.peers["lone"]) is None
     assert dialogs.cluster_delete_blockers(store, fleet.clusters["two"]) is None
     assert dialogs.cluster_summary(store, cluster).startswith(f"{len(cluster.devices)} devices on 2 peers.")
