@@ -525,8 +525,14 @@ def test_messages_are_plain_words_in_sentence_case_without_ids(env: EditorEnv) -
     editor.devices.rows[0].name_edit.setText("")
     assert editor.devices.error.text() == "Device 1 name: must be at least 1 character long"
     editor.devices.rows[0].name_edit.setText("ecu-1")
-    interface(editor).name_edit.setText("")  # the device's interface loses its name: named by position, never an id
-    assert all(str(row.id) not in editor.devices.error.text() for row in editor.interfaces.rows)
+    editor.interfaces.remove_row(interface(editor))  # the device's interface goes: named, never its id
+    editor.save()
+    device = editor.devices.rows[0]
+    assert editor.devices.error.text() == (
+        "Device 1 'ecu-1' interface: choose one of this peer's interfaces (interface can0 was removed)"
+    )
+    assert device.interface_combo.currentText() == "(removed interface can0)"
+    assert device.interface_id is not None and device.interface_id not in editor.devices.error.text()
 
 
 def test_an_error_label_reserves_its_space(env: EditorEnv) -> None:

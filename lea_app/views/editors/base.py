@@ -184,6 +184,10 @@ class ResourceEditor(QDialog, Generic[M]):
         """Why this resource cannot be changed now (e.g. deployed), or None."""
         return None
 
+    def name_of(self, id: str) -> str | None:
+        """The name of an id a rule mentions (what the form or the store knows), for its message."""
+        return None
+
     def refresh_choices(self) -> None:
         """Bring choices that come from the store (peers, devices) up to date."""
 
@@ -291,7 +295,7 @@ class ResourceEditor(QDialog, Generic[M]):
     def revalidate(self) -> None:
         self._note_touched()
         data = self.form_data()
-        valid, found = validation_problems(self.model_type().model_validate, data)
+        valid, found = validation_problems(self.model_type().model_validate, data, self.name_of)
         problems = [*found, *self.store_problems(data)]
         self.problems = problems
         self._valid = valid if not problems else None

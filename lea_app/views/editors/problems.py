@@ -55,16 +55,22 @@ _PATH = re.compile(r"^(?P<head>\w+)(?:\[(?P<index>\d+)\])?(?:\.(?P<rest>.+))?$")
 _FIELD = re.compile(r"^(?P<name>\w+)(?:\[(?P<index>\d+)\])?")
 
 
-def validation_problems(parse: Callable[[Data], Any], data: Data) -> tuple[Any, list[Problem]]:
+NameOf = Callable[[str], str | None]
+
+
+def validation_problems(
+    parse: Callable[[Data], Any], data: Data, name_of: NameOf | None = None
+) -> tuple[Any, list[Problem]]:
     """Build the model the backend would build; on failure, its problems (field, rule in plain
-    words: what to enter, with an example, rather than pydantic's wording)."""
+    words: what to enter, with an example, rather than pydantic's wording; ``name_of`` names the
+    ids a rule mentions, e.g. an interface the form removed)."""
     try:
         return parse(data), []
     except ValidationError as exc:
         error = invalid_resource_from(exc)
         entries = error.details.get("errors", [])
         return None, [
-            Problem(str(entry["field"]), plain_validation_rule(err, str(entry["rule"])), error.code)
+            Problem(str(entry["field"]), plain_validation_rule(err, str(entry["rule"]), name_of), error.code)
             for err, entry in zip(exc.errors(), entries, strict=True)
         ]
 
@@ -85,7 +91,7 @@ _BOUNDS = {
 _REQUIRED = {"leader": "choose the leader peer", "interface": "choose the interface the device is attached to"}
 
 
-def plain_validation_rule(err: Any, fallback: str) -> str:
+def plain_validation_rule(err: Any, fallback: str, name_of: NameOf | None = None) -> str:
     """One pydantic error of the form in plain words (``fallback``: the backend's wording)."""
     typ: str = err["type"]
     ctx: dict[str, Any] = err.get("ctx") or {}
@@ -110,7 +116,9 @@ def plain_validation_rule(err: Any, fallback: str) -> str:
     if fallback.endswith("only allowed when fd is true"):
         return "a data bitrate and data sample point are only allowed with FD: tick FD or clear them"
     if field == "interface" and fallback.startswith("must be one of the peer's interfaces"):
-        return "choose one of this peer's interfaces (the one it was attached to is gone)"
+        gone = name_of(str(err.get("input"))) if name_of is not None else None
+        was = f"interface {gone} was removed" if gone else "the one it was attached to is gone"
+        return f"choose one of this peer's interfaces ({was})"
     return without_ids(fallback)
 
 

@@ -191,6 +191,7 @@ class DeviceRow(TableRow):
         self.interface_combo.setPlaceholderText("Choose…")
         self.tags = line_edit("tag, another tag")
         self.interface_id: str | None = None
+        self.interface_name = ""
         if device is not None:
             self.name_edit.setText(device.name)
             self.description.setText(device.description)
@@ -204,7 +205,11 @@ class DeviceRow(TableRow):
         self.interface_combo.currentIndexChanged.connect(self._interface_chosen)
 
     def set_interfaces(self, interfaces: Sequence[tuple[str, str]]) -> None:
-        set_choices(self.interface_combo, interfaces, self.interface_id, "(removed interface)")
+        for label, value in interfaces:
+            if value == self.interface_id and not label.startswith("("):
+                self.interface_name = label  # remembered: named when the interface is removed
+        gone = f"(removed interface {self.interface_name})" if self.interface_name else "(removed interface)"
+        set_choices(self.interface_combo, interfaces, self.interface_id, gone)
 
     def _interface_chosen(self, *_: object) -> None:
         self.interface_id = self.interface_combo.currentData()

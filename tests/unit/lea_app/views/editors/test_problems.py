@@ -114,6 +114,8 @@ def test_a_device_on_a_removed_interface_is_named_not_its_id() -> None:
     _, problems = validation_problems(PeerDescriptor.model_validate, data)
     assert [p.field for p in problems] == ["devices[0].interface"]
     assert gone not in problems[0].rule and "choose one of this peer's interfaces" in problems[0].rule
+    _, problems = validation_problems(PeerDescriptor.model_validate, data, {gone: "eth9"}.get)
+    assert problems[0].rule == "choose one of this peer's interfaces (interface eth9 was removed)"
     taken = DeviceIdTaken(f"device id {gone} ('ecu-1') already belongs to peer 'bench-02'", device=gone)
     assert refusal_problems(taken)[0].rule == "device 'ecu-1' already belongs to peer 'bench-02'"
 
