@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from typing import Any
+from uuid import UUID
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
 
@@ -39,16 +40,22 @@ def _own_name(resource: object) -> object:
     return getattr(resource, "name", None) if named else None
 
 
-def resource_label(store: Store | None, event: Event) -> str:
+def resource_label(store: Store | None, event: Event, known: dict[UUID, str] | None = None) -> str:
+    """The resource's name: its own, its owner's (volatile states and deployments carry the id of
+    the peer or cluster they describe), the one it had when deleted, or one ``known`` from other
+    events; its id only when none is known."""
     resource = event.resource
     name = _own_name(resource)
     if name is None and store is not None:
-        # Volatile states carry the id of the peer or cluster they describe.
         for kind in (ResourceKind.PEER, ResourceKind.CLUSTER):
             owner = store.get(kind, event.id)
             if owner is not None:
                 name = getattr(owner, "name", None)
                 break
+        else:
+            name = store.deleted_name(event.id)
+    if name is None and known is not None:
+        name = known.get(event.id)
     return str(name) if name else str(event.id)
 
 
@@ -86,7 +93,8 @@ class EventTableModel(QAbstractTableModel):
     def set_events(self, events: list[Event]) -> None:
         self.beginResetModel()
         self._events = list(events)
-        self._labels = [resource_label(self.store, e) for e in self._events]
+        known = {e.id: str(n) for e in self._events if (n := _own_name(e.resource)) is not None}
+        self._labels = [resource_label(self.store, e, known) for e in self._events]
         self._cells = [None] * len(self._events)
         self.endResetModel()
 

@@ -320,8 +320,17 @@ def test_live_event_log_names_the_resource_as_it_arrived(fleet: Fleet, holder: Q
     stranger = uuid.uuid4()
     fleet.feed.put(ClusterDeployment(id=stranger))
     model.flush()
-    assert model.index(0, RESOURCE).data() == str(stranger)
+    assert model.index(0, RESOURCE).data() == str(stranger)  # nothing knows its name
     assert model.index(0, CHANGE).data() == "Deployed"
+    gone = fleet.peers[2]
+    fleet.feed.delete(gone)
+    model.flush()
+    assert (model.index(0, CHANGE).data(), model.index(0, RESOURCE).data()) == ("Peer deleted", gone.name)
+    history = EventTableModel(fleet.store, holder)
+    deleted = model.event_at(0)
+    assert deleted is not None
+    history.set_events([deleted])
+    assert history.index(0, RESOURCE).data() == gone.name  # the store remembers the names of deletes
 
 
 def test_the_live_log_filters_inside_the_model_and_keeps_stored_changes_through_a_flood(
