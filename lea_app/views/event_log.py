@@ -38,7 +38,7 @@ from lea_app.models.event_text import (
     names_from,
     utc_time,
 )
-from lea_app.models.events import RESOURCE, EventTableModel, LiveEventLogModel, resource_label
+from lea_app.models.events import CHANGE, RESOURCE, EventTableModel, LiveEventLogModel, resource_label
 from lea_app.views.tables import setup_table_view
 from resources.events import Event
 from resources.kinds import PERSISTED_KINDS, ResourceKind
@@ -51,11 +51,14 @@ ALL = "__all__"
 TYPING_MS = 150
 
 
-def _table(model: EventTableModel, name: str) -> QTableView:
+def _table(model: EventTableModel, name: str, stretch: int = RESOURCE) -> QTableView:
     view = QTableView()
     view.setModel(model)
     view.setAccessibleName(name)
     setup_table_view(view, WIDTHS)
+    header = view.horizontalHeader()
+    header.setStretchLastSection(False)  # the spare width goes to the names, not the revision
+    header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
     return view
 
 
@@ -141,7 +144,7 @@ class EventLogPage(QWidget):
         self.history_title.setWordWrap(True)
         history_layout.addWidget(self.history_title)
         self.history = EventTableModel(controller.store, self)
-        self.history_table = _table(self.history, "Resource history")
+        self.history_table = _table(self.history, "Resource history", stretch=CHANGE)
         self.history_table.hideColumn(RESOURCE)  # one resource: its name is in the title
         self.history_table.selectionModel().selectionChanged.connect(lambda *_: self._history_selected())
         history_layout.addWidget(self.history_table, 1)
