@@ -22,6 +22,7 @@ from lea_app.connection.base import Connection, ConnectionLost
 from lea_app.connection.child import ChildConnection
 from lea_app.connection.process import BackendProcess, ChildOptions
 from lea_app.controller import Controller
+from lea_app.models.wording import for_dialog
 from lea_app.views.app_icon import app_icon
 from lea_app.views.main_window import MainWindow
 from resources.app import APP_NAME, default_config_dir
@@ -112,7 +113,7 @@ async def open_connection(options: Options, spawned: ChildConnection | None = No
 
 async def show_fatal(title: str, text: str) -> None:
     """A critical message that does not block the loop (qasync keeps running while it is open)."""
-    box = QMessageBox(QMessageBox.Icon.Critical, title, text)
+    box = QMessageBox(QMessageBox.Icon.Critical, title, for_dialog(text))
     done = asyncio.get_running_loop().create_future()
     box.finished.connect(lambda *_: None if done.done() else done.set_result(None))
     box.open()

@@ -9,6 +9,7 @@ from importlib.metadata import version
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from lea_app.models.wording import for_dialog
 from lea_app.sync.store import Store
 from lea_app.views.app_icon import app_icon
 from resources import rules
@@ -22,13 +23,13 @@ def peer_delete_blockers(store: Store, peer: PeerDescriptor) -> str | None:
     error = rules.peer_in_use(store, peer.id)
     if error is None:
         return None
-    return f"{error.message}. Remove it from those clusters (or delete them) first."
+    return f"{for_dialog(error.message)} Remove it from those clusters (or delete them) first."
 
 
 def cluster_delete_blockers(store: Store, cluster: ClusterDescriptor) -> str | None:
     """What the backend would refuse the delete with (``resources.rules.cluster_deployed``)."""
     error = rules.cluster_deployed(store, cluster.id, "deleted")
-    return f"{error.message}." if error is not None else None
+    return for_dialog(error.message) if error is not None else None
 
 
 def confirm_delete(

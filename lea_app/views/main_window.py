@@ -206,9 +206,9 @@ class MainWindow(QMainWindow):
         return page if isinstance(page, TablePage) else None
 
     def _focus_filter(self) -> None:
-        page = self.current_table_page()
-        if page is not None:
-            page.focus_filter()
+        focus = getattr(self.stack.currentWidget(), "focus_filter", None)  # table pages and the event log
+        if focus is not None:
+            focus()
 
     def _new_on_page(self) -> None:
         if self.stack.currentWidget() is self.clusters:
@@ -345,7 +345,7 @@ class MainWindow(QMainWindow):
 
     def show_history(self, kind: ResourceKind, id: UUID, name: str) -> None:
         self.show_page(self.pages.index(self.event_log))
-        self.event_log.load_history(kind, id, name)
+        self.event_log.show_history(kind, id, name)
 
     def go_to_cluster(self, cluster_id: UUID) -> None:
         self.show_page(self.pages.index(self.clusters))

@@ -192,7 +192,7 @@ def test_the_window_opens_what_the_pages_ask_for(qtbot: QtBot, lea: Lea) -> None
     window.peers.delete_requested.emit(peer.id)
     box = window.dialogs[-1]
     assert isinstance(box, QMessageBox)
-    assert box.text().startswith(f"peer '{peer.name}' cannot be deleted: it is used by")  # the backend's words
+    assert box.text().startswith(f"Peer '{peer.name}' cannot be deleted: it is used by")  # the backend's words
     box.close()
 
     window.clusters.history_requested.emit(ResourceKind.CLUSTER, cluster.id, cluster.name)

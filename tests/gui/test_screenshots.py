@@ -14,6 +14,7 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 from pytestqt.qtbot import QtBot
 
@@ -367,3 +368,74 @@ def test_screenshot_window_at_150_percent(tmp_path: Path) -> None:
     image = QImage(str(path))
     assert image.width() == 1366 or image.width() >= 1300  # grabbed at the device pixel ratio
     assert distinct_colours(image) > 20 and result["scale"] == 1.5
+def test_screenshot_history_event_log_and_editors(
+    qtbot: QtBot, aloop: asyncio.AbstractEventLoop, tmp_path: Path
+) -> None:
+    """A cluster's history after a deploy and an undeploy; the event log filtered, with a change's
+    fields before and after; the editors as they open and after some input."""
+    data_dir = tmp_path / "demo"
+    connection = run(qtbot, ChildConnection.open(child_options(data_dir, demo=True, demo_delay_scale=0.05)))
+    controller = Controller()
+    window = MainWindow(controller, settings(), data_dir=str(data_dir), demo=True)
+    qtbot.addWidget(window)
+    window.resize(1280, 780)
+    window.show()
+    out = screenshot_dir()
+    try:
+        run(qtbot, controller.start(connection))
+        qtbot.waitUntil(lambda: controller.live and len(controller.store.all(ResourceKind.PEER)) == 6, timeout=10_000)
+        store = controller.store
+        clusters = {c.name: c for c in store.all(ResourceKind.CLUSTER).values() if isinstance(c, ClusterDescriptor)}
+        telematics = clusters["demo-telematics"]
+        run(qtbot, connection.store_cluster_deployment(telematics.id))
+        qtbot.waitUntil(lambda: isinstance(state_of(controller, telematics.id), Deployed), timeout=30_000)
+        run(qtbot, connection.delete_cluster_deployment(telematics.id))
+        peers = {p.name: p for p in store.all(ResourceKind.PEER).values() if isinstance(p, PeerDescriptor)}
+        hil = peers["demo-hil-01"]
+        result = run(qtbot, connection.store_peer_descriptor(hil.model_copy(update={"location": "Lab B, rack 4"})))
+        qtbot.waitUntil(lambda: (controller.engine.revision or 0) >= result.revision, timeout=10_000)
+        log = window.event_log
+        # The event log, filtered to peers, with the change of the selected event.
+        window.show_page(PAGES.index("event-log"))
+        log.kind_combo.setCurrentIndex(log.kind_combo.findText("Peers"))
+        log.filter.setText("hil-01")
+        qtbot.waitUntil(lambda: log.live.event_filter.text == "hil-01", timeout=2_000)
+        log.live_table.selectRow(0)
+        qtbot.waitUntil(lambda: bool(log.change.changes) and log.history.rowCount() > 0, timeout=10_000)
+        qtbot.wait(200)
+        save(window, out / "event-log-filtered.png")
+        # A cluster's history: created, deployed, undeployed, with who and when.
+        log.filter.clear()
+        log.kind_combo.setCurrentIndex(0)  # applies the cleared text too
+        window.show_history(ResourceKind.CLUSTER, telematics.id, telematics.name)
+        qtbot.waitUntil(lambda: "undeployed by" in log.history_title.text(), timeout=10_000)
+        log.history_table.selectRow(0)
+        qtbot.wait(200)
+        save(window, out / "cluster-history.png")
+        # The editors as they open (no errors yet) and after some input.
+        cluster_editor = window.open_cluster_editor(None)
+        peer_editor = window.open_peer_editor(None)
+        assert cluster_editor is not None and peer_editor is not None
+        for editor, name in ((cluster_editor, "cluster-editor-new"), (peer_editor, "peer-editor-new")):
+            editor.resize(900, 640)
+            qtbot.wait(200)
+            save(editor, out / f"{name}.png")
+        cluster_editor.name_edit.setText("hil loop")  # type: ignore[attr-defined]
+        picker = cluster_editor.picker  # type: ignore[attr-defined]
+        picker.filter.setText("hil")
+        first = picker.item_for("demo-hil-01", next(iter(sorted(d.name for d in hil.devices))))
+        assert first is not None
+        first.setCheckState(0, Qt.CheckState.Checked)
+        peer_editor.name_edit.setText("bench-12")  # type: ignore[attr-defined]
+        row = peer_editor.interfaces.add_row()  # type: ignore[attr-defined]
+        row.name_edit.setText("can0")
+        row.type_combo.setCurrentIndex(row.type_combo.findData("can"))
+        row.bitrate.setText("500k")
+        row.sample_point.setText("0.875")
+        for editor, name in ((cluster_editor, "cluster-editor-input"), (peer_editor, "peer-editor-input")):
+            qtbot.wait(200)
+            save(editor, out / f"{name}.png")
+            editor.discard()  # type: ignore[attr-defined]
+    finally:
+        window.close()
+        run(qtbot, controller.close())
