@@ -43,6 +43,7 @@ from lea_app.views.editors.base import ResourceEditor
 from lea_app.views.editors.cluster import ClusterEditor
 from lea_app.views.editors.peer import PeerEditor
 from lea_app.views.event_log import EventLogPage
+from lea_app.views.focus import install_focus_ring
 from lea_app.views.message_bar import MessageBar
 from lea_app.views.pages import ClustersPage, DeploymentsPage, PeersPage, TablePage, undeploy_refusal
 from resources.cluster import ClusterDescriptor
@@ -70,6 +71,7 @@ class MainWindow(QMainWindow):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
+        install_focus_ring()
         self.controller = controller
         self.settings = settings
         self.data_dir = data_dir

@@ -125,6 +125,14 @@ class TablePage(QWidget):
         layout.addLayout(top)
         self.actions_row = QHBoxLayout()
         layout.addLayout(self.actions_row)
+        # The selection follows its resource through filtering and re-sorting, or clears; never
+        # another row Qt picks when the selected one goes (the commands would act on that one).
+        # Connected before the view's own handlers (setModel), which move the selection.
+        self._kept: UUID | None = None
+        self._model_moving = False
+        for about_to in (model.rowsAboutToBeRemoved, model.rowsAboutToBeInserted):
+            about_to.connect(self._model_moves)
+        model.modelAboutToBeReset.connect(self._model_moves)
         self.table = QTableView()
         self.table.setAccessibleName(f"{self.title} table")
         configure_table(self.table, model)
@@ -132,13 +140,6 @@ class TablePage(QWidget):
         self.table.customContextMenuRequested.connect(self._show_context_menu)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self.table.doubleClicked.connect(self._double_clicked)
-        # The selection follows its resource through filtering and re-sorting, or clears; never
-        # another row Qt picks when the selected one goes (the commands would act on that one).
-        self._kept: UUID | None = None
-        self._model_moving = False
-        for about_to in (model.rowsAboutToBeRemoved, model.rowsAboutToBeInserted):
-            about_to.connect(self._model_moves)
-        model.modelAboutToBeReset.connect(self._model_moves)
         model.flushed.connect(self._model_moved)
         layout.addWidget(self.table, 1)
         self.empty_hint = QLabel()
@@ -200,6 +201,11 @@ class TablePage(QWidget):
         shown = refusal if refusal is not None else self._tips[key]
         action.setToolTip(shown)
         action.setStatusTip(shown)
+
+    def show_command(self, key: str, visible: bool) -> None:
+        """Show or hide a command: its action (menus, shortcut) and its button alike."""
+        self.commands[key].setVisible(visible)
+        self.buttons[key].setVisible(visible)
 
     def finish_actions(self) -> None:
         self.actions_row.addStretch(1)
@@ -386,8 +392,7 @@ class PeersPage(TablePage):
         ))
         self.set_command("configuration", selected)
         demo_controls = controller.connected and controller.connection.demo_controls
-        online = self.commands["online"]
-        online.setVisible(demo_controls and is_demo)
+        self.show_command("online", demo_controls and is_demo)
         if row is not None and is_demo:
             self.set_command(
                 "online", controller.write_refusal("switching a demo bench"),
