@@ -14,7 +14,7 @@ from uuid import UUID
 import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QApplication, QMessageBox, QToolButton
+from PySide6.QtWidgets import QApplication, QMenu, QMessageBox, QToolButton
 from pytestqt.qtbot import QtBot
 
 from lea_app.connection.base import Identity
@@ -27,7 +27,7 @@ from resources.peer import PeerDescriptor
 from resources.state import Deployed
 from tests.helpers.clusters_page import box_button, cluster_row, undeploy_confirmation
 from tests.helpers.factories import make_peer
-from tests.helpers.qt import Lea, run
+from tests.helpers.qt import Lea, flushed, run
 
 PEERS, CLUSTERS, DEPLOYMENTS = 1, 2, 3
 FREE = "demo-telematics"  # not deployed, its peers free
@@ -117,7 +117,7 @@ def test_peer_commands_per_role_and_state(qtbot: QtBot, lea: Lea, role: str) -> 
     window, page = lea.window, lea.window.peers
     spare = make_peer("spare-bench")  # a real bench, in no cluster
     run(qtbot, lea.controller.connection.store_peer_descriptor(spare, expected_version=None))
-    qtbot.waitUntil(lambda: page.model.row_of(spare.id) is not None or bool(page.model.flush()), timeout=10_000)
+    qtbot.waitUntil(lambda: flushed(page.model).row_of(spare.id) is not None, timeout=10_000)
     window.show_page(PEERS)
     act_as(lea, role)
     writer = role in WRITERS
@@ -165,7 +165,9 @@ def test_deployment_commands_per_role_and_state(qtbot: QtBot, lea: Lea, role: st
 
 def test_the_menus_hold_the_pages_own_actions(qtbot: QtBot, lea: Lea) -> None:
     window = lea.window
-    file_actions = window.menuBar().actions()[0].menu().actions()
+    file_menu = window.menuBar().actions()[0].menu()
+    assert isinstance(file_menu, QMenu)
+    file_actions = file_menu.actions()
     assert window.peers.commands["new"] in file_actions and window.clusters.commands["new"] in file_actions
     for index, page in ((PEERS, window.peers), (CLUSTERS, window.clusters), (DEPLOYMENTS, window.deployments)):
         window.show_page(index)
@@ -176,32 +178,30 @@ def test_the_menus_hold_the_pages_own_actions(qtbot: QtBot, lea: Lea) -> None:
 
 
 # -- shortcuts have their button's enablement ----------------------------------------------
-def test_ctrl_d_on_a_deployed_cluster_does_nothing(
-    qtbot: QtBot, lea: Lea, requests: list[tuple[str, UUID]]
-) -> None:
+def test_ctrl_d_on_a_deployed_cluster_does_nothing(qtbot: QtBot, lea: Lea, monkeypatch: pytest.MonkeyPatch) -> None:
     window = lea.window
     window.show_page(CLUSTERS)
-    version = None
-    id = select_cluster(window, FREE)
-    qtbot.keyClick(window.clusters.table, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
-    assert requests == [("deploy", id)]  # enabled: the shortcut deploys
-
-    requests.clear()
-    lea.controller.deploy = type(lea.controller).deploy.__get__(lea.controller)  # type: ignore[method-assign]
-    deploy_and_wait(qtbot, lea, DEPLOYED)
-    deployed = select_cluster(window, DEPLOYED)
+    deployed = deploy_and_wait(qtbot, lea, DEPLOYED)
     stored = lea.controller.store.get(ResourceKind.CLUSTER_DEPLOYMENT, deployed)
     assert stored is not None
     version = stored.version
+    asked: list[UUID] = []
+    monkeypatch.setattr(lea.controller, "deploy", lambda id, name: asked.append(id))
+
+    free = select_cluster(window, FREE)
+    qtbot.keyClick(window.clusters.table, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
+    assert asked == [free]  # enabled: the shortcut deploys
+    asked.clear()
+
+    select_cluster(window, DEPLOYED)
     assert not window.clusters.commands["deploy"].isEnabled()
-    lea.controller.deploy = lambda id, name: requests.append(("deploy", id))  # type: ignore[method-assign]
     qtbot.keyClick(window.clusters.table, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
     window.clusters.commands["deploy"].trigger()  # the menu item: the same action
     window.clusters.deploy()  # even a direct call: the store says deployed
     select_cluster(window, TAKEN)
     qtbot.keyClick(window.clusters.table, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
     qtbot.wait(100)
-    assert requests == []
+    assert asked == []
     stored = lea.controller.store.get(ResourceKind.CLUSTER_DEPLOYMENT, deployed)
     assert stored is not None and stored.version == version
 
@@ -274,18 +274,19 @@ def test_undeploy_asks_naming_the_cluster_and_its_benches(qtbot: QtBot, lea: Lea
 
 
 def test_undeploy_from_the_deployments_page_asks_too(
-    qtbot: QtBot, lea: Lea, requests: list[tuple[str, UUID]]
+    qtbot: QtBot, lea: Lea, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     window = lea.window
-    lea.controller.deploy = type(lea.controller).deploy.__get__(lea.controller)  # type: ignore[method-assign]
     id = deploy_and_wait(qtbot, lea, DEPLOYED)
+    asked: list[UUID] = []
+    monkeypatch.setattr(lea.controller, "undeploy", lambda id, name: asked.append(id))
     window.show_page(DEPLOYMENTS)
     window.deployments.select(id)
     qtbot.mouseClick(window.deployments.buttons["undeploy"], Qt.MouseButton.LeftButton)
     box = undeploy_confirmation(window)
-    assert requests == []
+    assert asked == []
     qtbot.mouseClick(box_button(box, "Undeploy"), Qt.MouseButton.LeftButton)
-    assert requests == [("undeploy", id)]
+    assert asked == [id]
 
 
 # -- selection under filtering -------------------------------------------------------------
