@@ -168,6 +168,7 @@ class TablePage(QWidget):
         has the focus (Enter, Delete), else while the page is shown. ``row``: it acts on the selected
         row (and is in the row's context menu)."""
         action = QAction(text, self)
+        action.setIconText(text)  # a tool button shows the icon text, which Qt derives without the "…"
         action.setObjectName(key)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
@@ -193,8 +194,9 @@ class TablePage(QWidget):
     def set_command(self, key: str, refusal: str | None, *, text: str | None = None, tip: str | None = None) -> None:
         """Enable a command, or disable it saying why (``refusal``) in its tooltip and status tip."""
         action = self.commands[key]
-        if text is not None:
+        if text is not None and text != action.text():
             action.setText(text)
+            action.setIconText(text)
         if tip is not None:
             self._tips[key] = tip
         action.setEnabled(refusal is None)
