@@ -469,10 +469,10 @@ class ClustersPage(TablePage):
         controller = self.controller
         writable = controller.can_write
         self.set_command("new", controller.write_refusal("creating a cluster"))
+        editable = writable and not (row is not None and row.deployed)  # a deployed cluster is read-only
         self.set_command(
-            "edit", selected, text="Edit…" if writable and row is not None and not row.deployed else "View…",
-            tip="Edit the selected cluster (Enter)" if writable and row is not None and not row.deployed
-            else "Show the selected cluster, read-only (Enter)",
+            "edit", selected, text="Edit…" if editable else "View…",
+            tip="Edit the selected cluster (Enter)" if editable else "Show the selected cluster, read-only (Enter)",
         )
         deployed = rules.cluster_deployed(controller.store, id, "deleted") if id is not None else None
         self.set_command("delete", first_reason(
