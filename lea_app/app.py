@@ -24,6 +24,7 @@ from lea_app.connection.process import BackendProcess, ChildOptions
 from lea_app.controller import Controller
 from lea_app.models.wording import for_dialog
 from lea_app.views.app_icon import app_icon
+from lea_app.views.connect_dialog import ConnectDialog, ConnectionChoice
 from lea_app.views.main_window import MainWindow
 from resources.app import APP_NAME, default_config_dir
 from resources.errors import LeaError
@@ -139,16 +140,23 @@ async def run_window(options: Options, window_ready: asyncio.Future[MainWindow] 
     closed = asyncio.Event()
     window.closed.connect(closed.set)
     window.switch_backend = lambda choice: asyncio.ensure_future(switch_backend(window, controller, options, choice))
+    connection: Connection | None
     try:
         connection = await open_connection(options, spawned)
     except (LeaError, ConnectionLost) as exc:
-        message = exc.message if isinstance(exc, LeaError) else str(exc)
+        message = error_text(exc)
         log.error("cannot open the backend: %s", message)
-        window.hide()
-        locked = isinstance(exc, LeaError) and exc.code == "data_dir_locked"
-        await show_fatal("LEA is already running" if locked else "LEA cannot start", message)
-        window.close()
-        return 1
+        if options.connect is not None:
+            # A wrong address or token: the connect dialog, with the error, offers a way forward.
+            connection = await connect_interactively(window, options, message)
+        else:
+            window.hide()
+            locked = isinstance(exc, LeaError) and exc.code == "data_dir_locked"
+            await show_fatal("LEA is already running" if locked else "LEA cannot start", message)
+            connection = None
+        if connection is None:
+            window.force_close()
+            return 1
     await controller.start(connection)
     if window_ready is not None:
         window_ready.set_result(window)
@@ -157,11 +165,58 @@ async def run_window(options: Options, window_ready: asyncio.Future[MainWindow] 
     return 0
 
 
+def error_text(exc: LeaError | ConnectionLost) -> str:
+    return exc.message if isinstance(exc, LeaError) else str(exc)
+
+
+async def ask_connection(dialog: ConnectDialog) -> ConnectionChoice | None:
+    """Show ``dialog`` without blocking the loop; the choice, or None when it was cancelled."""
+    done: asyncio.Future[ConnectionChoice | None] = asyncio.get_running_loop().create_future()
+    dialog.finished.connect(lambda *_: None if done.done() else done.set_result(dialog.choice))
+    dialog.open()
+    return await done
+
+
+async def connect_interactively(window: MainWindow, options: Options, error: str) -> Connection | None:
+    """The connect dialog showing why the start-up connection failed, until a backend answers or
+    the user cancels (None)."""
+    url, token = options.connect or "", options.token or ""
+    while True:
+        dialog = ConnectDialog(url, window, token=token)
+        dialog.show_error(f"Could not connect: {error}")
+        window.connect_dialog = dialog
+        choice = await ask_connection(dialog)
+        dialog.deleteLater()
+        if choice is None:
+            return None
+        try:
+            connection = await open_connection(choice_options(options, choice))
+        except (LeaError, ConnectionLost) as exc:
+            error, url, token = error_text(exc), choice.url, choice.token
+            log.info("cannot connect to %s: %s", choice.url or "the embedded backend", error)
+            continue
+        remember_token(window, choice)
+        if choice.remote:
+            window.data_dir = "(on the server)"
+        return connection
+
+
+def choice_options(options: Options, choice: ConnectionChoice) -> Options:
+    return Options(options.data_dir, options.demo, options.demo_delay_scale, choice.url or None, choice.token)
+
+
+def remember_token(window: MainWindow, choice: ConnectionChoice) -> None:
+    from lea_app.credentials import save_token
+
+    if choice.remote and choice.remember and choice.token and not save_token(choice.url, choice.token):
+        window.show_message("warning", "The token could not be saved in a keyring; it is used for this session only.")
+
+
 def close_on_signals(window: MainWindow) -> None:
     """Ctrl+C or SIGTERM closes the window, so the backend's child process shuts down cleanly (final
     checkpoint) before LEA exits."""
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: QTimer.singleShot(0, window.close))
+        signal.signal(sig, lambda *_: QTimer.singleShot(0, window.force_close))
     # Python runs signal handlers only between bytecodes; a idle timer gives it the chance.
     ticker = QTimer(window)
     ticker.timeout.connect(lambda: None)
@@ -170,16 +225,12 @@ def close_on_signals(window: MainWindow) -> None:
 
 async def switch_backend(window: MainWindow, controller: Controller, options: Options, choice: Any) -> None:
     """Connect the running window to another backend chosen in the connection dialog."""
-    from lea_app.credentials import save_token
-
-    target = Options(options.data_dir, options.demo, options.demo_delay_scale, choice.url or None, choice.token)
     try:
-        connection = await open_connection(target)
+        connection = await open_connection(choice_options(options, choice))
     except (LeaError, ConnectionLost) as exc:
-        window.show_message("error", f"Could not connect: {exc.message if isinstance(exc, LeaError) else exc}")
+        window.show_message("error", f"Could not connect: {error_text(exc)}")
         return
-    if choice.remote and choice.remember and choice.token and not save_token(choice.url, choice.token):
-        window.show_message("warning", "The token could not be saved in a keyring; it is used for this session only.")
+    remember_token(window, choice)
     await controller.switch(connection)
     window.data_dir = str(options.data_dir) if not choice.remote else "(on the server)"
     window.show_message("info", f"Connected to {connection.description}")

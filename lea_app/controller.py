@@ -106,6 +106,27 @@ class Controller(QObject):
         """Managing tokens (Set up bench, revoke) is for admins, while connected and in sync."""
         return self.identity.role == "admin" and self.live
 
+    def write_refusal(self, what: str) -> str | None:
+        """Why this user cannot do ``what`` (a write, e.g. "deploying") now, as a tooltip's sentence;
+        None when they can."""
+        if not self.connected:
+            return f"Not connected to a backend: {what} waits for a connection"
+        if not self.identity.can_write:
+            return (
+                f"Read-only: {what} needs an editor or admin token; "
+                f"{self.identity.name or 'this token'} is a {self.identity.role}"
+            )
+        if not self.live:
+            return f"Read-only until LEA is in sync with the backend again: {what} waits for it"
+        return None
+
+    def admin_refusal(self, what: str) -> str | None:
+        """Why this user cannot do ``what`` (an admin's write, e.g. creating a token) now; None when they can."""
+        refusal = self.write_refusal(what)
+        if refusal is None and self.identity.role != "admin":
+            return f"{what[:1].upper()}{what[1:]} needs an admin token; {self.identity.name} is an {self.identity.role}"
+        return refusal
+
     def run(
         self,
         make: Callable[[], Awaitable[T]],

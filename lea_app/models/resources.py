@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject
 from PySide6.QtGui import QBrush, QColor
 
 from lea_app.models.can_text import can_capability, can_capability_tooltip
@@ -358,10 +358,6 @@ def _state_tooltip(status: ClusterStatus, waiting_for: tuple[str, ...]) -> str:
 
 
 class ClustersModel(ResourceTableModel[ClusterRow]):
-    #: The user clicked a cluster's Deploy toggle: (cluster id, deploy). The row changes only when
-    #: the backend's event arrives.
-    deploy_toggled = Signal(object, bool)
-
     columns = (
         Column[ClusterRow]("Name", lambda r: r.cluster.name, width=170, min_width=110),
         Column[ClusterRow]("Leader", lambda r: r.leader, width=140),
@@ -370,8 +366,11 @@ class ClustersModel(ResourceTableModel[ClusterRow]):
             sort_key=lambda r: len(r.cluster.devices), width=110,
         ),
         Column[ClusterRow](
-            "Deploy", lambda r: "on" if r.deployed else "off", checkable=lambda r: r.deployed,
-            tooltip=lambda r: "Click to undeploy" if r.deployed else "Click to deploy", width=70,
+            # Not a checkbox: deploying goes through the Deploy and Undeploy commands (docs/decisions.md).
+            "Deploy", lambda r: "on" if r.deployed else "off",
+            tooltip=lambda r: "Deployment requested (Undeploy: Ctrl+U)" if r.deployed
+            else "Not deployed (Deploy: Ctrl+D)",
+            width=70,
         ),
         Column[ClusterRow](
             "State", lambda r: status_text(r.status), foreground=lambda r: status_brush(r.status),
@@ -397,9 +396,6 @@ class ClustersModel(ResourceTableModel[ClusterRow]):
 
     def candidate_ids(self) -> Iterable[UUID]:
         return self.store.all(ResourceKind.CLUSTER).keys()
-
-    def checked(self, id: UUID, checked: bool) -> None:
-        self.deploy_toggled.emit(id, checked)
 
     def affected_ids(self, change: StoreChange) -> set[UUID] | None:
         if change.kind in (ResourceKind.CLUSTER, ResourceKind.CLUSTER_STATE, ResourceKind.CLUSTER_DEPLOYMENT):

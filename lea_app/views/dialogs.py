@@ -15,6 +15,7 @@ from lea_app.views.app_icon import app_icon
 from resources import rules
 from resources.app import APP_NAME
 from resources.cluster import ClusterDescriptor
+from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
 
 
@@ -51,6 +52,37 @@ def confirm_delete(
         box.addButton(QMessageBox.StandardButton.Cancel)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         box.buttonClicked.connect(lambda button: on_confirm() if button is delete else None)
+    box.open()
+    return box
+
+
+def cluster_benches(store: Store, cluster: ClusterDescriptor) -> list[str]:
+    """The names of the cluster's benches, the leader first and marked, then the others by name."""
+    names = []
+    for peer_id in store.members(cluster.id):
+        peer = store.get(ResourceKind.PEER, peer_id)
+        name = peer.name if isinstance(peer, PeerDescriptor) else str(peer_id)[:8]
+        leader = peer_id == cluster.leader
+        names.append((not leader, name.casefold(), f"{name} (leader)" if leader else name))
+    return [shown for *_, shown in sorted(names)]
+
+
+def confirm_undeploy(parent: QWidget, name: str, benches: list[str], on_confirm: Callable[[], None]) -> QMessageBox:
+    """A non-modal confirmation naming the cluster and the benches its configuration is removed from."""
+    box = QMessageBox(parent)
+    box.setObjectName("undeployConfirmation")
+    box.setWindowTitle("Undeploy cluster")
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setText(f"Undeploy cluster '{name}'?")
+    count = f"{len(benches)} bench{'es' if len(benches) != 1 else ''}"
+    box.setInformativeText(
+        f"Its configuration is removed from its {count}: {', '.join(benches)}. Tests running on them lose "
+        "the cluster's network. An offline bench is cleaned up when it reconnects."
+    )
+    undeploy = box.addButton("Undeploy", QMessageBox.ButtonRole.DestructiveRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    box.buttonClicked.connect(lambda button: on_confirm() if button is undeploy else None)
     box.open()
     return box
 

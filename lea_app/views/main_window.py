@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidgetItem,
     QMainWindow,
+    QMessageBox,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -30,9 +31,11 @@ from lea_app.views.configuration_dialog import PeerConfigurationDialog
 from lea_app.views.connect_dialog import ConnectDialog, ConnectionChoice
 from lea_app.views.dashboard import DashboardPage
 from lea_app.views.dialogs import (
+    cluster_benches,
     cluster_delete_blockers,
     cluster_summary,
     confirm_delete,
+    confirm_undeploy,
     peer_delete_blockers,
     show_about,
 )
@@ -40,10 +43,11 @@ from lea_app.views.editors.base import ResourceEditor
 from lea_app.views.editors.cluster import ClusterEditor
 from lea_app.views.editors.peer import PeerEditor
 from lea_app.views.event_log import EventLogPage
+from lea_app.views.focus import install_focus_ring
 from lea_app.views.message_bar import MessageBar
 from lea_app.views.navigation import Navigation
 from lea_app.views.notifications import DeploymentNews, DesktopNotifier
-from lea_app.views.pages import ClustersPage, DeploymentsPage, PeersPage, TablePage
+from lea_app.views.pages import ClustersPage, DeploymentsPage, PeersPage, TablePage, undeploy_refusal
 from resources.cluster import ClusterDescriptor
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
@@ -78,6 +82,7 @@ class MainWindow(QMainWindow):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
+        install_focus_ring()
         self.controller = controller
         self.settings = settings
         self.data_dir = data_dir
@@ -92,6 +97,11 @@ class MainWindow(QMainWindow):
         self.dialogs: list[QWidget] = []
         #: Open Set up bench and Configuration windows, by (what, peer id).
         self.windows: dict[tuple[str, UUID], QWidget] = {}
+        #: Closing without the unsaved-editors question (after "Discard and quit", or on SIGTERM).
+        self._closing = False
+        self.quit_box: QMessageBox | None = None
+        #: The connect dialog LEA opens when the start-up connection fails (lea_app.app).
+        self.connect_dialog: ConnectDialog | None = None
         self.setWindowTitle("LEA desktop — demo (simulated benches)" if demo else "LEA desktop")
         self.setWindowIcon(app_icon())
         self.setMinimumSize(MINIMUM_SIZE)
@@ -157,7 +167,8 @@ class MainWindow(QMainWindow):
         self.clusters.create_requested.connect(functools.partial(self.open_cluster_editor, None))
         self.clusters.edit_requested.connect(self.open_cluster_editor)
         self.clusters.delete_requested.connect(self.confirm_delete_cluster)
-        self.clusters.deploy_toggled.connect(self.toggle_deployment)
+        self.clusters.undeploy_requested.connect(self.confirm_undeploy)
+        self.deployments.undeploy_requested.connect(self.confirm_undeploy)
         for page in (self.peers, self.clusters):
             page.history_requested.connect(self.show_history)
         self.deployments.cluster_requested.connect(self.go_to_cluster)
@@ -165,30 +176,33 @@ class MainWindow(QMainWindow):
 
     # -- menus and shortcuts ---------------------------------------------------------------
     def _build_menus(self) -> None:
+        """The menus hold the pages' own commands (the QActions of their buttons), never copies."""
         file_menu = self.menuBar().addMenu("&File")
-        self._action(file_menu, "New &peer…", "Ctrl+Shift+P", lambda: self.open_peer_editor(None))
-        self._action(file_menu, "New &cluster…", "Ctrl+Shift+C", lambda: self.open_cluster_editor(None))
+        file_menu.setToolTipsVisible(True)
+        file_menu.addAction(self.peers.commands["new"])
+        file_menu.addAction(self.clusters.commands["new"])
         file_menu.addSeparator()
         self._action(file_menu, "C&onnect to…", "Ctrl+Shift+O", self.open_connect_dialog)
         file_menu.addSeparator()
-        self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        self.quit_action = self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
         go_menu = self.menuBar().addMenu("&Go")
         for i, page in enumerate(self.pages):
             self._action(go_menu, page.title, f"Ctrl+{i + 1}", functools.partial(self.show_page, i))
-        cluster_menu = self.menuBar().addMenu("&Cluster")
-        self._action(cluster_menu, "&Deploy selected", "Ctrl+D", self._deploy_selected)
-        self._action(cluster_menu, "&Undeploy selected", "Ctrl+U", self._undeploy_selected)
+        #: The shown page's commands (Deploy Ctrl+D, Undeploy Ctrl+U, Delete…): rebuilt on a page switch,
+        #: so that a shortcut only ever acts on the page in view.
+        self.page_menu = self.menuBar().addMenu("&Peer")
+        self.page_menu.setToolTipsVisible(True)
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&About LEA desktop", None, self.show_about)
         page_keys: list[tuple[Any, Any]] = [
             (QKeySequence.StandardKey.Find, self._focus_filter),
             (QKeySequence.StandardKey.New, self._new_on_page),
-            (QKeySequence.StandardKey.Delete, self._delete_on_page),
-            (Qt.Key.Key_Return, self._activate_on_page),
         ]
         for key, slot in page_keys:
             shortcut = QShortcut(QKeySequence(key), self)
             shortcut.activated.connect(slot)
+        self.stack.currentChanged.connect(self._page_shown)
+        self._page_shown(self.stack.currentIndex())
 
     def _action(self, menu: Any, text: str, shortcut: Any, slot: Any) -> QAction:
         action = QAction(text, self)
@@ -197,6 +211,18 @@ class MainWindow(QMainWindow):
         action.triggered.connect(slot)
         menu.addAction(action)
         return action
+
+    def _page_shown(self, index: int) -> None:
+        page = self.stack.widget(index)
+        menu = self.page_menu
+        menu.clear()
+        if isinstance(page, TablePage):
+            menu.setTitle({"peer": "&Peer", "cluster": "&Cluster", "deployment": "&Deployment"}[page.noun])
+            for key, action in page.commands.items():
+                if key == "new":
+                    continue  # in the File menu
+                menu.addAction(action)
+        menu.menuAction().setVisible(isinstance(page, TablePage))
 
     def show_page(self, index: int) -> None:
         self.nav.setCurrentRow(index)
@@ -211,38 +237,9 @@ class MainWindow(QMainWindow):
             focus()
 
     def _new_on_page(self) -> None:
-        if self.stack.currentWidget() is self.clusters:
-            self.open_cluster_editor(None)
-        else:
-            self.open_peer_editor(None)
-
-    def _delete_on_page(self) -> None:
-        page = self.current_table_page()
-        if page is self.peers:
-            self.peers.delete()
-        elif page is self.clusters:
-            self.clusters.delete()
-
-    def _activate_on_page(self) -> None:
-        page = self.current_table_page()
-        if page is not None and page.table.hasFocus():
-            page.activate()
-
-    def _deploy_selected(self) -> None:
-        if self.stack.currentWidget() is self.deployments:
-            self.deployments.retry()
-        else:
-            self.show_page(self.pages.index(self.clusters))
-            if self.controller.can_write:
-                self.clusters.deploy()
-
-    def _undeploy_selected(self) -> None:
-        if self.stack.currentWidget() is self.deployments:
-            self.deployments.undeploy()
-        else:
-            self.show_page(self.pages.index(self.clusters))
-            if self.controller.can_write:
-                self.clusters.undeploy()
+        """Ctrl+N: the shown page's New… command (a new peer on a page without one), as enabled."""
+        page = self.clusters if self.stack.currentWidget() is self.clusters else self.peers
+        page.commands["new"].trigger()
 
     # -- editors and dialogs ---------------------------------------------------------------
     def _open_editor(self, key: tuple[str, UUID | None], factory: Callable[[], ResourceEditor[Any]]) -> QWidget:
@@ -299,15 +296,17 @@ class MainWindow(QMainWindow):
             view.select_parameter(parameter_id)
         return view
 
-    def toggle_deployment(self, cluster_id: UUID, deploy: bool) -> None:
-        """The Deploy toggle: request the deployment (or its removal) if this user may write now."""
+    def confirm_undeploy(self, cluster_id: UUID) -> None:
+        """Undeploy asks first, naming the cluster and the benches it is removed from."""
         cluster = self.controller.store.get(ResourceKind.CLUSTER, cluster_id)
-        if not isinstance(cluster, ClusterDescriptor) or not self.controller.can_write:
+        if not isinstance(cluster, ClusterDescriptor) or undeploy_refusal(self.controller, cluster_id) is not None:
             return
-        if deploy:
-            self.controller.deploy(cluster_id, cluster.name)
-        else:
-            self.controller.undeploy(cluster_id, cluster.name)
+
+        def undeploy() -> None:
+            if undeploy_refusal(self.controller, cluster_id) is None:  # still deployed, still allowed
+                self.controller.undeploy(cluster_id, cluster.name)
+
+        self._keep(confirm_undeploy(self, cluster.name, cluster_benches(self.controller.store, cluster), undeploy))
 
     def confirm_delete_peer(self, peer_id: UUID) -> None:
         peer = self.controller.store.get(ResourceKind.PEER, peer_id)
@@ -452,13 +451,44 @@ class MainWindow(QMainWindow):
         if not self._shown_once:  # now the frame and the screen the window is on are known
             self._shown_once = True
             self.fit_to_screen()
+    def unsaved_editors(self) -> list[ResourceEditor[Any]]:
+        return [e for e in self.editors.values() if e.isVisible() and e.is_dirty()]
+
+    def force_close(self) -> None:
+        """Close without asking about unsaved editors (SIGTERM, Ctrl+C in the terminal)."""
+        self._closing = True
+        self.close()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        unsaved = self.unsaved_editors()
+        if unsaved and not self._closing:
+            # Quit (Ctrl+Q) and the window's close button ask first, as an editor's Escape does.
+            event.ignore()
+            self._ask_before_closing(unsaved)
+            return
         self.save_settings()
         for editor in list(self.editors.values()):
-            # Quitting closes open editors without a discard prompt per editor.
             editor.discard()
         for window in list(self.windows.values()):
             window.close()
         super().closeEvent(event)
         self.closed.emit()
+
+    def _ask_before_closing(self, unsaved: list[ResourceEditor[Any]]) -> None:
+        if self.quit_box is not None and self.quit_box.isVisible():
+            self.quit_box.raise_()
+            return
+        box = QMessageBox(self)
+        box.setObjectName("quitWithUnsavedChanges")
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Unsaved changes")
+        titles = ", ".join(f"“{e.windowTitle()}”" for e in unsaved)
+        box.setText("Quit and discard your unsaved changes?" if len(unsaved) == 1
+                    else f"Quit and discard unsaved changes in {len(unsaved)} editors?")
+        box.setInformativeText(f"Not saved: {titles}.")
+        discard = box.addButton("Discard and quit", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.buttonClicked.connect(lambda button: self.force_close() if button is discard else None)
+        self.quit_box = box
+        box.open()

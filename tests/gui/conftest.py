@@ -70,5 +70,5 @@ def lea(qtbot: QtBot, aloop: asyncio.AbstractEventLoop, tmp_path: Path) -> Itera
     run(qtbot, controller.start(connection))
     qtbot.waitUntil(lambda: controller.live, timeout=10_000)
     yield Lea(controller, connection, window, data_dir)
-    window.close()
+    window.force_close()  # no question about an editor a test left unsaved
     run(qtbot, controller.close())

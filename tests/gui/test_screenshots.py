@@ -16,6 +16,7 @@ from uuid import UUID
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication, QLabel, QToolTip
 from pytestqt.qtbot import QtBot
 
 from lea_app.app import settings
@@ -39,9 +40,10 @@ from resources.peer import CanConfiguration, Device, EthernetConfiguration, Netw
 from resources.state import ClusterState, Deployed, Deploying
 from tests.helpers.agent_client import RawAgent, agent_connection, applied
 from tests.helpers.child import child_options
+from tests.helpers.clusters_page import cluster_row, undeploy_confirmation
 from tests.helpers.factories import make_cluster, make_peer
 from tests.helpers.fake_connection import FakeBackend
-from tests.helpers.qt import flushed, run
+from tests.helpers.qt import Lea, flushed, run
 
 PAGES = ("dashboard", "peers", "clusters", "deployments", "event-log")
 
@@ -296,7 +298,7 @@ def test_screenshot_every_page(
             assert distinct_colours(image) > 20, f"{name} looks blank"
     finally:
         agents.close()
-        window.close()
+        window.force_close()
         run(qtbot, controller.close())
 
 
@@ -439,3 +441,49 @@ def test_screenshot_history_event_log_and_editors(
     finally:
         window.close()
         run(qtbot, controller.close())
+
+
+def test_screenshot_undeploy_confirmation_and_row_menu(qtbot: QtBot, lea: Lea) -> None:
+    """The undeploy confirmation naming the cluster and its benches; a deployed row's context menu;
+    Deploy disabled with its reason for a cluster whose peers are taken."""
+    out = screenshot_dir()
+    window, page = lea.window, lea.window.clusters
+    window.show_page(PAGES.index("clusters"))
+    row, data = cluster_row(window, "demo-adas-loop")
+    lea.controller.deploy(data.cluster.id, data.cluster.name)
+    qtbot.waitUntil(lambda: isinstance(cluster_row(window, "demo-adas-loop")[1].status, Deployed), timeout=20_000)
+    row, _ = cluster_row(window, "demo-adas-loop")
+    page.table.selectRow(row)
+    page.buttons["undeploy"].click()
+    box = undeploy_confirmation(window)
+    box.adjustSize()
+    qtbot.wait(200)
+    save(box, out / "undeploy-confirmation.png")
+    box.reject()
+    pos = page.table.visualRect(page.model.index(row, 0)).center()
+    menu = page.context_menu_for(pos)
+    menu.adjustSize()
+    menu.show()
+    qtbot.wait(100)
+    image = menu.grab().toImage()
+    assert image.save(str(out / "cluster-row-menu.png"))
+    menu.close()
+    taken, _ = cluster_row(window, "demo-vehicle-e2e")
+    page.table.selectRow(taken)
+    qtbot.wait(100)
+    assert not page.commands["deploy"].isEnabled()
+    save(window, out / "clusters-deploy-blocked.png")
+    button = page.buttons["deploy"]
+    QToolTip.showText(button.mapToGlobal(button.rect().bottomLeft()), button.toolTip(), button)  # as hovering does
+    qtbot.waitUntil(lambda: tooltip() is not None, timeout=2_000)
+    tip = tooltip()
+    assert tip is not None and "demo-hil-01" in tip.text()
+    save(tip, out / "deploy-blocked-tooltip.png")
+    QToolTip.hideText()
+
+
+def tooltip() -> QLabel | None:
+    for widget in QApplication.topLevelWidgets():
+        if isinstance(widget, QLabel) and widget.objectName() == "qtooltip_label" and widget.isVisible():
+            return widget
+    return None
