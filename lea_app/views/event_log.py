@@ -55,10 +55,7 @@ def _table(model: EventTableModel, name: str, stretch: int = RESOURCE) -> QTable
     view = QTableView()
     view.setModel(model)
     view.setAccessibleName(name)
-    setup_table_view(view, WIDTHS)
-    header = view.horizontalHeader()
-    header.setStretchLastSection(False)  # the spare width goes to the names, not the revision
-    header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
+    setup_table_view(view, WIDTHS, stretch=stretch)  # the spare width goes to the names, not the revision
     return view
 
 

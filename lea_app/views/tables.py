@@ -23,9 +23,12 @@ def row_height(view: QWidget) -> int:
     return max(ROW_HEIGHT, view.fontMetrics().height() + 10)
 
 
-def setup_table_view(view: QTableView, widths: Sequence[int], minimums: Sequence[int] = ()) -> None:
+def setup_table_view(
+    view: QTableView, widths: Sequence[int], minimums: Sequence[int] = (), stretch: int | None = None
+) -> None:
     """Row selection, rows as high as the font needs, columns that share the viewport's width
-    (no ResizeToContents: on a live table it re-measures every row on each update)."""
+    (no ResizeToContents: on a live table it re-measures every row on each update); ``stretch``:
+    the column that takes the spare width (default: the last)."""
     view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     view.setAlternatingRowColors(True)
@@ -39,19 +42,22 @@ def setup_table_view(view: QTableView, widths: Sequence[int], minimums: Sequence
     header.setStretchLastSection(True)
     header.setHighlightSections(False)
     header.setMinimumSectionSize(40)
-    ColumnFitter(view, widths, minimums)
+    ColumnFitter(view, widths, minimums, stretch)
 
 
 class ColumnFitter(QObject):
     """Keeps a table's columns within its viewport: each column's preferred width (scaled to the
     font) while they fit, else shrunk in proportion towards what its title needs; the last column
-    takes the rest. Refitted when the viewport's width or the font changes; a column the user
-    dragged keeps its width until then."""
+    (or the ``stretch`` column) takes the rest. Refitted when the viewport's width or the font
+    changes; a column the user dragged keeps its width until then."""
 
-    def __init__(self, view: QTableView, widths: Sequence[int], minimums: Sequence[int] = ()) -> None:
+    def __init__(
+        self, view: QTableView, widths: Sequence[int], minimums: Sequence[int] = (), stretch: int | None = None
+    ) -> None:
         super().__init__(view)
         self.view = view
         self.widths = list(widths)
+        self.stretch = len(self.widths) - 1 if stretch is None else stretch
         self.minimums = [*minimums, *[0] * (len(self.widths) - len(minimums))]
         self._width = -1
         self._viewport = view.viewport()
@@ -98,14 +104,18 @@ class ColumnFitter(QObject):
         else:
             share = (available - floor) / (total - floor)
             widths = [low + int((w - low) * share) for w, low in zip(wanted, smallest, strict=True)]
-        for i, width in enumerate(widths[:-1]):  # the last one stretches over what is left
-            self.view.setColumnWidth(i, width)
+        stretch = self.stretch
+        for i, width in enumerate(widths):  # the stretch column takes what is left
+            if i != stretch:
+                self.view.setColumnWidth(i, width)
         header = self.view.horizontalHeader()
         header.setMinimumSectionSize(min(40, *widths))
-        # The last one takes what is left (set here too: the header stretches it on its next resize only).
+        last = stretch == len(widths) - 1
+        # Set here too: the header stretches it on its next resize only.
         header.setStretchLastSection(False)
-        header.resizeSection(len(widths) - 1, max(available - sum(widths[:-1]), header.minimumSectionSize()))
-        header.setStretchLastSection(True)
+        rest = available - sum(w for i, w in enumerate(widths) if i != stretch)
+        header.resizeSection(stretch, max(rest, header.minimumSectionSize()))
+        header.setStretchLastSection(last)
 
 
 def configure_table(view: QTableView, model: ResourceTableModel[Any]) -> None:
