@@ -51,10 +51,12 @@ ALL = "__all__"
 TYPING_MS = 150
 
 
-def _table(model: EventTableModel, name: str, stretch: int = RESOURCE) -> QTableView:
+def _table(model: EventTableModel, name: str, stretch: int = RESOURCE, hidden: tuple[int, ...] = ()) -> QTableView:
     view = QTableView()
     view.setModel(model)
     view.setAccessibleName(name)
+    for column in hidden:  # before the columns are fitted
+        view.hideColumn(column)
     setup_table_view(view, WIDTHS, stretch=stretch)  # the spare width goes to the names, not the revision
     return view
 
@@ -141,8 +143,8 @@ class EventLogPage(QWidget):
         self.history_title.setWordWrap(True)
         history_layout.addWidget(self.history_title)
         self.history = EventTableModel(controller.store, self)
-        self.history_table = _table(self.history, "Resource history", stretch=CHANGE)
-        self.history_table.hideColumn(RESOURCE)  # one resource: its name is in the title
+        # One resource: its name is in the title.
+        self.history_table = _table(self.history, "Resource history", stretch=CHANGE, hidden=(RESOURCE,))
         self.history_table.selectionModel().selectionChanged.connect(lambda *_: self._history_selected())
         history_layout.addWidget(self.history_table, 1)
         lower.addWidget(history_box)

@@ -96,20 +96,23 @@ class ColumnFitter(QObject):
             return
         self._width = available
         wanted, smallest = self.preferred()
+        for i in range(len(wanted)):  # a hidden column takes no room
+            if self.view.isColumnHidden(i):
+                wanted[i] = smallest[i] = 0
         total, floor = sum(wanted), sum(smallest)
         if total <= available:
             widths = wanted
         elif floor >= available:  # titles elided: each column's share of what there is
-            widths = [max(36, low * available // floor) for low in smallest]
+            widths = [max(36, low * available // floor) if low else 0 for low in smallest]
         else:
             share = (available - floor) / (total - floor)
             widths = [low + int((w - low) * share) for w, low in zip(wanted, smallest, strict=True)]
         stretch = self.stretch
         for i, width in enumerate(widths):  # the stretch column takes what is left
-            if i != stretch:
+            if i != stretch and width:
                 self.view.setColumnWidth(i, width)
         header = self.view.horizontalHeader()
-        header.setMinimumSectionSize(min(40, *widths))
+        header.setMinimumSectionSize(min(40, *(w for w in widths if w)))
         last = stretch == len(widths) - 1
         # Set here too: the header stretches it on its next resize only.
         header.setStretchLastSection(False)

@@ -380,8 +380,8 @@ def test_screenshot_history_event_log_and_editors(
     controller = Controller()
     window = MainWindow(controller, settings(), data_dir=str(data_dir), demo=True)
     qtbot.addWidget(window)
-    window.resize(1280, 780)
     window.show()
+    window.resize(1280, 780)  # after the first show, which fits the window to the (800x600 offscreen) screen
     out = screenshot_dir()
     try:
         run(qtbot, controller.start(connection))
