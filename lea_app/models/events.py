@@ -11,7 +11,7 @@ from uuid import UUID
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
 
 from lea_app.models.event_text import EventFilter, describe_change, local_time, utc_time
-from lea_app.models.table import COALESCE_MS, ID_ROLE, request_flush
+from lea_app.models.table import COALESCE_MS, ID_ROLE, STALE, request_flush
 from lea_app.sync.store import Store
 from resources.events import Event
 from resources.kinds import ResourceKind
@@ -89,6 +89,20 @@ class EventTableModel(QAbstractTableModel):
         # cells depend on the event alone and are made when a row is first shown.
         self._labels: list[str] = []
         self._cells: list[tuple[str, ...] | None] = []
+        self._stale = False
+
+    @property
+    def stale(self) -> bool:
+        return self._stale
+
+    def set_stale(self, stale: bool) -> None:
+        """Show every row greyed (not live: nothing new arrives), or live again."""
+        if stale == self._stale:
+            return
+        self._stale = stale
+        if self._events:
+            last = self.index(len(self._events) - 1, len(HEADERS) - 1)
+            self.dataChanged.emit(self.index(0, 0), last, [Qt.ItemDataRole.ForegroundRole])
 
     def set_events(self, events: list[Event]) -> None:
         self.beginResetModel()
@@ -129,6 +143,8 @@ class EventTableModel(QAbstractTableModel):
             return _tooltip(self._events[index.row()], index.column())
         if role == ID_ROLE:
             return str(self._events[index.row()].id)
+        if role == Qt.ItemDataRole.ForegroundRole and self._stale:
+            return STALE
         return None
 
 

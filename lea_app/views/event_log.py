@@ -159,6 +159,13 @@ class EventLogPage(QWidget):
         self._history_events: list[Event] = []  # oldest first
         self._changed: Event | None = None  # the event whose change is shown
         self.apply_filter()
+        # Bound method (not a lambda): PySide disconnects it when the page is deleted.
+        controller.sync_state_changed.connect(self._sync_state_changed)
+
+    def _sync_state_changed(self, state: str) -> None:
+        """Greyed while not live, as the other pages (the status bar says since when)."""
+        for model in (self.live, self.history):
+            model.set_stale(self.controller.stale)
 
     # -- the filter ------------------------------------------------------------------------
     def _filter_bar(self) -> QHBoxLayout:

@@ -188,6 +188,10 @@ def test_while_disconnected_the_data_is_greyed_and_says_as_of_when(qtbot: QtBot,
     assert controller.stale
     for model in (window.clusters.model, window.peers.model, window.deployments.model, window.dashboard.active):
         assert model.stale
+    log = window.event_log.live
+    assert log.stale and window.event_log.history.stale
+    if log.rowCount():
+        assert colour(log.data(log.index(0, 0), FOREGROUND)) == colour(STALE)
     # Not green as if live: every cell greyed, the icons too.
     assert colour(cell(window.clusters.model, hil, "State", FOREGROUND)) == colour(STALE)
     assert colour(cell(window.clusters.model, hil, "Name", FOREGROUND)) == colour(STALE)
@@ -202,7 +206,7 @@ def test_while_disconnected_the_data_is_greyed_and_says_as_of_when(qtbot: QtBot,
     gate.set()
     fake_lea.backend.subscribe_gate = None
     qtbot.waitUntil(lambda: controller.live, timeout=10_000)
-    assert not controller.stale and not window.clusters.model.stale
+    assert not controller.stale and not window.clusters.model.stale and not window.event_log.live.stale
     assert colour(cell(window.clusters.model, hil, "State", FOREGROUND)) == colour(GREEN)
     assert not window.clusters.stale_label.isVisible() and not configuration.model.stale
     assert not as_of.search(window.sync_label.text())
