@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from backend.manager import ResourcesManager
-    from backend.storage.sqlite import SqliteEventStore
+    from backend.storage.base import EventStore
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = Path(__file__).resolve().parent / "out"
@@ -107,7 +107,7 @@ def verdict(ok: bool) -> str:
 
 
 @contextmanager
-def write_path(data_dir: Path, bare: bool) -> Iterator[tuple[SqliteEventStore, ResourcesManager]]:
+def write_path(data_dir: Path, bare: bool) -> Iterator[tuple[EventStore, ResourcesManager]]:
     """The write path a benchmark measures, durability "full": a whole started Backend (operator,
     demo broker) or, ``bare``, the store and the manager alone. Closing it ends every subscription."""
     from backend import rules  # the repository is on sys.path only once this module is imported
