@@ -154,7 +154,7 @@ def redact(url: str) -> str:
 
 
 def connect_error(target: PostgresTarget, exc: Exception) -> DataDirError:
-    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+    reason = " ".join(str(exc).split()) or type(exc).__name__  # libpq's lines, on one line
     return DataDirError(f"cannot use the PostgreSQL database {target.url}: {reason}", path=target.url)
 
 
@@ -477,6 +477,21 @@ class PostgresEventStore(EventStore):
         except psycopg.Error as exc:
             return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return "ok"
+
+    def size_bytes(self) -> int:
+        """What LEA's tables take on disk, indexes and TOAST included."""
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT sum(pg_total_relation_size(to_regclass(t))) FROM unnest(%s::text[]) AS t",
+                (sorted(LEA_TABLES),),
+            ).fetchone()
+        return int(row[0] or 0) if row else 0
+
+    def __enter__(self) -> PostgresEventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         with self._lock:
