@@ -29,10 +29,11 @@ from backend.backend import Backend, os_actor
 from backend.datadir import DataDir
 from backend.documents import apply_resources, parse_document
 from backend.logs import setup_logging
+from backend.migrate import Side, migrate
 from backend.settings import load_settings
 from backend.state import State
 from backend.storage.base import CheckpointInfo, EventStore
-from backend.storage.postgres import PostgresEventStore
+from backend.storage.postgres import PostgresEventStore, PostgresTarget, is_postgres_url
 from backend.storage.sqlite import SqliteEventStore
 from backend.stores import StoreTarget, open_event_store, open_token_store, resolve_store
 from backend.tokens import Role, TokenStore, check_peer_binding
@@ -174,6 +175,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--agents-tls-key", type=Path, metavar="FILE", help="TLS private key for --agents-listen")
     serve.add_argument("--demo-delay-scale", type=_scale, default=1.0, metavar="F",
                        help="factor of the demo benches' simulated delays (default: 1; 0: instant, for benchmarks)")
+    migrate = command(
+        "migrate", cmd_migrate,
+        "copy every event, checkpoint and token into an empty store, all or nothing, then verify both",
+    )
+    migrate.add_argument("--from", dest="source", metavar="STORE",
+                         help="a data directory or postgresql://USER@HOST:PORT/DATABASE (default: --data-dir)")
+    migrate.add_argument("--to", dest="destination", metavar="STORE", required=True,
+                         help="an empty PostgreSQL database (postgresql://...) or a data directory without lea.db")
+    migrate.add_argument("--from-password-file", type=Path, metavar="FILE",
+                         help="the password of a PostgreSQL --from (else PGPASSWORD or ~/.pgpass)")
+    migrate.add_argument("--to-password-file", type=Path, metavar="FILE",
+                         help="the password of a PostgreSQL --to (else PGPASSWORD or ~/.pgpass)")
     token = commands.add_parser("token", help="create, list and revoke API tokens (works while serving)")
     tokens = token.add_subparsers(title="token commands", metavar="ACTION", required=True)
     create = tokens.add_parser("create", parents=[common], help="create a token and print it once")
@@ -522,6 +535,36 @@ def _size_on_disk(database: Path) -> int:
     """The database with its write-ahead log, if one was left behind."""
     wal = database.with_name(database.name + "-wal")
     return database.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+# -- migrate -------------------------------------------------------------------------------------
+def _side(text: str | None, default: Path, password_file: Path | None, option: str) -> Side:
+    if text is not None and is_postgres_url(text):
+        return Side(target=PostgresTarget.parse(text, password_file))
+    if password_file is not None:
+        raise UsageError(f"{option}-password-file is for a postgresql:// {option}")
+    return Side(data_dir=Path(text) if text is not None else default)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    source = _side(args.source, args.data_dir, args.from_password_file, "--from")
+    target = _side(args.destination, args.data_dir, args.to_password_file, "--to")
+    report = migrate(source, target)
+    copied = report.copied
+    print(
+        f"migrate: copied {copied.events} events, {copied.checkpoints} checkpoints and {copied.tokens} tokens "
+        f"from {source.name} to {target.name} (revisions reserved up to {report.target.reserved})"
+    )
+    for side in (report.source, report.target):
+        print(side.line())
+        for problem in side.verify.mismatches:
+            print(f"  - {problem}")
+    for difference in report.differences:
+        print(f"  - the copy differs: {difference}")
+    if not report.ok:
+        return EXIT_MISMATCH
+    print(f"migrate: ok: {target.name} holds the same events, checkpoints and tokens as {source.name}")
+    return EXIT_OK
 
 
 # -- schema --------------------------------------------------------------------------------------
