@@ -22,6 +22,7 @@ server process: the pool may close and reopen its connections at any time).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator, Sequence
@@ -69,6 +70,7 @@ TABLES = (
     "peer_id text)",
     "CREATE INDEX IF NOT EXISTS idx_tokens_hash ON tokens (hash)",
 )
+INSERT_EVENT = "INSERT INTO events VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
 LEA_TABLES = frozenset({"events", "checkpoints", "meta", "tokens"})
 
 
@@ -172,6 +174,8 @@ class PostgresEventStore(EventStore):
         self.name = self.target.url
         self._synchronous_commit = SYNCHRONOUS_COMMIT[durability]
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._writer_conn: psycopg.Connection[Any] | None = None
         self._closed = False
         options = f"-c synchronous_commit={self._synchronous_commit}"
         if read_only:
@@ -295,11 +299,31 @@ class PostgresEventStore(EventStore):
             )
             for e in events
         ]
-        with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
-            if rows:
-                cursor.executemany("INSERT INTO events VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
-            if reserve_up_to is not None:
-                self._set_meta(conn, "revision_reserved", str(reserve_up_to))
+        with self._write_lock:
+            conn = self._writer()
+            try:
+                with conn.transaction(), conn.cursor() as cursor:
+                    if len(rows) == 1:  # executemany's pipeline costs more than it saves for one row
+                        cursor.execute(INSERT_EVENT, rows[0])
+                    elif rows:
+                        cursor.executemany(INSERT_EVENT, rows)
+                    if reserve_up_to is not None:
+                        self._set_meta(conn, "revision_reserved", str(reserve_up_to))
+            except psycopg.OperationalError:
+                self._drop_writer()  # the connection may be gone (server restarted): a new one next time
+                raise
+
+    def _writer(self) -> psycopg.Connection[Any]:
+        """The commit path's own connection (the manager is the single sequencer: one writer)."""
+        if self._writer_conn is None or self._writer_conn.closed:
+            self._writer_conn = psycopg.connect(self._conninfo, autocommit=True)
+        return self._writer_conn
+
+    def _drop_writer(self) -> None:
+        if self._writer_conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._writer_conn.close()
+            self._writer_conn = None
 
     def reserved_revision(self) -> int:
         with self.pool.connection() as conn:
@@ -497,4 +521,6 @@ class PostgresEventStore(EventStore):
         with self._lock:
             if not self._closed:
                 self._closed = True
+                with self._write_lock:
+                    self._drop_writer()
                 self.pool.close()
