@@ -20,7 +20,10 @@ from backend.peers.agent import AgentPeerBroker
 from backend.peers.broker import Brokers
 from backend.peers.demo import DemoFaults, DemoPeerBroker
 from backend.settings import Settings, load_settings
-from backend.storage.sqlite import SqliteEventStore
+from backend.storage.base import EventStore
+from backend.storage.postgres import PostgresTarget
+from backend.stores import StoreTarget, open_event_store, open_token_store, resolve_store
+from backend.tokens import TokenStore
 
 if TYPE_CHECKING:
     from backend.server.agent_listener import AgentListener
@@ -46,14 +49,24 @@ class Backend:
         demo_delay_scale: float = 1.0,
         demo_seed: int = 0,
         demo_faults: DemoFaults | None = None,
+        store: PostgresTarget | str | None = None,
         **setting_overrides: Any,
     ) -> None:
+        """``store``: a PostgreSQL store (a URL, or a target with its password file) instead of the
+        data directory's ``lea.db``; else the ``store`` setting (lea.toml) decides (backend/stores.py)."""
         self.data_dir = DataDir(data_dir)
-        self.data_dir.ensure()
+        if isinstance(store, str):
+            setting_overrides["store"] = store
         self.settings: Settings = load_settings(self.data_dir.path, **setting_overrides)
+        self.target: StoreTarget = store if isinstance(store, PostgresTarget) else resolve_store(
+            self.data_dir, self.settings
+        )
+        self.data_dir.ensure()
         self._lock: DataDirLock = self.data_dir.lock().acquire()
         try:
-            self.store = SqliteEventStore(self.data_dir.db_path, durability=self.settings.durability)
+            self.store: EventStore = open_event_store(
+                self.data_dir, self.target, durability=self.settings.durability
+            )
         except BaseException:
             self._lock.release()
             raise
@@ -92,6 +105,15 @@ class Backend:
                 self, host, port, tls_cert=tls_cert, tls_key=tls_key, insecure_http=insecure_http
             ).start()
         return self.agent_listener.url
+
+    def open_tokens(self) -> TokenStore:
+        """The token table of this backend's store (the caller closes it)."""
+        return open_token_store(self.data_dir, self.target)
+
+    @property
+    def store_name(self) -> str:
+        """What the store is, for messages: the data directory, or the PostgreSQL URL."""
+        return self.target.url if self.target is not None else str(self.data_dir.path)
 
     def start(self) -> Backend:
         """Accept writes, then start the operators and peer brokers."""

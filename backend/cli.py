@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 from uuid import UUID
 
+import psycopg
 from pydantic import ValidationError
 
 from backend import admin, restore
@@ -28,9 +29,13 @@ from backend.backend import Backend, os_actor
 from backend.datadir import DataDir
 from backend.documents import apply_resources, parse_document
 from backend.logs import setup_logging
+from backend.migrate import Side, migrate
+from backend.settings import load_settings
 from backend.state import State
-from backend.storage.base import CheckpointInfo
+from backend.storage.base import CheckpointInfo, EventStore
+from backend.storage.postgres import PostgresEventStore, PostgresTarget, is_postgres_url
 from backend.storage.sqlite import SqliteEventStore
+from backend.stores import StoreTarget, open_event_store, open_token_store, resolve_store
 from backend.tokens import Role, TokenStore, check_peer_binding
 from resources.app import default_data_dir
 from resources.cluster import ClusterDescriptor
@@ -77,6 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc.message)
     except OSError as exc:
         return _fail(f"{exc.filename or args.data_dir}: {exc.strerror or exc}")
+    except psycopg.Error as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return _fail(f"the PostgreSQL store failed: {reason}")
     except sqlite3.OperationalError as exc:
         return _fail(f"cannot use the LEA database {DataDir(args.data_dir).db_path}: {exc}")
     except sqlite3.DatabaseError as exc:  # SQLite found the file damaged
@@ -92,15 +100,28 @@ def _fail(message: str) -> int:
 
 
 # -- the command line ----------------------------------------------------------------------------
+STORE_HELP = (
+    "a PostgreSQL store, postgresql://USER@HOST:PORT/DATABASE, instead of the data directory's lea.db "
+    "(default: lea.toml's store); the password never goes in it: PGPASSWORD, ~/.pgpass or --store-password-file"
+)
+PASSWORD_FILE_HELP = "a file holding the PostgreSQL password (alone, or libpq's passfile lines)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     data_dir_help = f"the data directory (default: {default_data_dir()})"
     parser = _Parser(prog=PROG, description="Administer a LEA backend's data directory.")
     parser.add_argument(
         "--data-dir", type=Path, default=default_data_dir(), metavar="DIR", help=data_dir_help
     )
+    parser.add_argument("--store", metavar="URL", help=STORE_HELP)
+    parser.add_argument("--store-password-file", type=Path, metavar="FILE", help=PASSWORD_FILE_HELP)
     # Also accepted after the command name; SUPPRESS keeps the global value when it is not given there.
     common = _Parser(add_help=False)
     common.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, metavar="DIR", help=data_dir_help)
+    common.add_argument("--store", default=argparse.SUPPRESS, metavar="URL", help=STORE_HELP)
+    common.add_argument(
+        "--store-password-file", type=Path, default=argparse.SUPPRESS, metavar="FILE", help=PASSWORD_FILE_HELP
+    )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
     def command(name: str, run: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
@@ -157,6 +178,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--agents-tls-key", type=Path, metavar="FILE", help="TLS private key for --agents-listen")
     serve.add_argument("--demo-delay-scale", type=_scale, default=1.0, metavar="F",
                        help="factor of the demo benches' simulated delays (default: 1; 0: instant, for benchmarks)")
+    migrate = command(
+        "migrate", cmd_migrate,
+        "copy every event, checkpoint and token into an empty store, all or nothing, then verify both",
+    )
+    migrate.add_argument("--from", dest="source", metavar="STORE",
+                         help="a data directory or postgresql://USER@HOST:PORT/DATABASE (default: the store of "
+                         "--data-dir: --store, lea.toml's store, or its lea.db)")
+    migrate.add_argument("--to", dest="destination", metavar="STORE", required=True,
+                         help="an empty PostgreSQL database (postgresql://...) or a data directory without lea.db")
+    migrate.add_argument("--from-password-file", type=Path, metavar="FILE",
+                         help="the password of a PostgreSQL --from (else PGPASSWORD or ~/.pgpass)")
+    migrate.add_argument("--to-password-file", type=Path, metavar="FILE",
+                         help="the password of a PostgreSQL --to (else PGPASSWORD or ~/.pgpass)")
     token = commands.add_parser("token", help="create, list and revoke API tokens (works while serving)")
     tokens = token.add_subparsers(title="token commands", metavar="ACTION", required=True)
     create = tokens.add_parser("create", parents=[common], help="create a token and print it once")
@@ -235,6 +269,12 @@ def _uuid(text: str) -> UUID:
 
 
 # -- opening the data directory ------------------------------------------------------------------
+def _target(args: argparse.Namespace) -> StoreTarget:
+    """The PostgreSQL store the command line or lea.toml names, or None for the data directory's lea.db."""
+    settings = load_settings(args.data_dir, store=args.store, store_password_file=args.store_password_file)
+    return resolve_store(DataDir(args.data_dir), settings)
+
+
 def _database(data_dir: Path) -> Path:
     """The data directory's ``lea.db``, which must exist: only ``apply`` ever creates one."""
     path = DataDir(data_dir).db_path
@@ -244,9 +284,9 @@ def _database(data_dir: Path) -> Path:
 
 
 @contextmanager
-def _read_store(data_dir: Path) -> Iterator[SqliteEventStore]:
+def _read_store(args: argparse.Namespace) -> Iterator[EventStore]:
     """The store opened read-only, without the lock: works next to a running LEA."""
-    store = SqliteEventStore(_database(data_dir), read_only=True)
+    store = open_event_store(DataDir(args.data_dir), _target(args), read_only=True)
     try:
         yield store
     finally:
@@ -254,9 +294,9 @@ def _read_store(data_dir: Path) -> Iterator[SqliteEventStore]:
 
 
 @contextmanager
-def _backend(data_dir: Path) -> Iterator[Backend]:
+def _backend(args: argparse.Namespace) -> Iterator[Backend]:
     """The backend with the exclusive lock; closed without the shutdown checkpoint (writes nothing extra)."""
-    backend = Backend(data_dir)
+    backend = Backend(args.data_dir, store=_target(args))
     try:
         yield backend
     finally:
@@ -269,7 +309,7 @@ def _backend(data_dir: Path) -> Iterator[Backend]:
 # -- apply ---------------------------------------------------------------------------------------
 def cmd_apply(args: argparse.Namespace) -> int:
     resources = load_documents(args.file)  # before opening anything: bad input never touches the database
-    with _backend(args.data_dir) as backend:
+    with _backend(args) as backend:
         backend.manager.start()  # the writes only: operators and peers are a running LEA's business
         tx = apply_resources(backend.manager, resources, os_actor())
     for event in tx.events:
@@ -336,7 +376,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         if args.json:
             print("[]")
         return EXIT_OK
-    with _read_store(args.data_dir) as store:
+    with _read_store(args) as store:
         state, _ = restore.replay(store, use_checkpoint=True)
     resources = sorted(state.of_kind(kind).values(), key=_sort_key)
     if args.json:
@@ -397,7 +437,7 @@ def _name_of(resource: AnyResource | None) -> str | None:
 
 # -- events and history --------------------------------------------------------------------------
 def cmd_events(args: argparse.Namespace) -> int:
-    with _read_store(args.data_dir) as store:
+    with _read_store(args) as store:
         for event in store.read_events(after=args.after, limit=args.limit):
             print(_format_event(event, args.json))
     return EXIT_OK
@@ -408,7 +448,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     if not kind.persisted:
         _note_volatile(kind)
         return EXIT_OK
-    with _read_store(args.data_dir) as store:
+    with _read_store(args) as store:
         events = list(store.read_events(kinds=history_kinds(kind), resource_id=resource_id))
     if not events:
         raise NotFound(f"no stored events for {kind.value} {resource_id}")
@@ -430,10 +470,10 @@ def _format_event(event: Event, as_json: bool) -> str:
 
 # -- verify, snapshot, compact -------------------------------------------------------------------
 def cmd_verify(args: argparse.Namespace) -> int:
-    with _read_store(args.data_dir) as store:
+    with _read_store(args) as store:
         integrity = store.integrity_check()
         if integrity != "ok":  # reading on could fail anywhere: say what SQLite found
-            raise store.damaged(f"SQLite's integrity check reports {integrity.splitlines()[0][:200]!r}")
+            raise store.damaged(f"the integrity check reports {integrity.splitlines()[0][:200]!r}")
         report = admin.verify(store)
         if report.checkpoint_revision is None:
             restore.replay(store, use_checkpoint=False)  # still read and validate every event
@@ -454,8 +494,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
-    _database(args.data_dir)
-    with _backend(args.data_dir) as backend:
+    if _target(args) is None:
+        _database(args.data_dir)
+    with _backend(args) as backend:
         revision = backend.manager.write_checkpoint()
         count = sum(len(backend.manager.resources_of(kind)) for kind in PERSISTED_KINDS)
     print(f"checkpoint written at revision {revision} ({count} resources)")
@@ -463,19 +504,25 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def cmd_compact(args: argparse.Namespace) -> int:
-    database = _database(args.data_dir)
-    size_before = _size_on_disk(database)
-    with _backend(args.data_dir) as backend:
+    target = _target(args)
+    database = _database(args.data_dir) if target is None else None
+    size_before = _size_on_disk(database) if database is not None else None
+    with _backend(args) as backend:
         keep = args.keep if args.keep is not None else backend.settings.checkpoints_kept
         before = backend.store.checkpoints()
         backend.store.prune_checkpoints(keep)
         kept = backend.store.checkpoints()
         backend.store.vacuum()
+        if isinstance(backend.store, PostgresEventStore):
+            print(f"{backend.store.name}: LEA's tables take {backend.store.size_bytes()} bytes after VACUUM")
     kept_revisions = {c.revision for c in kept}
     pruned = [c for c in before if c.revision not in kept_revisions]
     print(f"pruned {_checkpoints(pruned)}; kept {_checkpoints(kept)}")
-    size_after = _size_on_disk(database)
-    print(f"{database.name}: {size_before} bytes before, {size_after} bytes after; no event was deleted")
+    if database is not None:
+        size_after = _size_on_disk(database)
+        print(f"{database.name}: {size_before} bytes before, {size_after} bytes after; no event was deleted")
+    else:
+        print("no event was deleted")
     return EXIT_OK
 
 
@@ -492,6 +539,39 @@ def _size_on_disk(database: Path) -> int:
     """The database with its write-ahead log, if one was left behind."""
     wal = database.with_name(database.name + "-wal")
     return database.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+# -- migrate -------------------------------------------------------------------------------------
+def _side(text: str | None, default: Path, password_file: Path | None, option: str) -> Side:
+    if text is not None and is_postgres_url(text):
+        return Side(target=PostgresTarget.parse(text, password_file))
+    if password_file is not None:
+        raise UsageError(f"{option}-password-file is for a postgresql:// {option}")
+    return Side(data_dir=Path(text) if text is not None else default)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    if args.source is None and (configured := _target(args)) is not None:
+        source = Side(target=configured)  # --store or lea.toml's store
+    else:
+        source = _side(args.source, args.data_dir, args.from_password_file, "--from")
+    target = _side(args.destination, args.data_dir, args.to_password_file, "--to")
+    report = migrate(source, target)
+    copied = report.copied
+    print(
+        f"migrate: copied {copied.events} events, {copied.checkpoints} checkpoints and {copied.tokens} tokens "
+        f"from {source.name} to {target.name} (revisions reserved up to {report.target.reserved})"
+    )
+    for side in (report.source, report.target):
+        print(side.line())
+        for problem in side.verify.mismatches:
+            print(f"  - {problem}")
+    for difference in report.differences:
+        print(f"  - the copy differs: {difference}")
+    if not report.ok:
+        return EXIT_MISMATCH
+    print(f"migrate: ok: {target.name} holds the same events, checkpoints and tokens as {source.name}")
+    return EXIT_OK
 
 
 # -- schema --------------------------------------------------------------------------------------
@@ -515,7 +595,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     setup_logging(None)  # the log file only once serve's checks passed (serve adds it)
     options = ServeOptions(
-        data_dir=args.data_dir, host=args.host, port=args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
+        data_dir=args.data_dir, store=args.store, store_password_file=args.store_password_file,
+        host=args.host, port=args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
         insecure_http=args.insecure_http, insecure_no_auth=args.insecure_no_auth, demo=args.demo,
         agent_heartbeat=args.agent_heartbeat, agent_timeout=args.agent_timeout,
         demo_delay_scale=args.demo_delay_scale, child=args.child, agents_listen=args.agents_listen,
@@ -544,16 +625,17 @@ def _host_port(text: str) -> tuple[str, int]:
 
 
 @contextmanager
-def _tokens(data_dir: Path, *, read_only: bool = False) -> Iterator[TokenStore]:
-    """The token table (no lock: works while serving). For writing, a new data directory gets its
-    database first; for reading, the database must exist and no file is changed."""
-    directory = DataDir(data_dir)
-    if read_only:
-        tokens = TokenStore(_database(data_dir), read_only=True)
-    else:
-        directory.ensure()
-        SqliteEventStore(directory.db_path).close()
-        tokens = TokenStore(directory.db_path)
+def _tokens(args: argparse.Namespace, *, read_only: bool = False) -> Iterator[TokenStore]:
+    """The token table (no lock: works while serving). For writing, a new data directory (or a new
+    PostgreSQL database) gets its tables first; for reading, the store must exist and nothing is changed."""
+    directory, target = DataDir(args.data_dir), _target(args)
+    if target is None:
+        if read_only:
+            _database(args.data_dir)
+        else:
+            directory.ensure()
+            SqliteEventStore(directory.db_path).close()
+    tokens = open_token_store(directory, target, read_only=read_only)
     try:
         yield tokens
     finally:
@@ -562,7 +644,7 @@ def _tokens(data_dir: Path, *, read_only: bool = False) -> Iterator[TokenStore]:
 
 def cmd_token_create(args: argparse.Namespace) -> int:
     check_peer_binding(Role(args.role), args.peer_id)  # before the data directory is created
-    with _tokens(args.data_dir) as tokens:
+    with _tokens(args) as tokens:
         token = tokens.create(args.name, Role(args.role), args.peer_id)
     print(token)
     print(f"{PROG}: created {args.role} token '{args.name}'; it is shown only this once", file=sys.stderr)
@@ -570,14 +652,14 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 
 def cmd_token_list(args: argparse.Namespace) -> int:
-    with _tokens(args.data_dir, read_only=True) as tokens:
+    with _tokens(args, read_only=True) as tokens:
         rows = [(t.name, t.role.value, t.created_at, str(t.peer_id) if t.peer_id else "-") for t in tokens.list()]
     _print_table(("NAME", "ROLE", "CREATED", "PEER"), rows)
     return EXIT_OK
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
-    with _tokens(args.data_dir) as tokens:
+    with _tokens(args) as tokens:
         tokens.revoke(args.name)
     print(f"{PROG}: revoked token '{args.name}'", file=sys.stderr)
     return EXIT_OK

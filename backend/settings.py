@@ -19,7 +19,18 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     durability: Literal["full", "normal", "off"] = Field(
-        default="full", description="SQLite synchronous mode for event commits."
+        default="full",
+        description="SQLite synchronous mode for event commits; on PostgreSQL synchronous_commit on, local, off.",
+    )
+    store: str | None = Field(
+        default=None,
+        description="Where events, checkpoints and tokens live: lea.db in the data directory (default), or a "
+        "PostgreSQL database, postgresql://USER@HOST:PORT/DATABASE (no password in it: PGPASSWORD, "
+        "~/.pgpass or store_password_file).",
+    )
+    store_password_file: Path | None = Field(
+        default=None,
+        description="A file with the PostgreSQL password (the password alone, or libpq's passfile lines).",
     )
     checkpoint_interval: int = Field(
         default=1000, ge=1, description="Write a checkpoint every N persisted events."

@@ -18,8 +18,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
+import psycopg
+import psycopg_pool
+
+from backend.storage.postgres import PostgresTarget, connect_error
 from backend.storage.sqlite import (
     CREATE_TOKENS_TABLE,
     close_keeping_wal,
@@ -98,6 +103,14 @@ def _info(name: str, role: str, created_at: str, peer_id: str | None) -> TokenIn
     return TokenInfo(name, Role(role), created_at, UUID(peer_id) if peer_id else None)
 
 
+def _new_token(name: str, role: Role, peer_id: UUID | None) -> str:
+    """A new plain token for ``name`` once the name and the peer binding are checked."""
+    if not _TOKEN_NAME.fullmatch(name):
+        raise InvalidDocument(f"a token name must be {TOKEN_NAME_RULE}, not {name[:40]!r}")
+    check_peer_binding(role, peer_id)
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -128,10 +141,7 @@ class TokenStore:
         """A new token for ``name``; the plain token is returned once and never stored.
 
         A ``peer`` token needs the ``peer_id`` it is bound to; no other role takes one."""
-        if not _TOKEN_NAME.fullmatch(name):
-            raise InvalidDocument(f"a token name must be {TOKEN_NAME_RULE}, not {name[:40]!r}")
-        check_peer_binding(role, peer_id)
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token = _new_token(name, role, peer_id)
         with self._lock:
             try:
                 self._conn.execute(
@@ -183,3 +193,80 @@ class TokenStore:
                 self._conn.close()
             else:  # a refused create or revoke leaves a crashed run's WAL unmerged
                 close_keeping_wal(self._conn, self.db_path)
+
+
+class PostgresTokenStore(TokenStore):
+    """The same token table in a PostgreSQL store's database (backend/storage/postgres.py).
+
+    A small pool of its own: the server looks a token up on every request, and a connection lost
+    (PostgreSQL restarted) is replaced on the next one. ``read_only`` on a database without LEA's
+    tables yet: no tokens.
+    """
+
+    def __init__(self, target: PostgresTarget, *, read_only: bool = False) -> None:
+        self.db_path = Path(target.url)  # shown in messages only
+        self.target = target
+        self.read_only = read_only
+        self._lock = threading.Lock()
+        options = "-c default_transaction_read_only=on" if read_only else ""
+        conninfo = target.conninfo(options=options) if options else target.conninfo()
+        try:
+            with psycopg.connect(conninfo, autocommit=True) as conn:
+                row = conn.execute("SELECT to_regclass('tokens') IS NOT NULL").fetchone()
+        except psycopg.Error as exc:
+            raise connect_error(target, exc) from exc
+        self._empty = not (row and row[0])
+        if self._empty and not read_only:
+            raise DataDirError(f"{target.url} has no token table: open it as a LEA store first", path=target.url)
+        self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = psycopg_pool.ConnectionPool(
+            conninfo, min_size=1, max_size=2, kwargs={"autocommit": True}, open=False, name="lea-tokens",
+            check=psycopg_pool.ConnectionPool.check_connection, timeout=10,
+        )
+        self._pool.open(wait=False)
+
+    def _rows(self, query: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        if self._empty:
+            return []
+        with self._pool.connection() as conn:
+            return conn.execute(query, args).fetchall()
+
+    def create(self, name: str, role: Role, peer_id: UUID | None = None) -> str:
+        token = _new_token(name, role, peer_id)
+        try:
+            with self._pool.connection() as conn:
+                conn.execute(
+                    "INSERT INTO tokens (name, role, hash, created_at, peer_id) VALUES (%s, %s, %s, %s, %s)",
+                    (
+                        name, role.value, _hash(token), datetime.now(UTC).isoformat(timespec="seconds"),
+                        str(peer_id) if peer_id is not None else None,
+                    ),
+                )
+        except psycopg.errors.UniqueViolation:
+            raise AlreadyExists(f"a token named '{name}' already exists; revoke it first") from None
+        return token
+
+    def revoke(self, name: str) -> None:
+        if self._empty:
+            raise NotFound(f"no token named '{name}'")
+        with self._pool.connection() as conn:
+            cursor = conn.execute("DELETE FROM tokens WHERE name = %s", (name,))
+        if cursor.rowcount == 0:
+            raise NotFound(f"no token named '{name}'")
+
+    def list(self) -> list[TokenInfo]:
+        return [_info(*row) for row in self._rows("SELECT name, role, created_at, peer_id FROM tokens ORDER BY name")]
+
+    def count(self) -> int:
+        rows = self._rows("SELECT count(*) FROM tokens")
+        return int(rows[0][0]) if rows else 0
+
+    def authenticate(self, token: str) -> TokenInfo | None:
+        digest = _hash(token)
+        rows = self._rows("SELECT name, role, hash, created_at, peer_id FROM tokens WHERE hash = %s", (digest,))
+        if not rows or not hmac.compare_digest(rows[0][2], digest):
+            return None
+        row = rows[0]
+        return _info(row[0], row[1], row[3], row[4])
+
+    def close(self) -> None:
+        self._pool.close()

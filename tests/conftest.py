@@ -5,8 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+from tests.helpers.postgres import LocalPostgres, pg_bin
+
+if TYPE_CHECKING:
+    from backend.storage.postgres import PostgresTarget
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -29,3 +35,30 @@ def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
     path.mkdir()
     return path
+
+
+# -- PostgreSQL (tests/helpers/postgres.py): one server per session, a new database per test ----------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[LocalPostgres]:
+    """A PostgreSQL 15 of the session's own (started on first use, stopped at the end)."""
+    if pg_bin() is None:
+        pytest.skip("PostgreSQL 15 is not installed (scripts/ensure-system-deps installs postgresql-15)")
+    server = LocalPostgres(fsync=False).start()  # fsync off: tests need no durability, only semantics
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def pg_target(postgres_server: LocalPostgres) -> Iterator[PostgresTarget]:
+    """A fresh, empty database on the session's server, dropped after the test."""
+    from backend.storage.postgres import PostgresTarget
+
+    name = postgres_server.create_database()
+    try:
+        yield PostgresTarget.parse(postgres_server.url(name), postgres_server.password_file)
+    finally:
+        postgres_server.drop_database(name)

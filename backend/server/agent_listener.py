@@ -50,7 +50,7 @@ class AgentListener:
             )
         check_tls(ServeOptions(data_dir=None, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key))
         self._sock = bind(host, port)
-        self.tokens = TokenStore(backend.data_dir.db_path)
+        self.tokens: TokenStore = backend.open_tokens()
         app = FastAPI(title="LEA backend (bench agents only)", docs_url=None, redoc_url=None, openapi_url=None)
         attach(app, backend, self.tokens)
         add_problem_handlers(app)

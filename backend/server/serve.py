@@ -23,7 +23,9 @@ from backend.logs import setup_logging
 from backend.server import child
 from backend.server.app import create_app
 from backend.server.limits import server_options
-from backend.tokens import TokenStore, count_tokens
+from backend.settings import load_settings
+from backend.stores import count_tokens, resolve_store
+from backend.tokens import TokenStore
 from resources.errors import InvalidRequest
 from resources.gc_policy import tune_gc_for_latency
 
@@ -53,6 +55,9 @@ class ServeOptions:
     agents_listen: tuple[str, int] | None = None
     agents_tls_cert: Path | None = None
     agents_tls_key: Path | None = None
+    #: A PostgreSQL store instead of the data directory's lea.db (else lea.toml's ``store``).
+    store: str | None = None
+    store_password_file: Path | None = None
 
 
 def is_loopback(host: str) -> bool:
@@ -184,14 +189,22 @@ def serve(options: ServeOptions) -> int:
     # Everything that can be checked without opening the data directory is checked first, reading
     # only: a refused start-up creates no directory and changes no file (docs/decisions.md).
     data_dir = DataDir(options.data_dir)
-    auth = check_exposure(options, lambda: count_tokens(data_dir.db_path))
+    settings = load_settings(
+        data_dir.path, store=options.store, store_password_file=options.store_password_file
+    )
+    target = resolve_store(data_dir, settings)
+    if options.child and target is not None:
+        raise InvalidRequest(
+            "serve --child is LEA's own embedded backend on lea.db; a PostgreSQL store is for `lea-backend serve`"
+        )
+    auth = check_exposure(options, lambda: count_tokens(data_dir, target))
     check_tls(options)
     session_token = child.read_session_token(sys.stdin) if options.child else None
     sock = bind(options.host, options.port)
     try:
         # Refusals from here on (lock, damaged or newer database) happen before anything is written.
         backend = Backend(
-            options.data_dir, demo_delay_scale=options.demo_delay_scale,
+            options.data_dir, store=target, demo_delay_scale=options.demo_delay_scale,
             agent_heartbeat=options.agent_heartbeat, agent_timeout=options.agent_timeout,
         )
     except BaseException:
@@ -203,7 +216,7 @@ def serve(options: ServeOptions) -> int:
         if session_token is not None:
             tokens = child.SessionTokens(backend.data_dir.db_path, session_token, os_actor())
         else:
-            tokens = TokenStore(backend.data_dir.db_path)
+            tokens = backend.open_tokens()
         app = create_app(backend, tokens if auth else None)
         config = uvicorn.Config(
             app,
@@ -245,7 +258,7 @@ def serve(options: ServeOptions) -> int:
             child.watch_parent(sys.stdin, server.stop_soon)
         else:
             print(
-                f"lea-backend: serving {backend.data_dir.path} on {url}{'' if auth else ' (no authentication)'}",
+                f"lea-backend: serving {backend.store_name} on {url}{'' if auth else ' (no authentication)'}",
                 flush=True,
             )
         server.run(sockets=[sock])  # returns after SIGINT/SIGTERM, once connections are closed

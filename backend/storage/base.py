@@ -7,6 +7,7 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
+from resources.errors import DataDirError
 from resources.events import Checkpoint, Event, EventType
 from resources.kinds import ResourceKind
 from resources.resource import AnyResource
@@ -90,3 +91,7 @@ class EventStore(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    @abstractmethod
+    def damaged(self, detail: str) -> DataDirError:
+        """The error for a store that is not what LEA wrote (named; nothing was changed)."""

@@ -7,13 +7,12 @@ group, one ``executemany`` per group.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
 import sqlite3
 import threading
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -23,11 +22,12 @@ import sqlite_utils
 from pydantic import ValidationError
 
 from backend.storage.base import CheckpointInfo, EventStore, ReplayedChange
+from backend.storage.rows import KINDS, TYPES, VALIDATE_JSON, checksum, load_resource
 from backend.storage.upcasters import upcast
 from resources.errors import DataDirError, LeaError, SchemaTooNew, invalid_resource_from
-from resources.events import SCHEMA_VERSION, Checkpoint, Event, EventType
+from resources.events import SCHEMA_VERSION, Checkpoint, Event
 from resources.kinds import ResourceKind
-from resources.resource import MODEL_BY_KIND, RESOURCE_LIST_ADAPTER, AnyResource, resource_from_dict
+from resources.resource import RESOURCE_LIST_ADAPTER, resource_from_dict
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 #: PRAGMA application_id marking a LEA database ("LEA1").
@@ -55,17 +55,11 @@ def migrate_tokens_table(conn: sqlite3.Connection) -> None:
 
 def tokens_have_peer_column(conn: sqlite3.Connection) -> bool:
     return any(row[1] == "peer_id" for row in conn.execute("PRAGMA table_info(tokens)"))
-_KINDS = {k.value: k for k in ResourceKind}
-_TYPES = {t.value: t for t in EventType}
-#: ``Model.model_validate_json`` without its Python wrapper (the same validator; replay is hot).
-_VALIDATE_JSON: dict[ResourceKind, Callable[[str], AnyResource]] = {
-    kind: model.__pydantic_validator__.validate_json for kind, model in MODEL_BY_KIND.items()
-}
+_KINDS, _TYPES, _VALIDATE_JSON = KINDS, TYPES, VALIDATE_JSON
 Durability = Literal["full", "normal", "off"]
 
 
-def _checksum(payload: str) -> str:
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+_checksum = checksum
 
 
 class SqliteEventStore(EventStore):
@@ -406,10 +400,7 @@ class SqliteEventStore(EventStore):
             self._close_connection()
 
 
-def _load_resource(kind: ResourceKind, payload: str, version: int) -> AnyResource:
-    if version == SCHEMA_VERSION:
-        return MODEL_BY_KIND[kind].model_validate_json(payload)
-    return resource_from_dict(kind, upcast(kind, json.loads(payload), version))
+_load_resource = load_resource
 
 
 #: Free bytes below which an I/O error while opening is taken for a full disk (SQLite needs room

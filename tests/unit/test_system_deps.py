@@ -47,6 +47,6 @@ def fake_bin(tmp_path: Path, uid: str) -> dict[str, str]:
 def test_without_root_it_names_what_is_missing_and_fails_only_for_the_offscreen_set(tmp_path: Path) -> None:
     done = subprocess.run(["sh", str(SCRIPT)], env=fake_bin(tmp_path, "1000"), capture_output=True, text=True)
     assert done.returncode == 1
-    assert "Qt needs these Debian packages: " + " ".join(script_list("QT_PKGS")) in done.stderr
+    assert "LEA needs these Debian packages: " + " ".join(script_list("QT_PKGS")) in done.stderr
     assert "for a desktop session: " + " ".join(script_list("DESKTOP_PKGS")) in done.stderr
     assert "sudo apt-get install libx11-6" in done.stderr

@@ -65,7 +65,7 @@ class Injector:
     def __init__(self, backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
         self.store = backend.store
         self.real_append = backend.store.append
-        self.conn = FlakyConnection(backend.store._conn)
+        self.conn = FlakyConnection(backend.store._conn)  # type: ignore[attr-defined]  # SQLite here
         monkeypatch.setattr(backend.store, "_conn", self.conn)
         monkeypatch.setattr(backend.store, "append", self._append)
         self.mode: str | None = None

@@ -372,14 +372,21 @@ def replay_stream(deliveries: Sequence[object], start: int, epoch: str) -> tuple
 
 # -- the test ----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("durability", "ops_per_writer", "budget"),
-    [("off", 1000, 10.0), ("full", 120, 6.0)],
-    ids=["durability-off", "durability-full"],
+    ("store_kind", "durability", "ops_per_writer", "budget"),
+    [("sqlite", "off", 1000, 10.0), ("sqlite", "full", 120, 6.0), ("postgresql", "full", 150, 10.0)],
+    ids=["durability-off", "durability-full", "postgresql"],
 )
 def test_racing_writers_never_break_a_rule_and_subscribers_see_everything(
-    data_dir: Path, monkeypatch: pytest.MonkeyPatch, durability: str, ops_per_writer: int, budget: float
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    store_kind: str,
+    durability: str,
+    ops_per_writer: int,
+    budget: float,
 ) -> None:
-    backend = Backend(data_dir, durability=durability, checkpoint_interval=200).start()
+    store = request.getfixturevalue("pg_target") if store_kind == "postgresql" else None
+    backend = Backend(data_dir, store=store, durability=durability, checkpoint_interval=200).start()
     manager = backend.manager
     group_sizes: list[int] = []
     real_append = backend.store.append
@@ -466,7 +473,7 @@ def test_racing_writers_never_break_a_rule_and_subscribers_see_everything(
     check_rules(snap_model, "final snapshot")
     assert max(group_sizes) > 1, f"no commit group ever held more than one write {context}: {group_sizes}"
 
-    reopened = Backend(data_dir)
+    reopened = Backend(data_dir, store=store)
     try:
         restored = {(r.kind, r.id): r for r in reopened.manager.fetch_snapshot().resources}
         assert restored == {k: v for k, v in model.items() if k[0] in PERSISTED_KINDS}, context

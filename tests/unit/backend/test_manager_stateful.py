@@ -20,10 +20,19 @@ from uuid import UUID
 
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from backend import actions, admin, restore
 from backend.backend import Backend
+from backend.storage.base import EventStore
+from backend.storage.postgres import PostgresEventStore, PostgresTarget
 from backend.storage.sqlite import SqliteEventStore
 from resources import ClusterDeployment, ClusterDescriptor, Device, PeerDescriptor, ResourceKind
 from resources.errors import (
@@ -40,6 +49,7 @@ from resources.errors import (
     ReferencedByCluster,
 )
 from tests.helpers.factories import make_cluster, make_peer
+from tests.helpers.postgres import LocalPostgres
 
 PEER_NAMES = ["bench-a", "BENCH-A", "bench-b", "bench-c", "Bench-C", "bench-d"]
 CLUSTER_NAMES = ["cluster-1", "CLUSTER-1", "cluster-2", "cluster-3"]
@@ -59,7 +69,10 @@ class ManagerMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.dir = Path(tempfile.mkdtemp(prefix="lea-stateful-"))
-        self.backend = Backend(self.dir, durability="off", checkpoint_interval=7, revision_block=5).start()
+        self.target = self.new_target()
+        self.backend = Backend(
+            self.dir, store=self.target, durability="off", checkpoint_interval=7, revision_block=5
+        ).start()
         self.manager = self.backend.manager
         self.closed = False
         self.peers: dict[UUID, PeerDescriptor] = {}
@@ -71,6 +84,18 @@ class ManagerMachine(RuleBasedStateMachine):
         self.gone_clusters: list[UUID] = [uuid.uuid4()]
         self.accepted = 0
         self.refusals: set[str] = set()
+
+    def new_target(self) -> PostgresTarget | None:
+        """The store of one example: None for lea.db in ``self.dir`` (PostgresMachine: a new database)."""
+        return None
+
+    def drop_target(self) -> None:
+        pass
+
+    def reader(self) -> EventStore:
+        if self.target is not None:
+            return PostgresEventStore(self.target, read_only=True)
+        return SqliteEventStore(self.dir / "lea.db", read_only=True)
 
     # -- the model's view of the rules (independent of backend/rules.py) ----------------------
     def owner(self, device: UUID) -> UUID | None:
@@ -376,7 +401,7 @@ class ManagerMachine(RuleBasedStateMachine):
                 seen[member] = cluster_id
 
     # -- restore from storage ----------------------------------------------------------------------
-    def _check_storage(self, store: SqliteEventStore, live: dict[Key, Any]) -> None:
+    def _check_storage(self, store: EventStore, live: dict[Key, Any]) -> None:
         for use_checkpoint in (True, False):
             state, _ = restore.replay(store, use_checkpoint=use_checkpoint)
             restored = {(r.kind, r.id): r for r in state.persisted()}
@@ -388,9 +413,8 @@ class ManagerMachine(RuleBasedStateMachine):
         try:
             live = self.live()
             assert live == self.model()
-            db = self.dir / "lea.db"
             # While running: the newest periodic checkpoint plus the events after it.
-            reader = SqliteEventStore(db, read_only=True)
+            reader = self.reader()
             try:
                 self._check_storage(reader, live)
             finally:
@@ -398,7 +422,7 @@ class ManagerMachine(RuleBasedStateMachine):
             self.backend.close()
             self.closed = True
             # After a clean shutdown (final checkpoint at the published revision).
-            reader = SqliteEventStore(db, read_only=True)
+            reader = self.reader()
             try:
                 self._check_storage(reader, live)
                 checkpoint = reader.load_checkpoint()
@@ -407,7 +431,7 @@ class ManagerMachine(RuleBasedStateMachine):
             finally:
                 reader.close()
             # And a restarted backend sees exactly the same.
-            again = Backend(self.dir, durability="off")
+            again = Backend(self.dir, store=self.target, durability="off")
             try:
                 restored = again.manager.fetch_snapshot()
                 assert {(r.kind, r.id): r for r in restored.resources} == live
@@ -417,6 +441,7 @@ class ManagerMachine(RuleBasedStateMachine):
             if not self.closed:
                 self.backend.close()
             shutil.rmtree(self.dir, ignore_errors=True)
+            self.drop_target()
 
 
 ManagerMachine.TestCase.settings = settings(
@@ -426,3 +451,34 @@ ManagerMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestManagerStateful = ManagerMachine.TestCase
+
+
+class PostgresMachine(ManagerMachine):
+    """The same machine on PostgreSQL: a new database of the session's server for every example."""
+
+    server: LocalPostgres | None = None
+
+    def new_target(self) -> PostgresTarget | None:
+        assert self.server is not None
+        self.database = self.server.create_database()
+        return PostgresTarget.parse(self.server.url(self.database), self.server.password_file)
+
+    def drop_target(self) -> None:
+        assert self.server is not None
+        self.server.drop_database(self.database)
+
+
+def test_manager_stateful_on_postgresql(postgres_server: LocalPostgres) -> None:
+    PostgresMachine.server = postgres_server
+    try:
+        run_state_machine_as_test(
+            PostgresMachine,
+            settings=settings(
+                max_examples=8,
+                stateful_step_count=25,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+            ),
+        )
+    finally:
+        PostgresMachine.server = None

@@ -18,13 +18,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from backend import actions, admin, restore
 from backend.backend import Backend
 from backend.settings import Settings, load_settings
 from backend.storage.base import EventStore
-from backend.storage.sqlite import SqliteEventStore
+from backend.storage.postgres import PostgresEventStore, PostgresTarget
+from backend.storage.sqlite import Durability, SqliteEventStore
 from resources import (
     SCHEMA_VERSION,
     CanConfiguration,
@@ -51,21 +53,30 @@ from tests.helpers.factories import make_cluster, make_peer
 StoreFactory = Callable[[], EventStore]
 
 
-def _sqlite(directory: Path) -> EventStore:
-    return SqliteEventStore(directory / "lea.db", durability="off")
+def _sqlite(request: pytest.FixtureRequest, directory: Path) -> Callable[[], EventStore]:
+    return lambda: SqliteEventStore(directory / "lea.db", durability="off")
+
+
+def _postgres(request: pytest.FixtureRequest, directory: Path) -> Callable[[], EventStore]:
+    target = request.getfixturevalue("pg_target")  # a new empty database on the session's PostgreSQL
+    return lambda: PostgresEventStore(target, durability="off")
 
 
 #: Every EventStore implementation; each must pass the interface part of this suite.
-IMPLEMENTATIONS: dict[str, Callable[[Path], EventStore]] = {"sqlite": _sqlite}
+IMPLEMENTATIONS: dict[str, Callable[[pytest.FixtureRequest, Path], Callable[[], EventStore]]] = {
+    "sqlite": _sqlite,
+    "postgresql": _postgres,
+}
 
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS))
 def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     """Opens (and re-opens) the same store; every store opened is closed at the end."""
     opened: list[EventStore] = []
+    make = IMPLEMENTATIONS[request.param](request, tmp_path)
 
     def factory() -> EventStore:
-        store = IMPLEMENTATIONS[request.param](tmp_path)
+        store = make()
         opened.append(store)
         return store
 
@@ -305,7 +316,7 @@ def test_integrity_check_of_a_healthy_store(store: EventStore) -> None:
 
 
 # ============================================================================================
-# SQLite: damaged checkpoints, bad files, newer schema, old payloads
+# Every store: damaged checkpoints, newer schema, old payloads (changed with raw SQL); SQLite: bad files
 # ============================================================================================
 
 
@@ -314,17 +325,54 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "lea.db"
 
 
-def raw(path: Path, sql: str, args: tuple[Any, ...] = ()) -> None:
-    conn = sqlite3.connect(path)
-    try:
-        conn.execute(sql, args)
-        conn.commit()
-    finally:
-        conn.close()
+class Db:
+    """One implementation's database for the tests below: open a store or a Backend on it, and change
+    it behind the store's back with raw SQL (``?`` placeholders, the same statements for both)."""
+
+    def __init__(self, data_dir: Path, target: PostgresTarget | None = None) -> None:
+        self.data_dir, self.target = data_dir, target
+        self.path = data_dir / "lea.db"
+        self.name = target.url if target is not None else str(self.path)
+
+    def open(self, *, read_only: bool = False, durability: Durability = "off") -> EventStore:
+        if self.target is not None:
+            return PostgresEventStore(self.target, durability=durability, read_only=read_only)
+        return SqliteEventStore(self.path, durability=durability, read_only=read_only)
+
+    def backend(self, **settings: Any) -> Backend:
+        return Backend(self.data_dir, store=self.target, durability="off", **settings)
+
+    def rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        if self.target is not None:
+            with psycopg.connect(self.target.conninfo(), autocommit=True) as pg:
+                cursor = pg.execute(sql.replace("?", "%s"), args)
+                return cursor.fetchall() if cursor.description else []
+        conn = sqlite3.connect(self.path)
+        try:
+            result = conn.execute(sql, args).fetchall()
+            conn.commit()
+            return result
+        finally:
+            conn.close()
+
+    def contents(self) -> object:
+        """Everything stored, to show that a refusal changed nothing."""
+        if self.target is None:
+            return self.path.read_bytes()
+        return {t: sorted(map(repr, self.rows(f"SELECT * FROM {t}"))) for t in ("events", "checkpoints", "meta")}
 
 
-def sqlite_with_checkpoints(path: Path, revisions: tuple[int, ...] = (3, 5)) -> list[Event]:
-    store = SqliteEventStore(path, durability="off")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, data_dir: Path) -> Db:
+    return Db(data_dir, request.getfixturevalue("pg_target") if request.param == "postgresql" else None)
+
+
+def raw(db: Db, sql: str, args: tuple[Any, ...] = ()) -> None:
+    db.rows(sql, args)
+
+
+def sqlite_with_checkpoints(db: Db, revisions: tuple[int, ...] = (3, 5)) -> list[Event]:
+    store = db.open()
     try:
         events, _ = history_of_three(store)
         for revision in revisions:
@@ -346,10 +394,10 @@ def sqlite_with_checkpoints(path: Path, revisions: tuple[int, ...] = (3, 5)) -> 
     ],
     ids=["payload-edited", "payload-truncated", "checksum", "payload-null"],
 )
-def test_a_damaged_checkpoint_is_skipped_for_an_older_one(db_path: Path, damage: str) -> None:
-    events = sqlite_with_checkpoints(db_path)
-    raw(db_path, damage)
-    store = SqliteEventStore(db_path, durability="off")
+def test_a_damaged_checkpoint_is_skipped_for_an_older_one(db: Db, damage: str) -> None:
+    events = sqlite_with_checkpoints(db)
+    raw(db, damage)
+    store = db.open()
     try:
         checkpoint = store.load_checkpoint()
         assert checkpoint is not None and checkpoint.revision == 3
@@ -362,16 +410,16 @@ def test_a_damaged_checkpoint_is_skipped_for_an_older_one(db_path: Path, damage:
         store.close()
 
 
-def test_when_every_checkpoint_is_damaged_restore_replays_everything(db_path: Path) -> None:
-    events = sqlite_with_checkpoints(db_path)
-    raw(db_path, "UPDATE checkpoints SET checksum = 'x' || checksum")
-    store = SqliteEventStore(db_path, durability="off")
+def test_when_every_checkpoint_is_damaged_restore_replays_everything(db: Db) -> None:
+    events = sqlite_with_checkpoints(db)
+    raw(db, "UPDATE checkpoints SET checksum = 'x' || checksum")
+    store = db.open()
     try:
         assert store.load_checkpoint() is None
         assert replayed_state(store, use_checkpoint=True) == state_of(events)
     finally:
         store.close()
-    backend = Backend(db_path.parent, durability="off")
+    backend = db.backend()
     try:
         restored = {
             (r.kind, r.id): r for r in backend.manager.fetch_snapshot(kinds=list(ResourceKind)).resources
@@ -382,10 +430,10 @@ def test_when_every_checkpoint_is_damaged_restore_replays_everything(db_path: Pa
         backend.close()
 
 
-def test_backend_restores_past_a_damaged_newest_checkpoint(db_path: Path) -> None:
-    events = sqlite_with_checkpoints(db_path, revisions=(2, 6))
-    raw(db_path, "UPDATE checkpoints SET payload = replace(payload, 'lab', 'LAB') WHERE revision = 6")
-    backend = Backend(db_path.parent, durability="off")
+def test_backend_restores_past_a_damaged_newest_checkpoint(db: Db) -> None:
+    events = sqlite_with_checkpoints(db, revisions=(2, 6))
+    raw(db, "UPDATE checkpoints SET payload = replace(payload, 'lab', 'LAB') WHERE revision = 6")
+    backend = db.backend()
     try:
         restored = {(r.kind, r.id): r for r in backend.manager.fetch_snapshot().resources}
         assert restored == state_of(events)
@@ -393,10 +441,10 @@ def test_backend_restores_past_a_damaged_newest_checkpoint(db_path: Path) -> Non
         backend.close()
 
 
-def test_prune_drops_damaged_checkpoints_and_keeps_n_valid(db_path: Path) -> None:
-    sqlite_with_checkpoints(db_path, revisions=(1, 2, 3, 4, 5))
-    raw(db_path, "UPDATE checkpoints SET checksum = 'bad' WHERE revision IN (5, 2)")
-    store = SqliteEventStore(db_path, durability="off")
+def test_prune_drops_damaged_checkpoints_and_keeps_n_valid(db: Db) -> None:
+    sqlite_with_checkpoints(db, revisions=(1, 2, 3, 4, 5))
+    raw(db, "UPDATE checkpoints SET checksum = 'bad' WHERE revision IN (5, 2)")
+    store = db.open()
     try:
         assert store.prune_checkpoints(keep=2) == 3
         assert [(c.revision, c.valid) for c in store.checkpoints()] == [(4, True), (3, True)]
@@ -404,29 +452,29 @@ def test_prune_drops_damaged_checkpoints_and_keeps_n_valid(db_path: Path) -> Non
         store.close()
 
 
-def test_a_database_from_a_newer_schema_is_refused(db_path: Path) -> None:
-    sqlite_with_checkpoints(db_path)
-    raw(db_path, "UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    before = db_path.read_bytes()
+def test_a_database_from_a_newer_schema_is_refused(db: Db) -> None:
+    sqlite_with_checkpoints(db)
+    raw(db, "UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    before = db.contents()
     with pytest.raises(SchemaTooNew) as info:
-        SqliteEventStore(db_path)
+        db.open(durability="full")
     message = info.value.message
     assert "99" in message and "newer" in message and str(SCHEMA_VERSION) in message
-    assert str(db_path) in message
+    assert db.name in message
     assert info.value.code == "schema_too_new"
     with pytest.raises(SchemaTooNew):
-        SqliteEventStore(db_path, read_only=True)
+        db.open(read_only=True)
     # Through the Backend too, and the data directory is not left locked by the failed attempt.
     for _ in range(2):
         with pytest.raises(SchemaTooNew):
-            Backend(db_path.parent, durability="off")
-    assert db_path.read_bytes() == before
+            db.backend()
+    assert db.contents() == before
 
 
-def test_a_checkpoint_from_a_newer_schema_is_refused(db_path: Path) -> None:
-    sqlite_with_checkpoints(db_path)
-    raw(db_path, "UPDATE checkpoints SET schema_version = 99 WHERE revision = 5")
-    store = SqliteEventStore(db_path, durability="off")
+def test_a_checkpoint_from_a_newer_schema_is_refused(db: Db) -> None:
+    sqlite_with_checkpoints(db)
+    raw(db, "UPDATE checkpoints SET schema_version = 99 WHERE revision = 5")
+    store = db.open()
     try:
         with pytest.raises(SchemaTooNew):
             store.load_checkpoint()
@@ -484,7 +532,7 @@ def test_a_foreign_sqlite_database_is_refused_and_left_byte_identical(db_path: P
 
 
 def test_a_truncated_database_is_refused_clearly(db_path: Path) -> None:
-    sqlite_with_checkpoints(db_path)
+    sqlite_with_checkpoints(Db(db_path.parent))
     data = db_path.read_bytes()
     db_path.write_bytes(data[:100])  # a valid header, nothing behind it
     with pytest.raises(DataDirError) as info:
@@ -525,13 +573,13 @@ def test_a_new_database_is_never_seen_empty_by_another_opener(tmp_path: Path) ->
             reader.close()
 
 
-def test_a_damaged_meta_value_is_refused_clearly(db_path: Path) -> None:
-    sqlite_with_checkpoints(db_path)
-    raw(db_path, "UPDATE meta SET value = '2.5' WHERE key = 'schema_version'")
+def test_a_damaged_meta_value_is_refused_clearly(db: Db) -> None:
+    sqlite_with_checkpoints(db)
+    raw(db, "UPDATE meta SET value = '2.5' WHERE key = 'schema_version'")
     for read_only in (False, True):
         with pytest.raises(DataDirError) as info:
-            SqliteEventStore(db_path, read_only=read_only)
-        assert info.value.message.startswith(f"{db_path} is damaged: its meta schema_version is '2.5'")
+            db.open(read_only=read_only)
+        assert info.value.message.startswith(f"{db.name} is damaged: its meta schema_version is '2.5'")
 
 
 # -- upcasting a real v1 payload -------------------------------------------------------------
@@ -589,10 +637,10 @@ def expected_v1_peer() -> PeerDescriptor:
 
 
 def insert_v1_event(
-    path: Path, revision: int, payload: str | None = V1_PEER_PAYLOAD, type: str = "updated", schema_version: int = 1
+    db: Db, revision: int, payload: str | None = V1_PEER_PAYLOAD, type: str = "updated", schema_version: int = 1
 ) -> None:
     raw(
-        path,
+        db,
         "INSERT INTO events (revision, epoch, tx, kind, resource_id, type, payload, schema_version, actor, at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
@@ -610,15 +658,15 @@ def insert_v1_event(
     )
 
 
-def new_empty_db(path: Path) -> None:
-    SqliteEventStore(path, durability="off").close()
+def new_empty_db(db: Db) -> None:
+    db.open().close()
 
 
-def test_v1_payload_is_upcast_on_read(db_path: Path) -> None:
+def test_v1_payload_is_upcast_on_read(db: Db) -> None:
     assert json.loads(V1_PEER_PAYLOAD)["network"]["bridge_name"] == "br-legacy"  # really the v1 shape
-    new_empty_db(db_path)
-    insert_v1_event(db_path, 1)
-    store = SqliteEventStore(db_path, durability="off")
+    new_empty_db(db)
+    insert_v1_event(db, 1)
+    store = db.open()
     try:
         (stored,) = list(store.read_events())
         assert stored.resource == expected_v1_peer()
@@ -628,14 +676,11 @@ def test_v1_payload_is_upcast_on_read(db_path: Path) -> None:
         assert list(store.read_events(kind=ResourceKind.PEER, resource_id=uuid.UUID(V1_PEER_ID))) == [stored]
     finally:
         store.close()
-    conn = sqlite3.connect(db_path)
-    try:  # upcast on read, never rewritten in place
-        assert conn.execute("SELECT payload, schema_version FROM events").fetchall() == [(V1_PEER_PAYLOAD, 1)]
-    finally:
-        conn.close()
+    # upcast on read, never rewritten in place
+    assert db.rows("SELECT payload, schema_version FROM events") == [(V1_PEER_PAYLOAD, 1)]
 
 
-def test_a_v2_payload_that_breaks_todays_text_and_range_rules_still_loads_repaired(db_path: Path) -> None:
+def test_a_v2_payload_that_breaks_todays_text_and_range_rules_still_loads_repaired(db: Db) -> None:
     # Written before names refused control characters and bitrates had a 32-bit cap (schema v2).
     v2 = json.loads(V1_PEER_PAYLOAD)
     network = v2.pop("network")
@@ -644,9 +689,9 @@ def test_a_v2_payload_that_breaks_todays_text_and_range_rules_still_loads_repair
     v2["devices"][0]["tags"] = ["body", "\u202eevil"]
     v2["interfaces"][1]["configuration"]["bitrate"] = 2**40
     payload = json.dumps(v2)
-    new_empty_db(db_path)
-    insert_v1_event(db_path, 1, payload, schema_version=2)
-    store = SqliteEventStore(db_path, durability="off")
+    new_empty_db(db)
+    insert_v1_event(db, 1, payload, schema_version=2)
+    store = db.open()
     try:
         (change,) = list(store.replay())
         peer = change.resource
@@ -657,18 +702,14 @@ def test_a_v2_payload_that_breaks_todays_text_and_range_rules_still_loads_repair
         assert isinstance(configuration, CanConfiguration) and configuration.bitrate == MAX_BITRATE
     finally:
         store.close()
-    conn = sqlite3.connect(db_path)
-    try:  # repaired on read, never rewritten in place
-        assert conn.execute("SELECT payload, schema_version FROM events").fetchall() == [(payload, 2)]
-    finally:
-        conn.close()
+    # repaired on read, never rewritten in place
+    assert db.rows("SELECT payload, schema_version FROM events") == [(payload, 2)]
 
 
-def test_backend_restores_v1_events_as_current_models(data_dir: Path) -> None:
-    db_path = data_dir / "lea.db"
-    new_empty_db(db_path)
-    insert_v1_event(db_path, 1)
-    backend = Backend(data_dir, durability="off").start()
+def test_backend_restores_v1_events_as_current_models(db: Db) -> None:
+    new_empty_db(db)
+    insert_v1_event(db, 1)
+    backend = db.backend().start()
     try:
         assert backend.manager.get(ResourceKind.PEER, uuid.UUID(V1_PEER_ID)) == expected_v1_peer()
         # New writes on top of the old history: stored as the current schema, history mixes both.
@@ -679,7 +720,7 @@ def test_backend_restores_v1_events_as_current_models(data_dir: Path) -> None:
         assert [e.resource.location for e in history if isinstance(e.resource, PeerDescriptor)] == ["Hall 7", "Hall 8"]
     finally:
         backend.close()
-    store = SqliteEventStore(db_path, read_only=True)
+    store = db.open(read_only=True)
     try:
         assert admin.verify(store).ok
         assert replayed_state(store, use_checkpoint=False) == replayed_state(store, use_checkpoint=True)
@@ -687,16 +728,15 @@ def test_backend_restores_v1_events_as_current_models(data_dir: Path) -> None:
         store.close()
 
 
-def test_v1_checkpoint_payload_is_upcast(data_dir: Path) -> None:
-    db_path = data_dir / "lea.db"
-    new_empty_db(db_path)
+def test_v1_checkpoint_payload_is_upcast(db: Db) -> None:
+    new_empty_db(db)
     payload = "[" + V1_PEER_PAYLOAD + "]"
     raw(
-        db_path,
+        db,
         "INSERT INTO checkpoints (revision, schema_version, checksum, created_at, payload) VALUES (?, ?, ?, ?, ?)",
         (4, 1, hashlib.sha256(payload.encode("utf-8")).hexdigest(), "2023-06-01T10:00:00+00:00", payload),
     )
-    store = SqliteEventStore(db_path, durability="off")
+    store = db.open()
     try:
         checkpoint = store.load_checkpoint()
         assert checkpoint is not None and checkpoint.revision == 4
@@ -707,9 +747,9 @@ def test_v1_checkpoint_payload_is_upcast(data_dir: Path) -> None:
         store.close()
     # A v1 event after the v1 checkpoint, then restore through the Backend.
     insert_v1_event(
-        db_path, 5, V1_PEER_PAYLOAD.replace('"Hall 7"', '"Hall 9"').replace('"version": 2', '"version": 3')
+        db, 5, V1_PEER_PAYLOAD.replace('"Hall 7"', '"Hall 9"').replace('"version": 2', '"version": 3')
     )
-    backend = Backend(data_dir, durability="off")
+    backend = db.backend()
     try:
         restored = backend.manager.get(ResourceKind.PEER, uuid.UUID(V1_PEER_ID))
         assert restored == expected_v1_peer().model_copy(update={"location": "Hall 9", "version": 3})
@@ -723,9 +763,9 @@ def test_v1_checkpoint_payload_is_upcast(data_dir: Path) -> None:
 # ============================================================================================
 
 
-def _run_once(data_dir: Path, run: int, clean: bool) -> list[int]:
+def _run_once(db: Db, run: int, clean: bool) -> list[int]:
     """One process lifetime: persisted writes, then volatile-only writes last; every revision seen."""
-    backend = Backend(data_dir, durability="off", revision_block=3).start()
+    backend = db.backend(revision_block=3).start()
     seen: list[int] = []
     sub = backend.manager.subscribe(kinds=[ResourceKind.PEER, ResourceKind.PEER_CONNECTION_STATE])
     peer = make_peer(f"bench-run-{run}")
@@ -751,16 +791,16 @@ def _run_once(data_dir: Path, run: int, clean: bool) -> list[int]:
     return seen
 
 
-def test_revisions_never_repeat_across_restarts(data_dir: Path) -> None:
+def test_revisions_never_repeat_across_restarts(db: Db) -> None:
     every: list[int] = []
     for run, clean in enumerate([True, True, False, True, False, False, True]):
-        seen = _run_once(data_dir, run, clean)
+        seen = _run_once(db, run, clean)
         assert seen == sorted(set(seen)), f"run {run}: revisions not strictly increasing: {seen}"
         if every:
             assert seen[0] > max(every), f"run {run} started at {seen[0]}, but {max(every)} was seen before"
         every.extend(seen)
     assert every == sorted(set(every))
-    store = SqliteEventStore(data_dir / "lea.db", read_only=True)
+    store = db.open(read_only=True)
     try:
         stored = [e.revision for e in store.read_events()]
         assert stored == sorted(set(stored)) and set(stored) <= set(every)

@@ -1,0 +1,532 @@
+"""PostgreSQL event store (psycopg 3, psycopg_pool): the same tables, rows and semantics as SQLite's.
+
+``events``, ``checkpoints``, ``meta`` and ``tokens`` live in the database's current schema (the
+first of its ``search_path``, normally ``public``). Payloads are stored as the exact JSON text
+LEA wrote (``text``, not ``jsonb``, which would reorder keys and break the checkpoints'
+checksums); timestamps as the same ISO text as in SQLite, so the two stores hold identical rows and
+``lea-backend migrate`` copies them as they are.
+
+A database is LEA's once its ``meta`` table says ``application_id = 0x4C454131`` (SQLite's
+``PRAGMA application_id``); a database holding other tables is refused and left untouched, and so
+is one whose schema version is newer than this LEA's. Creating the tables of a new database is
+serialized by a transaction-level advisory lock, so several processes may open one at once.
+
+Durability maps onto ``synchronous_commit``: ``full`` → ``on`` (each commit is flushed, and waits
+for synchronous standbys if the database has any), ``normal`` → ``local`` (flushed on the primary
+only), ``off`` → ``off`` (PostgreSQL may lose the last commits on a crash, but never corrupts).
+
+Every read and write takes a connection from the pool for its own short transaction; ``connect()``
+gives a connection outside the pool (for a session-level advisory lock held for the life of a
+server process: the pool may close and reopen its connections at any time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from uuid import UUID
+
+import psycopg
+import psycopg_pool
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from pydantic import ValidationError
+
+from backend.storage.base import CheckpointInfo, EventStore, ReplayedChange
+from backend.storage.rows import KINDS, TYPES, VALIDATE_JSON, checksum, load_resource
+from backend.storage.upcasters import upcast
+from resources.errors import DataDirError, SchemaTooNew, invalid_resource_from
+from resources.events import SCHEMA_VERSION, Checkpoint, Event
+from resources.kinds import ResourceKind
+from resources.resource import RESOURCE_LIST_ADAPTER, resource_from_dict
+
+#: The meta row marking a LEA database (the value of SQLite's PRAGMA application_id, "LEA1").
+APPLICATION_KEY = "application_id"
+APPLICATION_VALUE = "0x4C454131"
+#: pg_advisory_xact_lock key serializing the creation of the tables ("LEA" + "schema").
+SCHEMA_LOCK_KEY = 0x4C4541_0001
+#: Rows fetched per query while reading events (reads never hold a connection between batches).
+BATCH = 2000
+MAX_REVISION = 2**63 - 1
+SYNCHRONOUS_COMMIT = {"full": "on", "normal": "local", "off": "off"}
+URL_SCHEMES = ("postgresql://", "postgres://")
+
+TABLES = (
+    "CREATE TABLE IF NOT EXISTS events (revision bigint PRIMARY KEY, epoch text NOT NULL, tx text NOT NULL, "
+    "kind text NOT NULL, resource_id text NOT NULL, type text NOT NULL, payload text, schema_version integer, "
+    "actor text NOT NULL, at text NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS idx_events_kind_resource_id ON events (kind, resource_id)",
+    "CREATE TABLE IF NOT EXISTS checkpoints (revision bigint PRIMARY KEY, schema_version integer, checksum text, "
+    "created_at text, payload text)",
+    "CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text)",
+    "CREATE TABLE IF NOT EXISTS tokens (name text PRIMARY KEY, role text, hash text, created_at text, "
+    "peer_id text)",
+    "CREATE INDEX IF NOT EXISTS idx_tokens_hash ON tokens (hash)",
+)
+INSERT_EVENT = "INSERT INTO events VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+LEA_TABLES = frozenset({"events", "checkpoints", "meta", "tokens"})
+
+
+def is_postgres_url(text: str | Path | None) -> bool:
+    return isinstance(text, str) and text.startswith(URL_SCHEMES)
+
+
+@dataclass(frozen=True)
+class PostgresTarget:
+    """Where a PostgreSQL store is: a URL without a password, and where the password comes from.
+
+    The password is never on the command line (every user of the machine can read it there): libpq
+    takes it from ``PGPASSWORD``, from ``~/.pgpass`` / ``PGPASSFILE``, or from ``password_file``
+    (libpq's passfile format, ``host:port:database:user:password``, or a file holding only the
+    password).
+    """
+
+    url: str
+    password_file: Path | None = None
+
+    @classmethod
+    def parse(cls, url: str, password_file: Path | str | None = None) -> PostgresTarget:
+        if not is_postgres_url(url):
+            raise DataDirError(f"{url[:80]!r} is not a PostgreSQL URL (postgresql://USER@HOST:PORT/DATABASE)")
+        try:
+            params = conninfo_to_dict(url)
+        except psycopg.ProgrammingError as exc:
+            raise DataDirError(f"{redact(url)} is not a valid PostgreSQL URL: {exc}") from None
+        if "password" in params:
+            raise DataDirError(
+                f"{redact(url)} holds a password: give it in PGPASSWORD, ~/.pgpass or --store-password-file "
+                "(store_password_file in lea.toml), never on the command line, where every user of the "
+                "machine can read it"
+            )
+        if not params.get("dbname"):
+            raise DataDirError(f"{url} names no database: postgresql://USER@HOST:PORT/DATABASE")
+        file = Path(password_file) if password_file is not None else None
+        if file is not None and not file.is_file():
+            raise DataDirError(f"the PostgreSQL password file {file} does not exist", path=str(file))
+        return cls(url, file)
+
+    @property
+    def database(self) -> str:
+        return str(conninfo_to_dict(self.url).get("dbname", ""))
+
+    def conninfo(self, **extra: Any) -> str:
+        params: dict[str, Any] = {"application_name": "lea-backend", "connect_timeout": 10}
+        if self.password_file is not None:
+            try:
+                text = self.password_file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise DataDirError(
+                    f"cannot read the PostgreSQL password file {self.password_file}: {exc}",
+                    path=str(self.password_file),
+                ) from exc
+            first = (text.strip().splitlines() or [""])[0]
+            if first.count(":") >= 4:  # libpq's passfile: host:port:database:user:password lines
+                params["passfile"] = str(self.password_file)
+            elif first:  # the password alone
+                params["password"] = first
+        params.update(extra)
+        return make_conninfo(self.url, **params)
+
+    def __str__(self) -> str:
+        return self.url
+
+
+def redact(url: str) -> str:
+    """``url`` with any password in it replaced by ``***`` (for error messages)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "the PostgreSQL URL"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        if ":" in userinfo:
+            netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
+    query = "&".join(
+        "password=***" if item.lower().startswith("password=") else item for item in parts.query.split("&")
+    )
+    return parts._replace(netloc=netloc, query=query).geturl()
+
+
+def connect_error(target: PostgresTarget, exc: Exception) -> DataDirError:
+    reason = " ".join(str(exc).split()) or type(exc).__name__  # libpq's lines, on one line
+    return DataDirError(f"cannot use the PostgreSQL database {target.url}: {reason}", path=target.url)
+
+
+class PostgresEventStore(EventStore):
+    def __init__(
+        self,
+        target: PostgresTarget | str,
+        *,
+        durability: str = "full",
+        read_only: bool = False,
+        pool_size: int = 4,
+    ) -> None:
+        self.target = target if isinstance(target, PostgresTarget) else PostgresTarget.parse(target)
+        self.read_only = read_only
+        self.name = self.target.url
+        self._synchronous_commit = SYNCHRONOUS_COMMIT[durability]
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._writer_conn: psycopg.Connection[Any] | None = None
+        self._closed = False
+        options = f"-c synchronous_commit={self._synchronous_commit}"
+        if read_only:
+            options += " -c default_transaction_read_only=on"
+        self._conninfo = self.target.conninfo(options=options)
+        try:  # once directly: a clear error now, not a pool timeout later
+            first = psycopg.connect(self._conninfo, autocommit=True)
+        except psycopg.Error as exc:
+            raise connect_error(self.target, exc) from exc
+        try:
+            self._prepare(first)
+        except psycopg.Error as exc:
+            first.close()
+            raise connect_error(self.target, exc) from exc
+        except BaseException:
+            first.close()
+            raise
+        first.close()
+        self.pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = psycopg_pool.ConnectionPool(
+            self._conninfo, min_size=1, max_size=pool_size, kwargs={"autocommit": True},
+            check=psycopg_pool.ConnectionPool.check_connection, open=False, name="lea-store", timeout=30,
+        )
+        self.pool.open(wait=False)
+
+    def connect(self) -> psycopg.Connection[Any]:
+        """A new connection of this store's database outside the pool (autocommit), the caller's to close."""
+        try:
+            return psycopg.connect(self._conninfo, autocommit=True)
+        except psycopg.Error as exc:
+            raise connect_error(self.target, exc) from exc
+
+    # -- opening ---------------------------------------------------------------------------
+    def _prepare(self, conn: psycopg.Connection[Any]) -> None:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
+            tables = {
+                str(r[0]) for r in conn.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+                )
+            }
+            if tables:
+                marker = None
+                if "meta" in tables:
+                    row = conn.execute("SELECT value FROM meta WHERE key = %s", (APPLICATION_KEY,)).fetchone()
+                    marker = None if row is None else row[0]
+                if marker != APPLICATION_VALUE:
+                    shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+                    raise DataDirError(
+                        f"the PostgreSQL database {self.name} holds tables of another program ({shown}), not "
+                        "LEA's; it was left untouched. Give LEA an empty database of its own",
+                        path=self.name,
+                    )
+                stored = self._meta_int(conn, "schema_version")
+                if stored is not None and stored > SCHEMA_VERSION:
+                    raise SchemaTooNew(
+                        f"{self.name} was written by a newer LEA (schema version {stored}); this LEA understands "
+                        f"up to schema version {SCHEMA_VERSION}. Install a newer LEA to open it.",
+                        stored=stored, supported=SCHEMA_VERSION,
+                    )
+            if self.read_only:
+                if "events" not in tables:
+                    raise DataDirError(f"{self.name} holds no LEA data yet", path=self.name)
+                return
+            for statement in TABLES:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
+                (APPLICATION_KEY, APPLICATION_VALUE),
+            )
+            current = self._meta_int(conn, "schema_version")
+            if current is None or current < SCHEMA_VERSION:
+                self._set_meta(conn, "schema_version", str(SCHEMA_VERSION))
+
+    def damaged(self, detail: str) -> DataDirError:
+        return DataDirError(
+            f"{self.name} is damaged: {detail}; it was left untouched (restore it from a backup)", path=self.name
+        )
+
+    # -- meta ------------------------------------------------------------------------------
+    def _meta(self, conn: psycopg.Connection[Any], key: str) -> str | None:
+        row = conn.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _meta_int(self, conn: psycopg.Connection[Any], key: str) -> int | None:
+        value = self._meta(conn, key)
+        if value is None:
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise self.damaged(f"its meta {key} is {value[:40]!r}, not a number") from None
+
+    @staticmethod
+    def _set_meta(conn: psycopg.Connection[Any], key: str, value: str) -> None:
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def get_meta(self, key: str) -> str | None:
+        with self.pool.connection() as conn:
+            return self._meta(conn, key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._check_writable()
+        with self.pool.connection() as conn, conn.transaction():
+            self._set_meta(conn, key, value)
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise DataDirError(f"{self.name} is open read-only", path=self.name)
+
+    # -- events ----------------------------------------------------------------------------
+    def append(self, events: Sequence[Event], reserve_up_to: int | None = None) -> None:
+        self._check_writable()
+        rows = [
+            (
+                e.revision, e.epoch, str(e.tx), e.kind.value, str(e.id), e.type.value,
+                None if e.resource is None else e.resource.model_dump_json(),
+                SCHEMA_VERSION, e.actor, e.at.isoformat(),
+            )
+            for e in events
+        ]
+        with self._write_lock:
+            conn = self._writer()
+            try:
+                with conn.transaction(), conn.cursor() as cursor:
+                    if len(rows) == 1:  # executemany's pipeline costs more than it saves for one row
+                        cursor.execute(INSERT_EVENT, rows[0])
+                    elif rows:
+                        cursor.executemany(INSERT_EVENT, rows)
+                    if reserve_up_to is not None:
+                        self._set_meta(conn, "revision_reserved", str(reserve_up_to))
+            except psycopg.OperationalError:
+                self._drop_writer()  # the connection may be gone (server restarted): a new one next time
+                raise
+
+    def _writer(self) -> psycopg.Connection[Any]:
+        """The commit path's own connection (the manager is the single sequencer: one writer)."""
+        if self._writer_conn is None or self._writer_conn.closed:
+            self._writer_conn = psycopg.connect(self._conninfo, autocommit=True)
+        return self._writer_conn
+
+    def _drop_writer(self) -> None:
+        if self._writer_conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._writer_conn.close()
+            self._writer_conn = None
+
+    def reserved_revision(self) -> int:
+        with self.pool.connection() as conn:
+            value = self._meta_int(conn, "revision_reserved")
+        return value if value is not None else 0
+
+    def last_revision(self) -> int:
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT max(revision) FROM events").fetchone()
+        return int(row[0] or 0) if row else 0
+
+    def event_count(self) -> int:
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT count(*) FROM events").fetchone()
+        return int(row[0]) if row else 0
+
+    def _batches(
+        self, columns: str, where: str, args: list[Any], after: int, up_to: int, limit: int | None
+    ) -> Iterator[tuple[Any, ...]]:
+        """Rows with after < revision <= up_to in revision order, ``BATCH`` per query (no connection is
+        held while the caller works on a batch; events are append-only, so paging by revision is exact)."""
+        left = limit
+        query = sql.SQL(
+            "SELECT " + columns + " FROM events WHERE revision > %s AND revision <= %s" + where
+            + " ORDER BY revision LIMIT %s"
+        )
+        while left is None or left > 0:
+            size = BATCH if left is None else min(BATCH, left)
+            try:
+                with self.pool.connection() as conn:
+                    rows = conn.execute(query, [after, up_to, *args, size]).fetchall()
+            except psycopg.DataError as exc:
+                raise self.damaged(f"reading its events after revision {after} failed ({exc})") from exc
+            yield from rows
+            if len(rows) < size:
+                return
+            after = int(rows[-1][0])
+            if left is not None:
+                left -= len(rows)
+
+    def read_events(
+        self,
+        after: int = 0,
+        limit: int | None = None,
+        kind: ResourceKind | None = None,
+        resource_id: UUID | None = None,
+        kinds: Collection[ResourceKind] | None = None,
+    ) -> Iterator[Event]:
+        where, args = "", []
+        if kind is not None:
+            where += " AND kind = %s"
+            args.append(kind.value)
+        if kinds is not None and not kinds:
+            return  # no kind asked for
+        if kinds is not None:
+            where += f" AND kind IN ({', '.join('%s' for _ in kinds)})"
+            args.extend(k.value for k in kinds)
+        if resource_id is not None:
+            where += " AND resource_id = %s"
+            args.append(str(resource_id))
+        columns = "revision, epoch, tx, kind, resource_id, type, payload, schema_version, actor, at"
+        for revision, epoch, tx, kind_s, rid, type_s, payload, version, actor, at in self._batches(
+            columns, where, args, after, MAX_REVISION, limit
+        ):
+            k, t = KINDS.get(kind_s), TYPES.get(type_s)
+            if k is None or t is None:
+                raise self._unknown(revision, kind_s, type_s)
+            try:
+                event = Event(
+                    epoch=epoch, revision=revision, type=t, kind=k, id=UUID(rid),
+                    resource=None if payload is None else load_resource(k, payload, version),
+                    actor=actor, at=datetime.fromisoformat(at), tx=UUID(tx),
+                )
+            except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+                raise self._unreadable(revision, k, exc) from exc
+            yield event
+
+    def replay(self, after: int = 0, up_to: int | None = None) -> Iterator[ReplayedChange]:
+        kinds, types, validate = KINDS, TYPES, VALIDATE_JSON
+        revision, k = after, None
+        columns = "revision, type, kind, CASE WHEN payload IS NULL THEN resource_id END, payload, schema_version"
+        try:
+            for revision, type_s, kind_s, rid, payload, version in self._batches(
+                columns, "", [], after, up_to if up_to is not None else MAX_REVISION, None
+            ):
+                k, t = kinds.get(kind_s), types.get(type_s)
+                if k is None or t is None:
+                    raise self._unknown(revision, kind_s, type_s)
+                if payload is None:
+                    yield ReplayedChange(revision, t, k, UUID(rid), None)
+                else:
+                    res = validate[k](payload) if version == SCHEMA_VERSION else load_resource(k, payload, version)
+                    yield ReplayedChange(revision, t, k, res.id, res)
+        except (ValueError, TypeError) as exc:  # a row that is no event; ValidationError is a ValueError
+            raise self._unreadable(revision, k, exc) from exc
+
+    def _unknown(self, revision: int, kind: object, type: object) -> DataDirError:
+        what = f"kind {kind!r}" if kind not in KINDS else f"type {type!r}"
+        return self.damaged(f"the event at revision {revision} has an unknown {what}")
+
+    def _unreadable(self, revision: int, kind: ResourceKind | None, exc: Exception) -> DataDirError:
+        if isinstance(exc, ValidationError):
+            reason = invalid_resource_from(exc, f"stored {kind.value if kind else 'resource'}").message
+        else:
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        return self.damaged(f"the event at revision {revision} cannot be read ({reason})")
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def write_checkpoint(self, checkpoint: Checkpoint) -> None:
+        self._check_writable()
+        payload = RESOURCE_LIST_ADAPTER.dump_json(list(checkpoint.resources)).decode("utf-8")
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute(
+                "INSERT INTO checkpoints VALUES (%s, %s, %s, %s, %s) ON CONFLICT (revision) DO UPDATE SET "
+                "schema_version = excluded.schema_version, checksum = excluded.checksum, "
+                "created_at = excluded.created_at, payload = excluded.payload",
+                (checkpoint.revision, SCHEMA_VERSION, checksum(payload), datetime.now(UTC).isoformat(), payload),
+            )
+
+    def load_checkpoint(self) -> Checkpoint | None:
+        with self.pool.connection() as conn:
+            heads = conn.execute("SELECT revision FROM checkpoints ORDER BY revision DESC").fetchall()
+        for (revision,) in heads:
+            with self.pool.connection() as conn:
+                row = conn.execute(
+                    "SELECT schema_version, checksum, payload FROM checkpoints WHERE revision = %s", (revision,)
+                ).fetchone()
+            if row is None:
+                continue  # pruned meanwhile
+            version, digest, payload = row
+            if payload is None or checksum(payload) != digest:
+                continue  # damaged: fall back to an older checkpoint or a full replay
+            if version > SCHEMA_VERSION:
+                raise SchemaTooNew(f"checkpoint {revision} has schema version {version}")
+            if version == SCHEMA_VERSION:
+                resources = tuple(RESOURCE_LIST_ADAPTER.validate_json(payload))
+            else:
+                resources = tuple(
+                    resource_from_dict(KINDS[item["kind"]], upcast(KINDS[item["kind"]], item, version))
+                    for item in json.loads(payload)
+                )
+            return Checkpoint(revision=revision, schema_version=SCHEMA_VERSION, resources=resources)
+        return None
+
+    def checkpoints(self) -> list[CheckpointInfo]:
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT revision, schema_version, checksum, created_at, payload FROM checkpoints "
+                "ORDER BY revision DESC"
+            ).fetchall()
+        return [
+            CheckpointInfo(rev, ver, payload is not None and checksum(payload) == digest, created)
+            for rev, ver, digest, created, payload in rows
+        ]
+
+    def prune_checkpoints(self, keep: int) -> int:
+        self._check_writable()
+        infos = self.checkpoints()
+        keep_revisions = {c.revision for c in [c for c in infos if c.valid][:keep]}
+        doomed = [c.revision for c in infos if c.revision not in keep_revisions]
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("DELETE FROM checkpoints WHERE revision = ANY(%s)", (doomed,))
+        return len(doomed)
+
+    def vacuum(self) -> None:
+        self._check_writable()
+        with self.pool.connection() as conn:  # autocommit: VACUUM runs outside a transaction
+            conn.execute("VACUUM (ANALYZE) events, checkpoints, meta, tokens")
+
+    def integrity_check(self) -> str:
+        """'ok' when every row of LEA's tables can be read (PostgreSQL checks each page it reads, and
+        its data checksums when the cluster has them: ``initdb --data-checksums``); else the error."""
+        try:
+            with self.pool.connection() as conn:
+                for table in sorted(LEA_TABLES):
+                    conn.execute(
+                        sql.SQL("SELECT count(*), sum(length(t::text)) FROM {} AS t").format(sql.Identifier(table))
+                    ).fetchone()
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as exc:
+            return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return "ok"
+
+    def size_bytes(self) -> int:
+        """What LEA's tables take on disk, indexes and TOAST included."""
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT sum(pg_total_relation_size(to_regclass(t))) FROM unnest(%s::text[]) AS t",
+                (sorted(LEA_TABLES),),
+            ).fetchone()
+        return int(row[0] or 0) if row else 0
+
+    def __enter__(self) -> PostgresEventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                with self._write_lock:
+                    self._drop_writer()
+                self.pool.close()
