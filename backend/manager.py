@@ -15,6 +15,8 @@ stored or seen). No revision above the stored high-water mark is ever published.
 from __future__ import annotations
 
 import logging
+import os
+import random
 import threading
 import time
 import uuid
@@ -133,6 +135,9 @@ class ResourcesManager:
         self._helper_wake = threading.Event()
         self._helper_stop = False
         self._epoch = uuid.uuid4().hex
+        # Transaction ids: random UUIDs from a generator seeded once from the OS (os.urandom per
+        # write is a system call that hands the GIL to another thread on every write).
+        self._tx_ids = random.Random(os.urandom(32))
         self._published_revision = 0
         self._next_revision = 1
         self._reserved = 0
@@ -494,7 +499,7 @@ class ResourcesManager:
         """Validate and apply one transaction to the working state; undo it all if any part fails."""
         undo: list[tuple[ResourceKind, UUID, AnyResource | None]] = []
         events: list[Event] = []
-        tx = uuid.uuid4()
+        tx = uuid.UUID(int=self._tx_ids.getrandbits(128), version=4)
         at = self._clock()
         try:
             for change in write.changes:
@@ -544,7 +549,8 @@ class ResourcesManager:
                 )
             self._rules(self._working, change)
             stored = res.model_copy(update={"version": current_version + 1})
-            return Event(
+            # Every field is already of its type (``stored`` is a validated resource): no validation.
+            return Event.model_construct(
                 epoch=self._epoch, revision=revision,
                 type=EventType.CREATED if current is None else EventType.UPDATED,
                 kind=res.kind, id=res.id, resource=stored, actor=actor, at=at, tx=tx,
@@ -564,7 +570,7 @@ class ResourcesManager:
                 actual=current.version,
             )
         self._rules(self._working, change)
-        return Event(
+        return Event.model_construct(
             epoch=self._epoch, revision=revision, type=EventType.DELETED, kind=change.kind,
             id=change.id, resource=None, actor=actor, at=at, tx=tx,
         )
