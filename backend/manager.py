@@ -1,10 +1,13 @@
 """The ResourcesManager: one sequencer, group commit, published state, ring and subscriptions.
 
-Write path (one thread, the sequencer): take every queued write (up to a group), validate each
-against the working state that already contains every earlier accepted write, assign revisions,
-commit the whole group in one storage transaction, then apply it to the published state,
-acknowledge the writers and deliver the events to subscribers, in revision order. A failed commit
-fails the whole group and drops the working state; a group with persisted events also starts a new
+Write path (one leader at a time, the sequencer): take every queued write (up to a group),
+validate each against the working state that already contains every earlier accepted write,
+assign revisions, commit the whole group in one storage transaction, then apply it to the
+published state, acknowledge the writers and deliver the events to subscribers, in revision
+order. The leader is the first writer waiting in ``write`` (it commits the queued group for every
+other, as LevelDB's and PostgreSQL's writer queues do: no thread hop when a writer is alone), or
+the ``lea-sequencer`` thread for writes ``submit``-ted with nobody waiting. A failed commit fails
+the whole group and drops the working state; a group with persisted events also starts a new
 epoch (every subscriber resyncs), a group of volatile changes only does not (nothing of it was
 stored or seen). No revision above the stored high-water mark is ever published.
 """
@@ -12,7 +15,8 @@ stored or seen). No revision above the stored high-water mark is ever published.
 from __future__ import annotations
 
 import logging
-import queue
+import os
+import random
 import threading
 import time
 import uuid
@@ -90,15 +94,18 @@ class TxResult:
         raise KeyError((kind, id))
 
 
-@dataclass
+@dataclass(eq=False)
 class _Write:
     changes: Sequence[Change]
     actor: str
     future: Future[TxResult] = field(default_factory=Future)
     event_json: list[str] = field(default_factory=list)  # each staged event's JSON, encoded once
+    #: Held while its writer waits (None: submitted, nobody waits); released when the write is
+    #: resolved or its writer is made the leader.
+    signal: threading.Lock | None = None
+    leads: bool = False  # its writer was handed the leadership
+    abandoned: bool = False  # its writer stopped waiting (timeout): never hand it the leadership
 
-
-_STOP = object()
 #: A resync storm: this many epochs started by failed commits within STORM_WINDOW seconds.
 STORM_EPOCHS = 10
 STORM_WINDOW = 60.0
@@ -121,8 +128,16 @@ class ResourcesManager:
         self._publish_lock = threading.RLock()
         self._subscribers: list[Subscription | StreamSubscription] = []
         self._ring = Ring(self.settings.ring_size, self.settings.ring_bytes)
-        self._queue: queue.SimpleQueue[_Write | object] = queue.SimpleQueue()
+        # The queue of writes and who commits them (leader-writer group commit, see _lead).
+        self._pending: deque[_Write] = deque()  # under _state_lock
+        self._leading = False  # a thread is committing groups (under _state_lock)
+        self._helper_leads = False  # ... and it is the sequencer thread (under _state_lock)
+        self._helper_wake = threading.Event()
+        self._helper_stop = False
         self._epoch = uuid.uuid4().hex
+        # Transaction ids: random UUIDs from a generator seeded once from the OS (os.urandom per
+        # write is a system call that hands the GIL to another thread on every write).
+        self._tx_ids = random.Random(os.urandom(32))
         self._published_revision = 0
         self._next_revision = 1
         self._reserved = 0
@@ -131,7 +146,7 @@ class ResourcesManager:
         self._accepting = False
         self._closed = False
         self._restored = False
-        self._state_lock = threading.Lock()  # guards _accepting/_closed transitions
+        self._state_lock = threading.Lock()  # guards _accepting/_closed transitions and the queue
         # Storage health, as the sequencer last saw it (one failure episode is logged once).
         self._storage_failing = False
         self._failed_commits = 0
@@ -166,7 +181,7 @@ class ResourcesManager:
             if self._thread is not None:
                 return
             self._accepting = True
-            self._thread = threading.Thread(target=self._run, name="lea-sequencer", daemon=True)
+            self._thread = threading.Thread(target=self._help, name="lea-sequencer", daemon=True)
             self._thread.start()
 
     def close(self, checkpoint: bool = True) -> None:
@@ -178,7 +193,13 @@ class ResourcesManager:
             self._accepting = False
             thread = self._thread
         if thread is not None:
-            self._queue.put(_STOP)
+            # Every write queued before this one is committed first (the queue is in order).
+            last = _Write([], "close", signal=threading.Lock())
+            self._enqueue_waiting(last, refuse=False)
+            self._wait(last, None)
+            with self._state_lock:
+                self._helper_stop = True
+            self._helper_wake.set()
             thread.join()
         if checkpoint and self._restored and self._since_checkpoint > 0 and not self.store.read_only:
             try:
@@ -299,24 +320,59 @@ class ResourcesManager:
 
     # -- writing ---------------------------------------------------------------------------
     def submit(self, changes: Sequence[Change], actor: str) -> Future[TxResult]:
-        """Queue one all-or-nothing transaction; the future resolves after its commit."""
+        """Queue one all-or-nothing transaction; the future resolves after its commit.
+
+        The caller never blocks: a writer waiting in ``write`` or the sequencer thread commits it.
+        """
         write = _Write(list(changes), actor)
         with self._state_lock:
             if not self._accepting:
-                reason = "the backend is shutting down" if self._closed else "the backend is not started"
-                write.future.set_exception(ShuttingDown(reason))
+                write.future.set_exception(ShuttingDown(self._refusal()))
                 return write.future
-            self._queue.put(write)
+            self._pending.append(write)
+            if self._leading:
+                return write.future
+            self._leading = self._helper_leads = True
+        self._helper_wake.set()
         return write.future
 
     def write(self, changes: Sequence[Change], actor: str) -> TxResult:
-        future = self.submit(changes, actor)
-        try:
-            return future.result(timeout=self.settings.write_timeout)
-        except TimeoutError as exc:
-            raise StorageFailed(
-                f"the write was not committed within {self.settings.write_timeout:g} s"
-            ) from exc
+        """Queue one transaction and wait for its commit; the first waiting writer commits the
+        queued group for every other (leader-writer group commit, no thread hop when alone)."""
+        write = _Write(list(changes), actor, signal=threading.Lock())
+        if not self._enqueue_waiting(write, refuse=True):
+            raise ShuttingDown(self._refusal())
+        return self._wait(write, self.settings.write_timeout)
+
+    def _refusal(self) -> str:
+        return "the backend is shutting down" if self._closed else "the backend is not started"
+
+    def _enqueue_waiting(self, write: _Write, *, refuse: bool) -> bool:
+        """Queue a write whose caller waits for it (False: refused, not accepting writes)."""
+        assert write.signal is not None
+        write.signal.acquire()
+        with self._state_lock:
+            if refuse and not self._accepting:
+                return False
+            self._pending.append(write)
+            if not self._leading:  # nobody commits: this writer leads, at once
+                self._leading = write.leads = True
+                write.signal.release()
+        return True
+
+    def _wait(self, write: _Write, timeout: float | None) -> TxResult:
+        """Wait until the write is resolved or its writer is handed the leadership (then lead)."""
+        assert write.signal is not None
+        if not write.signal.acquire(timeout=-1 if timeout is None else timeout):
+            with self._state_lock:
+                # Resolved or handed the leadership just now? Else never hand it the leadership.
+                late = write.signal.acquire(blocking=False)
+                write.abandoned = not late
+            if not late:
+                raise StorageFailed(f"the write was not committed within {timeout:g} s")
+        if write.leads:
+            self._lead(write)
+        return write.future.result()
 
     def write_checkpoint(self) -> int:
         """Write a checkpoint of the persisted kinds at the published revision; returns it."""
@@ -329,36 +385,54 @@ class ResourcesManager:
         return checkpoint.revision
 
     # -- the sequencer ---------------------------------------------------------------------
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            group: list[_Write] = []
-            if first is _STOP:
-                stopping = True
-            else:
-                assert isinstance(first, _Write)
-                group.append(first)
-            while len(group) < self.settings.commit_group_max:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stopping = True
-                    continue
-                assert isinstance(item, _Write)
-                group.append(item)
-            if group:
-                self._process(group)
-        # Anything queued after the stop marker (raced with close) is refused, never dropped silently.
+    def _help(self) -> None:
+        """The sequencer thread: it commits what was submitted while no writer waits to lead."""
         while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(item, _Write):
-                item.future.set_exception(ShuttingDown("the backend is shutting down"))
+            self._helper_wake.wait()
+            self._helper_wake.clear()
+            with self._state_lock:
+                leads, self._helper_leads = self._helper_leads, False
+                stop = self._helper_stop
+            if leads:
+                self._lead(None)
+            if stop:
+                return
+
+    def _lead(self, own: _Write | None) -> None:
+        """Commit queued groups, in order, until ``own`` is resolved (None: the sequencer thread,
+        until the queue is empty); then hand the leadership to the next waiting writer, or to the
+        sequencer thread when only submitted writes are left. One leader at a time."""
+        while True:
+            with self._state_lock:
+                n = min(len(self._pending), self.settings.commit_group_max)
+                group = [self._pending.popleft() for _ in range(n)]
+            if group:
+                try:
+                    self._process(group)
+                except BaseException as exc:  # a bug: fail the group, never strand its writers
+                    log.exception("unexpected error while committing a group")
+                    for write in group:
+                        if not write.future.done():
+                            write.future.set_exception(exc)
+                finally:
+                    for write in group:
+                        if write.signal is not None and not write.leads:
+                            write.signal.release()  # wakes its writer: resolved
+            with self._state_lock:
+                if not self._pending:
+                    self._leading = False
+                    return
+                if own is None or not own.future.done():
+                    continue
+                successor = next((w for w in self._pending if w.signal is not None and not w.abandoned), None)
+                if successor is None:
+                    self._helper_leads = True
+                    self._helper_wake.set()
+                    return
+                successor.leads = True
+                assert successor.signal is not None
+                successor.signal.release()
+                return
 
     def _process(self, group: list[_Write]) -> None:
         accepted: list[tuple[_Write, list[Event]]] = []
@@ -425,7 +499,7 @@ class ResourcesManager:
         """Validate and apply one transaction to the working state; undo it all if any part fails."""
         undo: list[tuple[ResourceKind, UUID, AnyResource | None]] = []
         events: list[Event] = []
-        tx = uuid.uuid4()
+        tx = uuid.UUID(int=self._tx_ids.getrandbits(128), version=4)
         at = self._clock()
         try:
             for change in write.changes:
@@ -475,7 +549,8 @@ class ResourcesManager:
                 )
             self._rules(self._working, change)
             stored = res.model_copy(update={"version": current_version + 1})
-            return Event(
+            # Every field is already of its type (``stored`` is a validated resource): no validation.
+            return Event.model_construct(
                 epoch=self._epoch, revision=revision,
                 type=EventType.CREATED if current is None else EventType.UPDATED,
                 kind=res.kind, id=res.id, resource=stored, actor=actor, at=at, tx=tx,
@@ -495,7 +570,7 @@ class ResourcesManager:
                 actual=current.version,
             )
         self._rules(self._working, change)
-        return Event(
+        return Event.model_construct(
             epoch=self._epoch, revision=revision, type=EventType.DELETED, kind=change.kind,
             id=change.id, resource=None, actor=actor, at=at, tx=tx,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -274,9 +275,52 @@ class _Queue(Generic[Q, T]):
         self._finish()
 
 
+class _LoopWakeups:
+    """Every wake-up of one loop's waiters, handed over in one ``call_soon_threadsafe``.
+
+    A commit group is offered to every subscriber in turn: with N WebSocket watchers on the
+    server's loop, one hop (one write to the loop's self-pipe, one callback) instead of N.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._ready: list[asyncio.Event] = []
+        self._scheduled = False
+
+    def wake(self, event: asyncio.Event) -> None:
+        with self._lock:
+            self._ready.append(event)
+            if self._scheduled:
+                return  # the callback already on its way sets this one too
+            self._scheduled = True
+        with contextlib.suppress(RuntimeError):  # the loop is already closed at shutdown
+            self._loop.call_soon_threadsafe(self._run)
+
+    def _run(self) -> None:
+        with self._lock:
+            ready, self._ready = self._ready, []
+            self._scheduled = False
+        for event in ready:
+            event.set()
+
+
+_wakeups: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopWakeups] = weakref.WeakKeyDictionary()
+_wakeups_lock = threading.Lock()
+
+
+def _wakeups_of(loop: asyncio.AbstractEventLoop) -> _LoopWakeups:
+    with _wakeups_lock:
+        wakeups = _wakeups.get(loop)
+        if wakeups is None:
+            wakeups = _wakeups[loop] = _LoopWakeups(loop)
+        return wakeups
+
+
 class LoopWakeup:
     """The hop from the writer's thread to an asyncio loop: the queue's ``on_ready`` sets an
-    ``asyncio.Event`` on ``loop`` (``call_soon_threadsafe``) that a task there waits on.
+    ``asyncio.Event`` on ``loop`` that a task there waits on (one ``call_soon_threadsafe`` per loop
+    for every waiter woken before it runs, see ``_LoopWakeups``).
 
     The one hop for the embedded connection's event stream and the server's WebSocket sender. The
     waiter clears, takes what is queued, and waits only when nothing was (a delivery after the
@@ -287,11 +331,11 @@ class LoopWakeup:
         self._queue = queue
         self._loop = loop
         self._ready = asyncio.Event()
+        self._wakeups = _wakeups_of(loop)
         queue.on_ready = self._wake
 
     def _wake(self) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is already closed at shutdown
-            self._loop.call_soon_threadsafe(self._ready.set)
+        self._wakeups.wake(self._ready)
 
     def clear(self) -> None:
         self._ready.clear()

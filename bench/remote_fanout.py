@@ -113,9 +113,9 @@ def cli(data_dir: Path, *args: str) -> str:
     return result.stdout.strip()
 
 
-def start_server(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
+def start_server(data_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "backend", "serve", "--data-dir", str(data_dir), "--port", "0"],
+        [sys.executable, "-m", "backend", "serve", "--data-dir", str(data_dir), "--port", "0", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
     )
     assert proc.stdout is not None
