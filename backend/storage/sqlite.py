@@ -376,7 +376,8 @@ class SqliteEventStore(EventStore):
                         resource_from_dict(_KINDS[item["kind"]], upcast(_KINDS[item["kind"]], item, version))
                         for item in json.loads(payload)
                     )
-                return Checkpoint(revision=revision, schema_version=SCHEMA_VERSION, resources=resources)
+                # Validated just above (or by the upcasters' path): not a second time over 10,000 resources.
+                return Checkpoint.model_construct(revision=revision, schema_version=SCHEMA_VERSION, resources=resources)
         return None
 
     def checkpoints(self) -> list[CheckpointInfo]:
