@@ -202,6 +202,18 @@ class GcProbe:
             if ui:
                 self.ui_cpu += time.thread_time() - self._start_cpu
 
+    def by_generation(self, start: float, end: float) -> str:
+        """'gen G: N, longest L ms, total T ms' for the pauses that ended in [start, end]."""
+        parts = []
+        for generation in (0, 1, 2):
+            pauses = [d for g, d, e in self.pauses if g == generation and start <= e <= end]
+            if pauses:
+                parts.append(
+                    f"gen {generation}: {len(pauses)}, longest {max(pauses) * 1000:.0f} ms, "
+                    f"total {sum(pauses) * 1000:.0f} ms"
+                )
+        return "; ".join(parts) or "none"
+
     def between(self, start: float, end: float) -> tuple[float, int]:
         """(longest pause, full collections) that ended in [start, end]."""
         inside = [(g, d) for g, d, e in self.pauses if start <= e <= end]
@@ -321,6 +333,7 @@ class GuiResult:
     stall: tuple[float, float, int, float] = (0.0, 0.0, 0, 0.0)
     worst: str = ""
     gc: tuple[float, int] = (0.0, 0)
+    gc_detail: str = ""
     resyncs: int = 0
     rss: float = 0.0  # MiB, LEA's process once painted
     child_rss: float = 0.0  # MiB, the backend's child process then
@@ -395,6 +408,7 @@ async def gui_phase(
         profiler.dump_stats(profile)  # type: ignore[arg-type]
     stall.stop()
     result.gc = GC.between(burst.started, time.perf_counter())
+    result.gc_detail = GC.by_generation(burst.started, time.perf_counter())
     result.problems = problems + burst.errors
     result.stall = stall.summary()
     result.worst = stall.worst(burst.started)
@@ -557,6 +571,7 @@ def main() -> int:
         + (" (gc.freeze() after the initial load)" if args.gc_freeze else "")
         + (f" (gc.set_threshold({args.gc_threshold}))" if args.gc_threshold else "")
     )
+    print(f"collector pauses with the window by generation: {gui.gc_detail}")
     print("--- results ---")
     print(f"imports (process start -> QApplication): {imports * 1000:.0f} ms")
     print(
