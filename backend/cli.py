@@ -591,6 +591,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 # -- serve and tokens ----------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
+    from resources.gc_policy import raise_gc_threshold
+
+    raise_gc_threshold()  # before the server's imports too: they allocate ~70,000 objects (serve repeats it)
     from backend.server.serve import ServeOptions, serve
 
     setup_logging(None)  # the log file only once serve's checks passed (serve adds it)

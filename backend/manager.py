@@ -246,7 +246,9 @@ class ResourcesManager:
     def fetch_snapshot(self, kinds: Iterable[ResourceKind] | None = None) -> StateSnapshot:
         """Every persisted and volatile resource as of exactly the published revision."""
         with self._publish_lock:
-            return StateSnapshot(
+            # model_construct: every resource in the state was validated on its way in; validating
+            # again re-ran each one's model validators (~17 ms per 9,000 peers) under the publish lock.
+            return StateSnapshot.model_construct(
                 epoch=self._epoch,
                 revision=self._published_revision,
                 schema_version=SCHEMA_VERSION,
@@ -377,8 +379,9 @@ class ResourcesManager:
     def write_checkpoint(self) -> int:
         """Write a checkpoint of the persisted kinds at the published revision; returns it."""
         with self._publish_lock:
-            checkpoint = Checkpoint(
-                revision=self._published_revision, resources=tuple(self._published.persisted())
+            checkpoint = Checkpoint.model_construct(  # validated resources, as in fetch_snapshot
+                revision=self._published_revision, schema_version=SCHEMA_VERSION,
+                resources=tuple(self._published.persisted()),
             )
             self._since_checkpoint = 0
         self.store.write_checkpoint(checkpoint)

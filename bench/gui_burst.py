@@ -202,6 +202,18 @@ class GcProbe:
             if ui:
                 self.ui_cpu += time.thread_time() - self._start_cpu
 
+    def by_generation(self, start: float, end: float) -> str:
+        """'gen G: N, longest L ms, total T ms' for the pauses that ended in [start, end]."""
+        parts = []
+        for generation in (0, 1, 2):
+            pauses = [d for g, d, e in self.pauses if g == generation and start <= e <= end]
+            if pauses:
+                parts.append(
+                    f"gen {generation}: {len(pauses)}, longest {max(pauses) * 1000:.0f} ms, "
+                    f"total {sum(pauses) * 1000:.0f} ms"
+                )
+        return "; ".join(parts) or "none"
+
     def between(self, start: float, end: float) -> tuple[float, int]:
         """(longest pause, full collections) that ended in [start, end]."""
         inside = [(g, d) for g, d, e in self.pauses if start <= e <= end]
@@ -252,12 +264,14 @@ async def fire(connection: ChildConnection, result_path: Path) -> Burst:
     return Burst(float(data["started"]), float(data["committed"]), int(data["events"]), list(data["errors"]))
 
 
-async def revision_of(connection: ChildConnection) -> int:
-    """The child's published revision (``/healthz``: a few bytes, unlike the snapshot the checks parse)."""
+async def revision_of(client: httpx.AsyncClient, connection: ChildConnection) -> int:
+    """The child's published revision (``/healthz``: a few bytes, unlike the snapshot the checks parse).
+
+    ``client`` is made before the stall probe starts: creating an httpx client builds an SSL
+    context (20-33 ms of CPU), which, made here, showed up as the burst's worst gap in both phases."""
     info = connection.process.info
     assert info is not None
-    async with httpx.AsyncClient() as client:
-        response = await client.get(info.url + "/healthz")
+    response = await client.get(info.url + "/healthz")
     return int(response.json()["revision"])
 
 
@@ -321,6 +335,7 @@ class GuiResult:
     stall: tuple[float, float, int, float] = (0.0, 0.0, 0, 0.0)
     worst: str = ""
     gc: tuple[float, int] = (0.0, 0)
+    gc_detail: str = ""
     resyncs: int = 0
     rss: float = 0.0  # MiB, LEA's process once painted
     child_rss: float = 0.0  # MiB, the backend's child process then
@@ -367,6 +382,7 @@ async def gui_phase(
     for model in (peers, clusters, window.deployments.model, window.dashboard.active):
         model.flushed.connect(lambda: flushes.append(time.perf_counter()))
     await asyncio.sleep(0.3)  # let the first-paint work settle
+    client = httpx.AsyncClient()
     if gc_freeze:
         gc.freeze()
     stall = StallProbe()
@@ -375,7 +391,8 @@ async def gui_phase(
     if profiler:
         profiler.enable()
     burst = await fire(connection, result_path)
-    final = await revision_of(connection)
+    final = await revision_of(client, connection)
+    await client.aclose()
     applied = await wait_until(lambda: (controller.engine.revision or 0) >= final)
     result.applied = applied - burst.started
     # Consistent: every model flushed after the last event, then compared with the snapshot.
@@ -395,6 +412,7 @@ async def gui_phase(
         profiler.dump_stats(profile)  # type: ignore[arg-type]
     stall.stop()
     result.gc = GC.between(burst.started, time.perf_counter())
+    result.gc_detail = GC.by_generation(burst.started, time.perf_counter())
     result.problems = problems + burst.errors
     result.stall = stall.summary()
     result.worst = stall.worst(burst.started)
@@ -429,12 +447,14 @@ async def engine_phase(data_dir: Path, result_path: Path, n_resources: int, gc_f
     task = asyncio.ensure_future(engine.run())
     await wait_until(lambda: engine.state == SyncState.LIVE and len(store) >= n_resources)
     await asyncio.sleep(0.3)
+    client = httpx.AsyncClient()  # before the probe: see revision_of
     if gc_freeze:
         gc.freeze()
     stall = StallProbe()
     stall.start()
     burst = await fire(connection, result_path)
-    final = await revision_of(connection)
+    final = await revision_of(client, connection)
+    await client.aclose()
     applied = await wait_until(lambda: (engine.revision or 0) >= final)
     stall.stop()
     snapshot = await connection.fetch_snapshot()
@@ -557,6 +577,7 @@ def main() -> int:
         + (" (gc.freeze() after the initial load)" if args.gc_freeze else "")
         + (f" (gc.set_threshold({args.gc_threshold}))" if args.gc_threshold else "")
     )
+    print(f"collector pauses with the window by generation: {gui.gc_detail}")
     print("--- results ---")
     print(f"imports (process start -> QApplication): {imports * 1000:.0f} ms")
     print(

@@ -28,7 +28,7 @@ from lea_app.views.connect_dialog import ConnectDialog, ConnectionChoice
 from lea_app.views.main_window import MainWindow
 from resources.app import APP_NAME, default_config_dir
 from resources.errors import LeaError
-from resources.gc_policy import freeze_loaded, raise_gc_threshold
+from resources.gc_policy import freeze_start_up, raise_gc_threshold
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +246,9 @@ def tune_gc(controller: Controller | None = None) -> None:
 
     With 10,000 resources in the store a full collection walks ~700,000 objects (0.3-1.9 s
     measured by bench/gui_burst.py). A higher threshold makes collections rare, and once the first
-    snapshot is applied ``gc.freeze()`` moves everything loaded so far out of the collector's way.
+    snapshot is applied ``gc.freeze()`` moves everything loaded so far out of the collector's way -
+    without a full collection first: that one cost 110-140 ms of the UI thread right before the first
+    paint, to free 58 unreachable objects (measured with 10,000 resources; docs/decisions.md).
     """
     raise_gc_threshold()
     if controller is not None:
@@ -256,7 +258,7 @@ def tune_gc(controller: Controller | None = None) -> None:
             nonlocal frozen
             if state == "live" and not frozen:
                 frozen = True
-                freeze_loaded()
+                freeze_start_up()
 
         controller.sync_state_changed.connect(freeze_once)
 

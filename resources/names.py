@@ -50,7 +50,12 @@ def describe_character(char: str) -> str:
     return f"U+{ord(char):04X}" + (f" {name}" if name else "")
 
 
+_NONE_FORBIDDEN = FORBIDDEN_CHARACTERS.isdisjoint
+
+
 def _clean(text: str) -> str:
+    if text.isprintable() and _NONE_FORBIDDEN(text):  # forbidden_character's fast path, one call less
+        return text
     found = forbidden_character(text)
     if found is not None:
         raise PydanticCustomError(

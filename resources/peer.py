@@ -89,6 +89,19 @@ class PeerDescriptor(ResourceBase):
 
     @model_validator(mode="after")
     def _consistent(self) -> PeerDescriptor:
+        # The common case in one pass of set comprehensions (every restore, snapshot and event
+        # validates each peer; UUID's own __hash__ is Python code, its .int is not); the loop below
+        # only runs to name the first offending field.
+        interfaces, devices = self.interfaces, self.devices
+        iface_ints = {iface.id.int for iface in interfaces}
+        if (
+            len(iface_ints) == len(interfaces)
+            and len({iface.name for iface in interfaces}) == len(interfaces)
+            and len({device.id.int for device in devices}) == len(devices)
+            and len({device.name for device in devices}) == len(devices)
+            and all(device.interface.int in iface_ints for device in devices)
+        ):
+            return self
         iface_ids: set[UUID] = set()
         iface_names: set[str] = set()
         for i, iface in enumerate(self.interfaces):

@@ -10,6 +10,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from backend.settings import load_settings
 from backend.stores import count_tokens, resolve_store
 from backend.tokens import TokenStore
 from resources.errors import InvalidRequest
-from resources.gc_policy import tune_gc_for_latency
+from resources.gc_policy import freeze_start_up, raise_gc_threshold
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,10 @@ class _RefusedUpgradeNoise(logging.Filter):
 
 
 def serve(options: ServeOptions) -> int:
+    # The collector's policy from the start: with Python's default threshold the restore of 10,000
+    # resources ran ~1,000 collections (+40 % CPU, bench/startup_stages.py).
+    raise_gc_threshold()
+    entered, entered_cpu = time.perf_counter(), time.process_time()
     # Everything that can be checked without opening the data directory is checked first, reading
     # only: a refused start-up creates no directory and changes no file (docs/decisions.md).
     data_dir = DataDir(options.data_dir)
@@ -203,6 +208,7 @@ def serve(options: ServeOptions) -> int:
     sock = bind(options.host, options.port)
     try:
         # Refusals from here on (lock, damaged or newer database) happen before anything is written.
+        restore_cpu = time.process_time()
         backend = Backend(
             options.data_dir, store=target, demo_delay_scale=options.demo_delay_scale,
             agent_heartbeat=options.agent_heartbeat, agent_timeout=options.agent_timeout,
@@ -210,6 +216,7 @@ def serve(options: ServeOptions) -> int:
     except BaseException:
         sock.close()
         raise
+    restore_cpu = time.process_time() - restore_cpu
     tokens: TokenStore | None = None
     started = False
     try:
@@ -247,11 +254,17 @@ def serve(options: ServeOptions) -> int:
             backend.start_agent_listener(
                 *options.agents_listen, tls_cert=options.agents_tls_cert, tls_key=options.agents_tls_key
             )
-        tune_gc_for_latency()
+        freeze_start_up()  # everything loaded so far stays out of every later collection
         scheme = "https" if options.tls_cert else "http"
         port = sock.getsockname()[1]
         shown_host = f"[{options.host}]" if ":" in options.host else options.host
         url = f"{scheme}://{shown_host}:{port}"
+        log.info(
+            "start-up: ready %.0f ms after serve began (CPU: %.0f ms before serve - interpreter and imports -, "
+            "restore %.0f ms, %.0f ms in all)",
+            (time.perf_counter() - entered) * 1000, entered_cpu * 1000, restore_cpu * 1000,
+            time.process_time() * 1000,
+        )
         if options.child:
             agent_url = backend.agent_listener.url if backend.agent_listener is not None else None
             child.announce_ready(url, agent_url)

@@ -129,3 +129,25 @@ def test_sigterm_closes_lea_cleanly(tmp_path: Path) -> None:
         [sys.executable, "-m", "backend", "--data-dir", str(data_dir), "verify"], capture_output=True, text=True
     )
     assert verify.returncode == 0 and "matches the checkpoint" in verify.stdout, verify.stdout + verify.stderr
+
+
+def test_the_window_freezes_its_start_up_once_live_without_a_full_collection(qtbot: QtBot) -> None:
+    import gc
+
+    from lea_app.app import tune_gc
+
+    threshold = gc.get_threshold()
+    gc.unfreeze()
+    try:
+        controller = Controller()
+        tune_gc(controller)
+        assert gc.get_freeze_count() == 0
+        full = gc.get_stats()[2]["collections"]
+        controller.sync_state_changed.emit("syncing")
+        assert gc.get_freeze_count() == 0
+        controller.sync_state_changed.emit("live")
+        assert gc.get_freeze_count() > 0
+        assert gc.get_stats()[2]["collections"] == full  # no 100+ ms collection before the first paint
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)

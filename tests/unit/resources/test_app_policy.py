@@ -15,7 +15,7 @@ from backend.storage.sqlite import SqliteEventStore
 from backend.tokens import Role, TokenStore
 from lea_app import credentials
 from resources.app import APP_NAME, default_data_dir
-from resources.gc_policy import GC_THRESHOLD, tune_gc_for_latency
+from resources.gc_policy import GC_THRESHOLD, freeze_start_up, tune_gc_for_latency
 
 
 def test_the_app_name_is_the_distribution_and_names_every_default_folder() -> None:
@@ -63,3 +63,12 @@ def test_the_tokens_table_is_the_same_whoever_creates_it(tmp_path: Path) -> None
     shared = TokenStore(by_store)
     shared.create("root", Role.ADMIN)
     shared.close()
+
+
+@pytest.mark.usefixtures("restored_gc")
+def test_freezing_the_start_up_freezes_without_collecting() -> None:
+    gc.unfreeze()
+    collections = gc.get_stats()[2]["collections"]
+    freeze_start_up()
+    assert gc.get_freeze_count() > 0
+    assert gc.get_stats()[2]["collections"] == collections  # no full collection on the way to the first paint

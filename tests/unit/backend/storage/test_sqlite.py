@@ -878,3 +878,34 @@ def test_unreadable_lea_toml_is_a_clear_error(data_dir: Path) -> None:
     with pytest.raises(DataDirError) as info:
         load_settings(data_dir)
     assert "lea.toml" in info.value.message
+
+
+def test_reopening_an_existing_database_needs_no_sqlite_utils(tmp_path: Path) -> None:
+    """sqlite-utils only creates the tables of a new file; every later start goes without its import."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "lea.db"
+    SqliteEventStore(db).close()
+    code = (
+        "import sys\n"
+        "from backend.storage.sqlite import SqliteEventStore\n"
+        f"SqliteEventStore({str(db)!r}).close()\n"
+        "print('sqlite_utils' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_a_missing_table_or_index_is_created_again_on_open(db_path: Path) -> None:
+    SqliteEventStore(db_path).close()
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:
+        conn.execute("DROP INDEX idx_events_kind_resource_id")
+        conn.execute("DROP TABLE checkpoints")
+        conn.commit()
+    store = SqliteEventStore(db_path)
+    store.write_checkpoint(Checkpoint(revision=0, resources=()))
+    store.close()
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert {"events", "checkpoints", "meta", "idx_events_kind_resource_id"} <= names

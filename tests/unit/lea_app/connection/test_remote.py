@@ -68,6 +68,22 @@ def test_an_unreadable_answer_is_a_clear_error() -> None:
         snapshot_with(httpx.Response(200, text="<html>login page</html>"))
 
 
+def test_a_snapshot_that_does_not_validate_is_a_clear_error_naming_the_field() -> None:
+    body = {"epoch": "e1", "revision": -1, "schema_version": 3, "resources": []}
+    with pytest.raises(LeaError, match=r"snapshot.*revision"):
+        snapshot_with(httpx.Response(200, json=body))
+
+
+def test_a_valid_snapshot_is_read_with_its_resources() -> None:
+    from resources.events import StateSnapshot
+    from tests.helpers.factories import make_peer
+
+    peer = make_peer("bench-01", devices=2)
+    sent = StateSnapshot(epoch="e1", revision=4, resources=(peer,))
+    got = snapshot_with(httpx.Response(200, content=sent.model_dump_json().encode()))
+    assert got == sent
+
+
 def test_writes_send_the_preconditions() -> None:
     seen: list[httpx.Request] = []
 
