@@ -174,6 +174,45 @@ def _changed_ids(change: StoreChange) -> set[UUID]:
     return change.inserted | change.changed | change.removed
 
 
+class NamedPeers:
+    """Which peers each cluster's state names by name (Waiting for them, Degraded by them, an undeploy
+    waiting for them, a deployment's "Per peer"), and back: a peer's new name finds the rows showing
+    it without walking every cluster state (issue #13: that walk took 6 ms per flush in a burst).
+    A named peer need not be a member any more (its devices may have moved since the state was made)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._named: dict[UUID, frozenset[UUID]] = {}
+        self._naming: dict[UUID, set[UUID]] = {}
+        for cluster_id in store.all(ResourceKind.CLUSTER_STATE):  # a model made over a filled store
+            self.index(cluster_id)
+
+    def index(self, cluster_id: UUID) -> None:
+        """Re-read the peers this cluster's state names (after its state changed)."""
+        state = self.store.get(ResourceKind.CLUSTER_STATE, cluster_id)
+        status = state.state if isinstance(state, ClusterState) else None
+        named = frozenset(
+            status.peers if isinstance(status, Deploying) else named_peer_ids(status) if status is not None else ()
+        )
+        before = self._named.pop(cluster_id, frozenset())
+        if named:
+            self._named[cluster_id] = named
+        for peer in before - named:
+            clusters = self._naming.get(peer)
+            if clusters is not None:
+                clusters.discard(cluster_id)
+                if not clusters:
+                    del self._naming[peer]
+        for peer in named - before:
+            self._naming.setdefault(peer, set()).add(cluster_id)
+
+    def clusters_naming(self, peers: Iterable[UUID]) -> set[UUID]:
+        found: set[UUID] = set()
+        for peer in peers:
+            found |= self._naming.get(peer, set())
+        return found
+
+
 # -- peers ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PeerRow:
@@ -393,23 +432,29 @@ class ClustersModel(ResourceTableModel[ClusterRow]):
         # The members each cluster's row was last built with (filtered out or not): the store's index
         # says when they changed, the model only remembers what it built from.
         self._built_members: dict[UUID, frozenset[UUID]] = {}
+        self._named = NamedPeers(store)  # peers a row names in Progress and Reason, members or not
 
     def candidate_ids(self) -> Iterable[UUID]:
         return self.store.all(ResourceKind.CLUSTER).keys()
 
     def affected_ids(self, change: StoreChange) -> set[UUID] | None:
         if change.kind in (ResourceKind.CLUSTER, ResourceKind.CLUSTER_STATE, ResourceKind.CLUSTER_DEPLOYMENT):
-            return _changed_ids(change)
+            ids = _changed_ids(change)
+            if change.kind == ResourceKind.CLUSTER_STATE:
+                for id in ids:
+                    self._named.index(id)
+            return ids
         if change.kind == ResourceKind.PEER:
             self._peers_changed |= _changed_ids(change)  # leader names and members: see deferred_ids
             self.defer()
         return set()
 
     def deferred_ids(self) -> set[UUID]:
-        """Clusters a changed peer is a member of (it may be the leader, whose name a row shows), and
-        those whose members changed (a peer gained or lost one of their devices)."""
+        """Clusters a changed peer is a member of (it may be the leader, whose name a row shows), or
+        whose state names it, and those whose members changed (a peer gained or lost one of their
+        devices)."""
         peers, self._peers_changed = self._peers_changed, set()
-        affected: set[UUID] = set()
+        affected = self._named.clusters_naming(peers)
         for peer_id in peers:
             affected |= self.store.clusters_of_peer(peer_id)
         members = self.store.members
@@ -487,13 +532,7 @@ class DeploymentsModel(ResourceTableModel[DeploymentRow]):
         super().__init__(store, parent)
         self.active_only = active_only
         self._peers_changed: set[UUID] = set()
-        #: Which peers each cluster's state names ("Per peer", an undeploy waiting for them), and back:
-        #: a peer's new name finds its deployments without walking every cluster state (issue #13:
-        #: that walk took 6 ms per flush in a burst, twice, outside the flush's time slice).
-        self._named: dict[UUID, frozenset[UUID]] = {}
-        self._naming: dict[UUID, set[UUID]] = {}
-        for cluster_id in self.store.all(ResourceKind.CLUSTER_STATE):  # a model made over a filled store
-            self._index_names(cluster_id)
+        self._named = NamedPeers(store)  # peers a row names ("Per peer", an undeploy waiting for them)
 
     def candidate_ids(self) -> Iterable[UUID]:
         return set(self.store.all(ResourceKind.CLUSTER_DEPLOYMENT)) | set(self.store.all(ResourceKind.CLUSTER_STATE))
@@ -503,38 +542,17 @@ class DeploymentsModel(ResourceTableModel[DeploymentRow]):
             ids = _changed_ids(change)
             if change.kind == ResourceKind.CLUSTER_STATE:
                 for id in ids:
-                    self._index_names(id)
+                    self._named.index(id)
             return ids
         if change.kind == ResourceKind.PEER:
             self._peers_changed |= _changed_ids(change)  # names in "Per peer": see deferred_ids
             self.defer()
         return set()
 
-    def _index_names(self, cluster_id: UUID) -> None:
-        state = self.store.get(ResourceKind.CLUSTER_STATE, cluster_id)
-        status = state.state if isinstance(state, ClusterState) else None
-        named = frozenset(
-            status.peers if isinstance(status, Deploying) else named_peer_ids(status) if status is not None else ()
-        )
-        before = self._named.pop(cluster_id, frozenset())
-        if named:
-            self._named[cluster_id] = named
-        for peer in before - named:
-            clusters = self._naming.get(peer)
-            if clusters is not None:
-                clusters.discard(cluster_id)
-                if not clusters:
-                    del self._naming[peer]
-        for peer in named - before:
-            self._naming.setdefault(peer, set()).add(cluster_id)
-
     def deferred_ids(self) -> set[UUID]:
         """Deployments showing a changed peer by its name (its progress, or an undeploy waiting for it)."""
         peers, self._peers_changed = self._peers_changed, set()
-        found: set[UUID] = set()
-        for peer in peers:
-            found |= self._naming.get(peer, set())
-        return found
+        return self._named.clusters_naming(peers)
 
     def make_row(self, id: UUID) -> DeploymentRow | None:
         cluster = self.store.get(ResourceKind.CLUSTER, id)

@@ -530,6 +530,25 @@ def test_a_cluster_state_update_changes_only_its_rows(fleet: Fleet, holder: QObj
     assert clusters.index(row, 5).data(PROGRESS_ROLE) == (2, 4)
 
 
+def test_a_renamed_peer_a_state_names_is_renamed_in_its_rows_member_or_not(fleet: Fleet, holder: QObject) -> None:
+    """A Waiting cluster names the peers it waits for; one of them need not be a member any more
+    (its devices moved since): its new name still reaches the row (found by seed 2 of the random test)."""
+    clusters = build("clusters", fleet.store, holder)
+    deployments = build("deployments", fleet.store, holder)
+    target, stranger = fleet.clusters[1], fleet.peers[7]
+    assert stranger.id not in fleet.store.members(target.id)
+    fleet.feed.put(state(target, Waiting(reason="offline", peers=(stranger.id,))))
+    for model in (clusters, deployments):
+        model.flush()
+    fleet.feed.put(stranger.model_copy(update={"name": "renamed-stranger"}))
+    for model in (clusters, deployments):
+        model.flush()
+        row = model.row_of(target.id)
+        assert row is not None
+        texts = [model.index(row, c).data() for c in range(model.columnCount())]
+        assert any("renamed-stranger" in str(t) for t in texts), texts
+
+
 def test_updates_of_one_row_are_coalesced_into_one_data_changed(
     qtbot: QtBot, fleet: Fleet, holder: QObject
 ) -> None:
