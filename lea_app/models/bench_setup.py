@@ -96,6 +96,7 @@ PACKAGED_SERVICE = (
     "TimeoutStopSec=15",
     "",
     "DynamicUser=yes",
+    "User=lea-peer",
     "CapabilityBoundingSet=CAP_NET_ADMIN",
     "AmbientCapabilities=CAP_NET_ADMIN",
     "NoNewPrivileges=yes",
