@@ -42,10 +42,15 @@ class LicenceError(Exception):
 def licence_of(dist: Distribution) -> str:
     """The SPDX expression (License-Expression), else a one-line License field, else the classifiers."""
     meta = dist.metadata
-    expression = meta.get("License-Expression")
+
+    def first(name: str) -> str:
+        values = meta.get_all(name) or []
+        return str(values[0]).strip() if values else ""
+
+    expression = first("License-Expression")
     if expression:
-        return str(expression).strip()
-    field = str(meta.get("License") or "").strip()
+        return expression
+    field = first("License")
     if field and "\n" not in field and len(field) <= 80 and field.upper() != "UNKNOWN":
         return field
     classifiers = [c.split(" :: ")[-1] for c in meta.get_all("Classifier") or [] if c.startswith("License ::")]

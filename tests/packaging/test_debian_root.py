@@ -147,7 +147,7 @@ def unmount_all(root: Path) -> bool:
 
 def snapshot(root: Path) -> set[str]:
     """Every path of the root that is not the package manager's state, a cache, a log or scratch."""
-    paths = set()
+    paths: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(root):
         rel = Path(dirpath).relative_to(root).as_posix()
         dirnames[:] = [d for d in dirnames if f"{rel}/{d}".lstrip("./") not in UNWATCHED]
