@@ -73,12 +73,12 @@ def licence_files(info: Path) -> list[Path]:
 
 def components(bundle: Path) -> list[tuple[str, str, str, list[Path]]]:
     """(name, version, licence, licence files) of every dist-info in the bundle, by name."""
-    found = []
-    for info in sorted(bundle.rglob("*.dist-info")):
+    found: dict[tuple[str, str], tuple[str, str, str, list[Path]]] = {}
+    for info in sorted(bundle.rglob("*.dist-info")):  # (macOS: also as symlinks in Contents/Frameworks)
         dist = PathDistribution(info)
         name = str(dist.metadata["Name"])
-        found.append((name, dist.version, licence_of(dist), licence_files(info)))
-    return sorted(found, key=lambda item: item[0].lower())
+        found.setdefault((normalised(name), dist.version), (name, dist.version, licence_of(dist), licence_files(info)))
+    return sorted(found.values(), key=lambda item: item[0].lower())
 
 
 def check_metadata(bundle: Path, names: set[str]) -> None:

@@ -210,14 +210,18 @@ def smoke_server(root: Path) -> None:
                     "--name", "ada", user="lea").stdout.strip()
     assert token and " " not in token
     assert (root / "lib/systemd/system/lea-server.service").is_file()
+    assert (root / WANTS / "lea-server.service").is_symlink()  # enabled: it starts at boot
 
 
 def smoke_peer(root: Path) -> None:
     assert in_root(root, "lea-peer", "--version").stdout.strip() == f"lea-peer {VERSION}"
     probe = json.loads(in_root(root, "lea-peer", "probe").stdout)
     assert {"tunnels", "can"} <= set(probe)
+    assert not (root / WANTS / "lea-peer.service").exists()  # not enabled before the bench is configured
+    assert (root / "etc/lea/peer.toml").is_file() and not (root / "etc/lea/peer.token").exists()
 
 
+WANTS = "etc/systemd/system/multi-user.target.wants"
 SMOKE = {"lea-desktop": smoke_desktop, "lea-server": smoke_server, "lea-peer": smoke_peer}
 
 
