@@ -5,7 +5,8 @@
 The page's NAME, SYNOPSIS, DESCRIPTION, OPTIONS and COMMANDS (each subcommand with its options)
 come from the parser itself: the page says what ``--help`` says. Run it from the project root (or
 with the sources on PYTHONPATH). Deterministic: the date is SOURCE_DATE_EPOCH's (else today) and
-the gzip header carries no time stamp, so two builds of the same sources give the same file.
+the gzip header carries no time stamp, so two builds of the same sources give the same file. A
+default under the building user's home (the data directory) is written as ``~/...``.
 """
 
 from __future__ import annotations
@@ -112,6 +113,9 @@ def main(argv: list[str]) -> int:
     epoch = int(os.environ.get("SOURCE_DATE_EPOCH") or datetime.datetime.now(datetime.UTC).timestamp())
     date = datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%d")
     text = manpage(parser, name, section, version, date)
+    home = str(Path.home())
+    if home != "/":  # defaults computed from the build machine's home (a data directory) read as ~
+        text = text.replace(escape(home), "~")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     with open(out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0, filename="") as gz:
         gz.write(text.encode("utf-8"))

@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "SOURCE_DATE_EPOCH": "1764720000"})
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "SOURCE_DATE_EPOCH": "1764720000",
+                              "HOME": str(ROOT.parent)})
 
 
 def test_the_man_page_says_what_help_says(tmp_path: Path) -> None:
@@ -29,6 +30,8 @@ def test_the_man_page_says_what_help_says(tmp_path: Path) -> None:
         assert f"\\-\\-{option}" in page and ".SH OPTIONS" in page
         if name != "lea":
             assert ".SH COMMANDS" in page
+        if name == "lea-backend":  # its data directory's default, not the build machine's home
+            assert "(default: ~/.local/share/lea\\-desktop)" in page, page
     again = tmp_path / "again.1.gz"
     run("packaging/make_manpage.py", "lea_app.main:build_parser", "lea", "1", str(again), "9.9")
     assert again.read_bytes() == (tmp_path / "lea.1.gz").read_bytes()  # reproducible
