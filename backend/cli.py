@@ -37,7 +37,7 @@ from resources.cli_config import ConfigError, subcommand_parser, with_config
 from resources.cluster import ClusterDescriptor
 from resources.errors import DataDirError, InvalidDocument, LeaError, NotFound, invalid_resource_from
 from resources.events import Event, StateSnapshot
-from resources.kinds import PERSISTED_KINDS, ResourceKind
+from resources.kinds import PERSISTED_KINDS, ResourceKind, history_kinds
 from resources.peer import PeerDescriptor
 from resources.resource import MODEL_BY_KIND, RESOURCE_ADAPTER, AnyResource
 
@@ -126,7 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--after", type=_count(0), default=0, metavar="R", help="events after revision R")
     events.add_argument("--limit", type=_count(1), metavar="N", help="at most N events")
     events.add_argument("--json", action="store_true", help="print one JSON event per line")
-    history = command("history", cmd_history, "print every stored event of one resource, oldest first")
+    history = command(
+        "history", cmd_history,
+        "print every stored event of one resource, oldest first (a cluster's with its deployment's)",
+    )
     history.add_argument("kind", metavar="KIND", help=f"one of: {_kind_names()}")
     history.add_argument("id", metavar="ID", help="the resource's id (a UUID)")
     history.add_argument("--json", action="store_true", help="print one JSON event per line")
@@ -415,7 +418,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         _note_volatile(kind)
         return EXIT_OK
     with _read_store(args.data_dir) as store:
-        events = list(store.read_events(kind=kind, resource_id=resource_id))
+        events = list(store.read_events(kinds=history_kinds(kind), resource_id=resource_id))
     if not events:
         raise NotFound(f"no stored events for {kind.value} {resource_id}")
     for event in events:

@@ -22,6 +22,9 @@ from lea_app.connection.base import Connection, ConnectionLost
 from lea_app.connection.child import ChildConnection
 from lea_app.connection.process import BackendProcess, ChildOptions
 from lea_app.controller import Controller
+from lea_app.models.wording import for_dialog
+from lea_app.views.app_icon import app_icon
+from lea_app.views.connect_dialog import ConnectDialog, ConnectionChoice
 from lea_app.views.main_window import MainWindow
 from resources.app import APP_NAME, default_config_dir
 from resources.errors import LeaError
@@ -44,6 +47,8 @@ class Options:
     agents_tls_key: Path | None = None
     #: The embedded backend's process, started by ``lea_app.main`` before the app's imports.
     child_process: BackendProcess | None = None
+    #: LEA's own log file (the About box shows it), once logging is set up.
+    log_path: Path | None = None
 
 
 def settings(demo: bool = False, path: Path | None = None) -> QSettings:
@@ -112,7 +117,7 @@ async def open_connection(options: Options, spawned: ChildConnection | None = No
 
 async def show_fatal(title: str, text: str) -> None:
     """A critical message that does not block the loop (qasync keeps running while it is open)."""
-    box = QMessageBox(QMessageBox.Icon.Critical, title, text)
+    box = QMessageBox(QMessageBox.Icon.Critical, title, for_dialog(text))
     done = asyncio.get_running_loop().create_future()
     box.finished.connect(lambda *_: None if done.done() else done.set_result(None))
     box.open()
@@ -130,22 +135,32 @@ async def run_window(options: Options, window_ready: asyncio.Future[MainWindow] 
             return 1
     controller = Controller()
     tune_gc(controller)
-    window = MainWindow(controller, settings(options.demo), data_dir=str(options.data_dir), demo=options.demo)
+    window = MainWindow(
+        controller, settings(options.demo), data_dir=str(options.data_dir), demo=options.demo,
+        log_path=str(options.log_path or ""),
+    )
     window.show()
     close_on_signals(window)
     closed = asyncio.Event()
     window.closed.connect(closed.set)
     window.switch_backend = lambda choice: asyncio.ensure_future(switch_backend(window, controller, options, choice))
+    connection: Connection | None
     try:
         connection = await open_connection(options, spawned)
     except (LeaError, ConnectionLost) as exc:
-        message = exc.message if isinstance(exc, LeaError) else str(exc)
+        message = error_text(exc)
         log.error("cannot open the backend: %s", message)
-        window.hide()
-        locked = isinstance(exc, LeaError) and exc.code == "data_dir_locked"
-        await show_fatal("LEA is already running" if locked else "LEA cannot start", message)
-        window.close()
-        return 1
+        if options.connect is not None:
+            # A wrong address or token: the connect dialog, with the error, offers a way forward.
+            connection = await connect_interactively(window, options, message)
+        else:
+            window.hide()
+            locked = isinstance(exc, LeaError) and exc.code == "data_dir_locked"
+            await show_fatal("LEA is already running" if locked else "LEA cannot start", message)
+            connection = None
+        if connection is None:
+            window.force_close()
+            return 1
     await controller.start(connection)
     if window_ready is not None:
         window_ready.set_result(window)
@@ -154,11 +169,58 @@ async def run_window(options: Options, window_ready: asyncio.Future[MainWindow] 
     return 0
 
 
+def error_text(exc: LeaError | ConnectionLost) -> str:
+    return exc.message if isinstance(exc, LeaError) else str(exc)
+
+
+async def ask_connection(dialog: ConnectDialog) -> ConnectionChoice | None:
+    """Show ``dialog`` without blocking the loop; the choice, or None when it was cancelled."""
+    done: asyncio.Future[ConnectionChoice | None] = asyncio.get_running_loop().create_future()
+    dialog.finished.connect(lambda *_: None if done.done() else done.set_result(dialog.choice))
+    dialog.open()
+    return await done
+
+
+async def connect_interactively(window: MainWindow, options: Options, error: str) -> Connection | None:
+    """The connect dialog showing why the start-up connection failed, until a backend answers or
+    the user cancels (None)."""
+    url, token = options.connect or "", options.token or ""
+    while True:
+        dialog = ConnectDialog(url, window, token=token)
+        dialog.show_error(f"Could not connect: {error}")
+        window.connect_dialog = dialog
+        choice = await ask_connection(dialog)
+        dialog.deleteLater()
+        if choice is None:
+            return None
+        try:
+            connection = await open_connection(choice_options(options, choice))
+        except (LeaError, ConnectionLost) as exc:
+            error, url, token = error_text(exc), choice.url, choice.token
+            log.info("cannot connect to %s: %s", choice.url or "the embedded backend", error)
+            continue
+        remember_token(window, choice)
+        if choice.remote:
+            window.data_dir = "(on the server)"
+        return connection
+
+
+def choice_options(options: Options, choice: ConnectionChoice) -> Options:
+    return Options(options.data_dir, options.demo, options.demo_delay_scale, choice.url or None, choice.token)
+
+
+def remember_token(window: MainWindow, choice: ConnectionChoice) -> None:
+    from lea_app.credentials import save_token
+
+    if choice.remote and choice.remember and choice.token and not save_token(choice.url, choice.token):
+        window.show_message("warning", "The token could not be saved in a keyring; it is used for this session only.")
+
+
 def close_on_signals(window: MainWindow) -> None:
     """Ctrl+C or SIGTERM closes the window, so the backend's child process shuts down cleanly (final
     checkpoint) before LEA exits."""
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: QTimer.singleShot(0, window.close))
+        signal.signal(sig, lambda *_: QTimer.singleShot(0, window.force_close))
     # Python runs signal handlers only between bytecodes; a idle timer gives it the chance.
     ticker = QTimer(window)
     ticker.timeout.connect(lambda: None)
@@ -167,23 +229,19 @@ def close_on_signals(window: MainWindow) -> None:
 
 async def switch_backend(window: MainWindow, controller: Controller, options: Options, choice: Any) -> None:
     """Connect the running window to another backend chosen in the connection dialog."""
-    from lea_app.credentials import save_token
-
-    target = Options(options.data_dir, options.demo, options.demo_delay_scale, choice.url or None, choice.token)
     try:
-        connection = await open_connection(target)
+        connection = await open_connection(choice_options(options, choice))
     except (LeaError, ConnectionLost) as exc:
-        window.show_message("error", f"Could not connect: {exc.message if isinstance(exc, LeaError) else exc}")
+        window.show_message("error", f"Could not connect: {error_text(exc)}")
         return
-    if choice.remote and choice.remember and choice.token and not save_token(choice.url, choice.token):
-        window.show_message("warning", "The token could not be saved in a keyring; it is used for this session only.")
+    remember_token(window, choice)
     await controller.switch(connection)
     window.data_dir = str(options.data_dir) if not choice.remote else "(on the server)"
     window.show_message("info", f"Connected to {connection.description}")
 
 
 def run(options: Options) -> int:
-    setup_logging(options.data_dir)
+    options.log_path = setup_logging(options.data_dir)
     return run_coroutine(run_window(options))
 
 
@@ -207,13 +265,23 @@ def tune_gc(controller: Controller | None = None) -> None:
         controller.sync_state_changed.connect(freeze_once)
 
 
-def run_coroutine(main: Coroutine[Any, Any, int]) -> int:
-    """Run ``main`` on a qasync loop over a QApplication; close the loop before the app goes."""
-    app = QApplication.instance() or QApplication([])
-    assert isinstance(app, QApplication)
+def make_application() -> QApplication:
+    """The QApplication, named as the desktop knows LEA: X11's WM_CLASS is ("lea-desktop",
+    "LEA desktop") - the instance from argv[0], which is why it is not the script's name - and
+    Wayland's app id is the desktop entry's name (packaging/linux/lea-desktop.desktop)."""
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication([APP_NAME])
     app.setApplicationName("LEA desktop")
+    app.setApplicationDisplayName("LEA desktop")
     app.setOrganizationName(APP_NAME)
     app.setDesktopFileName(APP_NAME)  # matches the installed lea-desktop.desktop entry (Wayland)
+    app.setWindowIcon(app_icon())
+    return app
+
+
+def run_coroutine(main: Coroutine[Any, Any, int]) -> int:
+    """Run ``main`` on a qasync loop over a QApplication; close the loop before the app goes."""
+    app = make_application()
     app.setQuitOnLastWindowClosed(False)  # we quit after the backend has shut down cleanly
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)

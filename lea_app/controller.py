@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -37,6 +38,9 @@ class Controller(QObject):
         self.identity = Identity(name="", role="viewer")
         self._sync_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: When LEA stopped being live (local time), while it is not: what the views show is as of then.
+        self.stale_since: datetime | None = None
+        self._was_live = False
 
     @property
     def connection(self) -> Connection:
@@ -59,13 +63,30 @@ class Controller(QObject):
         self._connection = connection
         connection.on_status = self._backend_status
         self._engine = SyncEngine(connection, self.store)
-        self._engine.on_state(lambda state: self.sync_state_changed.emit(state.value))
+        self._engine.on_state(self._sync_state)
         self._engine.on_error(
             lambda exc: self.message.emit("error", f"Cannot sync with the backend: {exc.message} (retrying)")
         )
         self.identity = await connection.whoami()
         self.identity_changed.emit()
         self._sync_task = asyncio.ensure_future(self.engine.run())
+
+    def _sync_state(self, state: SyncState) -> None:
+        if state == SyncState.LIVE:
+            self.stale_since = None
+        elif self.stale_since is None and self._was_live:  # it had been live: what it shows ages from now
+            self.stale_since = datetime.now().astimezone()
+        self._was_live = self._was_live or state == SyncState.LIVE
+        self.sync_state_changed.emit(state.value)
+
+    @property
+    def stale(self) -> bool:
+        """Not live, showing what the store last heard (greyed in the views, "as of" its time)."""
+        return self.stale_since is not None
+
+    def as_of_text(self) -> str:
+        """"as of 07:12:03" while stale, else ""."""
+        return f"as of {self.stale_since:%H:%M:%S}" if self.stale_since is not None else ""
 
     def _backend_status(self, level: str, text: str) -> None:
         self.message.emit(level, text)
@@ -84,6 +105,27 @@ class Controller(QObject):
     def can_admin(self) -> bool:
         """Managing tokens (Set up bench, revoke) is for admins, while connected and in sync."""
         return self.identity.role == "admin" and self.live
+
+    def write_refusal(self, what: str) -> str | None:
+        """Why this user cannot do ``what`` (a write, e.g. "deploying") now, as a tooltip's sentence;
+        None when they can."""
+        if not self.connected:
+            return f"Not connected to a backend: {what} waits for a connection"
+        if not self.identity.can_write:
+            return (
+                f"Read-only: {what} needs an editor or admin token; "
+                f"{self.identity.name or 'this token'} is a {self.identity.role}"
+            )
+        if not self.live:
+            return f"Read-only until LEA is in sync with the backend again: {what} waits for it"
+        return None
+
+    def admin_refusal(self, what: str) -> str | None:
+        """Why this user cannot do ``what`` (an admin's write, e.g. creating a token) now; None when they can."""
+        refusal = self.write_refusal(what)
+        if refusal is None and self.identity.role != "admin":
+            return f"{what[:1].upper()}{what[1:]} needs an admin token; {self.identity.name} is an {self.identity.role}"
+        return refusal
 
     def run(
         self,

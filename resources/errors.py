@@ -223,11 +223,11 @@ def _friendly(err: Any) -> str:
             return f"must be {FIELD_RULES['name']}"
         return f"must be {INTERFACE_NAME_RULE}"
     if typ == "string_too_short":
-        return f"must be at least {ctx.get('min_length')} characters long"
+        return f"must be at least {_count(ctx.get('min_length'), 'character')} long"
     if typ == "string_too_long":
-        return f"must be at most {ctx.get('max_length')} characters long"
+        return f"must be at most {_count(ctx.get('max_length'), 'character')} long"
     if typ == "too_short":
-        return f"needs at least {ctx.get('min_length')} entries"
+        return f"needs at least {_count(ctx.get('min_length'), 'entry', 'entries')}"
     if typ in ("greater_than", "greater_than_equal", "less_than_equal", "less_than"):
         op = {"greater_than": ">", "greater_than_equal": ">=", "less_than_equal": "<=", "less_than": "<"}[typ]
         bound = next(iter(ctx.values()), "?")
@@ -242,6 +242,11 @@ def _friendly(err: Any) -> str:
     if typ in _TYPE_RULES:  # strict JSON: the value has the wrong JSON type; nothing is converted
         return f"must be {_TYPE_RULES[typ]}, not {_shown(err.get('input'))}"
     return str(err["msg"])
+
+
+def _count(number: object, one: str, many: str | None = None) -> str:
+    """"1 character", "4 characters" (pydantic's context gives the bound)."""
+    return f"{number} {one if number == 1 else (many or one + 's')}"
 
 
 _TYPE_RULES = {

@@ -24,3 +24,12 @@ PERSISTED_KINDS: frozenset[ResourceKind] = frozenset(
     {ResourceKind.PEER, ResourceKind.CLUSTER, ResourceKind.CLUSTER_DEPLOYMENT}
 )
 VOLATILE_KINDS: frozenset[ResourceKind] = frozenset(ResourceKind) - PERSISTED_KINDS
+
+
+def history_kinds(kind: ResourceKind) -> tuple[ResourceKind, ...]:
+    """The stored kinds that make up the history of a resource of ``kind``: a cluster's history
+    holds its deployment's events too (a ClusterDeployment has the cluster's id), so who deployed
+    and undeployed it, and when, is in it."""
+    if kind == ResourceKind.CLUSTER:
+        return (ResourceKind.CLUSTER, ResourceKind.CLUSTER_DEPLOYMENT)
+    return (kind,)

@@ -68,8 +68,13 @@ class Deploying(Model):
 
 
 class Deployed(Model):
+    """Every member reported its configuration applied. Degraded: some members went offline since
+    (``peers``, named in ``reason``); what they had is not known until they are back."""
+
     status: Literal["deployed"] = "deployed"
     health: Literal["healthy", "degraded"] = "healthy"
+    reason: str = ""
+    peers: tuple[UUID, ...] = ()
 
 
 class Undeploying(Model):

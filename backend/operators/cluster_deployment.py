@@ -6,7 +6,8 @@
 - At start-up and after a resync: reconcile every persisted deployment (volatile state is gone);
   a Failed cluster stays Failed until its deployment is stored again.
 - A member peer coming online -> roll its deployed cluster out again; going offline while the
-  cluster is Deployed -> Deployed{health: degraded}. A Failed cluster is left as it is.
+  cluster is Deployed -> Deployed{health: degraded}, naming every offline member (a second one
+  going offline renames them). A Failed cluster is left as it is.
 - At most one action per cluster: a newer request cancels the older one cleanly first.
 
 One thread and one subscription (registered before the manager accepts writes): the operator
@@ -40,7 +41,6 @@ WATCHED = (
     ResourceKind.PEER, ResourceKind.CLUSTER, ResourceKind.CLUSTER_DEPLOYMENT,
     ResourceKind.PEER_CONNECTION_STATE, ResourceKind.PEER_CONFIGURATION_STATE,
 )
-DEGRADED = Deployed(health="degraded")
 
 
 class ClusterDeploymentOperator:
@@ -181,8 +181,18 @@ class ClusterDeploymentOperator:
                 continue  # failed stays failed until the user stores the deployment again
             if online:
                 self._runner.deploy(cluster)
-            elif isinstance(status, Deployed) and status != DEGRADED:
-                self._runner.publish(cluster.id, DEGRADED, time.monotonic())
+            elif isinstance(status, Deployed):
+                degraded = self._degraded(cluster)
+                if degraded != status:
+                    self._runner.publish(cluster.id, degraded, time.monotonic())
+
+    def _degraded(self, cluster: ClusterDescriptor) -> Deployed:
+        """Deployed{degraded}, naming the members that are offline now (leader first)."""
+        offline = tuple(m for m in self._world.members(cluster) if m not in self._world.online)
+        peers = self._world.peers
+        names = ", ".join(repr(peers[m].name) if m in peers else str(m) for m in offline)
+        reason = f"{'peer' if len(offline) == 1 else 'peers'} {names} offline" if offline else ""
+        return Deployed(health="degraded", reason=reason, peers=offline)
 
     def _reconcile(self) -> None:
         """Idempotently bring every cluster's action in line with its persisted deployment."""

@@ -29,7 +29,7 @@ from resources.base import MAX_INT64, Model
 from resources.cluster import ClusterDescriptor
 from resources.errors import InvalidRequest, NotFound
 from resources.events import Event, StateSnapshot, WriteResult
-from resources.kinds import ResourceKind
+from resources.kinds import ResourceKind, history_kinds
 from resources.peer import PeerDescriptor
 from resources.resource import AnyResource, Resource
 
@@ -180,7 +180,7 @@ def get_one(kind: ResourceKind, id: UUID, user: Viewer, manager: ManagerDep) -> 
 
 @resource_reads.get(f"{API}/{{kind:kind}}/{{id}}/history", response_model=list[Event], responses=ERROR_RESPONSES)
 def history(kind: ResourceKind, id: UUID, user: Viewer, backend: BackendDep) -> list[Event]:
-    return list(backend.store.read_events(kind=kind, resource_id=id))
+    return list(backend.store.read_events(kinds=history_kinds(kind), resource_id=id))
 
 
 write = APIRouter(tags=["write"])

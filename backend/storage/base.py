@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -58,8 +58,10 @@ class EventStore(ABC):
         limit: int | None = None,
         kind: ResourceKind | None = None,
         resource_id: UUID | None = None,
+        kinds: Collection[ResourceKind] | None = None,
     ) -> Iterator[Event]:
-        """Stored events with revision > ``after`` in revision order, upcast to the current schema."""
+        """Stored events with revision > ``after`` in revision order, upcast to the current schema;
+        only of ``kind`` (or of any of ``kinds``) and ``resource_id`` when given."""
 
     @abstractmethod
     def replay(self, after: int = 0, up_to: int | None = None) -> Iterator[ReplayedChange]:

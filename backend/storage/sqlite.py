@@ -13,7 +13,7 @@ import os
 import shutil
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -254,6 +254,7 @@ class SqliteEventStore(EventStore):
         limit: int | None = None,
         kind: ResourceKind | None = None,
         resource_id: UUID | None = None,
+        kinds: Collection[ResourceKind] | None = None,
     ) -> Iterator[Event]:
         sql = "SELECT revision, epoch, tx, kind, resource_id, type, payload, schema_version, actor, at " \
               "FROM events WHERE revision > ?"
@@ -261,6 +262,9 @@ class SqliteEventStore(EventStore):
         if kind is not None:
             sql += " AND kind = ?"
             args.append(kind.value)
+        if kinds is not None:
+            sql += f" AND kind IN ({', '.join('?' for _ in kinds)})"
+            args.extend(k.value for k in kinds)
         if resource_id is not None:
             sql += " AND resource_id = ?"
             args.append(str(resource_id))

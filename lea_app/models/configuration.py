@@ -15,6 +15,7 @@ from PySide6.QtGui import QBrush
 
 from lea_app.models.parameters import ParameterRow, parameter_rows
 from lea_app.models.resources import GREEN, GREY, RED
+from lea_app.models.status_icons import StatusIcon
 from lea_app.models.table import Column, ResourceTableModel
 from lea_app.sync.store import Store, StoreChange
 from resources.configuration import PeerConfiguration, PeerConfigurationState
@@ -28,6 +29,14 @@ def _state_brush(row: ParameterRow) -> QBrush:
     if row.failed:
         return RED
     return GREEN if row.reached else GREY
+
+
+def _state_icon(row: ParameterRow) -> StatusIcon:
+    if row.failed:
+        return StatusIcon.FAILED
+    if row.reached:
+        return StatusIcon.OK
+    return StatusIcon.IDLE if row.state is None else StatusIcon.BUSY
 
 
 def _state_tooltip(row: ParameterRow) -> str:
@@ -49,6 +58,7 @@ class PeerConfigurationModel(ResourceTableModel[ParameterRow]):
         Column[ParameterRow]("Target", lambda r: r.target, width=65),
         Column[ParameterRow](
             "State", lambda r: r.state_text, foreground=_state_brush, tooltip=_state_tooltip, width=135,
+            decoration=_state_icon,
             sort_key=lambda r: (not r.failed, r.reached, r.order),  # errors first, then what is not there yet
         ),
         Column[ParameterRow]("Detail", lambda r: r.detail, tooltip=lambda r: r.detail, width=210),

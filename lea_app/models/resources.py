@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject
 from PySide6.QtGui import QBrush, QColor
 
 from lea_app.models.can_text import can_capability, can_capability_tooltip
+from lea_app.models.status_icons import StatusIcon
 from lea_app.models.table import Column, ResourceTableModel
 from lea_app.sync.store import Store, StoreChange
 from resources.cluster import ClusterDescriptor
@@ -39,13 +40,18 @@ AMBER = QBrush(QColor("#8a5a00"))
 BLUE = QBrush(QColor("#1f5fa8"))
 
 
+def is_degraded(status: ClusterStatus) -> bool:
+    """Deployed, with members offline since: a state of its own wherever LEA shows states."""
+    return isinstance(status, Deployed) and status.health != "healthy"
+
+
 def status_text(status: ClusterStatus) -> str:
     if isinstance(status, Waiting):
         return "Waiting"
     if isinstance(status, Deploying):
         return "Deploying"
     if isinstance(status, Deployed):
-        return "Deployed" if status.health == "healthy" else "Deployed (degraded)"
+        return "Degraded" if is_degraded(status) else "Deployed"
     if isinstance(status, Undeploying):
         return "Undeploying"
     if isinstance(status, Failed):
@@ -56,6 +62,9 @@ def status_text(status: ClusterStatus) -> str:
 def status_detail(status: ClusterStatus) -> str:
     if isinstance(status, Waiting | Failed):
         return status.reason
+    if is_degraded(status):
+        assert isinstance(status, Deployed)
+        return status.reason or "a member is offline"  # (a backend older than the reason field)
     return ""
 
 
@@ -71,27 +80,64 @@ def waiting_text(names: tuple[str, ...]) -> str:
 
 
 def reason_text(status: ClusterStatus, waiting_for: tuple[str, ...]) -> str:
-    """The Reason column: Waiting/Failed's reason, or the benches an undeploy waits for."""
+    """The Reason column: Waiting/Failed/Degraded's reason, or the benches an undeploy waits for."""
     return status_detail(status) or waiting_text(waiting_for)
+
+
+def named_peer_ids(status: ClusterStatus) -> tuple[UUID, ...]:
+    """The peers a state names: those a Waiting cluster waits for, a Degraded one's offline members,
+    the benches an Undeploying one waits for."""
+    if isinstance(status, Waiting | Deployed):
+        return status.peers
+    if isinstance(status, Undeploying):
+        return status.waiting_for
+    return ()
+
+
+def peer_names_of(
+    store_get: Callable[[ResourceKind, UUID], AnyResource | None], ids: Iterable[UUID]
+) -> tuple[str, ...]:
+    """The names of these peers, sorted (an unknown id by its prefix)."""
+    names = []
+    for peer_id in ids:
+        peer = store_get(ResourceKind.PEER, peer_id)
+        names.append(peer.name if isinstance(peer, PeerDescriptor) else str(peer_id)[:8])
+    return tuple(sorted(names, key=str.casefold))
 
 
 def waiting_names(
     store_get: Callable[[ResourceKind, UUID], AnyResource | None], status: ClusterStatus
 ) -> tuple[str, ...]:
     """The names of the benches an Undeploying cluster waits for (sorted; an unknown id by its prefix)."""
-    if not isinstance(status, Undeploying):
-        return ()
-    names = []
-    for peer_id in status.waiting_for:
-        peer = store_get(ResourceKind.PEER, peer_id)
-        names.append(peer.name if isinstance(peer, PeerDescriptor) else str(peer_id)[:8])
-    return tuple(sorted(names, key=str.casefold))
+    return peer_names_of(store_get, status.waiting_for) if isinstance(status, Undeploying) else ()
+
+
+def offline_names(
+    store_get: Callable[[ResourceKind, UUID], AnyResource | None], status: ClusterStatus
+) -> tuple[str, ...]:
+    """The names of the peers a Waiting cluster waits for, or a Degraded cluster's offline members."""
+    return peer_names_of(store_get, status.peers) if isinstance(status, Waiting | Deployed) else ()
 
 
 def status_progress(status: ClusterStatus) -> tuple[int, int] | None:
     if isinstance(status, Deploying | Undeploying):
         return (status.done, status.total)
     return None
+
+
+def progress_text(status: ClusterStatus, names: tuple[str, ...] = ()) -> str:
+    """What the Progress column counts, in words ("11 of 19 parameters"), or what a state waits for."""
+    if isinstance(status, Deploying):
+        return f"{status.done} of {status.total} parameters"
+    if isinstance(status, Undeploying):
+        return f"{status.done} of {status.total} parameters removed"
+    if isinstance(status, Waiting):
+        return f"waiting for {', '.join(names)}" if names else "waiting"
+    if is_degraded(status):
+        return f"offline: {', '.join(names)}" if names else "a member offline"
+    if isinstance(status, Deployed):
+        return "every parameter applied"
+    return ""
 
 
 def status_brush(status: ClusterStatus) -> QBrush:
@@ -104,6 +150,19 @@ def status_brush(status: ClusterStatus) -> QBrush:
     if isinstance(status, Deploying | Undeploying):
         return BLUE
     return GREY
+
+
+def status_icon_of(status: ClusterStatus) -> StatusIcon:
+    """The icon that goes with the state's colour (its shape tells the state without the colour)."""
+    if isinstance(status, Deployed):
+        return StatusIcon.DEGRADED if is_degraded(status) else StatusIcon.OK
+    if isinstance(status, Failed):
+        return StatusIcon.FAILED
+    if isinstance(status, Waiting):
+        return StatusIcon.WAITING
+    if isinstance(status, Deploying | Undeploying):
+        return StatusIcon.BUSY
+    return StatusIcon.IDLE
 
 
 def cluster_status(store_get: Callable[[ResourceKind, UUID], AnyResource | None], cluster_id: UUID) -> ClusterStatus:
@@ -173,7 +232,22 @@ class PeerRow:
         return can_capability_tooltip(self.peer.demo, self.online, self.agent)
 
     @property
+    def needed(self) -> bool:
+        """Offline although a deployed cluster has it as a member."""
+        return not self.online and bool(self.blocked_by)
+
+    @property
+    def state_icon(self) -> StatusIcon:
+        return StatusIcon.OK if self.online else StatusIcon.NEEDED_OFFLINE if self.needed else StatusIcon.IDLE
+
+    @property
+    def state_brush(self) -> QBrush:
+        return GREEN if self.online else RED if self.needed else GREY
+
+    @property
     def state_tooltip(self) -> str:
+        if self.needed:
+            return f"not connected, and deployed cluster '{self.blocked_by}' needs it"
         if not self.online:
             return "not connected"
         since = f" since {self.since.astimezone():%Y-%m-%d %H:%M:%S %Z}" if self.since is not None else ""
@@ -183,11 +257,11 @@ class PeerRow:
 class PeersModel(ResourceTableModel[PeerRow]):
     # What the descriptor says, then the agent's connection (the first five keep their places).
     columns = (
-        Column[PeerRow]("Name", lambda r: r.name, sort_key=lambda r: r.peer.name.casefold(), width=160),
+        Column[PeerRow]("Name", lambda r: r.name, sort_key=lambda r: r.peer.name.casefold(), width=160, min_width=110),
         Column[PeerRow]("Location", lambda r: r.peer.location or "", width=95),
         Column[PeerRow](
             "State", lambda r: "Online" if r.online else "Offline", tooltip=lambda r: r.state_tooltip,
-            foreground=lambda r: GREEN if r.online else GREY, width=70,
+            foreground=lambda r: r.state_brush, decoration=lambda r: r.state_icon, width=85, min_width=80,
         ),
         Column[PeerRow](
             "Interfaces", lambda r: ", ".join(i.name for i in r.peer.interfaces),
@@ -276,6 +350,7 @@ class ClusterRow:
     deployed: bool
     status: ClusterStatus
     waiting_for: tuple[str, ...] = ()  # Undeploying: the benches still holding the configuration
+    offline: tuple[str, ...] = ()  # Waiting: the peers it waits for; Degraded: the members offline
 
 
 def _state_tooltip(status: ClusterStatus, waiting_for: tuple[str, ...]) -> str:
@@ -283,32 +358,32 @@ def _state_tooltip(status: ClusterStatus, waiting_for: tuple[str, ...]) -> str:
 
 
 class ClustersModel(ResourceTableModel[ClusterRow]):
-    #: The user clicked a cluster's Deploy toggle: (cluster id, deploy). The row changes only when
-    #: the backend's event arrives.
-    deploy_toggled = Signal(object, bool)
-
     columns = (
-        Column[ClusterRow]("Name", lambda r: r.cluster.name, width=170),
+        Column[ClusterRow]("Name", lambda r: r.cluster.name, width=170, min_width=110),
         Column[ClusterRow]("Leader", lambda r: r.leader, width=140),
         Column[ClusterRow](
             "Devices", lambda r: f"{len(r.cluster.devices)} on {r.members} peers",
             sort_key=lambda r: len(r.cluster.devices), width=110,
         ),
         Column[ClusterRow](
-            "Deploy", lambda r: "on" if r.deployed else "off", checkable=lambda r: r.deployed,
-            tooltip=lambda r: "Click to undeploy" if r.deployed else "Click to deploy", width=70,
+            # Not a checkbox: deploying goes through the Deploy and Undeploy commands (docs/decisions.md).
+            "Deploy", lambda r: "on" if r.deployed else "off",
+            tooltip=lambda r: "Deployment requested (Undeploy: Ctrl+U)" if r.deployed
+            else "Not deployed (Deploy: Ctrl+D)",
+            width=70,
         ),
         Column[ClusterRow](
             "State", lambda r: status_text(r.status), foreground=lambda r: status_brush(r.status),
-            tooltip=lambda r: _state_tooltip(r.status, r.waiting_for), width=130,
+            tooltip=lambda r: _state_tooltip(r.status, r.waiting_for), decoration=lambda r: status_icon_of(r.status),
+            width=120, min_width=118,
         ),
         Column[ClusterRow](
-            "Progress", lambda r: _progress_text(r.status), progress=lambda r: status_progress(r.status),
-            sort_key=lambda r: _progress_fraction(r.status), width=150,
+            "Progress", lambda r: progress_text(r.status, r.offline), progress=lambda r: status_progress(r.status),
+            sort_key=lambda r: _progress_fraction(r.status), width=200, min_width=150,
         ),
         Column[ClusterRow](
             "Reason", lambda r: reason_text(r.status, r.waiting_for),
-            tooltip=lambda r: reason_text(r.status, r.waiting_for), width=260,
+            tooltip=lambda r: reason_text(r.status, r.waiting_for), width=260, min_width=170,
         ),
     )
 
@@ -321,9 +396,6 @@ class ClustersModel(ResourceTableModel[ClusterRow]):
 
     def candidate_ids(self) -> Iterable[UUID]:
         return self.store.all(ResourceKind.CLUSTER).keys()
-
-    def checked(self, id: UUID, checked: bool) -> None:
-        self.deploy_toggled.emit(id, checked)
 
     def affected_ids(self, change: StoreChange) -> set[UUID] | None:
         if change.kind in (ResourceKind.CLUSTER, ResourceKind.CLUSTER_STATE, ResourceKind.CLUSTER_DEPLOYMENT):
@@ -359,19 +431,12 @@ class ClustersModel(ResourceTableModel[ClusterRow]):
             id in self.store.all(ResourceKind.CLUSTER_DEPLOYMENT),
             status,
             waiting_names(self.store.get, status),
+            offline_names(self.store.get, status),
         )
 
 
 def _name(cluster: ClusterDescriptor | None) -> str:
     return cluster.name if cluster else ""
-
-
-def _progress_text(status: ClusterStatus) -> str:
-    progress = status_progress(status)
-    if progress is None:
-        return "100 %" if isinstance(status, Deployed) else ""
-    done, total = progress
-    return f"{done}/{total}"
 
 
 def _progress_fraction(status: ClusterStatus) -> float:
@@ -391,28 +456,30 @@ class DeploymentRow:
     status: ClusterStatus
     peers: str
     waiting_for: tuple[str, ...] = ()  # Undeploying: the benches still holding the configuration
+    offline: tuple[str, ...] = ()  # Waiting: the peers it waits for; Degraded: the members offline
 
 
 class DeploymentsModel(ResourceTableModel[DeploymentRow]):
     """Clusters with a deployment requested, or still on their way back to Undeployed."""
 
     columns = (
-        Column[DeploymentRow]("Cluster", lambda r: r.cluster.name, width=170),
+        Column[DeploymentRow]("Cluster", lambda r: r.cluster.name, width=170, min_width=110),
         Column[DeploymentRow](
             "Requested", lambda r: f"yes (#{r.request_version})" if r.requested else "no (undeploying)", width=120
         ),
         Column[DeploymentRow](
             "State", lambda r: status_text(r.status), foreground=lambda r: status_brush(r.status),
-            tooltip=lambda r: _state_tooltip(r.status, r.waiting_for), width=130,
+            tooltip=lambda r: _state_tooltip(r.status, r.waiting_for),
+            decoration=lambda r: status_icon_of(r.status), width=120, min_width=118,
         ),
         Column[DeploymentRow](
-            "Progress", lambda r: _progress_text(r.status), progress=lambda r: status_progress(r.status),
-            sort_key=lambda r: _progress_fraction(r.status), width=150,
+            "Progress", lambda r: progress_text(r.status, r.offline), progress=lambda r: status_progress(r.status),
+            sort_key=lambda r: _progress_fraction(r.status), width=200, min_width=150,
         ),
         Column[DeploymentRow]("Per peer", lambda r: r.peers, tooltip=lambda r: r.peers, width=240),
         Column[DeploymentRow](
             "Reason", lambda r: reason_text(r.status, r.waiting_for),
-            tooltip=lambda r: reason_text(r.status, r.waiting_for), width=200,
+            tooltip=lambda r: reason_text(r.status, r.waiting_for), width=200, min_width=170,
         ),
     )
 
@@ -447,8 +514,7 @@ class DeploymentsModel(ResourceTableModel[DeploymentRow]):
         state = self.store.get(ResourceKind.CLUSTER_STATE, cluster_id)
         status = state.state if isinstance(state, ClusterState) else None
         named = frozenset(
-            status.peers if isinstance(status, Deploying)
-            else status.waiting_for if isinstance(status, Undeploying) else ()
+            status.peers if isinstance(status, Deploying) else named_peer_ids(status) if status is not None else ()
         )
         before = self._named.pop(cluster_id, frozenset())
         if named:
@@ -492,5 +558,6 @@ class DeploymentsModel(ResourceTableModel[DeploymentRow]):
         if waiting:
             peers = f"still held by {', '.join(waiting)} (offline)"
         return DeploymentRow(
-            cluster, deployment is not None, deployment.version if deployment else 0, status, peers, waiting
+            cluster, deployment is not None, deployment.version if deployment else 0, status, peers, waiting,
+            offline_names(self.store.get, status),
         )

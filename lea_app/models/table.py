@@ -18,7 +18,9 @@ from uuid import UUID
 
 import shiboken6
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor
 
+from lea_app.models.status_icons import STALE_COLOUR, StatusIcon, status_icon
 from lea_app.sync.store import Store, StoreChange
 
 R = TypeVar("R")
@@ -28,6 +30,7 @@ ID_ROLE = Qt.ItemDataRole.UserRole + 1
 PROGRESS_ROLE = Qt.ItemDataRole.UserRole + 2  # (done, total) or None
 SORT_ROLE = Qt.ItemDataRole.UserRole + 3
 COALESCE_MS = 50
+STALE = QBrush(QColor(STALE_COLOUR))
 #: More pending insertions than this (and than the current row count) are loaded with one reset.
 BULK_LOAD = 500
 #: More separate ranges of updated rows than this in one flush are announced as one dataChanged.
@@ -102,7 +105,11 @@ class Column(Generic[R]):
     progress: Callable[[R], tuple[int, int] | None] | None = None
     foreground: Callable[[R], Any] | None = None
     checkable: Callable[[R], bool | None] | None = None  # checked state, or None for no checkbox
+    #: The status icon shown before the text (a shape as well as a colour), or None for none.
+    decoration: Callable[[R], StatusIcon | None] | None = None
     width: int = 120
+    #: The narrowest it may be made to fit a narrow window (0: its title's width).
+    min_width: int = 0
 
 
 class _Desc:
@@ -144,6 +151,8 @@ class ResourceTableModel(QAbstractTableModel, Generic[R]):
         self._filter = ""
         #: Whether the user may tick checkable cells (the page follows the controller's write permission).
         self.checks_enabled = False
+        #: While LEA is not live the rows are what the store last heard: greyed, icons too.
+        self._stale = False
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(COALESCE_MS)
@@ -364,6 +373,19 @@ class ResourceTableModel(QAbstractTableModel, Generic[R]):
     def filter_text(self) -> str:
         return self._filter
 
+    @property
+    def stale(self) -> bool:
+        return self._stale
+
+    def set_stale(self, stale: bool) -> None:
+        """Show every row greyed (not live: the store keeps what it last heard), or live again."""
+        if stale == self._stale:
+            return
+        self._stale = stale
+        if self._ids:
+            roles = [Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.DecorationRole]
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._ids) - 1, len(self.columns) - 1), roles)
+
     # -- access ----------------------------------------------------------------------------
     def id_at(self, row: int) -> UUID | None:
         return self._ids[row] if 0 <= row < len(self._ids) else None
@@ -404,8 +426,13 @@ class ResourceTableModel(QAbstractTableModel, Generic[R]):
             return column.tooltip(row)
         if role == PROGRESS_ROLE and column.progress is not None:
             return column.progress(row)
-        if role == Qt.ItemDataRole.ForegroundRole and column.foreground is not None:
-            return column.foreground(row)
+        if role == Qt.ItemDataRole.ForegroundRole:
+            if self._stale:
+                return STALE
+            return column.foreground(row) if column.foreground is not None else None
+        if role == Qt.ItemDataRole.DecorationRole and column.decoration is not None:
+            kind = column.decoration(row)
+            return status_icon(kind, self._stale) if kind is not None else None
         if role == Qt.ItemDataRole.CheckStateRole and column.checkable is not None:
             checked = column.checkable(row)
             if checked is None:

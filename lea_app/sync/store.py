@@ -30,6 +30,8 @@ class StoreChange:
 
 
 Listener = Callable[[StoreChange], None]
+#: How many names of deleted resources the store remembers.
+GONE_NAMES = 10_000
 
 
 class Store:
@@ -38,6 +40,8 @@ class Store:
         self._listeners: list[Listener] = []
         self._event_listeners: list[Callable[[list[Event]], None]] = []
         self.applied_events = 0
+        #: The names of deleted peers and clusters (the event log names what a delete removed).
+        self._gone_names: dict[UUID, str] = {}
 
     # -- reading (the ResourceView) --------------------------------------------------------
     def get(self, kind: ResourceKind, id: UUID, /) -> AnyResource | None:
@@ -96,6 +100,9 @@ class Store:
         for event in batch:
             if event.type == EventType.DELETED or event.resource is None:
                 old = index.delete(event.kind, event.id)
+                name = vars(old).get("name") if old is not None else None  # pydantic keeps fields in __dict__
+                if isinstance(name, str):
+                    self._remember_gone(event.id, name)
             else:
                 old = index.put(event.resource)
             key = (event.kind, event.id)
@@ -118,6 +125,15 @@ class Store:
         self._emit(changes.values())
         for listener in list(self._event_listeners):
             listener(batch)
+
+    def _remember_gone(self, id: UUID, name: str) -> None:
+        self._gone_names[id] = name
+        if len(self._gone_names) > GONE_NAMES:
+            del self._gone_names[next(iter(self._gone_names))]  # the oldest
+
+    def deleted_name(self, id: UUID, /) -> str | None:
+        """The name a peer or cluster had when it was deleted (the last GONE_NAMES deletes)."""
+        return self._gone_names.get(id)
 
     def apply_snapshot(self, snapshot: StateSnapshot) -> None:
         """Make the store equal to the snapshot, emitting only what differs (views keep their rows)."""

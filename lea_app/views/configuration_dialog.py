@@ -15,7 +15,7 @@ from lea_app.controller import Controller
 from lea_app.models.can_text import can_capability, can_capability_tooltip
 from lea_app.models.configuration import PeerConfigurationModel
 from lea_app.models.parameters import summarise
-from lea_app.models.resources import cluster_status, reason_text, status_text, waiting_names
+from lea_app.models.resources import cluster_status, progress_text, reason_text, status_text, waiting_names
 from lea_app.sync.store import StoreChange
 from lea_app.views.tables import configure_table
 from resources.cluster import ClusterDescriptor
@@ -59,8 +59,14 @@ class PeerConfigurationDialog(QDialog):
         layout.addWidget(buttons)
         self.model.flushed.connect(self.refresh_header)
         self.destroyed.connect(self.store.listen(self._on_change))
+        # Not live: the reported states are as of then, greyed like the pages' rows.
+        self.model.set_stale(controller.stale)
+        controller.sync_state_changed.connect(self._sync_state_changed)
         self.model.refresh_all()
         self.refresh_header()
+
+    def _sync_state_changed(self, state: str) -> None:
+        self.model.set_stale(self.controller.stale)
 
     def select_parameter(self, parameter_id: UUID) -> bool:
         """Select (and show) a parameter's row; False when the configuration has no such parameter."""
@@ -101,7 +107,7 @@ class PeerConfigurationDialog(QDialog):
         status = cluster_status(self.store.get, configuration.cluster)
         text = f"Cluster <b>{cluster_name}</b>: {status_text(status)}"
         if isinstance(status, Deploying | Undeploying):
-            text += f" {status.done}/{status.total}"
+            text += f", {progress_text(status)}"
         reason = reason_text(status, waiting_names(self.store.get, status))
         return text + (f" — {html.escape(reason)}" if reason else "")
 

@@ -31,7 +31,7 @@ class ConnectionChoice:
 
 
 class ConnectDialog(QDialog):
-    def __init__(self, current_url: str = "", parent: QWidget | None = None) -> None:
+    def __init__(self, current_url: str = "", parent: QWidget | None = None, *, token: str = "") -> None:
         super().__init__(parent)
         self.setWindowTitle("Connect to a backend")
         self.setMinimumWidth(460)
@@ -47,7 +47,7 @@ class ConnectDialog(QDialog):
         self.url = QLineEdit(current_url)
         self.url.setPlaceholderText("https://lea.example.org:8421")
         self.url.setAccessibleName("Server address")
-        self.token = QLineEdit()
+        self.token = QLineEdit(token)
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
         self.token.setPlaceholderText("lea_… (from `lea-backend token create`)")
         self.token.setAccessibleName("Token")
@@ -80,6 +80,11 @@ class ConnectDialog(QDialog):
         self._prefill_token()
         self.choice: ConnectionChoice | None = None
 
+    def show_error(self, text: str) -> None:
+        """Why the last attempt failed (a wrong address, a missing or refused token), above the buttons."""
+        self.error.setText(text)
+        self.error.setVisible(bool(text))
+
     def _update(self) -> None:
         remote = self.server.isChecked()
         for widget in (self.url, self.token):
@@ -104,8 +109,7 @@ class ConnectDialog(QDialog):
         try:
             url = normalise_url(self.url.text())
         except LeaError as exc:
-            self.error.setText(exc.message)
-            self.error.show()
+            self.show_error(exc.message)
             self.url.setFocus()
             return
         self.choice = ConnectionChoice(True, url, self.token.text().strip(), self.remember.isChecked())

@@ -5,41 +5,118 @@ from __future__ import annotations
 from collections import Counter
 from uuid import UUID
 
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QTableView, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer
+from PySide6.QtGui import QResizeEvent
+from PySide6.QtWidgets import (
+    QApplication,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
 from lea_app.controller import Controller
-from lea_app.models.resources import DeploymentsModel, cluster_status
+from lea_app.models.resources import DeploymentsModel, cluster_status, is_degraded, status_detail
 from lea_app.models.table import COALESCE_MS
 from lea_app.sync.store import StoreChange
-from lea_app.views.tables import configure_table
+from lea_app.views.tables import EmptyState, configure_table
+from resources.cluster import ClusterDescriptor
+from resources.derived import blocked_peers
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
 from resources.state import (
+    ClusterStatus,
     Deployed,
     Deploying,
     Failed,
     Online,
     PeerConnectionState,
-    Undeployed,
     Undeploying,
     Waiting,
 )
 
-#: The kinds of cluster state, counted by type (a degraded Deployed is deployed), in display order.
-StateType = type[Deployed | Deploying | Waiting | Failed | Undeploying | Undeployed]
-CLUSTER_STATES: tuple[tuple[StateType, str], ...] = (
-    (Deployed, "deployed"),
-    (Deploying, "deploying"),
-    (Waiting, "waiting"),
-    (Failed, "failed"),
-    (Undeploying, "undeploying"),
-    (Undeployed, "undeployed"),
-)
+#: The states clusters are counted by, in display order: a degraded deployment is a state of its own.
+CLUSTER_STATES = ("deployed", "degraded", "deploying", "waiting", "failed", "undeploying", "undeployed")
+#: The states that need someone to look.
+ATTENTION = ("failed", "degraded", "waiting")
+#: How many clusters needing attention the card names (the rest are counted).
+NAMED = 3
+
+
+def state_name(status: ClusterStatus) -> str:
+    """The state a cluster is counted under (one of CLUSTER_STATES)."""
+    if isinstance(status, Deployed):
+        return "degraded" if is_degraded(status) else "deployed"
+    return {
+        Deploying: "deploying", Waiting: "waiting", Failed: "failed", Undeploying: "undeploying",
+    }.get(type(status), "undeployed")
+
+
+class DetailLines(QLabel):
+    """A card's detail: a fixed number of lines, each cut to the card's width ("…"; the tooltip has it
+    all), so that what the card says never changes its height and moves the page below it."""
+
+    def __init__(self, lines: int) -> None:
+        super().__init__()
+        self.lines_shown = lines
+        self._lines: list[str] = []
+        self.setWordWrap(False)
+        self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self._fit_height()
+
+    def set_lines(self, lines: list[str]) -> None:
+        if lines != self._lines:
+            self._lines = list(lines)
+            self.setToolTip("\n".join(lines))
+            self._elide()
+
+    def set_text(self, text: str) -> None:
+        self.set_lines(text.split("\n") if text else [])
+
+    def full_text(self) -> str:
+        """Every line, uncut."""
+        return "\n".join(self._lines)
+
+    def _fit_height(self) -> None:
+        self.setFixedHeight(self.fontMetrics().lineSpacing() * self.lines_shown + 2)
+
+    def _elide(self) -> None:
+        """Wrap the lines at word boundaries into the lines there are; cut the last one if need be."""
+        metrics, width = self.fontMetrics(), max(self.width(), 40)
+        shown: list[str] = []
+        for number, line in enumerate(self._lines):
+            words, current = line.split(" "), ""
+            left = self.lines_shown - len(shown) - (len(self._lines) - number - 1)  # room for the lines after
+            for word in words:
+                candidate = f"{current} {word}" if current else word
+                if metrics.horizontalAdvance(candidate) <= width or not current or left <= 1:
+                    current = candidate
+                else:
+                    shown.append(current)
+                    left -= 1
+                    current = word
+            shown.append(metrics.elidedText(current, Qt.TextElideMode.ElideRight, width))
+        self.setText("\n".join(shown[: self.lines_shown]))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:
+            self._fit_height()
+            self._elide()
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(40, super().minimumSizeHint().height())  # it elides: never wider than the card
 
 
 class Card(QFrame):
-    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+    def __init__(self, title: str, parent: QWidget | None = None, lines: int = 2) -> None:
         super().__init__(parent)
         self.setObjectName("card")
         self.setStyleSheet("#card { background: palette(base); border: 1px solid palette(mid); border-radius: 6px; }")
@@ -48,13 +125,19 @@ class Card(QFrame):
         heading.setStyleSheet("color: palette(dark); font-weight: 600;")
         layout.addWidget(heading)
         self.value = QLabel("-")
-        self.value.setStyleSheet("font-size: 22pt; font-weight: 600;")
+        self.set_value_colour("")
         self.value.setAccessibleName(title)
         layout.addWidget(self.value)
-        self.detail = QLabel("")
-        self.detail.setWordWrap(True)
+        self.detail = DetailLines(lines)
         layout.addWidget(self.detail)
         layout.addStretch(1)
+
+    def set_value_colour(self, colour: str) -> None:
+        """The big number, twice the application's font size (it follows the user's font), coloured."""
+        size = max(QApplication.font().pointSizeF(), 6.0) * 2.2
+        style = f"font-size: {size:.0f}pt; font-weight: 600;" + (f" color:{colour};" if colour else "")
+        if self.value.styleSheet() != style:  # re-polishing costs: only when it changes
+            self.value.setStyleSheet(style)
 
 
 class DashboardPage(QWidget):
@@ -66,12 +149,21 @@ class DashboardPage(QWidget):
         self.store = controller.store
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 10, 12, 10)
-        layout.addWidget(QLabel("<h2 style='margin:0'>Dashboard</h2>"))
+        top = QHBoxLayout()
+        top.addWidget(QLabel("<h2 style='margin:0'>Dashboard</h2>"))
+        #: While LEA is not live: the figures are greyed and this says as of when they are.
+        self.stale_label = QLabel()
+        self.stale_label.setStyleSheet("color:#6b6b6b; padding-left:10px;")
+        self.stale_label.setAccessibleName("Data not live")
+        self.stale_label.hide()
+        top.addWidget(self.stale_label)
+        top.addStretch(1)
+        layout.addLayout(top)
         cards = QGridLayout()
         self.peers_card = Card("Peers online")
         self.offline_card = Card("Peers offline")
         self.clusters_card = Card("Clusters deployed")
-        self.attention_card = Card("Need attention")
+        self.attention_card = Card("Need attention", lines=2 + NAMED)
         for i, card in enumerate((self.peers_card, self.offline_card, self.clusters_card, self.attention_card)):
             cards.addWidget(card, 0, i)
         layout.addLayout(cards)
@@ -87,9 +179,8 @@ class DashboardPage(QWidget):
         self.table.setAccessibleName("Deployments in progress")
         configure_table(self.table, self.active)
         layout.addWidget(self.table, 1)
-        self.idle_hint = QLabel("No deployment in progress.")
-        self.idle_hint.setStyleSheet("color:#6b6b6b; padding:6px;")
-        layout.addWidget(self.idle_hint)
+        self.idle_hint = EmptyState(self.table)
+        self.idle_hint.set_text("No deployment in progress — deploy a cluster on the Clusters page (Ctrl+D).")
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(COALESCE_MS * 2)
@@ -99,11 +190,19 @@ class DashboardPage(QWidget):
         # (a refresh during a burst must not walk every peer and cluster).
         self._online: set[UUID] = set()
         self._demo: set[UUID] = set()
-        self._cluster_states: dict[UUID, StateType] = {}
+        self._cluster_states: dict[UUID, str] = {}
+        self._attention: set[UUID] = set()  # the clusters whose state is in ATTENTION
         self._peers_dirty: set[UUID] = set(self.store.all(ResourceKind.PEER))
         self._clusters_dirty: set[UUID] = set(self.store.all(ResourceKind.CLUSTER))
         self.destroyed.connect(self.store.listen(self._on_change))
         self.active.flushed.connect(lambda: self.idle_hint.setVisible(self.active.rowCount() == 0))
+        controller.sync_state_changed.connect(self._sync_state_changed)
+        self.refresh()
+
+    def _sync_state_changed(self, state: str) -> None:
+        self.active.set_stale(self.controller.stale)
+        self.stale_label.setVisible(self.controller.stale)
+        self.stale_label.setText(f"Not live: {self.controller.as_of_text()}")
         self.refresh()
 
     def _on_change(self, change: StoreChange) -> None:
@@ -113,6 +212,8 @@ class DashboardPage(QWidget):
             self._clusters_dirty |= change.inserted | change.changed | change.removed
         elif change.kind != ResourceKind.CLUSTER_DEPLOYMENT:
             return
+        else:
+            self._clusters_dirty |= change.inserted | change.changed | change.removed
         if not self._scheduled:
             self._scheduled = True
             self._timer.start()
@@ -121,8 +222,8 @@ class DashboardPage(QWidget):
         self._scheduled = False
         self.refresh()
 
-    def counts(self) -> tuple[int, int, int, Counter[StateType]]:
-        """Peers online, offline, demo benches among them; clusters by the type of their state."""
+    def counts(self) -> tuple[int, int, int, Counter[str]]:
+        """Peers online, offline, demo benches among them; clusters by their state (CLUSTER_STATES)."""
         peers = self.store.all(ResourceKind.PEER)
         for peer_id in self._peers_dirty:
             peer = peers.get(peer_id)
@@ -139,30 +240,76 @@ class DashboardPage(QWidget):
         clusters = self.store.all(ResourceKind.CLUSTER)
         for cluster_id in self._clusters_dirty:
             if cluster_id in clusters:
-                self._cluster_states[cluster_id] = type(cluster_status(self.store.get, cluster_id))
+                name = self._cluster_states[cluster_id] = state_name(cluster_status(self.store.get, cluster_id))
+                if name in ATTENTION:
+                    self._attention.add(cluster_id)
+                else:
+                    self._attention.discard(cluster_id)
             else:
                 self._cluster_states.pop(cluster_id, None)
+                self._attention.discard(cluster_id)
         self._clusters_dirty = set()
         online = len(self._online)
         return online, len(peers) - online, len(self._demo), Counter(self._cluster_states.values())
 
+    def needed_offline(self) -> list[str]:
+        """The names of the offline peers a deployed cluster has as members, sorted."""
+        blocked = blocked_peers(self.store)  # over the deployed clusters' members only
+        names = []
+        for peer_id in blocked:
+            peer = self.store.get(ResourceKind.PEER, peer_id)
+            if isinstance(peer, PeerDescriptor) and peer_id not in self._online:
+                names.append(peer.name)
+        return sorted(names, key=str.casefold)
+
+    def attention(self) -> list[tuple[str, str, str]]:
+        """(cluster name, state, why) of every cluster that needs attention: failed first, by name."""
+        found = []
+        for cluster_id in self._attention:
+            name = self._cluster_states[cluster_id]
+            cluster = self.store.get(ResourceKind.CLUSTER, cluster_id)
+            if isinstance(cluster, ClusterDescriptor):
+                status = cluster_status(self.store.get, cluster_id)
+                found.append((cluster.name, name, status_detail(status)))
+        return sorted(found, key=lambda t: (ATTENTION.index(t[1]), t[0].casefold()))
+
     def refresh(self) -> None:
         online, offline, demo, by_state = self.counts()
+        stale = self.controller.stale
+        grey = "#9a9a9a" if stale else ""
         self.peers_card.value.setText(str(online))
+        self.peers_card.set_value_colour(grey)
         demo_note = f", {demo} of them demo benches" if demo else ""
-        self.peers_card.detail.setText(f"of {online + offline} peers{demo_note}")
+        self.peers_card.detail.set_text(f"of {online + offline} peers{demo_note}")
         self.offline_card.value.setText(str(offline))
-        self.offline_card.detail.setText("a deployment waits for its offline members")
-        self.clusters_card.value.setText(str(by_state.get(Deployed, 0)))
+        needed = self.needed_offline() if offline else []
+        self.offline_card.set_value_colour(grey or ("#b3261e" if needed else ""))
+        if not offline:
+            text = "every peer is connected" if online else "no peers yet"
+        elif needed:
+            shown = ", ".join(needed[:NAMED]) + (f" and {len(needed) - NAMED} more" if len(needed) > NAMED else "")
+            text = f"{len(needed)} needed by a deployed cluster: {shown}"
+        else:
+            text = "no deployed cluster needs them"
+        self.offline_card.detail.set_text(text)
+        deployed, degraded = by_state.get("deployed", 0), by_state.get("degraded", 0)
+        self.clusters_card.value.setText(str(deployed))
+        self.clusters_card.set_value_colour(grey)
         total = sum(by_state.values())
-        self.clusters_card.detail.setText(f"of {total} clusters")
-        attention = by_state.get(Failed, 0) + by_state.get(Waiting, 0)
+        degraded_note = f"; {degraded} more deployed but degraded" if degraded else ""
+        self.clusters_card.detail.set_text(f"healthy, of {total} clusters{degraded_note}")
+        failed, waiting = by_state.get("failed", 0), by_state.get("waiting", 0)
+        attention = failed + degraded + waiting
         self.attention_card.value.setText(str(attention))
-        style = "font-size: 22pt; font-weight: 600;" + (" color:#b3261e;" if attention else "")
-        if self.attention_card.value.styleSheet() != style:  # re-polishing costs: only when it changes
-            self.attention_card.value.setStyleSheet(style)
-        self.attention_card.detail.setText(f"{by_state.get(Failed, 0)} failed, {by_state.get(Waiting, 0)} waiting")
+        self.attention_card.set_value_colour(grey or ("#b3261e" if failed else "#b86e00" if attention else ""))
+        lines = [f"{failed} failed, {degraded} degraded, {waiting} waiting"]
+        needing = self.attention() if attention else []
+        for name, state, why in needing[:NAMED]:
+            lines.append(f"• {name}: {state}" + (f" — {why}" if why else ""))
+        if len(needing) > NAMED:
+            lines.append(f"and {len(needing) - NAMED} more (Deployments page)")
+        self.attention_card.detail.set_lines(lines)
         self.states_label.setText(
-            "Clusters by state: " + ", ".join(f"{name} {by_state.get(kind, 0)}" for kind, name in CLUSTER_STATES)
+            "Clusters by state: " + ", ".join(f"{name} {by_state.get(name, 0)}" for name in CLUSTER_STATES)
         )
         self.idle_hint.setVisible(self.active.rowCount() == 0)

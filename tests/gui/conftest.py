@@ -65,10 +65,10 @@ def lea(qtbot: QtBot, aloop: asyncio.AbstractEventLoop, tmp_path: Path) -> Itera
     controller = Controller()
     window = MainWindow(controller, settings(), data_dir=str(data_dir), demo=True)
     qtbot.addWidget(window)
-    window.resize(1280, 780)
     window.show()
+    window.resize(1280, 780)  # after the first show, which fits the window to the (800x600 offscreen) screen
     run(qtbot, controller.start(connection))
     qtbot.waitUntil(lambda: controller.live, timeout=10_000)
     yield Lea(controller, connection, window, data_dir)
-    window.close()
+    window.force_close()  # no question about an editor a test left unsaved
     run(qtbot, controller.close())

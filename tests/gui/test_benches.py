@@ -476,7 +476,7 @@ def test_an_undeploy_waiting_for_offline_benches_names_them(qtbot: QtBot, holder
     assert text(clusters, cluster.id, "State", Qt.ItemDataRole.ToolTipRole) == reason
     assert text(deployments, cluster.id, "Reason") == reason
     assert text(deployments, cluster.id, "Per peer") == "still held by bench-07, bench-08 (offline)"
-    assert text(deployments, cluster.id, "Progress") == "3/5"
+    assert text(deployments, cluster.id, "Progress") == "3 of 5 parameters removed"
 
     # A renamed bench is shown by its new name; once it is back, only the other one is named.
     renamed = member.model_copy(update={"name": "bench-08b", "version": member.version + 1})

@@ -10,22 +10,22 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QListWidgetItem, QWidget
+from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
 from lea_app.connection.base import Identity
 from lea_app.views.editors.base import ResourceEditor
-from lea_app.views.editors.cluster import ClusterEditor
+from lea_app.views.editors.cluster import PEER_ROLE, ClusterEditor
 from lea_app.views.editors.peer import PeerEditor
 from lea_app.views.editors.rows import InterfaceRow
-from lea_app.views.editors.widgets import FieldRow
+from lea_app.views.editors.widgets import FieldRow, sentence
 from resources.cluster import ClusterDescriptor
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
 from tests.helpers.child import SharedChild
 from tests.helpers.editors import EditorEnv, open_editor_env
 from tests.helpers.factories import make_cluster, make_peer
-from tests.helpers.qt import Lea
+from tests.helpers.qt import Lea, run
 
 
 @pytest.fixture(scope="module")
@@ -66,17 +66,25 @@ def field_error(editor: ResourceEditor[Any], field: str) -> str:
     return target.error.text()
 
 
-def check_item(editor: ClusterEditor, label: str) -> None:
-    items: list[QListWidgetItem] = editor.picker.list.findItems(label, Qt.MatchFlag.MatchExactly)
-    assert items, f"no device {label!r} in {[i.text() for i in editor.picker.items()]}"
-    items[0].setCheckState(Qt.CheckState.Checked)
+def check_item(editor: ClusterEditor, label: str, state: Qt.CheckState = Qt.CheckState.Checked) -> None:
+    """Check the device "peer / device" in the picker (grouped by peer)."""
+    peer, device = label.split(" / ")
+    item = editor.picker.item_for(peer, device)
+    assert item is not None, f"no device {label!r} in {[i.text(0) for i in editor.picker.items()]}"
+    item.setCheckState(0, state)
+
+
+def choose_leader(editor: ClusterEditor, name: str) -> None:
+    peer = editor.store.id_by_name(ResourceKind.PEER, name)
+    assert peer is not None
+    editor.leader_combo.setCurrentIndex(editor.leader_combo.findData(str(peer)))
 
 
 def assert_refused_locally(env: EditorEnv, editor: Any, widget: QWidget, error_text: str, rule: str) -> None:
     """The rule is next to the field, the field is marked, Save is off, and nothing is stored."""
     assert widget.property("invalid") is True, f"{widget.accessibleName()} is not marked"
     assert rule in error_text, f"{rule!r} not in {error_text!r}"
-    assert rule in widget.toolTip()
+    assert rule.casefold() in widget.toolTip().casefold() and widget.toolTip()[:1].isupper()  # sentence case
     assert not editor.save_button.isEnabled()
     assert editor.summary.text().startswith("Cannot save:")
     before = env.revision
@@ -107,11 +115,11 @@ PEER_CASES: dict[str, tuple[Callable[[PeerEditor], None], Callable[[PeerEditor],
     ),
     "name with bad characters": (
         lambda e: e.name_edit.setText("bench 01!"),
-        lambda e: (e.name_edit, field_error(e, "name")), "letters, digits, '-' and '_'",
+        lambda e: (e.name_edit, field_error(e, "name")), "Use only letters, digits, '-' and '_' (found a space, '!')",
     ),
     "name starting with -": (
         lambda e: e.name_edit.setText("-bench"),
-        lambda e: (e.name_edit, field_error(e, "name")), "not starting or ending with",
+        lambda e: (e.name_edit, field_error(e, "name")), "Must not start or end with '-' or '_'",
     ),
     "location too long": (
         lambda e: e.location_edit.setText("x" * 65),
@@ -123,15 +131,15 @@ PEER_CASES: dict[str, tuple[Callable[[PeerEditor], None], Callable[[PeerEditor],
     ),
     "CAN bitrate 0": (
         lambda e: interface(e).bitrate.setText("0"),
-        lambda e: (interface(e).bitrate, e.interfaces.error.text()), "must be > 0",
+        lambda e: (interface(e).bitrate, e.interfaces.error.text()), "must be more than 0 bit/s",
     ),
     "sample point 1.5": (
         lambda e: interface(e).sample_point.setText("1.5"),
-        lambda e: (interface(e).sample_point, e.interfaces.error.text()), "must be <= 1",
+        lambda e: (interface(e).sample_point, e.interfaces.error.text()), "must be at most 1",
     ),
     "data bitrate without FD": (
         _set_fd_then_drop_it,
-        lambda e: (interface(e).data_bitrate, e.interfaces.error.text()), "only allowed when fd is true",
+        lambda e: (interface(e).data_bitrate, e.interfaces.error.text()), "only allowed with FD: tick FD or clear them",
     ),
     "duplicate device name": (
         _two_devices_named_alike,
@@ -165,7 +173,7 @@ PEER_CASES: dict[str, tuple[Callable[[PeerEditor], None], Callable[[PeerEditor],
     "name taken (case-insensitive, from the store)": (
         lambda e: e.name_edit.setText("EXISTING-01"),
         lambda e: (e.name_edit, field_error(e, "name")),
-        "a peer named 'EXISTING-01' already exists; peer names must be unique",  # the backend's words
+        "A peer named 'EXISTING-01' already exists; peer names must be unique",  # the backend's words, sentence case
     ),
 }
 
@@ -198,15 +206,12 @@ def test_can_fields_follow_the_interface_type_and_fd(env: EditorEnv) -> None:
 CLUSTER_CASES: dict[str, tuple[Callable[[ClusterEditor], None], str, str]] = {
     "name rule": (lambda e: e.name_edit.setText("my cluster"), "name", "letters, digits"),
     "fewer than 2 devices": (
-        lambda e: e.picker.list.findItems("bench-b / ecu-0", Qt.MatchFlag.MatchExactly)[0].setCheckState(
-            Qt.CheckState.Unchecked
-        ),
-        "devices", "needs at least 2 entries",
+        lambda e: check_item(e, "bench-b / ecu-0", Qt.CheckState.Unchecked), "devices", "Choose at least 2 devices",
     ),
-    "no leader": (lambda e: e.leader_combo.setCurrentIndex(-1), "leader", "is required"),
+    "no leader": (lambda e: e.leader_combo.setCurrentIndex(-1), "leader", "Choose the leader peer"),
     "name taken": (
         lambda e: e.name_edit.setText("Existing-Cluster"), "name",
-        "a cluster named 'Existing-Cluster' already exists; cluster names must be unique",
+        "A cluster named 'Existing-Cluster' already exists; cluster names must be unique",
     ),
 }
 
@@ -217,13 +222,13 @@ def test_bad_cluster_input_shows_the_rule_and_stores_nothing(env: EditorEnv, cas
     env.put(make_cluster("existing-cluster", a, b))
     editor = env.cluster_editor()
     editor.name_edit.setText("new-cluster")
-    editor.leader_combo.setCurrentIndex(editor.leader_combo.findText("bench-a"))
+    choose_leader(editor, "bench-a")
     check_item(editor, "bench-a / ecu-0")
     check_item(editor, "bench-b / ecu-0")
     assert editor.save_button.isEnabled(), editor.summary.text()
     apply, field, rule = CLUSTER_CASES[case]
     apply(editor)
-    widget = {"name": editor.name_edit, "leader": editor.leader_combo, "devices": editor.picker.list}[field]
+    widget = {"name": editor.name_edit, "leader": editor.leader_combo, "devices": editor.picker.tree}[field]
     assert_refused_locally(env, editor, widget, field_error(editor, field), rule)
 
 
@@ -231,7 +236,7 @@ def test_bad_cluster_input_shows_the_rule_and_stores_nothing(env: EditorEnv, cas
 def test_a_valid_peer_is_created_through_the_editor(env: EditorEnv) -> None:
     editor = env.peer_editor()
     assert editor.windowTitle().startswith("New peer")
-    assert not editor.save_button.isEnabled()  # an empty name is not a peer yet
+    assert editor.summary.text() == "To save, fill in the name."  # a hint, not an error, before any input
     fill_valid_peer(editor)
     editor.save_button.click()
     env.qtbot.waitUntil(lambda: not editor.isVisible() if _alive(editor) else True, timeout=5_000)
@@ -249,14 +254,17 @@ def test_a_valid_peer_is_created_through_the_editor(env: EditorEnv) -> None:
 def test_a_valid_cluster_is_created_through_the_editor_with_a_filtered_device_list(env: EditorEnv) -> None:
     a, b = env.put(make_peer("bench-a")), env.put(make_peer("bench-b"))
     editor = env.cluster_editor()
-    assert [editor.leader_combo.itemText(i) for i in range(editor.leader_combo.count())] == ["bench-a", "bench-b"]
+    assert [editor.leader_combo.itemText(i) for i in range(editor.leader_combo.count())] == [
+        "bench-a (offline)", "bench-b (offline)",
+    ]
     editor.picker.filter.setText("BENCH-B")
-    assert [i.text() for i in editor.picker.items() if not i.isHidden()] == ["bench-b / ecu-0", "bench-b / ecu-1"]
+    shown = [(i.data(0, PEER_ROLE), i.text(0)) for i in editor.picker.items() if not i.isHidden()]
+    assert shown == [("bench-b", "ecu-0"), ("bench-b", "ecu-1")]
     editor.name_edit.setText("loop-1")
-    editor.leader_combo.setCurrentIndex(editor.leader_combo.findText("bench-a"))
+    choose_leader(editor, "bench-a")
     check_item(editor, "bench-b / ecu-0")
     check_item(editor, "bench-b / ecu-1")
-    assert editor.picker.count.text() == "2 of 4 devices selected"
+    assert editor.picker.count.text() == "2 of 4 devices selected, on 1 peer"
     editor.windowHandle().requestActivate()  # a shortcut needs the active window
     env.qtbot.waitUntil(editor.isActiveWindow)
     env.qtbot.keyClick(editor.name_edit, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)  # Ctrl+S saves
@@ -311,21 +319,24 @@ def test_a_missing_reference_from_the_backend_is_shown_at_the_leader(env: Editor
     c = env.put(make_peer("bench-c", devices=1))
     editor = env.cluster_editor()
     editor.name_edit.setText("loop-1")
-    editor.leader_combo.setCurrentIndex(editor.leader_combo.findText("bench-c"))
+    choose_leader(editor, "bench-c")
     check_item(editor, "bench-a / ecu-0")
     check_item(editor, "bench-b / ecu-0")
     env.other.delete_peer_descriptor(c.id)  # LEA has not heard yet
     editor.save_button.click()
-    backend_says = f"cluster 'loop-1': leader {c.id} is not an existing peer"
+    backend_says = "The chosen leader peer no longer exists; choose another leader"  # its name, not its id
     env.qtbot.waitUntil(lambda: backend_says in field_error(editor, "leader"), timeout=5_000)
     assert "Not saved:" in editor.refusal.text and editor.isVisible()
     assert editor.name_edit.text() == "loop-1" and len(editor.picker.selected) == 2
     # Once LEA hears of the delete, its own pre-check (the backend's rule) says the very same, once.
     env.qtbot.waitUntil(lambda: env.controller.store.get(ResourceKind.PEER, c.id) is None, timeout=5_000)
     env.qtbot.waitUntil(lambda: [p.code for p in editor.problems] == ["missing_reference"], timeout=5_000)
-    assert [p.rule for p in editor.problems] == [backend_says]
+    assert [sentence(p.rule) for p in editor.problems] == [backend_says]
+    assert str(c.id) not in editor.refusal.text and "Not saved: cluster 'loop-1': leader (a deleted one)" in (
+        editor.refusal.text
+    )
     assert field_error(editor, "leader").count(backend_says) == 1
-    assert not editor.save_button.isEnabled() and backend_says in editor.summary.text()
+    assert not editor.save_button.isEnabled() and "the chosen leader peer no longer exists" in editor.summary.text()
     assert env.backend(ResourceKind.CLUSTER, editor.resource_id) is None
 
 
@@ -387,7 +398,7 @@ def test_a_deployed_cluster_and_its_peers_are_read_only(env: EditorEnv) -> None:
     assert editor.read_only_note.text() == (
         "Read-only: cluster 'loop-1' is deployed and cannot be changed; undeploy it first."
     )
-    for widget in (editor.name_edit, editor.leader_combo, editor.picker.list, editor.picker.filter):
+    for widget in (editor.name_edit, editor.leader_combo, editor.picker.tree, editor.picker.filter):
         assert not widget.isEnabled()
     assert not editor.save_button.isEnabled()
     peer_editor = env.peer_editor(b.id)
@@ -467,3 +478,137 @@ def test_the_main_window_opens_one_editor_per_resource(lea: Lea) -> None:
     assert isinstance(new, ClusterEditor) and new.is_new
     for opened in (editor, cluster_editor, new):
         opened.close()  # unchanged: closes without asking
+
+
+# -- helping instead of scolding ---------------------------------------------------------------
+def shown_errors(editor: ResourceEditor[Any]) -> list[str]:
+    """Every error text on screen: the labels under inputs and tables, and the marked inputs."""
+    texts = [target.error.text() for target in editor.targets.values()]  # type: ignore[attr-defined]
+    marked = [w.accessibleName() for w in editor.findChildren(QWidget) if w.property("invalid") is True]
+    return [t for t in texts if t] + marked
+
+
+def test_a_new_editor_opens_without_errors_and_shows_them_once_touched_or_on_save(env: EditorEnv) -> None:
+    editor = env.peer_editor()
+    assert shown_errors(editor) == [] and editor.summary.property("tone") == "info"
+    row = editor.interfaces.add_row()  # a new row: nothing typed in it yet, so nothing to say
+    row.type_combo.setCurrentIndex(row.type_combo.findData("can"))  # CAN needs a bitrate: not typed yet
+    assert shown_errors(editor) == [], shown_errors(editor)
+    editor.name_edit.setText("ab")  # touched: its rule shows, the others still wait
+    assert field_error(editor, "name") == "Must be at least 4 characters long"
+    assert editor.interfaces.error.text() == ""
+    assert editor.summary.text().startswith("Cannot save: Name: must be at least 4 characters")
+    before = env.revision
+    editor.save()  # an attempt to save: every problem shows, the first input in trouble has the focus
+    assert "Interface 1 bitrate: enter the bitrate in bit/s, e.g. 500000" in editor.interfaces.error.text()
+    assert row.bitrate.property("invalid") is True
+    assert env.revision == before and not editor.save_button.isEnabled()
+
+    cluster = env.cluster_editor()
+    assert shown_errors(cluster) == []
+    assert cluster.summary.text() == "To save, fill in the name, leader and devices."
+    assert cluster.save_button.isEnabled()  # clicking it shows what is missing instead of saving
+    cluster.save_button.click()
+    assert field_error(cluster, "leader") == "Choose the leader peer"
+    assert field_error(cluster, "devices") == "Choose at least 2 devices"
+    assert cluster.focusWidget() in (None, cluster.name_edit) and not cluster.save_button.isEnabled()
+    assert env.backend(ResourceKind.CLUSTER, cluster.resource_id) is None
+
+
+def test_messages_are_plain_words_in_sentence_case_without_ids(env: EditorEnv) -> None:
+    editor = env.peer_editor()
+    fill_valid_peer(editor)
+    interface(editor).bitrate.setText("500k")
+    assert editor.interfaces.error.text() == "Interface 1 'can0' bitrate: enter the bitrate in bit/s, e.g. 500000"
+    assert "Input should" not in editor.interfaces.error.text()
+    interface(editor).bitrate.setText("500000")
+    editor.devices.rows[0].name_edit.setText("")
+    assert editor.devices.error.text() == "Device 1 name: must be at least 1 character long"
+    editor.devices.rows[0].name_edit.setText("ecu-1")
+    editor.interfaces.remove_row(interface(editor))  # the device's interface goes: named, never its id
+    editor.save()
+    device = editor.devices.rows[0]
+    assert editor.devices.error.text() == (
+        "Device 1 'ecu-1' interface: choose one of this peer's interfaces (interface can0 was removed)"
+    )
+    assert device.interface_combo.currentText() == "(removed interface can0)"
+    assert device.interface_id is not None and device.interface_id not in editor.devices.error.text()
+
+
+def test_an_error_label_reserves_its_space(env: EditorEnv) -> None:
+    editor = env.cluster_editor()
+    editor.resize(600, 640)
+    env.qtbot.waitUntil(lambda: editor.picker.tree.height() > 0)
+
+    def picker_top() -> int:
+        return editor.picker.mapTo(editor, editor.picker.rect().topLeft()).y()
+
+    top = picker_top()
+    editor.name_edit.setText("a b")  # the name's rule appears above the device list
+    env.qtbot.wait(20)
+    assert field_error(editor, "name") != ""
+    assert picker_top() == top
+    editor.name_edit.setText("loop-1")  # and goes
+    env.qtbot.wait(20)
+    assert field_error(editor, "name") == "" and picker_top() == top
+
+
+def test_the_device_picker_groups_by_peer_names_users_and_filters(env: EditorEnv) -> None:
+    a, b = env.put(make_peer("bench-a")), env.put(make_peer("bench-b"))
+    c = env.put(make_peer("bench-c", devices=1))
+    used = env.put(make_cluster("loop-1", a, b))
+    env.deploy(used.id)
+    env.put(make_cluster("loop-2", b, c))
+    editor = env.cluster_editor()
+    picker = editor.picker
+    assert [g.text(0) for g in picker.groups()] == [
+        "bench-a — offline, 2 devices", "bench-b — offline, 2 devices", "bench-c — offline, 1 device",
+    ]
+    rows = {(i.data(0, PEER_ROLE), i.text(0)): i.text(1) for i in picker.items()}
+    in_loop_1 = {d.id for d in a.devices} & set(used.devices)
+    assert rows[("bench-a", "ecu-0")] == ("loop-1 (deployed)" if a.devices[0].id in in_loop_1 else "")
+    assert rows[("bench-b", "ecu-0")] == "loop-1 (deployed), loop-2"  # deployed first
+    assert rows[("bench-c", "ecu-0")] == "loop-2"
+    picker.filter.setText("loop-2")  # by the cluster that uses a device
+    visible = [(i.data(0, PEER_ROLE), i.text(0)) for i in picker.items() if not i.isHidden()]
+    assert visible == [(p, d) for (p, d), users in rows.items() if "loop-2" in users]
+    assert [g.isHidden() for g in picker.groups()] == [True, False, False]
+    picker.filter.setText("BENCH-C")  # by peer: all its devices
+    assert [(i.data(0, PEER_ROLE), i.text(0)) for i in picker.items() if not i.isHidden()] == [("bench-c", "ecu-0")]
+    picker.filter.clear()
+    # a peer's box checks all its devices
+    picker.groups()[0].setCheckState(0, Qt.CheckState.Checked)
+    assert picker.selected == {str(d.id) for d in a.devices}
+    assert picker.count.text() == "2 of 5 devices selected, on 1 peer"
+
+
+def test_the_device_picker_stays_usable_with_500_benches(env: EditorEnv) -> None:
+    from resources.events import StateSnapshot
+
+    peers = [make_peer(f"bench-{n:03d}", devices=3) for n in range(500)]
+    env.controller.store.apply_snapshot(StateSnapshot(epoch="big", revision=0, resources=tuple(peers)))
+    editor = env.cluster_editor()
+    assert len(editor.picker.groups()) == 500 and len(editor.picker.items()) == 1500
+    assert not any(g.isExpanded() for g in editor.picker.groups())  # grouped: 500 lines, not 1,500
+    editor.picker.filter.setText("bench-123")
+    shown = [g.text(0) for g in editor.picker.groups() if not g.isHidden()]
+    assert shown == ["bench-123 — offline, 3 devices"] and editor.picker.groups()[123].isExpanded()
+
+
+def test_the_leader_picker_shows_whether_each_peer_is_online(qtbot: QtBot, lea: Lea) -> None:
+    store = lea.controller.store
+    editor = lea.window.open_cluster_editor(None)
+    assert isinstance(editor, ClusterEditor)
+    labels = [editor.leader_combo.itemText(i) for i in range(editor.leader_combo.count())]
+    assert labels and all(label.endswith(("(online)", "(offline)")) for label in labels)
+    peer = store.id_by_name(ResourceKind.PEER, "demo-hil-01")
+    assert peer is not None
+    index = editor.leader_combo.findData(str(peer))
+    qtbot.waitUntil(lambda: editor.leader_combo.itemText(index) == "demo-hil-01 (online)", timeout=10_000)
+    editor.leader_combo.setCurrentIndex(index)
+    run(qtbot, lea.connection.set_demo_peer_online(peer, False))
+    qtbot.waitUntil(lambda: editor.leader_combo.itemText(index) == "demo-hil-01 (offline)", timeout=10_000)
+    assert editor.leader_combo.currentIndex() == index and editor.leader_id == str(peer)  # the choice stays
+    header = next(g for g in editor.picker.groups() if g.data(0, PEER_ROLE) == "demo-hil-01")
+    assert "offline" in header.text(0)
+    editor.close()

@@ -24,7 +24,8 @@ from pytestqt.qtbot import QtBot
 
 from lea_app.controller import Controller
 from lea_app.models import table
-from lea_app.models.events import HEADERS, EventTableModel, LiveEventLogModel
+from lea_app.models.event_text import EventFilter
+from lea_app.models.events import ACTOR, CHANGE, RESOURCE, REVISION, TIME, EventTableModel, LiveEventLogModel
 from lea_app.models.resources import ClustersModel, DeploymentsModel, PeersModel
 from lea_app.models.table import ID_ROLE, PROGRESS_ROLE, ResourceTableModel
 from lea_app.sync.store import Store
@@ -297,9 +298,12 @@ def test_live_event_log_passes_the_model_tester(
     newest_first = list(reversed(fleet.feed.events))[:6]
     assert model.rowCount() == 6
     assert [model.event_at(r) for r in range(6)] == newest_first
-    assert [model.index(r, 0).data() for r in range(6)] == [str(e.revision) for e in newest_first]
-    assert model.index(0, 1).data() == "2026-01-02 03:04:05"
-    assert model.index(0, len(HEADERS) - 1).data() in ("stored", "volatile")
+    assert [model.index(r, REVISION).data() for r in range(6)] == [str(e.revision) for e in newest_first]
+    local = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    assert model.index(0, TIME).data() == local  # local time, UTC on hover
+    assert model.index(0, TIME).data(Qt.ItemDataRole.ToolTipRole) == "2026-01-02 03:04:05 UTC"
+    assert model.index(0, CHANGE).data(Qt.ItemDataRole.ToolTipRole).endswith(("(stored)", "never stored)"))
+    assert model.index(0, ACTOR).data() == newest_first[0].actor
     assert model.index(0, 0).data(ID_ROLE) == str(newest_first[0].id)
 
 
@@ -311,11 +315,51 @@ def test_live_event_log_names_the_resource_as_it_arrived(fleet: Fleet, holder: Q
     model.flush()
     fleet.feed.put(peer.model_copy(update={"name": "renamed-bench"}))
     model.flush()
-    assert [model.index(r, 5).data() for r in range(2)] == ["renamed-bench", "bench-01"]
+    assert [model.index(r, RESOURCE).data() for r in range(2)] == ["renamed-bench", "bench-01"]
+    assert [model.index(r, CHANGE).data() for r in range(2)] == ["Peer changed", "Peer online"]
     stranger = uuid.uuid4()
     fleet.feed.put(ClusterDeployment(id=stranger))
     model.flush()
-    assert model.index(0, 5).data() == str(stranger)
+    assert model.index(0, RESOURCE).data() == str(stranger)  # nothing knows its name
+    assert model.index(0, CHANGE).data() == "Deployed"
+    gone = fleet.peers[2]
+    fleet.feed.delete(gone)
+    model.flush()
+    assert (model.index(0, CHANGE).data(), model.index(0, RESOURCE).data()) == ("Peer deleted", gone.name)
+    history = EventTableModel(fleet.store, holder)
+    deleted = model.event_at(0)
+    assert deleted is not None
+    history.set_events([deleted])
+    assert history.index(0, RESOURCE).data() == gone.name  # the store remembers the names of deletes
+
+
+def test_the_live_log_filters_inside_the_model_and_keeps_stored_changes_through_a_flood(
+    fleet: Fleet, holder: QObject, qtmodeltester: ModelTester, qtlog: Any
+) -> None:
+    model = LiveEventLogModel(fleet.store, capacity=20, parent=holder)
+    check(qtmodeltester, model)
+    model.set_filter(EventFilter(volatile=False))
+    peer = fleet.peers[0]
+    fleet.feed.put(peer.model_copy(update={"location": "Lab 9"}))
+    for i in range(50):  # a flood of volatile states, more than the capacity
+        fleet.feed.put(online(fleet.peers[i % len(fleet.peers)], f"10.9.0.{i}"))
+    model.flush()
+    assert [model.index(r, CHANGE).data() for r in range(model.rowCount())] == ["Peer changed"]
+    assert model.newest_revision() == fleet.feed.events[-1].revision  # taken in, though hidden
+    model.set_filter(EventFilter(volatile=True))
+    assert model.rowCount() == 20 and model.index(0, CHANGE).data() == "Peer online"
+    model.set_filter(EventFilter(volatile=True, text=peer.name))
+    shown = [model.event_at(r) for r in range(model.rowCount())]
+    assert shown and all(e is not None and e.id == peer.id for e in shown)
+    # a stored change stays findable after the volatile flood pushed it out of the shown rows
+    model.set_filter(EventFilter(volatile=True, kinds=frozenset({ResourceKind.PEER})))
+    assert [model.index(r, CHANGE).data() for r in range(model.rowCount())] == ["Peer changed"]
+    changed = model.event_at(0)
+    assert changed is not None
+    assert model.event_before(changed) is None  # the version before came with the snapshot, not as an event
+    model.set_filter(EventFilter(volatile=True, actor="nobody"))
+    assert model.rowCount() == 0
+    assert failures_reported(qtlog) == []
 
 
 def test_event_table_model_passes_the_model_tester(
@@ -501,7 +545,7 @@ def test_updates_of_one_row_are_coalesced_into_one_data_changed(
     with qtbot.waitSignal(model.flushed, timeout=2_000):
         pass
     assert log.take() == [("changed", row, row)]
-    assert model.index(row, 5).data() == "99/100"
+    assert model.index(row, 5).data() == "99 of 100 parameters"
     assert model.index(row, 5).data(PROGRESS_ROLE) == (99, 100)
 
 
@@ -661,17 +705,22 @@ def test_selection_and_persistent_indexes_survive_a_resort(qtbot: QtBot, fleet: 
 
 
 # -- dashboard counts ------------------------------------------------------------------------
-def brute_counts(store: Store) -> tuple[int, int, int, dict[type, int]]:
+def brute_counts(store: Store) -> tuple[int, int, int, dict[str, int]]:
     peers = [p for p in store.all(ResourceKind.PEER).values() if isinstance(p, PeerDescriptor)]
     online_count = 0
     for p in peers:
         s = store.get(ResourceKind.PEER_CONNECTION_STATE, p.id)
         if isinstance(s, PeerConnectionState) and isinstance(s.state, Online):
             online_count += 1
-    by_state: dict[type, int] = {}
+    by_state: dict[str, int] = {}
+    names = {Deploying: "deploying", Waiting: "waiting", Failed: "failed", Undeploying: "undeploying"}
     for cid in store.all(ResourceKind.CLUSTER):
         s = store.get(ResourceKind.CLUSTER_STATE, cid)
-        kind = type(s.state) if isinstance(s, ClusterState) else Undeployed
+        status = s.state if isinstance(s, ClusterState) else Undeployed()
+        if isinstance(status, Deployed):
+            kind = "deployed" if status.health == "healthy" else "degraded"
+        else:
+            kind = names.get(type(status), "undeployed")
         by_state[kind] = by_state.get(kind, 0) + 1
     return online_count, len(peers) - online_count, sum(1 for p in peers if p.demo), by_state
 
@@ -688,14 +737,15 @@ def test_dashboard_counts_follow_the_store(qtbot: QtBot) -> None:
         page.refresh()
         assert page.peers_card.value.text() == str(online_count)
         assert page.offline_card.value.text() == str(offline_count)
-        assert page.clusters_card.value.text() == str(by_state.get(Deployed, 0))
-        failed, waiting = by_state.get(Failed, 0), by_state.get(Waiting, 0)
-        assert page.attention_card.value.text() == str(failed + waiting)
-        assert page.attention_card.detail.text() == f"{failed} failed, {waiting} waiting"
-        names = ((Deployed, "deployed"), (Deploying, "deploying"), (Waiting, "waiting"), (Failed, "failed"),
-                 (Undeploying, "undeploying"), (Undeployed, "undeployed"))
+        assert page.clusters_card.value.text() == str(by_state.get("deployed", 0))
+        failed, waiting, degraded = by_state.get("failed", 0), by_state.get("waiting", 0), by_state.get("degraded", 0)
+        assert page.attention_card.value.text() == str(failed + waiting + degraded)
+        lines = page.attention_card.detail.full_text().split("\n")
+        assert lines[0] == f"{failed} failed, {degraded} degraded, {waiting} waiting"
+        assert len(lines) - 1 == min(failed + waiting + degraded, 3) + (failed + waiting + degraded > 3)
+        names = ("deployed", "degraded", "deploying", "waiting", "failed", "undeploying", "undeployed")
         assert page.states_label.text() == "Clusters by state: " + ", ".join(
-            f"{name} {by_state.get(kind, 0)}" for kind, name in names
+            f"{name} {by_state.get(name, 0)}" for name in names
         )
 
     check()
@@ -704,7 +754,7 @@ def test_dashboard_counts_follow_the_store(qtbot: QtBot) -> None:
         check()
     fleet.feed.put(state(fleet.clusters[0], Deployed(health="degraded")))
     check()
-    assert page.counts()[3][Deployed] >= 1  # a degraded deployment is counted by its type, not its text
+    assert page.counts()[3]["degraded"] >= 1  # a degraded deployment needs attention, not counted as deployed
     fleet.feed.snapshot(*fleet.peers[:2], online(fleet.peers[1]))  # a resync that drops most things
     check()
     with qtbot.waitSignal(page.active.flushed, timeout=2_000, raising=False):

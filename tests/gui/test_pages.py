@@ -8,16 +8,13 @@ editor, a confirmation, a history, a page switch or a deployment.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 from uuid import UUID
 
-import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 
-from lea_app.connection.base import Identity
 from lea_app.models.resources import ClustersModel
 from lea_app.models.table import ResourceTableModel
 from lea_app.sync.store import Store
@@ -28,7 +25,7 @@ from resources.cluster import ClusterDeployment, ClusterDescriptor
 from resources.events import StateSnapshot
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
-from tests.helpers.clusters_page import DEPLOY_COLUMN, click_check_indicator, cluster_row
+from tests.helpers.clusters_page import DEPLOY_COLUMN, cluster_row
 from tests.helpers.factories import make_cluster, make_peer
 from tests.helpers.qt import Lea
 
@@ -54,7 +51,8 @@ def first_row(page: PeersPage | ClustersPage | DeploymentsPage) -> UUID:
 
 
 # -- the model -----------------------------------------------------------------------------
-def test_a_deploy_toggle_click_is_a_signal_of_the_model_only_while_checks_are_enabled(qtbot: QtBot) -> None:
+def test_the_deploy_column_is_text_not_a_checkbox(qtbot: QtBot) -> None:
+    """Deploying goes through the Deploy and Undeploy commands only (docs/decisions.md)."""
     leader, member = make_peer("bench-01"), make_peer("bench-02")
     idle, deployed = make_cluster("idle-loop", leader, member), make_cluster("live-loop", leader, member)
     store = Store()
@@ -63,26 +61,13 @@ def test_a_deploy_toggle_click_is_a_signal_of_the_model_only_while_checks_are_en
     ))
     model = ClustersModel(store)
     model.refresh_all()
-    toggled: list[tuple[UUID, bool]] = []
-    model.deploy_toggled.connect(lambda id, deploy: toggled.append((id, deploy)))
-    idle_toggle = model.index(row_of(model, idle.id), DEPLOY_COLUMN)
-    deployed_toggle = model.index(row_of(model, deployed.id), DEPLOY_COLUMN)
-
-    assert not model.checks_enabled  # until the page says this user may write
-    assert not idle_toggle.flags() & Qt.ItemFlag.ItemIsUserCheckable
-    assert not model.setData(idle_toggle, CHECKED, CHECK) and toggled == []
-
     model.checks_enabled = True
-    assert idle_toggle.flags() & Qt.ItemFlag.ItemIsUserCheckable
-    assert model.setData(idle_toggle, CHECKED, CHECK)
-    assert model.setData(deployed_toggle, UNCHECKED, CHECK)
-    assert toggled == [(idle.id, True), (deployed.id, False)]
-    # The rows show the store, not the click: they change when the backend's event arrives.
-    assert idle_toggle.data(CHECK) == Qt.CheckState.Unchecked and deployed_toggle.data(CHECK) == Qt.CheckState.Checked
-    # Only the toggle column is checkable, and only check states are taken.
-    assert not model.setData(model.index(idle_toggle.row(), 0), CHECKED, CHECK)
-    assert not model.setData(idle_toggle, "on", Qt.ItemDataRole.EditRole)
-    assert toggled == [(idle.id, True), (deployed.id, False)]
+    for cluster, text in ((idle, "off"), (deployed, "on")):
+        cell = model.index(row_of(model, cluster.id), DEPLOY_COLUMN)
+        assert cell.data() == text
+        assert cell.data(CHECK) is None
+        assert not cell.flags() & Qt.ItemFlag.ItemIsUserCheckable
+        assert not model.setData(cell, CHECKED, CHECK)
 
 
 # -- pages on their own --------------------------------------------------------------------
@@ -106,15 +91,17 @@ def test_the_peers_page_asks_by_signal_outside_any_window(qtbot: QtBot, lea: Lea
     with qtbot.waitSignal(page.edit_requested, timeout=1_000) as double_click:
         qtbot.mouseDClick(page.table.viewport(), Qt.MouseButton.LeftButton, pos=cell)
     assert double_click.args == [id]
-    with qtbot.waitSignal(page.delete_requested, timeout=1_000) as delete:
+    # A demo bench is in a cluster: Delete is disabled, saying why, rather than refused afterwards.
+    assert not page.buttons["delete"].isEnabled()
+    assert f"Peer '{peer.name}' cannot be deleted: it is used by cluster" in page.buttons["delete"].toolTip()
+    with qtbot.assertNotEmitted(page.delete_requested, wait=50):
         page.buttons["delete"].click()
-    assert delete.args == [id]
     with qtbot.waitSignal(page.history_requested, timeout=1_000) as history:
         page.buttons["history"].click()
     assert history.args == [ResourceKind.PEER, id, peer.name]
 
 
-def test_the_clusters_page_relays_deploy_toggles_only_while_this_user_may_write(qtbot: QtBot, lea: Lea) -> None:
+def test_the_clusters_page_asks_by_signal_and_deploys_through_the_controller(qtbot: QtBot, lea: Lea) -> None:
     page = ClustersPage(lea.controller)
     qtbot.addWidget(page)
     page.resize(1000, 500)
@@ -132,18 +119,14 @@ def test_the_clusters_page_relays_deploy_toggles_only_while_this_user_may_write(
             page.buttons[key].click()
         assert blocker.args == args, key
 
-    assert lea.controller.can_write and page.model.checks_enabled
-    with qtbot.waitSignal(page.deploy_toggled, timeout=1_000) as toggled:
-        click_check_indicator(qtbot, page.table, 0)
-    assert toggled.args == [id, True]
-    # The page requested nothing itself: deploying is the window's to decide.
-    assert lea.controller.store.get(ResourceKind.CLUSTER_DEPLOYMENT, id) is None
-
-    lea.controller.identity = Identity(name="vic", role="viewer")
-    lea.controller.identity_changed.emit()
-    assert not page.model.checks_enabled
-    with qtbot.assertNotEmitted(page.deploy_toggled, wait=100):
-        click_check_indicator(qtbot, page.table, 0)
+    page.buttons["deploy"].click()
+    qtbot.waitUntil(lambda: lea.controller.store.get(ResourceKind.CLUSTER_DEPLOYMENT, id) is not None, timeout=10_000)
+    # Undeploy asks the window for a confirmation; the page undeploys nothing itself.
+    qtbot.waitUntil(lambda: page.commands["undeploy"].isEnabled(), timeout=5_000)
+    with qtbot.waitSignal(page.undeploy_requested, timeout=1_000) as undeploy:
+        page.buttons["undeploy"].click()
+    assert undeploy.args == [id]
+    assert lea.controller.store.get(ResourceKind.CLUSTER_DEPLOYMENT, id) is not None
 
 
 def test_the_deployments_page_asks_for_the_cluster_by_signal(qtbot: QtBot, lea: Lea) -> None:
@@ -192,7 +175,7 @@ def test_the_window_opens_what_the_pages_ask_for(qtbot: QtBot, lea: Lea) -> None
     window.peers.delete_requested.emit(peer.id)
     box = window.dialogs[-1]
     assert isinstance(box, QMessageBox)
-    assert box.text().startswith(f"peer '{peer.name}' cannot be deleted: it is used by")  # the backend's words
+    assert box.text().startswith(f"Peer '{peer.name}' cannot be deleted: it is used by")  # the backend's words
     box.close()
 
     window.clusters.history_requested.emit(ResourceKind.CLUSTER, cluster.id, cluster.name)
@@ -200,28 +183,3 @@ def test_the_window_opens_what_the_pages_ask_for(qtbot: QtBot, lea: Lea) -> None
     assert window.event_log.history_for == (ResourceKind.CLUSTER, cluster.id)
     window.deployments.cluster_requested.emit(cluster.id)
     assert window.stack.currentWidget() is window.clusters and window.clusters.selected_id() == cluster.id
-
-
-def test_the_window_deploys_what_the_toggle_asks_for_while_this_user_may_write(
-    qtbot: QtBot, lea: Lea, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    window, store = lea.window, lea.controller.store
-    _, data = cluster_row(window, CLUSTER)
-    id = data.cluster.id
-    window.clusters.deploy_toggled.emit(id, True)
-    qtbot.waitUntil(lambda: store.get(ResourceKind.CLUSTER_DEPLOYMENT, id) is not None, timeout=10_000)
-    window.clusters.deploy_toggled.emit(id, False)
-    qtbot.waitUntil(lambda: store.get(ResourceKind.CLUSTER_DEPLOYMENT, id) is None, timeout=10_000)
-
-    requested: list[object] = []
-    monkeypatch.setattr(lea.controller, "deploy", lambda *args: requested.append(("deploy", *args)))
-    monkeypatch.setattr(lea.controller, "undeploy", lambda *args: requested.append(("undeploy", *args)))
-    window.clusters.deploy_toggled.emit(uuid.uuid4(), True)  # a cluster that is gone meanwhile
-    lea.controller.identity = Identity(name="vic", role="viewer")
-    lea.controller.identity_changed.emit()
-    window.clusters.deploy_toggled.emit(id, True)
-    window.clusters.deploy_toggled.emit(id, False)
-    assert requested == []
-    lea.controller.identity = Identity(name="admin", role="admin")
-    window.clusters.deploy_toggled.emit(id, True)
-    assert requested == [("deploy", id, data.cluster.name)]

@@ -14,7 +14,9 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication, QLabel, QToolTip
 from pytestqt.qtbot import QtBot
 
 from lea_app.app import settings
@@ -38,9 +40,10 @@ from resources.peer import CanConfiguration, Device, EthernetConfiguration, Netw
 from resources.state import ClusterState, Deployed, Deploying
 from tests.helpers.agent_client import RawAgent, agent_connection, applied
 from tests.helpers.child import child_options
+from tests.helpers.clusters_page import cluster_row, undeploy_confirmation
 from tests.helpers.factories import make_cluster, make_peer
 from tests.helpers.fake_connection import FakeBackend
-from tests.helpers.qt import flushed, run
+from tests.helpers.qt import Lea, flushed, run
 
 PAGES = ("dashboard", "peers", "clusters", "deployments", "event-log")
 
@@ -202,8 +205,8 @@ def test_screenshot_every_page(
     controller = Controller()
     window = MainWindow(controller, settings(), data_dir=str(data_dir), demo=True)
     qtbot.addWidget(window)
-    window.resize(1280, 780)
     window.show()
+    window.resize(1280, 780)  # after the first show, which fits the window to the (800x600 offscreen) screen
     try:
         run(qtbot, controller.start(connection))
         qtbot.waitUntil(lambda: controller.live and len(controller.store.all(ResourceKind.PEER)) == 6, timeout=10_000)
@@ -295,5 +298,192 @@ def test_screenshot_every_page(
             assert distinct_colours(image) > 20, f"{name} looks blank"
     finally:
         agents.close()
+        window.force_close()
+        run(qtbot, controller.close())
+
+
+def test_screenshot_health_degraded_and_narrow(qtbot: QtBot, aloop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
+    """A deployed cluster with a member switched off (Degraded, under Need attention, the peer in red),
+    the deployment news in the floating message bar, and the window at 1024x700."""
+    data_dir = tmp_path / "demo"
+    connection = run(qtbot, ChildConnection.open(child_options(data_dir, demo=True, demo_delay_scale=0.1)))
+    controller = Controller()
+    window = MainWindow(controller, settings(), data_dir=str(data_dir), demo=True)
+    qtbot.addWidget(window)
+    window.show()
+    window.resize(1280, 780)
+    try:
+        run(qtbot, controller.start(connection))
+        qtbot.waitUntil(lambda: controller.live and len(controller.store.all(ResourceKind.PEER)) == 6, timeout=10_000)
+        clusters = {
+            c.name: c for c in controller.store.all(ResourceKind.CLUSTER).values() if isinstance(c, ClusterDescriptor)
+        }
+        telematics, adas = clusters["demo-telematics"], clusters["demo-adas-loop"]
+        controller.deploy(telematics.id, telematics.name)
+        controller.deploy(adas.id, adas.name)
+        for cluster in (telematics, adas):
+
+            def deployed(c: ClusterDescriptor = cluster) -> bool:
+                return isinstance(state_of(controller, c.id), Deployed)
+
+            qtbot.waitUntil(deployed, timeout=30_000)
+        member = next(m for m in controller.store.members(telematics.id) if m != telematics.leader)
+        run(qtbot, connection.set_demo_peer_online(member, False))
+
+        def degraded() -> bool:
+            state = state_of(controller, telematics.id)
+            return isinstance(state, Deployed) and state.health == "degraded"
+
+        qtbot.waitUntil(degraded, timeout=10_000)
+        out = screenshot_dir()
+        window.show_page(PAGES.index("clusters"))
+        window.clusters.model.flush()
+        qtbot.waitUntil(lambda: "degraded" in window.message_bar.text, timeout=5_000)
+        qtbot.wait(300)
+        save(window, out / "clusters-degraded.png")
+        window.show_page(PAGES.index("dashboard"))
+        window.dashboard.refresh()
+        qtbot.wait(200)
+        save(window, out / "dashboard-attention.png")
+        window.show_page(PAGES.index("peers"))
+        window.peers.model.flush()
+        qtbot.wait(200)
+        save(window, out / "peers-needed-offline.png")
+        window.message_bar.clear()
+        window.resize(1024, 700)
+        window.show_page(PAGES.index("clusters"))
+        qtbot.wait(300)
+        assert window.size().width() == 1024
+        save(window, out / "window-1024x700.png")
+    finally:
         window.close()
         run(qtbot, controller.close())
+
+
+def test_screenshot_window_at_150_percent(tmp_path: Path) -> None:
+    """The first window on a 1366x768 screen at 150 % scaling (911x512 logical pixels): on screen,
+    status bar included (tests/gui/test_window_fit.py checks the geometry)."""
+    from tests.gui.test_window_fit import probe
+
+    path = screenshot_dir() / "window-150-percent.png"
+    result = probe(tmp_path, (1366, 768), 1.5, screenshot=path)
+    image = QImage(str(path))
+    assert image.width() == 1366 or image.width() >= 1300  # grabbed at the device pixel ratio
+    assert distinct_colours(image) > 20 and result["scale"] == 1.5
+def test_screenshot_history_event_log_and_editors(
+    qtbot: QtBot, aloop: asyncio.AbstractEventLoop, tmp_path: Path
+) -> None:
+    """A cluster's history after a deploy and an undeploy; the event log filtered, with a change's
+    fields before and after; the editors as they open and after some input."""
+    data_dir = tmp_path / "demo"
+    connection = run(qtbot, ChildConnection.open(child_options(data_dir, demo=True, demo_delay_scale=0.05)))
+    controller = Controller()
+    window = MainWindow(controller, settings(), data_dir=str(data_dir), demo=True)
+    qtbot.addWidget(window)
+    window.show()
+    window.resize(1280, 780)  # after the first show, which fits the window to the (800x600 offscreen) screen
+    out = screenshot_dir()
+    try:
+        run(qtbot, controller.start(connection))
+        qtbot.waitUntil(lambda: controller.live and len(controller.store.all(ResourceKind.PEER)) == 6, timeout=10_000)
+        store = controller.store
+        clusters = {c.name: c for c in store.all(ResourceKind.CLUSTER).values() if isinstance(c, ClusterDescriptor)}
+        telematics = clusters["demo-telematics"]
+        run(qtbot, connection.store_cluster_deployment(telematics.id))
+        qtbot.waitUntil(lambda: isinstance(state_of(controller, telematics.id), Deployed), timeout=30_000)
+        run(qtbot, connection.delete_cluster_deployment(telematics.id))
+        peers = {p.name: p for p in store.all(ResourceKind.PEER).values() if isinstance(p, PeerDescriptor)}
+        hil = peers["demo-hil-01"]
+        result = run(qtbot, connection.store_peer_descriptor(hil.model_copy(update={"location": "Lab B, rack 4"})))
+        qtbot.waitUntil(lambda: (controller.engine.revision or 0) >= result.revision, timeout=10_000)
+        log = window.event_log
+        # The event log, filtered to peers, with the change of the selected event.
+        window.show_page(PAGES.index("event-log"))
+        log.kind_combo.setCurrentIndex(log.kind_combo.findText("Peers"))
+        log.filter.setText("hil-01")
+        qtbot.waitUntil(lambda: log.live.event_filter.text == "hil-01", timeout=2_000)
+        log.live_table.selectRow(0)
+        qtbot.waitUntil(lambda: bool(log.change.changes) and log.history.rowCount() > 0, timeout=10_000)
+        qtbot.wait(200)
+        save(window, out / "event-log-filtered.png")
+        # A cluster's history: created, deployed, undeployed, with who and when.
+        log.filter.clear()
+        log.kind_combo.setCurrentIndex(0)  # applies the cleared text too
+        window.show_history(ResourceKind.CLUSTER, telematics.id, telematics.name)
+        qtbot.waitUntil(lambda: "undeployed by" in log.history_title.text(), timeout=10_000)
+        log.history_table.selectRow(0)
+        qtbot.wait(200)
+        save(window, out / "cluster-history.png")
+        # The editors as they open (no errors yet) and after some input.
+        cluster_editor = window.open_cluster_editor(None)
+        peer_editor = window.open_peer_editor(None)
+        assert cluster_editor is not None and peer_editor is not None
+        for editor, name in ((cluster_editor, "cluster-editor-new"), (peer_editor, "peer-editor-new")):
+            editor.resize(900, 640)
+            qtbot.wait(200)
+            save(editor, out / f"{name}.png")
+        cluster_editor.name_edit.setText("hil loop")  # type: ignore[attr-defined]
+        picker = cluster_editor.picker  # type: ignore[attr-defined]
+        picker.filter.setText("hil")
+        first = picker.item_for("demo-hil-01", next(iter(sorted(d.name for d in hil.devices))))
+        assert first is not None
+        first.setCheckState(0, Qt.CheckState.Checked)
+        peer_editor.name_edit.setText("bench-12")  # type: ignore[attr-defined]
+        row = peer_editor.interfaces.add_row()  # type: ignore[attr-defined]
+        row.name_edit.setText("can0")
+        row.type_combo.setCurrentIndex(row.type_combo.findData("can"))
+        row.bitrate.setText("500k")
+        row.sample_point.setText("0.875")
+        for editor, name in ((cluster_editor, "cluster-editor-input"), (peer_editor, "peer-editor-input")):
+            qtbot.wait(200)
+            save(editor, out / f"{name}.png")
+            editor.discard()  # type: ignore[attr-defined]
+    finally:
+        window.close()
+        run(qtbot, controller.close())
+
+
+def test_screenshot_undeploy_confirmation_and_row_menu(qtbot: QtBot, lea: Lea) -> None:
+    """The undeploy confirmation naming the cluster and its benches; a deployed row's context menu;
+    Deploy disabled with its reason for a cluster whose peers are taken."""
+    out = screenshot_dir()
+    window, page = lea.window, lea.window.clusters
+    window.show_page(PAGES.index("clusters"))
+    row, data = cluster_row(window, "demo-adas-loop")
+    lea.controller.deploy(data.cluster.id, data.cluster.name)
+    qtbot.waitUntil(lambda: isinstance(cluster_row(window, "demo-adas-loop")[1].status, Deployed), timeout=20_000)
+    row, _ = cluster_row(window, "demo-adas-loop")
+    page.table.selectRow(row)
+    page.buttons["undeploy"].click()
+    box = undeploy_confirmation(window)
+    box.adjustSize()
+    qtbot.wait(200)
+    save(box, out / "undeploy-confirmation.png")
+    box.reject()
+    pos = page.table.visualRect(page.model.index(row, 0)).center()
+    menu = page.context_menu_for(pos)
+    menu.adjustSize()
+    menu.show()
+    qtbot.wait(100)
+    image = menu.grab().toImage()
+    assert image.save(str(out / "cluster-row-menu.png"))
+    menu.close()
+    taken, _ = cluster_row(window, "demo-vehicle-e2e")
+    page.table.selectRow(taken)
+    qtbot.wait(100)
+    assert not page.commands["deploy"].isEnabled()
+    save(window, out / "clusters-deploy-blocked.png")
+    button = page.buttons["deploy"]
+    QToolTip.showText(button.mapToGlobal(button.rect().bottomLeft()), button.toolTip(), button)  # as hovering does
+    qtbot.waitUntil(lambda: tooltip() is not None, timeout=2_000)
+    tip = tooltip()
+    assert tip is not None and "demo-hil-01" in tip.text()
+    save(tip, out / "deploy-blocked-tooltip.png")
+    QToolTip.hideText()
+
+
+def tooltip() -> QLabel | None:
+    for widget in QApplication.topLevelWidgets():
+        if isinstance(widget, QLabel) and widget.objectName() == "qtooltip_label" and widget.isVisible():
+            return widget
+    return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QStyle, QStyleOptionViewItem, QTableView
+from PySide6.QtWidgets import QAbstractButton, QMessageBox
 from pytestqt.qtbot import QtBot
 
 from lea_app.models.resources import ClusterRow
@@ -13,23 +13,34 @@ DEPLOY_COLUMN = 3
 PROGRESS_COLUMN = 5
 
 
-def click_checkbox(qtbot: QtBot, window: MainWindow, row: int) -> None:
-    """Click the deploy toggle's check indicator in ``row`` of the clusters table."""
-    click_check_indicator(qtbot, window.clusters.table, row)
+def deploy_row(qtbot: QtBot, window: MainWindow, row: int) -> None:
+    """Select ``row`` of the clusters table and click Deploy."""
+    window.clusters.table.selectRow(row)
+    qtbot.mouseClick(window.clusters.buttons["deploy"], Qt.MouseButton.LeftButton)
 
 
-def click_check_indicator(qtbot: QtBot, view: QTableView, row: int, column: int = DEPLOY_COLUMN) -> None:
-    """Click the check indicator of a cell, where a user's mouse would."""
-    index = view.model().index(row, column)
-    view.scrollTo(index)
-    rect = view.visualRect(index)
-    option = QStyleOptionViewItem()
-    option.initFrom(view)
-    option.rect = rect
-    option.features |= QStyleOptionViewItem.ViewItemFeature.HasCheckIndicator
-    check = view.style().subElementRect(QStyle.SubElement.SE_ItemViewItemCheckIndicator, option, view)
-    target = check.center() if check.isValid() else rect.center()
-    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=target)
+def undeploy_row(qtbot: QtBot, window: MainWindow, row: int) -> QMessageBox:
+    """Select ``row`` of the clusters table, click Undeploy… and confirm; the confirmation."""
+    window.clusters.table.selectRow(row)
+    qtbot.mouseClick(window.clusters.buttons["undeploy"], Qt.MouseButton.LeftButton)
+    box = undeploy_confirmation(window)
+    qtbot.mouseClick(box_button(box, "Undeploy"), Qt.MouseButton.LeftButton)
+    return box
+
+
+def undeploy_confirmation(window: MainWindow) -> QMessageBox:
+    """The undeploy confirmation the window shows (the last dialog it opened)."""
+    box = window.dialogs[-1] if window.dialogs else None
+    assert isinstance(box, QMessageBox) and box.objectName() == "undeployConfirmation", box
+    assert box.isVisible()
+    return box
+
+
+def box_button(box: QMessageBox, text: str) -> QAbstractButton:
+    for button in box.buttons():
+        if button.text().replace("&", "") == text:
+            return button
+    raise AssertionError(f"no button {text!r} in {[b.text() for b in box.buttons()]}")
 
 
 def cluster_row(window: MainWindow, name: str) -> tuple[int, ClusterRow]:

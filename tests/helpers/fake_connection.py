@@ -29,7 +29,7 @@ from resources.cluster import ClusterDeployment, ClusterDescriptor
 from resources.errors import AlreadyExists, Conflict, LeaError, NotFound
 from resources.events import Event, EventType, StateSnapshot, WriteResult
 from resources.index import ResourceIndex
-from resources.kinds import ResourceKind
+from resources.kinds import ResourceKind, history_kinds
 from resources.peer import PeerDescriptor
 from resources.resource import AnyResource
 from resources.wire import EventBatch, Hello, Resync
@@ -450,7 +450,7 @@ class FakeBackend(FakeConnection):
         return [e for e in self.journal if e.kind.persisted]
 
     async def history(self, kind: ResourceKind, resource_id: UUID) -> list[Event]:
-        return [e for e in self._stored() if e.kind == kind and e.id == resource_id]
+        return [e for e in self._stored() if e.kind in history_kinds(kind) and e.id == resource_id]
 
     async def events(self, after: int = 0, limit: int = 200) -> list[Event]:
         return [e for e in self._stored() if e.revision > after][:limit]

@@ -182,6 +182,24 @@ def test_events_and_history(seeded: Path, tmp_path: Path, fleet: tuple[Any, ...]
     assert_one_error(lea_backend(seeded, "history", "peer", str(events[2].id)), "no stored events")
 
 
+def test_a_clusters_history_names_who_deployed_and_undeployed_it(seeded: Path, fleet: tuple[Any, ...]) -> None:
+    cluster = fleet[2]
+    backend = Backend(seeded)
+    try:
+        backend.manager.start()
+        actions.store_cluster_deployment(backend.manager, cluster.id, "erin")
+        actions.delete_cluster_deployment(backend.manager, cluster.id, "frank")
+    finally:
+        backend.manager.close(checkpoint=False)
+        backend.close()
+    lines = ok(lea_backend(seeded, "history", "cluster", str(cluster.id))).splitlines()
+    assert [(line.split()[2], line.split()[3], line.split()[4]) for line in lines] == [
+        ("seed", "created", "cluster"), ("erin", "created", "cluster_deployment"),
+        ("frank", "deleted", "cluster_deployment"),
+    ]
+    assert all(line.split()[1].endswith("Z") for line in lines)
+
+
 # -- all or nothing --------------------------------------------------------------------------------
 def test_a_file_with_one_bad_document_stores_nothing(seeded: Path, tmp_path: Path) -> None:
     before = db_bytes(seeded)

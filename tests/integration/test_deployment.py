@@ -735,8 +735,20 @@ def test_member_offline_while_deployed_degrades_then_recovers(data_dir: Path, ba
     assert backend.wait_idle()  # every event handled, nothing left to do
     assert backend.operator.running(cluster.id) is None
     backend.demo_peers.set_online(eth.id, False)
-    wait_for(lambda: status(backend, cluster.id) == Deployed(health="degraded"), what="degraded")
-    backend.demo_peers.set_online(eth.id, True)  # it forgot everything: rolled out again
+    degraded = Deployed(health="degraded", reason=f"peer '{eth.name}' offline", peers=(eth.id,))
+    wait_for(lambda: status(backend, cluster.id) == degraded, what="degraded, naming the offline member")
+    backend.demo_peers.set_online(can.id, False)  # a second one: both named
+
+    def both_named() -> bool:
+        now = status(backend, cluster.id)
+        return isinstance(now, Deployed) and set(now.peers) == {can.id, eth.id}
+
+    wait_for(both_named, what="degraded, naming both offline members")
+    now = status(backend, cluster.id)
+    assert isinstance(now, Deployed) and now.health == "degraded"
+    assert now.reason.startswith("peers ") and f"'{can.name}'" in now.reason and f"'{eth.name}'" in now.reason
+    backend.demo_peers.set_online(can.id, True)
+    backend.demo_peers.set_online(eth.id, True)  # they forgot everything: rolled out again
     wait_for(lambda: status(backend, cluster.id) == Deployed(health="healthy"), what="healthy again")
     report = backend.manager.get(ResourceKind.PEER_CONFIGURATION_STATE, eth.id)
     assert isinstance(report, PeerConfigurationState)
@@ -799,7 +811,8 @@ def test_undeploy_with_a_member_offline(data_dir: Path, backends: Backends) -> N
     actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)
     wait_status(backend, cluster.id, Deployed)
     backend.demo_peers.set_online(can.id, False)  # a bench that is off forgets its configuration
-    wait_for(lambda: status(backend, cluster.id) == Deployed(health="degraded"), what="degraded")
+    degraded = Deployed(health="degraded", reason=f"peer '{can.name}' offline", peers=(can.id,))
+    wait_for(lambda: status(backend, cluster.id) == degraded, what="degraded")
     actions.delete_cluster_deployment(backend.manager, cluster.id, ACTOR)
     wait_status(backend, cluster.id, Undeployed)
     for peer in (lead, can, eth):

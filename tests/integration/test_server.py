@@ -291,6 +291,23 @@ def test_history_of_one_resource(env: Env) -> None:
         problem(http.get(f"{API}/no_such_kind/{peer.id}/history"), 404, "not_found")
 
 
+def test_a_clusters_history_says_who_deployed_and_undeployed_it(env: Env) -> None:
+    leader, member = make_peer("audit-leader"), make_peer("audit-member")
+    cluster = make_cluster("audit-cluster", leader, member)
+    with env.http(env.editor) as http:
+        ok(put_peer(http, leader))
+        ok(put_peer(http, member))
+        ok(put_cluster(http, cluster))
+        ok(http.put(f"{API}/cluster/{cluster.id}/deployment"))
+        ok(http.delete(f"{API}/cluster/{cluster.id}/deployment"))
+        history = ok(http.get(f"{API}/cluster/{cluster.id}/history"))
+    assert [(e["kind"], e["type"]) for e in history] == [
+        ("cluster", "created"), ("cluster_deployment", "created"), ("cluster_deployment", "deleted"),
+    ]
+    assert {e["actor"] for e in history} == {EDITOR}  # the token's name
+    assert all(e["at"] for e in history) and all(e["id"] == str(cluster.id) for e in history)
+
+
 # -- writes ---------------------------------------------------------------------------------------
 def test_peer_and_cluster_crud_with_versions(env: Env) -> None:
     leader, member = make_peer("crud-leader"), make_peer("crud-member")

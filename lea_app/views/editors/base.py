@@ -1,22 +1,35 @@
 """What both editors share: non-modal dialogs validated on every edit.
 
 Validation is the backend's own: the form is turned into the pydantic model on each edit and its
-errors (``invalid_resource_from``) are shown next to the field they name, plus the cross-resource
-rules LEA can pre-check from its store. A refusal from the backend is shown the same way and the
-form keeps everything typed. A banner says when the resource changes underneath an open editor.
+errors (``invalid_resource_from``, in plain words) are shown next to the field they name, plus the
+cross-resource rules LEA can pre-check from its store. A problem shows once the user has changed one
+of the inputs it is about, or tried to save: a new editor opens without a single error. A refusal
+from the backend is shown the same way and the form keeps everything typed. A banner says when the
+resource changes underneath an open editor.
 """
 
 from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar, Generic, TypeVar
 from uuid import UUID
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QMessageBox, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 from shiboken6 import isValid
 
 from lea_app.controller import Controller
@@ -29,6 +42,7 @@ from lea_app.views.editors.problems import (
     place,
     refusal_problems,
     validation_problems,
+    without_ids,
 )
 from lea_app.views.editors.widgets import Banner, ErrorTarget, repolish
 from lea_app.views.message_bar import MessageBar
@@ -85,6 +99,11 @@ class ResourceEditor(QDialog, Generic[M]):
         self._read_only: str | None = None
         self.discard_box: QMessageBox | None = None
         self._focus_before_save: QWidget | None = None
+        # What the user touched: each input's value when it was first seen (loaded or added), the
+        # inputs whose value has differed from it since, and whether a save was attempted.
+        self._baseline: dict[QWidget, object] = {}
+        self._touched: set[QWidget] = set()
+        self._show_all = False
 
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.setModal(False)
@@ -165,6 +184,10 @@ class ResourceEditor(QDialog, Generic[M]):
         """Why this resource cannot be changed now (e.g. deployed), or None."""
         return None
 
+    def name_of(self, id: str) -> str | None:
+        """The name of an id a rule mentions (what the form or the store knows), for its message."""
+        return None
+
     def refresh_choices(self) -> None:
         """Bring choices that come from the store (peers, devices) up to date."""
 
@@ -191,6 +214,10 @@ class ResourceEditor(QDialog, Generic[M]):
         self.banner.hide()
         self.refusal.hide()
         self._clean = self.form_data()
+        self._baseline.clear()
+        self._touched.clear()
+        self._show_all = False
+        self._note_touched()
         title = f"New {self.noun}" if resource is None else f"{self.noun.capitalize()} '{resource.name}'"
         self.setWindowTitle(f"{title} — LEA")
         self.update_tab_order()
@@ -232,14 +259,47 @@ class ResourceEditor(QDialog, Generic[M]):
             return "Read-only until LEA is back in sync with the backend."
         return None
 
+    # -- what the user touched -------------------------------------------------------------
+    def touch_inputs(self) -> list[tuple[QWidget, Callable[[], object]]]:
+        """Every input of the form with its value (subclasses add inputs of their own kind)."""
+        found: list[tuple[QWidget, Callable[[], object]]] = []
+        for edit in self.body.findChildren(QLineEdit):
+            found.append((edit, edit.text))
+        for combo in self.body.findChildren(QComboBox):
+            found.append((combo, combo.currentData))
+        for check in self.body.findChildren(QCheckBox):
+            found.append((check, check.isChecked))
+        return found
+
+    def _note_touched(self) -> None:
+        for widget, value in self.touch_inputs():
+            now = value()
+            if widget not in self._baseline:
+                self._baseline[widget] = now  # first seen (a new row): untouched
+            elif now != self._baseline[widget]:
+                self._touched.add(widget)
+
+    def is_shown(self, problem: Problem) -> bool:
+        """A problem is shown once the user changed an input it is about, or tried to save."""
+        if self._show_all:
+            return True
+        placed = place(problem, self.targets)
+        if placed is None:
+            return True  # named by no input: only the summary says it
+        target, where = self.targets[placed[0]], placed[1]
+        if where.row is None and target.user_changed():
+            return True  # about the table as a whole (a removed row): the user changed it
+        return any(w in self._touched for w in target.inputs_for(where))
+
     # -- validation ------------------------------------------------------------------------
     def revalidate(self) -> None:
+        self._note_touched()
         data = self.form_data()
-        valid, found = validation_problems(self.model_type().model_validate, data)
+        valid, found = validation_problems(self.model_type().model_validate, data, self.name_of)
         problems = [*found, *self.store_problems(data)]
         self.problems = problems
         self._valid = valid if not problems else None
-        self._show_problems([*problems, *self._refusal])
+        self._show_problems([p for p in problems if self.is_shown(p)] + self._refusal)
         self._update_save()
 
     def describe(self, problem: Problem) -> str:
@@ -268,18 +328,32 @@ class ResourceEditor(QDialog, Generic[M]):
             return f"This {self.noun} no longer exists, so it cannot be saved.", "error"
         if self._stale_version is not None:
             return f"Reload before saving: this {self.noun} was changed by someone else.", "error"
-        if self.problems:
-            more = len(self.problems) - 1
-            extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-            return f"Cannot save: {self.describe(self.problems[0])}{extra}.", "error"
         if not self.is_new and not self.is_dirty():
             return "No changes.", "info"
+        shown = [p for p in self.problems if self.is_shown(p)]
+        if shown:
+            more = len(shown) - 1
+            extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+            return f"Cannot save: {self.describe(shown[0])}{extra}.", "error"
         return None
+
+    def to_fill_in(self) -> str:
+        """What the form still needs, in words, while its problems are not shown yet."""
+        titles = []
+        for problem in self.problems:
+            placed = place(problem, self.targets)
+            if placed is not None:
+                titles.append(self.targets[placed[0]].describe(None, "").lower())
+        names = list(dict.fromkeys(titles))
+        if not names:
+            return ""
+        listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+        return f"To save, fill in the {listed}."
 
     def _update_save(self) -> None:
         blocker = self.save_blocker()
         self.save_button.setEnabled(blocker is None)
-        text, tone = blocker or ("", "info")
+        text, tone = blocker or (self.to_fill_in() if self.problems else "", "info")
         self.summary.setText(text)
         if self.summary.property("tone") != tone:
             self.summary.setProperty("tone", tone)
@@ -287,6 +361,11 @@ class ResourceEditor(QDialog, Generic[M]):
 
     # -- saving ----------------------------------------------------------------------------
     def save(self) -> None:
+        if not self._show_all and self.problems:
+            self._show_all = True  # an attempt to save: every problem shows now
+            self.revalidate()
+            self._focus_first_problem()
+            return
         self.revalidate()
         resource = self._valid
         if resource is None or not self.save_button.isEnabled():
@@ -304,6 +383,15 @@ class ResourceEditor(QDialog, Generic[M]):
             on_error=self._refused,
         )
 
+    def _focus_first_problem(self) -> None:
+        for problem in self.problems:
+            placed = place(problem, self.targets)
+            if placed is not None:
+                inputs = [w for w in self.targets[placed[0]].inputs_for(placed[1]) if w.isEnabled()]
+                if inputs:
+                    inputs[0].setFocus(Qt.FocusReason.OtherFocusReason)
+                    return
+
     def _saved(self, result: WriteResult) -> None:
         if not isValid(self):
             return
@@ -317,7 +405,7 @@ class ResourceEditor(QDialog, Generic[M]):
             self.controller.message.emit("error", error.message)
             return
         self._saving = False
-        self.refusal.show_message("error", f"Not saved: {error.message}")
+        self.refusal.show_message("error", f"Not saved: {without_ids(error.message)}")
         if isinstance(error, Conflict):
             current = self.store.get(self.kind, self.resource_id)
             actual = current.version if current is not None else error.details.get("actual", "?")

@@ -94,6 +94,17 @@ class PeerEditor(ResourceEditor[PeerDescriptor]):
     def blocked_reason(self) -> str | None:
         return peer_blocked_reason(self.store, self.resource_id)
 
+    def name_of(self, id: str) -> str | None:
+        """An interface's name, as the form has it or as it was loaded (one the form removed)."""
+        for row in self.interfaces.rows:
+            if str(row.id) == id and row.name():
+                return row.name()
+        for device in self.devices.rows:  # the name a device row last saw for its interface
+            if device.interface_id == id and device.interface_name:
+                return device.interface_name
+        loaded = self._loaded.interfaces if self._loaded is not None else ()
+        return next((i.name for i in loaded if str(i.id) == id), None)
+
     def tab_sequence(self) -> list[QWidget]:
         return [self.name_edit, self.location_edit, self.bridge_edit, *self.interfaces.inputs(),
                 *self.devices.inputs()]

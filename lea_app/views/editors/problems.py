@@ -55,24 +55,126 @@ _PATH = re.compile(r"^(?P<head>\w+)(?:\[(?P<index>\d+)\])?(?:\.(?P<rest>.+))?$")
 _FIELD = re.compile(r"^(?P<name>\w+)(?:\[(?P<index>\d+)\])?")
 
 
-def validation_problems(parse: Callable[[Data], Any], data: Data) -> tuple[Any, list[Problem]]:
-    """Build the model the backend would build; on failure, its problems (field, friendly rule)."""
+NameOf = Callable[[str], str | None]
+
+
+def validation_problems(
+    parse: Callable[[Data], Any], data: Data, name_of: NameOf | None = None
+) -> tuple[Any, list[Problem]]:
+    """Build the model the backend would build; on failure, its problems (field, rule in plain
+    words: what to enter, with an example, rather than pydantic's wording; ``name_of`` names the
+    ids a rule mentions, e.g. an interface the form removed)."""
     try:
         return parse(data), []
     except ValidationError as exc:
-        return None, refusal_problems(invalid_resource_from(exc))
+        error = invalid_resource_from(exc)
+        entries = error.details.get("errors", [])
+        return None, [
+            Problem(str(entry["field"]), plain_validation_rule(err, str(entry["rule"]), name_of), error.code)
+            for err, entry in zip(exc.errors(), entries, strict=True)
+        ]
+
+
+#: What to enter in a number field the model could not read (typed text, empty, missing).
+NUMBER_HINTS = {
+    "bitrate": "enter the bitrate in bit/s, e.g. 500000",
+    "data_bitrate": "enter the data bitrate in bit/s, e.g. 2000000",
+    "sample_point": "enter the sample point as a fraction of the bit time, e.g. 0.875",
+    "data_sample_point": "enter the data sample point as a fraction of the bit time, e.g. 0.8",
+}
+_UNITS = {"bitrate": " bit/s", "data_bitrate": " bit/s"}
+_UNREADABLE = {"int_parsing", "int_from_float", "int_type", "float_parsing", "float_type", "missing", "finite_number"}
+_BOUNDS = {
+    "greater_than": "more than", "greater_than_equal": "at least", "less_than": "less than",
+    "less_than_equal": "at most",
+}
+_REQUIRED = {"leader": "choose the leader peer", "interface": "choose the interface the device is attached to"}
+
+
+def plain_validation_rule(err: Any, fallback: str, name_of: NameOf | None = None) -> str:
+    """One pydantic error of the form in plain words (``fallback``: the backend's wording)."""
+    typ: str = err["type"]
+    ctx: dict[str, Any] = err.get("ctx") or {}
+    field = next((str(p) for p in reversed(err["loc"]) if isinstance(p, str) and p not in _TAGS), "")
+    if field in NUMBER_HINTS and typ in _UNREADABLE:
+        return NUMBER_HINTS[field]
+    if typ in _BOUNDS:
+        bound = next(iter(ctx.values()), "?")
+        shown = f"{bound:g}" if isinstance(bound, float) else str(bound)
+        return f"must be {_BOUNDS[typ]} {shown}{_UNITS.get(field, '')}"
+    if typ == "missing":
+        return _REQUIRED.get(field, "is required")
+    if typ in ("int_parsing", "int_from_float", "int_type"):
+        return "enter a whole number"
+    if typ in ("float_parsing", "float_type"):
+        return "enter a number"
+    if typ == "too_short" and field == "devices":
+        count = int(ctx.get("min_length", 0))
+        return f"choose at least {count} device{'s' if count != 1 else ''}"
+    if typ == "string_pattern_mismatch" and isinstance(err.get("input"), str):
+        return _pattern_rule(err["input"], interface="interfaces" in err["loc"]) or fallback
+    if fallback.endswith("only allowed when fd is true"):
+        return "a data bitrate and data sample point are only allowed with FD: tick FD or clear them"
+    if field == "interface" and fallback.startswith("must be one of the peer's interfaces"):
+        gone = name_of(str(err.get("input"))) if name_of is not None else None
+        was = f"interface {gone} was removed" if gone else "the one it was attached to is gone"
+        return f"choose one of this peer's interfaces ({was})"
+    return without_ids(fallback)
+
+
+def _pattern_rule(value: str, interface: bool) -> str | None:
+    """What exactly is wrong with a name that breaks its pattern (the first thing to fix)."""
+    if interface:
+        bad = sorted({c for c in value if c.isspace() or c in "/:"})
+        allowed = "a Linux interface name has no spaces, '/' or ':'"
+    else:
+        bad = sorted({c for c in value if not (c.isascii() and (c.isalnum() or c in "-_"))})
+        allowed = "use only letters, digits, '-' and '_'"
+    if bad:
+        shown = ", ".join("a space" if c == " " else repr(c) for c in bad)
+        return f"{allowed} (found {shown})"
+    if not interface and (value[:1] in "-_" or value[-1:] in "-_"):
+        return "must not start or end with '-' or '_'"
+    return None
+
+
+#: Discriminator tags in a pydantic location (not field names).
+_TAGS = {"ethernet", "vcan", "can", "online", "offline", "function-after"}
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_DEVICE_ID = re.compile(r"device id \S+ \('([^']*)'\)")
+
+
+def without_ids(text: str) -> str:
+    """A message without raw UUIDs: "device id 4ceb8a45-… ('ecu-1')" -> "device 'ecu-1'"; any id
+    left names something the store does not know (any more)."""
+    return _UUID.sub("(a deleted one)", _DEVICE_ID.sub(r"device '\1'", text))
+
+
+def plain_rule(error: LeaError) -> str:
+    """A rule the store pre-checks (or the backend's refusal of it) in the editor's words: names,
+    never raw ids, and what to do about it."""
+    if isinstance(error, MissingReference):
+        if error.details.get("field") == "leader":
+            return "the chosen leader peer no longer exists; choose another leader"
+        if error.details.get("field") == "devices":
+            count = len(error.details.get("devices", ())) or 1
+            some = "device no longer exists" if count == 1 else f"{count} chosen devices no longer exist"
+            return f"{'the chosen ' if count == 1 else ''}{some}; uncheck {'it' if count == 1 else 'them'}"
+    return without_ids(error.message)
 
 
 def refusal_problems(error: LeaError) -> list[Problem]:
     """The fields a backend refusal names (the rest of a refusal is shown at the top)."""
     if isinstance(error, InvalidResource):
-        return [Problem(str(e["field"]), str(e["rule"]), error.code) for e in error.details.get("errors", [])]
+        return [
+            Problem(str(e["field"]), without_ids(str(e["rule"])), error.code) for e in error.details.get("errors", [])
+        ]
     if isinstance(error, NameTaken):
-        return [Problem("name", error.message, error.code)]
+        return [Problem("name", plain_rule(error), error.code)]
     if isinstance(error, MissingReference) and "field" in error.details:
-        return [Problem(str(error.details["field"]), error.message, error.code)]
+        return [Problem(str(error.details["field"]), plain_rule(error), error.code)]
     if isinstance(error, DeviceIdTaken | ReferencedByCluster) and "device" in error.details:
-        return [Problem("devices", error.message, error.code)]
+        return [Problem("devices", plain_rule(error), error.code)]
     return []
 
 
@@ -82,7 +184,7 @@ def rule_problems(*errors: LeaError | None) -> list[Problem]:
     problems = []
     for error in errors:
         if error is not None:
-            problems.extend(refusal_problems(error) or [Problem("", error.message, error.code)])
+            problems.extend(refusal_problems(error) or [Problem("", plain_rule(error), error.code)])
     return problems
 
 

@@ -191,6 +191,7 @@ class DeviceRow(TableRow):
         self.interface_combo.setPlaceholderText("Choose…")
         self.tags = line_edit("tag, another tag")
         self.interface_id: str | None = None
+        self.interface_name = ""
         if device is not None:
             self.name_edit.setText(device.name)
             self.description.setText(device.description)
@@ -204,7 +205,11 @@ class DeviceRow(TableRow):
         self.interface_combo.currentIndexChanged.connect(self._interface_chosen)
 
     def set_interfaces(self, interfaces: Sequence[tuple[str, str]]) -> None:
-        set_choices(self.interface_combo, interfaces, self.interface_id, "(removed interface)")
+        for label, value in interfaces:
+            if value == self.interface_id and not label.startswith("("):
+                self.interface_name = label  # remembered: named when the interface is removed
+        gone = f"(removed interface {self.interface_name})" if self.interface_name else "(removed interface)"
+        set_choices(self.interface_combo, interfaces, self.interface_id, gone)
 
     def _interface_chosen(self, *_: object) -> None:
         self.interface_id = self.interface_combo.currentData()
@@ -254,6 +259,7 @@ class RowTable(QGroupBox, Generic[R]):
     ) -> None:
         super().__init__(title, parent)
         self._make_row = make_row
+        self._user_changed = False  # rows added or removed since the items were set
         self.rows: list[R] = []
         self.remove_buttons: list[QPushButton] = []
         headers = row_type.headers
@@ -287,11 +293,13 @@ class RowTable(QGroupBox, Generic[R]):
         self.remove_buttons.clear()
         for item in items:
             self._insert(self._make_row(item, self.edited.emit))
+        self._user_changed = False
         self._rows_changed()
 
     def add_row(self, item: Any = None) -> R:
         row = self._make_row(item, self.edited.emit)
         self._insert(row)
+        self._user_changed = True
         self._rows_changed()
         row.cells()[0].setFocus()
         return row
@@ -312,6 +320,7 @@ class RowTable(QGroupBox, Generic[R]):
         self.rows.pop(at)
         self.remove_buttons.pop(at)
         self.table.removeRow(at)
+        self._user_changed = True
         self._rows_changed()
         self.add_button.setFocus()
 
@@ -335,6 +344,15 @@ class RowTable(QGroupBox, Generic[R]):
             return self.title()
         row = self.rows[index]
         return f"{row.title()} {row.describe_field(field)}" if field else row.title()
+
+    def inputs_for(self, where: Placed) -> list[QWidget]:
+        if where.row is None or where.row >= len(self.rows):
+            return [cell for row in self.rows for cell in row.cells()]
+        row = self.rows[where.row]
+        return row.widgets_for(where.field) if where.field else row.cells()
+
+    def user_changed(self) -> bool:
+        return self._user_changed
 
     def show_errors(self, errors: Sequence[Placed]) -> None:
         marks: dict[int, list[str]] = {}

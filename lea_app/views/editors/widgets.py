@@ -33,7 +33,7 @@ def mark_invalid(widget: QWidget, rules: Sequence[str]) -> None:
     if bool(widget.property("invalid")) != invalid:
         widget.setProperty("invalid", invalid)
         repolish(widget)
-    text = "; ".join(rules)
+    text = "; ".join(sentence(rule) for rule in rules)
     widget.setToolTip(text)
     widget.setAccessibleDescription(text)
 
@@ -60,20 +60,25 @@ def line_edit(placeholder: str = "") -> QLineEdit:
     return edit
 
 
+def sentence(text: str) -> str:
+    """Sentence case: the first letter capitalised, the rest as written (names keep their case)."""
+    return text[:1].upper() + text[1:]
+
+
 class ErrorLabel(QLabel):
-    """The red rule(s) under a field; hidden while there is nothing to say."""
+    """The red rule(s) under a field. Its line is reserved while there is nothing to say, so the
+    inputs below never move when a rule appears or goes."""
 
     def __init__(self) -> None:
         super().__init__()
         self.setObjectName("fieldError")
         self.setWordWrap(True)
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.hide()
+        self.setMinimumHeight(self.fontMetrics().lineSpacing())
 
     def show_rules(self, rules: Sequence[str]) -> None:
-        unique = list(dict.fromkeys(rules))
+        unique = [sentence(rule) for rule in dict.fromkeys(rules)]
         self.setText("\n".join(unique))
-        self.setVisible(bool(unique))
 
 
 class ErrorTarget(Protocol):
@@ -82,6 +87,14 @@ class ErrorTarget(Protocol):
     def describe(self, index: int | None, field: str) -> str: ...
 
     def show_errors(self, errors: Sequence[Placed]) -> None: ...
+
+    def inputs_for(self, where: Placed) -> list[QWidget]:
+        """The inputs a problem at ``where`` is about: it is shown once the user changed one of them."""
+        ...
+
+    def user_changed(self) -> bool:
+        """The user changed the target's structure (added or removed a row): its own problems show."""
+        ...
 
 
 class FieldRow:
@@ -106,6 +119,12 @@ class FieldRow:
 
     def describe(self, index: int | None, field: str) -> str:
         return self.title
+
+    def inputs_for(self, where: Placed) -> list[QWidget]:
+        return [self.widget]
+
+    def user_changed(self) -> bool:
+        return False
 
     def show_errors(self, errors: Sequence[Placed]) -> None:
         rules = [e.rule for e in errors]

@@ -217,7 +217,7 @@ def test_version_fits_a_64_bit_integer() -> None:
 def test_device_name_at_least_one_character() -> None:
     data = peer_data()
     data["devices"][0]["name"] = ""
-    assert_names(refused(PeerDescriptor, data, "peer"), "devices[0].name", "at least 1 characters")
+    assert_names(refused(PeerDescriptor, data, "peer"), "devices[0].name", "at least 1 character long")
 
 
 def test_device_name_at_most_64() -> None:

@@ -308,6 +308,8 @@ def refusal(fleet: Fleet, change: Change) -> LeaError:
 
 
 def test_the_editors_pre_checks_show_the_backends_code_and_message() -> None:
+    """The pre-check and the backend's refusal, both in the editor's words (problems.plain_rule:
+    names, never raw ids), are the same problem; where the backend's words name no id, they are its."""
     fleet = build_fleet()
     store = store_from_events(fleet)
     p, c = fleet.peers, fleet.clusters
@@ -316,22 +318,26 @@ def test_the_editors_pre_checks_show_the_backends_code_and_message() -> None:
     [problem] = problems.name_taken(store, P, clash.id, clash.name)
     error = refusal(fleet, Put(clash))
     assert (problem.field, problem.code, problem.rule) == ("name", error.code, error.message)
+    assert problems.refusal_problems(error) == [problem]
 
     d = p["d"]
     kept = [d.devices[1]]
     [problem] = problems.removed_devices_in_use(store, d, [str(x.id) for x in kept])
     error = refusal(fleet, Put(changed(d, devices=[x.model_dump() for x in kept])))
     assert (problem.field, problem.code, problem.rule) == ("devices", error.code, error.message)
+    assert problems.refusal_problems(error) == [problem]
 
     ghost = ClusterDescriptor(
         id=uuid.uuid4(), name="cluster-x", leader=uuid.uuid4(), devices=[uuid.uuid4(), uuid.uuid4()]
     )
     leader, devices = problems.missing_references(store, ghost.name, str(ghost.leader), {str(x) for x in ghost.devices})
     error = refusal(fleet, Put(ghost))
-    assert (leader.field, leader.code, leader.rule) == ("leader", error.code, error.message)
+    assert (leader.field, leader.code, leader.rule) == ("leader", error.code, problems.plain_rule(error))
+    assert problems.refusal_problems(error) == [leader] and str(ghost.leader) not in leader.rule
     fixed = ghost.model_copy(update={"leader": p["lone"].id})
     error = refusal(fleet, Put(fixed))
-    assert (devices.field, devices.code, devices.rule) == ("devices", error.code, error.message)
+    assert (devices.field, devices.code, devices.rule) == ("devices", error.code, problems.plain_rule(error))
+    assert problems.refusal_problems(error) == [devices] and "2 chosen devices no longer exist" in devices.rule
 
     error = refusal(fleet, Put(changed(p["b"], location="x")))
     assert problems.peer_blocked_reason(store, p["b"].id) == f"Read-only: {error.message}."
@@ -339,13 +345,19 @@ def test_the_editors_pre_checks_show_the_backends_code_and_message() -> None:
     assert problems.cluster_blocked_reason(store, c["one"].id) == f"Read-only: {error.message}."
 
 
+def sentence(text: str) -> str:
+    """A dialog says the backend's words in sentence case."""
+    return text[:1].upper() + text[1:]
+
+
 def test_the_delete_dialogs_name_the_backends_refusal() -> None:
     fleet = build_fleet()
     store = store_from_snapshot(fleet)
     peer, cluster = fleet.peers["b"], fleet.clusters["one"]
     blocker = dialogs.peer_delete_blockers(store, peer)
-    assert blocker is not None and blocker.startswith(refusal(fleet, Delete(P, peer.id)).message + ". ")
-    assert dialogs.cluster_delete_blockers(store, cluster) == refusal(fleet, Delete(C, cluster.id)).message + "."
+    assert blocker is not None and blocker.startswith(sentence(refusal(fleet, Delete(P, peer.id)).message) + ". ")
+    refused = refusal(fleet, Delete(C, cluster.id))
+    assert dialogs.cluster_delete_blockers(store, cluster) == sentence(refused.message) + "."
     assert dialogs.peer_delete_blockers(store, fleet.peers["lone"]) is None
     assert dialogs.cluster_delete_blockers(store, fleet.clusters["two"]) is None
     assert dialogs.cluster_summary(store, cluster).startswith(f"{len(cluster.devices)} devices on 2 peers.")

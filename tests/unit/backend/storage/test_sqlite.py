@@ -39,6 +39,7 @@ from resources import (
     ResourceKind,
 )
 from resources.errors import DataDirError, InvalidResource, SchemaTooNew
+from resources.kinds import history_kinds
 from resources.peer import MAX_BITRATE
 from resources.resource import AnyResource
 from resources.state import Online
@@ -207,6 +208,19 @@ def test_history_filters_by_kind_and_id(store: EventStore) -> None:
     assert [e.revision for e in store.read_events(resource_id=cluster_id)] == [3, 5, 6]
     assert list(store.read_events(kind=ResourceKind.CLUSTER, resource_id=a.id)) == []
     assert [e.revision for e in store.read_events(after=1, kind=ResourceKind.PEER, resource_id=a.id)] == [4]
+
+
+def test_a_clusters_history_holds_its_deployments_events(store: EventStore) -> None:
+    _, things = history_of_three(store)
+    cluster_id = things["cluster"].id
+    history = list(store.read_events(kinds=history_kinds(ResourceKind.CLUSTER), resource_id=cluster_id))
+    assert [(e.revision, e.kind, e.type) for e in history] == [
+        (3, ResourceKind.CLUSTER, EventType.CREATED),
+        (5, ResourceKind.CLUSTER_DEPLOYMENT, EventType.CREATED),
+        (6, ResourceKind.CLUSTER_DEPLOYMENT, EventType.DELETED),
+    ]
+    assert history_kinds(ResourceKind.PEER) == (ResourceKind.PEER,)
+    assert list(store.read_events(kinds=(), resource_id=cluster_id)) == []
 
 
 def test_append_is_all_or_nothing(store: EventStore) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import uuid4
 
+import pytest
+
+import lea_app.sync.store as store_module
 from lea_app.sync.store import Store, StoreChange
 from resources.events import Event, EventType
 from resources.kinds import ResourceKind
@@ -284,3 +287,13 @@ def test_listen_events_hears_every_applied_batch_once() -> None:
 
     assert batches == [first, second]
     assert store.applied_events == 4
+
+
+def test_the_store_remembers_the_names_of_deleted_resources(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store()
+    peers = [make_peer(f"bench-{n:02d}") for n in range(3)]
+    store.apply_events([created(E, n + 1, p) for n, p in enumerate(peers)])
+    assert store.deleted_name(peers[0].id) is None  # still there
+    monkeypatch.setattr(store_module, "GONE_NAMES", 2)  # a small cap for the test
+    store.apply_events([deleted(E, 4 + n, p) for n, p in enumerate(peers)])
+    assert [store.deleted_name(p.id) for p in peers] == [None, "bench-01", "bench-02"]  # the oldest went

@@ -69,6 +69,57 @@ def test_a_form_is_checked_by_the_backends_model_and_its_problems_name_fields() 
     assert all(p.rule for p in problems)
 
 
+def test_messages_are_in_plain_words() -> None:
+    """What to enter, with an example, instead of pydantic's wording; counts in the singular when 1."""
+    data: dict[str, Any] = make_peer("bench-01", can=True, devices=1).model_dump(mode="json")
+    can = data["interfaces"][1]["configuration"]
+    can["bitrate"] = "500k"
+    can["sample_point"] = "87.5%"
+    data["devices"][0]["name"] = ""
+    _, problems = validation_problems(PeerDescriptor.model_validate, data)
+    rules = {p.field: p.rule for p in problems}
+    assert rules["interfaces[1].configuration.bitrate"] == "enter the bitrate in bit/s, e.g. 500000"
+    assert rules["interfaces[1].configuration.sample_point"] == (
+        "enter the sample point as a fraction of the bit time, e.g. 0.875"
+    )
+    assert rules["devices[0].name"] == "must be at least 1 character long"
+    assert not any("Input should" in rule for rule in rules.values())
+    can["bitrate"], can["sample_point"] = "0", "1.5"
+    data["devices"][0]["name"] = "ecu-1"
+    _, problems = validation_problems(PeerDescriptor.model_validate, data)
+    assert [p.rule for p in problems] == ["must be more than 0 bit/s", "must be at most 1"]
+    del can["bitrate"]
+    _, problems = validation_problems(PeerDescriptor.model_validate, data)
+    assert [p.rule for p in problems] == ["enter the bitrate in bit/s, e.g. 500000", "must be at most 1"]
+
+
+def test_a_name_breaking_its_pattern_says_what_to_fix() -> None:
+    data: dict[str, Any] = make_peer("bench-01", devices=1).model_dump(mode="json")
+    for name, rule in (
+        ("bench 01!", "use only letters, digits, '-' and '_' (found a space, '!')"),
+        ("-bench", "must not start or end with '-' or '_'"),
+        ("bench_", "must not start or end with '-' or '_'"),
+    ):
+        _, problems = validation_problems(PeerDescriptor.model_validate, {**data, "name": name})
+        assert [(p.field, p.rule) for p in problems] == [("name", rule)]
+    interfaces = [{**data["interfaces"][0], "name": "eth 0/1"}]
+    _, problems = validation_problems(PeerDescriptor.model_validate, {**data, "interfaces": interfaces})
+    assert [p.rule for p in problems] == ["a Linux interface name has no spaces, '/' or ':' (found a space, '/')"]
+
+
+def test_a_device_on_a_removed_interface_is_named_not_its_id() -> None:
+    data: dict[str, Any] = make_peer("bench-01", devices=1).model_dump(mode="json")
+    gone = str(uuid.uuid4())
+    data["devices"][0]["interface"] = gone
+    _, problems = validation_problems(PeerDescriptor.model_validate, data)
+    assert [p.field for p in problems] == ["devices[0].interface"]
+    assert gone not in problems[0].rule and "choose one of this peer's interfaces" in problems[0].rule
+    _, problems = validation_problems(PeerDescriptor.model_validate, data, {gone: "eth9"}.get)
+    assert problems[0].rule == "choose one of this peer's interfaces (interface eth9 was removed)"
+    taken = DeviceIdTaken(f"device id {gone} ('ecu-1') already belongs to peer 'bench-02'", device=gone)
+    assert refusal_problems(taken)[0].rule == "device 'ecu-1' already belongs to peer 'bench-02'"
+
+
 def test_place_splits_a_field_path_into_target_row_and_field() -> None:
     targets = {"name", "interfaces", "devices"}
     rule = "must be a number"
@@ -95,7 +146,7 @@ def test_a_backend_refusal_names_the_fields_it_can() -> None:
     assert refusal_problems(invalid) == [Problem("devices[0].name", "is empty", "invalid_resource")]
     assert refusal_problems(NameTaken("name taken")) == [Problem("name", "name taken", "name_taken")]
     assert refusal_problems(MissingReference("no leader", field="leader")) == [
-        Problem("leader", "no leader", "missing_reference")
+        Problem("leader", "the chosen leader peer no longer exists; choose another leader", "missing_reference")
     ]
     assert refusal_problems(MissingReference("no such thing")) == []
     device = str(uuid.uuid4())
@@ -150,8 +201,11 @@ def test_a_cluster_referring_to_deleted_peers_or_devices_is_a_problem() -> None:
     assert missing_references(store, "loop", None, ()) == []
     gone, lost = uuid.uuid4(), sorted([uuid.uuid4(), uuid.uuid4()], key=str)
     assert missing_references(store, "loop", str(gone), devices | {str(d) for d in lost}) == [
-        Problem("leader", f"cluster 'loop': leader {gone} is not an existing peer", "missing_reference"),
-        Problem("devices", f"cluster 'loop': device {lost[0]}, {lost[1]} does not exist", "missing_reference"),
+        Problem("leader", "the chosen leader peer no longer exists; choose another leader", "missing_reference"),
+        Problem("devices", "2 chosen devices no longer exist; uncheck them", "missing_reference"),
+    ]  # names and what to do, never the raw ids the backend's message carries
+    assert missing_references(store, "loop", None, devices | {str(lost[0])}) == [
+        Problem("devices", "the chosen device no longer exists; uncheck it", "missing_reference"),
     ]
 
 
@@ -170,3 +224,29 @@ def test_a_deployed_cluster_blocks_changes_to_itself_and_its_peers() -> None:
             f"Read-only: peer '{peer.name}' is used by deployed cluster 'loop'; undeploy it before changing the peer."
         )
     assert peer_blocked_reason(store, bystander.id) is None
+
+
+def test_the_pickers_choices_show_online_state_and_who_uses_a_device() -> None:
+    from datetime import UTC, datetime
+
+    from lea_app.views.editors.choices import DeviceChoice, device_groups, leader_choices, sorted_peers
+    from resources.state import Online, PeerConnectionState
+
+    a, b = make_peer("bench-a", devices=1), make_peer("Bench-B", devices=2)
+    bare = PeerDescriptor(id=uuid.uuid4(), name="bench-none")
+    deployed = make_cluster("loop-1", a, b)
+    idle = ClusterDescriptor(id=uuid.uuid4(), name="idle", leader=b.id, devices=tuple(d.id for d in b.devices))
+    online = PeerConnectionState(id=a.id, state=Online(remote_host="10.0.0.1", since=datetime.now(UTC)))
+    store = store_of(a, b, bare, deployed, idle, ClusterDeployment(id=deployed.id), online)
+    peers = sorted_peers(store)
+    assert [p.name for p in peers] == ["bench-a", "Bench-B", "bench-none"]  # by name, ignoring case
+    assert [label for label, _ in leader_choices(store, peers)] == [
+        "bench-a (online)", "Bench-B (offline)", "bench-none (offline)",
+    ]
+    groups = device_groups(store, peers, own_cluster=idle.id)
+    assert [(g.peer, g.online) for g in groups] == [("bench-a", True), ("Bench-B", False)]  # no devices: no group
+    in_deployed = set(deployed.devices)
+    assert groups[1].devices == tuple(
+        DeviceChoice(d.name, str(d.id), "loop-1 (deployed)" if d.id in in_deployed else "")
+        for d in sorted(b.devices, key=lambda d: d.name)
+    )  # the cluster being edited is not named as another user
