@@ -30,7 +30,9 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# CI=true runs the packaging tests too (tests/packaging): their Debian packages first.
 unit: $(STAMP)
+	@if [ "$$CI" = true ]; then ./scripts/ensure-packaging-deps; fi
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(ARGS)
 
 test: lint unit
@@ -45,12 +47,15 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	@set -e; for b in $(BENCHES); do echo "== $$b --quick"; $(BIN)/python $$b --quick; done
 
-# Installers (packaging/): the Linux bundle, .deb and .tar.gz in dist/, smoke-tested;
-# package-test builds them in a temporary directory and tests the unpacked .deb (slow, a few minutes).
+# Installers (packaging/): the desktop bundle, the three .debs (lea-desktop, lea-server, lea-peer)
+# and the desktop .tar.gz in dist/, smoke-tested; package-test builds them in a temporary directory,
+# runs lintian and desktop-file-validate, and installs, smoke-tests and purges each .deb in a fresh
+# Debian 12 root (debootstrap, cached in ~/.cache/lea-desktop/debootstrap; a few minutes).
 package: $(STAMP)
 	packaging/build-linux
 
 package-test: $(STAMP)
+	./scripts/ensure-packaging-deps
 	LEA_PACKAGE_TEST=1 QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -s tests/packaging $(ARGS)
 
 clean:

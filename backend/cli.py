@@ -38,6 +38,7 @@ from backend.storage.sqlite import SqliteEventStore
 from backend.stores import StoreTarget, open_event_store, open_token_store, resolve_store
 from backend.tokens import Role, TokenStore, check_peer_binding
 from resources.app import default_data_dir
+from resources.cli_config import ConfigError, subcommand_parser, with_config
 from resources.cluster import ClusterDescriptor
 from resources.errors import DataDirError, InvalidDocument, LeaError, NotFound, invalid_resource_from
 from resources.events import Event, StateSnapshot
@@ -67,7 +68,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    try:
+        argv = with_config(sys.argv[1:] if argv is None else argv, "serve", subcommand_parser(parser, "serve"))
+    except ConfigError as exc:
+        return _fail(str(exc))
+    args = parser.parse_args(argv)
     if args.run is not cmd_serve and not logging.getLogger().handlers:
         # One-shot commands: failures reach the user as the one error line below, not as log records
         # on stderr too. ``serve`` logs (cmd_serve).
@@ -156,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     schema = command("schema", cmd_schema, "print the JSON Schema of the resources, events and snapshots")
     schema.add_argument("kind", metavar="KIND", nargs="?", help=f"only this kind, one of: {_kind_names()}")
     serve = command("serve", cmd_serve, "serve the backend over HTTP and WebSocket (see docs/protocol.md)")
+    serve.add_argument("--config", type=Path, metavar="FILE",
+                       help="read these options from a TOML file (the lea-server package's /etc/lea/lea.toml: host,"
+                            " port, tls-cert, ...); the command line's options win")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=_count(0, 65535), default=8421, help="port (default: 8421; 0 picks a free one)")
     serve.add_argument("--tls-cert", type=Path, metavar="FILE", help="TLS certificate (PEM)")

@@ -51,9 +51,12 @@ class Options:
     log_path: Path | None = None
 
 
-def settings() -> QSettings:
-    """Window geometry and the last page, in the user's config folder (tests point it elsewhere)."""
-    path = default_config_dir() / "lea.ini"
+def settings(demo: bool = False, path: Path | None = None) -> QSettings:
+    """Window geometry and the last page: ``path``, else the user's config folder's ``lea.ini``, or
+    ``lea-demo.ini`` for a demo session (its window settings never become the real session's).
+    ``lea --smoke-test`` passes a file in its temporary directory: it never touches the user's."""
+    if path is None:
+        path = default_config_dir() / ("lea-demo.ini" if demo else "lea.ini")
     return QSettings(str(path), QSettings.Format.IniFormat)
 
 
@@ -133,7 +136,8 @@ async def run_window(options: Options, window_ready: asyncio.Future[MainWindow] 
     controller = Controller()
     tune_gc(controller)
     window = MainWindow(
-        controller, settings(), data_dir=str(options.data_dir), demo=options.demo, log_path=str(options.log_path or "")
+        controller, settings(options.demo), data_dir=str(options.data_dir), demo=options.demo,
+        log_path=str(options.log_path or ""),
     )
     window.show()
     close_on_signals(window)

@@ -16,6 +16,11 @@ if TYPE_CHECKING:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``lea`` command line (also the source of the packages' man page, packaging/make_manpage.py)."""
     parser = argparse.ArgumentParser(
         prog="lea", description="LEA desktop: manage test benches, group devices into clusters, deploy them."
     )
@@ -44,7 +49,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--agents-tls-cert", type=Path, metavar="FILE", help="TLS certificate for --agents-listen")
     parser.add_argument("--agents-tls-key", type=Path, metavar="FILE", help="TLS private key for --agents-listen")
-    return parser.parse_args(argv)
+    return parser
 
 
 def host_port(text: str) -> tuple[str, int]:

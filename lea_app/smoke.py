@@ -40,7 +40,8 @@ async def smoke_test(screenshot: Path | None, timeout: float = 60.0) -> int:
             print(f"lea: smoke test FAILED: {exc.message}", file=sys.stderr)
             return 1
         controller = Controller()
-        window = MainWindow(controller, settings(), data_dir=str(data_dir), demo=True)
+        # window settings in the temporary directory: the smoke test never touches the user's
+        window = MainWindow(controller, settings(path=data_dir / "lea.ini"), data_dir=str(data_dir), demo=True)
         window.resize(1280, 780)
         window.show()
         try:

@@ -24,6 +24,7 @@ from lea_peer.can.select import MODES, make_can_plane
 from lea_peer.connection import Agent, AgentSettings, DataPlaneUnavailable, FinalError
 from lea_peer.dataplane.base import DataPlane
 from resources.agent import CONNECT_PATH
+from resources.cli_config import ConfigError, subcommand_parser, with_config
 
 log = logging.getLogger("lea_peer")
 
@@ -174,6 +175,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="connect to the backend and keep this bench configured")
+    run.add_argument("--config", type=Path, metavar="FILE",
+                     help="read these options from a TOML file (the package's /etc/lea/peer.toml: backend, peer-id,"
+                          " ...); the command line's options win")
     run.add_argument("--backend", required=True, metavar="URL",
                      help="the backend, e.g. https://lea.example:8421 (the agent endpoint path is added)")
     run.add_argument("--peer-id", required=True, metavar="UUID", help="this bench's peer id in LEA")
@@ -257,7 +261,13 @@ async def _cleanup(data_plane: DataPlane) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    try:
+        argv = with_config(sys.argv[1:] if argv is None else argv, "run", subcommand_parser(parser, "run"))
+    except ConfigError as exc:
+        print(f"lea-peer: {exc}", file=sys.stderr)
+        return EXIT_FINAL
+    args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

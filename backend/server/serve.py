@@ -102,6 +102,16 @@ def check_exposure(options: ServeOptions, count_tokens: Callable[[], int]) -> bo
     return True
 
 
+def first_token_hint(data_dir: Path) -> str:
+    """What a first start says (the packaged server's journal): every request needs a token, and there is none."""
+    return (
+        "lea-backend: no API token yet: create the first admin token with\n"
+        f"    lea-backend --data-dir {data_dir} token create --role admin --name NAME\n"
+        "  run as the user the server runs as (the lea-server package: sudo -u lea lea-backend ...);"
+        " it prints the token once"
+    )
+
+
 class _PassPhraseNeeded(Exception):
     """Raised by the pass-phrase callback: LEA never prompts for one (OpenSSL would, on a terminal)."""
 
@@ -274,6 +284,8 @@ def serve(options: ServeOptions) -> int:
                 f"lea-backend: serving {backend.store_name} on {url}{'' if auth else ' (no authentication)'}",
                 flush=True,
             )
+            if auth and tokens.count() == 0:
+                print(first_token_hint(backend.data_dir.path), flush=True)
         server.run(sockets=[sock])  # returns after SIGINT/SIGTERM, once connections are closed
         print("lea-backend: stopped", file=sys.stderr, flush=True)
         return 0

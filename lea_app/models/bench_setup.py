@@ -96,6 +96,7 @@ PACKAGED_SERVICE = (
     "TimeoutStopSec=15",
     "",
     "DynamicUser=yes",
+    "User=lea-peer",
     "CapabilityBoundingSet=CAP_NET_ADMIN",
     "AmbientCapabilities=CAP_NET_ADMIN",
     "NoNewPrivileges=yes",
@@ -122,7 +123,7 @@ CREDENTIAL_FILE = "${CREDENTIALS_DIRECTORY}/token"
 
 def systemd_unit(agent_url: str, peer_id: UUID, name: str, peer_name: str) -> str:
     """/etc/systemd/system/lea-peer.service for this bench: the packaged unit with the backend, the
-    peer id and the token file written in (instead of its /etc/lea-peer/lea-peer.env and token)."""
+    peer id and the token file written in (instead of its /etc/lea/peer.toml and peer.token)."""
     # The credential path is systemd's to expand: it must not be shell-quoted.
     exec_start = continued(run_arguments(agent_url, peer_id, "CREDENTIAL"), indent="    ")
     exec_start = exec_start.replace("CREDENTIAL", CREDENTIAL_FILE)

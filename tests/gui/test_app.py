@@ -69,6 +69,34 @@ def test_window_geometry_and_last_page_are_remembered(qtbot: QtBot, lea: Lea) ->
     assert str(Path.home()) in settings().fileName()
 
 
+def test_demo_and_real_sessions_keep_separate_window_settings(qtbot: QtBot, lea: Lea) -> None:
+    real, demo = settings(), settings(demo=True)
+    assert Path(real.fileName()).name == "lea.ini" and Path(demo.fileName()).name == "lea-demo.ini"
+    assert Path(real.fileName()).parent == Path(demo.fileName()).parent
+    lea.window.show_page(3)
+    lea.window.save_settings()
+    demo_window = MainWindow(Controller(), settings(demo=True), data_dir=str(lea.data_dir), demo=True)
+    qtbot.addWidget(demo_window)
+    assert demo_window.nav.currentRow() == 0  # the real session's page is not the demo's
+    demo_window.show_page(1)
+    demo_window.save_settings()
+    assert settings().value("window/page") in (3, "3")  # the demo left the real session's alone
+
+
+def test_the_smoke_test_never_touches_the_users_settings(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    config = home / ".config"
+    env = {"HOME": str(home), "XDG_CONFIG_HOME": str(config), "XDG_DATA_HOME": str(home / "data"),
+           "PATH": "/usr/bin:/bin", "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(Path.cwd()),
+           "LANG": "C.UTF-8"}
+    run = subprocess.run([sys.executable, "-m", "lea_app.main", "--smoke-test"], env=env, capture_output=True,
+                         text=True, timeout=180)
+    assert run.returncode == 0, run.stderr
+    assert "smoke test passed" in run.stdout
+    left = sorted(p.relative_to(home).as_posix() for p in home.rglob("*")) if home.exists() else []
+    assert not [p for p in left if p.endswith(".ini")], left
+
+
 def test_about_box_names_version_data_directory_and_backend(qtbot: QtBot, lea: Lea) -> None:
     lea.window.show_about()
     box = lea.window.dialogs[-1]

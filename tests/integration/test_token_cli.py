@@ -35,3 +35,29 @@ def test_tokens_made_by_the_command_before_and_while_serving_authenticate_until_
         assert revoked.returncode == 0, revoked.stderr
         with server.client(during) as http:
             assert http.get(f"{API}/whoami").status_code == 401
+
+
+def test_a_first_start_without_tokens_says_how_to_create_the_first_admin_token(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with running_server(data_dir) as server:
+        pass
+    out = server.stdout_path.read_text()
+    assert "no API token yet" in out
+    assert f"lea-backend --data-dir {data_dir} token create --role admin --name NAME" in out
+    created(data_dir, "admin", "ada")
+    with running_server(data_dir) as again:
+        pass
+    assert "no API token yet" not in again.stdout_path.read_text()  # said only while there is none
+
+
+def test_serve_reads_its_options_from_a_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "lea.toml"
+    config.write_text('host = "127.0.0.1"\ndemo = true\n')
+    viewer = created(tmp_path / "data", "viewer", "vera")
+    with (
+        running_server(tmp_path / "data", extra_args=("--config", str(config))) as server,
+        server.client(viewer) as http,
+    ):
+        peers = http.get(f"{API}/peer")
+        assert peers.status_code == 200, peers.text
+        assert len(peers.json()) > 0  # demo = true: the demo fleet

@@ -5,36 +5,22 @@ on failure but not on exit status 2, and an ExecStart the lea-peer command line 
 from __future__ import annotations
 
 import configparser
-import os
 import shlex
-import shutil
-import stat
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from lea_peer import cli
+from resources.cli_config import subcommand_parser, with_config
+from tests.packaging import systemd
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "packaging" / "lea-peer.service"
-ANALYZE = shutil.which("systemd-analyze")
+ANALYZE = systemd.ANALYZE
 
 
 def verify(unit_text: str, tmp_path: Path) -> list[str]:
-    """What ``systemd-analyze verify`` says about the unit (empty: nothing), with ExecStart's
-    program replaced by a stub (the package's /usr/bin/lea-peer is not installed here)."""
-    stub = tmp_path / "lea-peer"
-    stub.write_text("#!/bin/sh\nexit 0\n")
-    stub.chmod(stub.stat().st_mode | stat.S_IXUSR)
-    unit = tmp_path / "lea-peer.service"
-    unit.write_text(unit_text.replace("/usr/bin/lea-peer", str(stub)))
-    result = subprocess.run(
-        [ANALYZE or "systemd-analyze", "verify", "--man=no", str(unit)],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "SYSTEMD_LOG_COLOR": "0"},
-    )
-    said = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
-    return [*said, f"exit status {result.returncode}"] if result.returncode else said
+    return systemd.verify(unit_text, "/usr/bin/lea-peer", tmp_path)
 
 
 def service() -> configparser.SectionProxy:
@@ -78,10 +64,28 @@ def test_restarted_on_failure_but_not_on_final_errors() -> None:
     assert s["RestartPreventExitStatus"] == str(cli.EXIT_FINAL)
 
 
-def test_exec_start_is_a_command_line_lea_peer_accepts() -> None:
+def test_exec_start_is_a_command_line_lea_peer_accepts(tmp_path: Path) -> None:
     words = shlex.split(service()["ExecStart"])
     assert words[0] == "/usr/bin/lea-peer"
-    values = {"${LEA_BACKEND}": "https://lea.example:8421", "${LEA_PEER_ID}": "00000000-0000-4000-8000-0000000000a1",
+    assert words[1:4] == ["run", "--config", "/etc/lea/peer.toml"]
+    config = tmp_path / "peer.toml"  # what the package's /etc/lea/peer.toml says once the admin filled it in
+    config.write_text('backend = "https://lea.example:8421"\npeer-id = "00000000-0000-4000-8000-0000000000a1"\n')
+    values = {"/etc/lea/peer.toml": str(config),
               "${CREDENTIALS_DIRECTORY}/token": "/run/credentials/lea-peer.service/token"}
-    args = cli._parser().parse_args([values.get(w, w) for w in words[1:]])
+    parser = cli._parser()
+    argv = with_config([values.get(w, w) for w in words[1:]], "run", subcommand_parser(parser, "run"))
+    args = parser.parse_args(argv)
     assert args.command == "run" and args.data_plane == "netlink"
+    assert args.backend == "https://lea.example:8421" and str(args.token_file).startswith("/run/credentials/")
+
+
+def test_its_own_user_and_the_token_file_of_the_package() -> None:
+    s = service()
+    assert s["User"] == "lea-peer"
+    assert s["LoadCredential"] == "token:/etc/lea/peer.token"
+
+
+@pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed")
+def test_systemd_analyze_security_rates_the_unit_ok(tmp_path: Path) -> None:
+    # docs/server.md records the figure; above 5.0 systemd calls a unit MEDIUM exposed.
+    assert systemd.exposure(UNIT.read_text(), "/usr/bin/lea-peer", tmp_path) <= 5.0

@@ -1,69 +1,30 @@
-"""The Linux installers (issue 6), end to end.
+"""The Linux installers (issues 6 and 17), end to end.
 
-Builds the bundle, the .deb and the .tar.gz with packaging/build-linux (once per session, in a
-temporary directory), unpacks the .deb into a temporary root and runs the bundled
-``lea --smoke-test`` from there, offscreen, in a clean environment: no venv on PATH, no
-PYTHONPATH, HOME in a temporary directory.
-
-Slow (a few minutes): runs when CI=true (so ``make test`` runs it in CI) or LEA_PACKAGE_TEST=1
-(``make package-test``). LEA_PACKAGE_DIST=DIR tests the build already in DIR instead of building.
+Builds the bundles, the .debs and the .tar.gz with packaging/build-linux (once per session, in a
+temporary directory: tests/packaging/conftest.py), unpacks the desktop .deb into a temporary root
+and runs the bundled ``lea --smoke-test`` from there, offscreen, in a clean environment: no venv on
+PATH, no PYTHONPATH, HOME in a temporary directory. Slow: CI=true or LEA_PACKAGE_TEST=1.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import time
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-ENABLED = os.environ.get("CI") == "true" or os.environ.get("LEA_PACKAGE_TEST") == "1"
-VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-DEB_VERSION = re.sub(r"\.?(a|b|rc|dev)(\d*)", r"~\1\2", VERSION)  # as packaging/build-linux: 1.0rc1 -> 1.0~rc1
+from tests.packaging.conftest import DEB_VERSION, ROOT, SLOW_PACKAGE_TEST, VERSION
+
 DEB_TARGET_BYTES = 80_000_000
+BUNDLE = "usr/lib/lea-desktop"  # not /opt (docs/decisions.md, "The lab's packages")
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not ENABLED, reason="slow packaging test: LEA_PACKAGE_TEST=1 (make package-test) or CI=true"),
-    pytest.mark.skipif(
-        not sys.platform.startswith("linux") or shutil.which("dpkg-deb") is None, reason="needs Linux with dpkg-deb"
-    ),
-    pytest.mark.timeout(1800),  # the session's build runs in the first test's set-up
-]
-
-
-@pytest.fixture(scope="session")
-def dist(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    reuse = os.environ.get("LEA_PACKAGE_DIST")
-    if reuse:
-        yield Path(reuse).resolve()
-        return
-    out = tmp_path_factory.mktemp("package")
-    env = {**os.environ, "LEA_DIST_DIR": str(out / "dist"), "LEA_BUILD_DIR": str(out / "build")}
-    started = time.monotonic()
-    build = subprocess.run(
-        [str(ROOT / "packaging" / "build-linux")], env=env, capture_output=True, text=True, timeout=1500
-    )
-    assert build.returncode == 0, f"packaging/build-linux failed:\n{build.stdout[-4000:]}\n{build.stderr[-4000:]}"
-    print(f"\npackaging/build-linux: {time.monotonic() - started:.0f} s")
-    shutil.rmtree(out / "build")  # PyInstaller's work files and the .deb staging tree
-    yield out / "dist"
-    shutil.rmtree(out, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def deb(dist: Path) -> Path:
-    debs = sorted(dist.glob("lea-desktop_*.deb"))
-    assert len(debs) == 1, f"expected one .deb in {dist}: {debs}"
-    return debs[0]
+pytestmark = SLOW_PACKAGE_TEST
 
 
 @pytest.fixture(scope="session")
@@ -100,17 +61,19 @@ def test_deb_control(deb: Path) -> None:
 
 
 def test_deb_installs_command_menu_entry_and_icons(deb_root: Path) -> None:
-    assert os.readlink(deb_root / "usr/bin/lea") == "/opt/lea-desktop/lea"
+    assert os.readlink(deb_root / "usr/bin/lea") == "../lib/lea-desktop/lea"
+    assert not (deb_root / "opt").exists()  # the package does not own /opt
     desktop = (deb_root / "usr/share/applications/lea-desktop.desktop").read_text()
     assert "\nExec=lea\n" in desktop
     assert "\nIcon=lea-desktop\n" in desktop
     assert (deb_root / "usr/share/icons/hicolor/256x256/apps/lea-desktop.png").is_file()
     assert (deb_root / "usr/share/icons/hicolor/scalable/apps/lea-desktop.svg").is_file()
-    assert os.access(deb_root / "opt/lea-desktop/lea", os.X_OK)
+    assert os.access(deb_root / BUNDLE / "lea", os.X_OK)
+    assert (deb_root / "usr/share/man/man1/lea.1.gz").is_file()
 
 
 def test_bundle_is_lean(deb_root: Path) -> None:
-    bundle = deb_root / "opt/lea-desktop"
+    bundle = deb_root / BUNDLE
     names = [path.relative_to(bundle).as_posix() for path in bundle.rglob("*")]
     unwanted = ("WebEngine", "Qt6Qml", "Qt6Quick", "Qt6Network", "Qt6Pdf", "Qt6Multimedia", "Qt6Designer")
     assert not [name for name in names if any(part in name for part in unwanted)]
@@ -134,7 +97,7 @@ def test_bundle_is_lean(deb_root: Path) -> None:
 
 def test_bundled_version(deb_root: Path, tmp_path: Path) -> None:
     run = subprocess.run(
-        [str(deb_root / "opt/lea-desktop/lea"), "--version"],
+        [str(deb_root / BUNDLE / "lea"), "--version"],
         env=clean_env(tmp_path / "home"),
         cwd=tmp_path,
         capture_output=True,
@@ -149,7 +112,7 @@ def test_bundled_smoke_test_from_the_unpacked_deb(deb_root: Path, tmp_path: Path
     screenshot = tmp_path / "smoke.png"
     started = time.monotonic()
     run = subprocess.run(
-        [str(deb_root / "opt/lea-desktop/lea"), "--smoke-test", "--screenshot", str(screenshot)],
+        [str(deb_root / BUNDLE / "lea"), "--smoke-test", "--screenshot", str(screenshot)],
         env=clean_env(tmp_path / "home"),
         cwd=tmp_path,
         capture_output=True,
@@ -179,6 +142,13 @@ def test_tarball_holds_the_bundle(dist: Path, tmp_path: Path) -> None:
             timeout=60,
         )
         assert run.stdout.strip() == f"lea {VERSION}", run.stderr
+        # README, the licences, the desktop file and the icon come along
+        for name in ("README", "lea-desktop.desktop", "lea-desktop.svg", "lea-desktop.png", "licenses/COMPONENTS.txt",
+                     "licenses/LGPL-3.0.txt", "licenses/GPL-3.0.txt", "licenses/Apache-2.0.txt"):
+            assert (unpacked / name).is_file(), name
+        components = (unpacked / "licenses/COMPONENTS.txt").read_text()
+        for component in ("PySide6_Essentials", "shiboken6", "certifi", "Python", "Qt "):
+            assert component in components, component
     finally:
         shutil.rmtree(unpacked, ignore_errors=True)  # 120 MB
 
