@@ -1,0 +1,201 @@
+"""Active and standby servers on one PostgreSQL database, for real (docs/server.md, "Active and standby").
+
+Servers are ``lea-backend serve --store postgresql://...`` subprocesses on the session's PostgreSQL
+(tests/helpers/postgres.py), each with a data directory of its own; writers go through HTTP and
+count a write as acknowledged only when the server answered 200.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from backend.storage.postgres import PostgresTarget
+from tests.helpers.factories import make_peer
+from tests.helpers.failover import REPO, PgServer, healthz, start_pg_server
+from tests.helpers.postgres import LocalPostgres
+
+TRIALS = 10
+
+
+def put_peer(client: httpx.Client, url: str) -> tuple[str, int] | None:
+    """One new peer through ``url``; (id, revision) when acknowledged, None when refused or unreachable."""
+    peer = make_peer(f"bench-{uuid.uuid4().hex[:10]}")
+    try:
+        response = client.put(
+            f"{url}/api/v1/peer/{peer.id}", content=peer.model_dump_json(),
+            headers={"content-type": "application/json"},
+        )
+    except httpx.HTTPError:
+        return None
+    if response.status_code != 200:
+        assert response.status_code == 503, response.text  # standby, storage failing, shutting down
+        return None
+    return str(peer.id), int(response.json()["revision"])
+
+
+def peer_ids(url: str) -> set[str]:
+    response = httpx.get(f"{url}/api/v1/peer", timeout=10)
+    assert response.status_code == 200, response.text
+    return {str(item["id"]) for item in response.json()}
+
+
+def lea_backend(base: Path, postgres: LocalPostgres, database: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "backend", "--data-dir", str(base / "admin"), "--store", postgres.url(database),
+         "--store-password-file", str(postgres.password_file), *args],
+        capture_output=True, text=True, timeout=120, check=False, cwd=REPO,
+    )
+
+
+class Writers:
+    """Threads writing new peers to whichever server of ``urls`` accepts, recording what was acknowledged."""
+
+    def __init__(self, count: int) -> None:
+        self.urls: list[str] = []
+        self.acknowledged: dict[str, int] = {}
+        self.per_writer: list[list[int]] = [[] for _ in range(count)]
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(count)]
+        self.errors: list[BaseException] = []
+
+    def start(self) -> Writers:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def _run(self, index: int) -> None:
+        try:
+            with httpx.Client(timeout=10) as client:
+                turn = 0
+                while not self._stop.is_set():
+                    urls = list(self.urls)
+                    got = put_peer(client, urls[turn % len(urls)])
+                    if got is None:
+                        turn += 1  # the next server of the list
+                        time.sleep(0.01)
+                        continue
+                    with self._lock:
+                        self.acknowledged[got[0]] = got[1]
+                        self.per_writer[index].append(got[1])
+        except BaseException as exc:  # surfaced by stop()
+            self.errors.append(exc)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.acknowledged)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.acknowledged)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+        assert not self.errors, self.errors
+
+
+def test_a_second_server_is_refused_and_a_standby_answers_503_until_it_takes_over(
+    tmp_path: Path, postgres_server: LocalPostgres, pg_target: PostgresTarget
+) -> None:
+    database = pg_target.database
+    active = start_pg_server(tmp_path, "a", postgres_server, database)
+    standby: PgServer | None = None
+    try:
+        with httpx.Client(timeout=10) as client:
+            first = put_peer(client, active.url)
+        assert first is not None
+        refused = subprocess.run(
+            [sys.executable, "-m", "backend", "serve", "--data-dir", str(tmp_path / "c"), "--port", "0",
+             "--insecure-no-auth", "--store", postgres_server.url(database),
+             "--store-password-file", str(postgres_server.password_file)],
+            capture_output=True, text=True, timeout=60, check=False, cwd=REPO,
+        )
+        assert refused.returncode == 2, refused
+        assert "is already served by another LEA server" in refused.stderr
+        assert f"pid {active.process.pid} " in refused.stderr  # the holder, by application_name
+        assert "--standby" in refused.stderr
+        assert not (tmp_path / "c" / "lea.db").exists()
+
+        standby = start_pg_server(tmp_path, "b", postgres_server, database, standby=True)
+        assert healthz(standby.url) == (503, {"status": "standby", "store": postgres_server.url(database)})
+        for method, path in (("GET", "/api/v1/snapshot"), ("PUT", f"/api/v1/peer/{uuid.uuid4()}")):
+            response = httpx.request(method, standby.url + path, content=b"{}", timeout=10)
+            assert response.status_code == 503
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["code"] == "standby"
+            assert response.headers["retry-after"] == "1"
+        with httpx.Client(timeout=10) as client:
+            second = put_peer(client, active.url)
+        assert second is not None
+
+        assert active.stop() == 0  # a clean stop releases the lock too
+        standby.wait_active()
+        status, body = healthz(standby.url)
+        assert status == 200 and body["status"] == "ok"
+        assert peer_ids(standby.url) == {first[0], second[0]}
+        with httpx.Client(timeout=10) as client:
+            third = put_peer(client, standby.url)
+        assert third is not None and third[1] > second[1]
+        assert standby.stop() == 0
+    finally:
+        active.kill()
+        if standby is not None:
+            standby.kill()
+
+
+def test_kill_9_of_the_active_at_random_moments_loses_no_acknowledged_write(
+    tmp_path: Path, postgres_server: LocalPostgres, pg_target: PostgresTarget
+) -> None:
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    database = pg_target.database
+    active = start_pg_server(tmp_path, "s0", postgres_server, database)
+    standby = start_pg_server(tmp_path, "s1", postgres_server, database, standby=True)
+    servers = [active, standby]
+    writers = Writers(2)
+    writers.urls = [active.url, standby.url]
+    epochs = {healthz(active.url)[1]["epoch"]}
+    try:
+        writers.start()
+        for trial in range(TRIALS):
+            floor = writers.count()
+            deadline = time.monotonic() + 20
+            while writers.count() < floor + 5 and time.monotonic() < deadline:
+                time.sleep(0.01)  # the new active accepts writes before it is killed in turn
+            assert writers.count() >= floor + 5, f"trial {trial} (seed {seed}): no writes accepted"
+            time.sleep(rng.uniform(0.0, 0.3))
+            active.kill()
+            acknowledged = writers.snapshot()  # every write answered 200 before (or while) it died
+            standby.wait_active()
+            present = peer_ids(standby.url)
+            missing = set(acknowledged) - present
+            assert not missing, f"trial {trial} (seed {seed}): {len(missing)} acknowledged writes lost"
+            status, body = healthz(standby.url)
+            assert status == 200 and body["epoch"] not in epochs  # a new epoch: clients resync
+            epochs.add(str(body["epoch"]))
+            active = standby
+            standby = start_pg_server(tmp_path, f"s{trial + 2}", postgres_server, database, standby=True)
+            servers.append(standby)
+            writers.urls = [active.url, standby.url]
+        writers.stop()
+    finally:
+        writers.stop()
+        for server in servers:
+            server.kill()
+    revisions = list(writers.snapshot().values())
+    assert len(revisions) == len(set(revisions)), f"revisions repeated (seed {seed})"
+    for own in writers.per_writer:  # each writer's acknowledged revisions only ever go up
+        assert own == sorted(own) and len(own) == len(set(own)), f"seed {seed}"
+    verify = lea_backend(tmp_path, postgres_server, database, "verify")
+    assert verify.returncode == 0, verify.stderr
+    assert "verify: ok" in verify.stdout
