@@ -19,7 +19,7 @@ import httpx
 
 from backend.storage.postgres import PostgresTarget
 from tests.helpers.factories import make_peer
-from tests.helpers.failover import REPO, PgServer, healthz, start_pg_server
+from tests.helpers.failover import REPO, PgServer, healthz, restart_postgres, start_pg_server
 from tests.helpers.postgres import LocalPostgres
 
 TRIALS = 10
@@ -199,3 +199,62 @@ def test_kill_9_of_the_active_at_random_moments_loses_no_acknowledged_write(
     verify = lea_backend(tmp_path, postgres_server, database, "verify")
     assert verify.returncode == 0, verify.stderr
     assert "verify: ok" in verify.stdout
+
+
+def test_postgresql_lost_under_the_active_answers_503_without_a_resync_storm_and_recovers(tmp_path: Path) -> None:
+    from websockets.sync.client import connect
+
+    postgres = LocalPostgres().start()  # a cluster of its own (this test stops it), outside the 0700 basetemp
+    server: PgServer | None = None
+    try:
+        database = postgres.create_database()
+        server = start_pg_server(tmp_path, "a", postgres, database)
+        epoch = healthz(server.url)[1]["epoch"]
+        with httpx.Client(timeout=30) as client, connect(
+            server.url.replace("http", "ws", 1) + f"/api/v1/watch?epoch={epoch}&after=0", open_timeout=10,
+        ) as ws:
+            assert '"hello"' in str(ws.recv(timeout=10))
+            before = put_peer(client, server.url)
+            assert before is not None
+            postgres.stop()
+            refused = []
+            started = time.monotonic()
+            for _ in range(20):  # every write refused with 503 storage_failed, none hangs
+                peer = make_peer(f"bench-{uuid.uuid4().hex[:10]}")
+                response = client.put(
+                    f"{server.url}/api/v1/peer/{peer.id}", content=peer.model_dump_json(),
+                    headers={"content-type": "application/json"},
+                )
+                refused.append((response.status_code, response.json().get("code")))
+            assert set(refused) == {(503, "storage_failed")}, refused
+            assert time.monotonic() - started < 10
+            status, body = healthz(server.url)
+            assert status == 200 and body["storage"] == "failing" and body["epoch"] == epoch
+            # reads go on from memory
+            assert str(before[0]) in peer_ids(server.url)
+            time.sleep(1.0)
+            restart_postgres(postgres)
+            deadline = time.monotonic() + 20
+            after = None
+            while after is None and time.monotonic() < deadline:
+                after = put_peer(client, server.url)
+                if after is None:
+                    time.sleep(0.1)
+            assert after is not None, server.describe()
+            assert after[1] == before[1] + 1  # the refused writes used no revision: no gap
+            status, body = healthz(server.url)
+            assert status == 200 and body["storage"] == "ok" and body["epoch"] == epoch  # no resync
+            messages = []
+            while True:
+                try:
+                    messages.append(str(ws.recv(timeout=1)))
+                except TimeoutError:
+                    break
+            assert not any('"resync"' in m for m in messages), messages
+            assert any(after[0] in m for m in messages)  # the stream goes on in the same epoch
+        assert server.stop() == 0
+        assert "got the write lock of" in server.err()
+    finally:
+        if server is not None:
+            server.kill()
+        postgres.cleanup()
