@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: run test lint unit bench bench-quick clean system-deps package package-test
+.PHONY: run run-server-pg test lint unit bench bench-quick clean system-deps package package-test
 
 $(STAMP): pyproject.toml
 	@./scripts/ensure-system-deps
@@ -19,6 +19,11 @@ system-deps:
 
 run: $(STAMP)
 	$(BIN)/lea $(ARGS)
+
+# A temporary PostgreSQL 15 and `lea-backend serve --store postgresql://...` on it (demo fleet, no
+# authentication, loopback); Ctrl+C stops both. ARGS go to `serve` (docs/server.md).
+run-server-pg: $(STAMP)
+	$(BIN)/python scripts/run-server-pg $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from backend.manager import ResourcesManager
     from backend.storage.base import EventStore
+    from backend.storage.postgres import PostgresTarget
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = Path(__file__).resolve().parent / "out"
@@ -107,26 +108,33 @@ def verdict(ok: bool) -> str:
 
 
 @contextmanager
-def write_path(data_dir: Path, bare: bool) -> Iterator[tuple[EventStore, ResourcesManager]]:
+def write_path(
+    data_dir: Path, bare: bool, store: PostgresTarget | None = None
+) -> Iterator[tuple[EventStore, ResourcesManager]]:
     """The write path a benchmark measures, durability "full": a whole started Backend (operator,
-    demo broker) or, ``bare``, the store and the manager alone. Closing it ends every subscription."""
+    demo broker) or, ``bare``, the store and the manager alone; on ``lea.db`` or on the PostgreSQL
+    ``store``. Closing it ends every subscription."""
     from backend import rules  # the repository is on sys.path only once this module is imported
     from backend.backend import Backend
     from backend.manager import ResourcesManager
     from backend.settings import Settings
+    from backend.storage.postgres import PostgresEventStore
     from backend.storage.sqlite import SqliteEventStore
 
     if not bare:
-        with Backend(data_dir, durability="full") as backend:
+        with Backend(data_dir, store=store, durability="full") as backend:
             backend.start()
             yield backend.store, backend.manager
         return
     data_dir.mkdir()
-    store = SqliteEventStore(data_dir / "lea.db", durability="full")
-    manager = ResourcesManager(store, Settings(durability="full"), rules=rules.check)
+    events: EventStore = (
+        SqliteEventStore(data_dir / "lea.db", durability="full") if store is None
+        else PostgresEventStore(store, durability="full")
+    )
+    manager = ResourcesManager(events, Settings(durability="full"), rules=rules.check)
     manager.start()
     try:
-        yield store, manager
+        yield events, manager
     finally:
         manager.close()
-        store.close()
+        events.close()

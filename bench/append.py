@@ -27,6 +27,14 @@ The average group size is the number of events divided by the number of ``store.
 that carried events (counted by wrapping the method).
 
     .venv/bin/python bench/append.py [--quick] [--bare] [--rounds N] [--writes N] [--tmp-dir DIR]
+
+With ``--store postgresql://USER@HOST:PORT/DATABASE`` (an empty database; the password from
+PGPASSWORD, ~/.pgpass or ``--store-password-file``) or ``--store pg`` (a temporary PostgreSQL 15 of
+its own, tests/helpers/postgres.py, fsync on), the same rounds run against PostgreSQL: the
+manager's PostgresEventStore against raw psycopg ``INSERT; COMMIT`` per event on one connection,
+and the floor's group commits, all at the same ``synchronous_commit`` (on: durability full). The
+raw and floor rows go to tables made ``LIKE events INCLUDING ALL`` next to the store's own, dropped
+at the end.
 """
 
 from __future__ import annotations
@@ -162,6 +170,162 @@ def manager_writes(manager: ResourcesManager, peers: list[Any], per_thread: int)
     return len(peers) * per_thread / elapsed
 
 
+# -- PostgreSQL ----------------------------------------------------------------------------------
+def pg_raw_writes(conn: Any, table: str, n: int, first_revision: int, payload: str) -> float:
+    """Commits/s of ``n`` single-row INSERT+COMMIT transactions on one psycopg connection."""
+    epoch, tx, rid, at = uuid.uuid4().hex, str(uuid.uuid4()), str(uuid.uuid4()), datetime.now(UTC).isoformat()
+    sql = f"INSERT INTO {table} VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+    start = time.perf_counter()
+    for revision in range(first_revision, first_revision + n):
+        conn.execute(sql, (revision, epoch, tx, "peer", rid, "updated", payload, SCHEMA_VERSION, "bench", at))
+        conn.commit()
+    return n / (time.perf_counter() - start)
+
+
+def pg_floor_writes(conn: Any, table: str, threads: int, per_thread: int, first_revision: int, payload: str) -> float:
+    """The group-committing floor of ``floor_writes`` on PostgreSQL (one executemany per group)."""
+    row = (uuid.uuid4().hex, str(uuid.uuid4()), "peer", str(uuid.uuid4()), "updated", payload,
+           SCHEMA_VERSION, "bench", datetime.now(UTC).isoformat())
+    requests: queue.SimpleQueue[Future[int] | None] = queue.SimpleQueue()
+    sql = f"INSERT INTO {table} VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+
+    def sequencer() -> None:
+        revision = first_revision
+        while True:
+            first = requests.get()
+            if first is None:
+                return
+            group = [first]
+            while True:
+                try:
+                    item = requests.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    requests.put(None)
+                    break
+                group.append(item)
+            with conn.cursor() as cursor:
+                cursor.executemany(sql, [(revision + i, *row) for i in range(len(group))])
+            conn.commit()
+            for i, future in enumerate(group):
+                future.set_result(revision + i)
+            revision += len(group)
+
+    def writer() -> None:
+        barrier.wait()
+        for _ in range(per_thread):
+            future: Future[int] = Future()
+            requests.put(future)
+            future.result()
+
+    barrier = threading.Barrier(threads + 1)
+    seq = threading.Thread(target=sequencer)
+    seq.start()
+    elapsed = timed([threading.Thread(target=writer) for _ in range(threads)], barrier)
+    requests.put(None)
+    seq.join()
+    return threads * per_thread / elapsed
+
+
+def main_postgres(args: Any, rounds: int, n: int, per_thread: int) -> None:
+    import contextlib
+
+    import psycopg
+
+    from backend.storage.postgres import PostgresTarget
+    from tests.helpers.postgres import LocalPostgres
+
+    with contextlib.ExitStack() as stack:
+        tmp_path = Path(stack.enter_context(temp_dir(args.tmp_dir)))
+        if args.store == "pg":
+            base = Path(args.tmp_dir) if args.tmp_dir else None  # the temp dir is 0700: not reachable by the server
+            server = stack.enter_context(LocalPostgres(synchronous_commit="on", fsync=True, base=base))
+            database = server.create_database("lea_bench")
+            target = PostgresTarget.parse(server.url(database), server.password_file)
+            where = f"a temporary PostgreSQL 15 in {server.base}"
+        else:
+            target = PostgresTarget.parse(args.store, args.store_password_file)
+            where = target.url
+        with write_path(tmp_path / "data", args.bare, store=target) as (store, manager):
+            stats = GroupStats()
+            original_append = store.append
+
+            def counting_append(events: Any, reserve_up_to: int | None = None) -> None:
+                if events:
+                    stats.appends += 1
+                    stats.events += len(events)
+                original_append(events, reserve_up_to=reserve_up_to)
+
+            store.append = counting_append  # type: ignore[method-assign]
+            conn = psycopg.connect(target.conninfo())
+            conn.execute("SET synchronous_commit = on")
+            settings = {
+                name: conn.execute(f"SHOW {name}").fetchone()[0]  # type: ignore[index]
+                for name in ("server_version", "synchronous_commit", "fsync", "wal_sync_method", "full_page_writes")
+            }
+            for table in ("lea_bench_raw", "lea_bench_floor"):
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
+                conn.execute(f"CREATE TABLE {table} (LIKE events INCLUDING ALL)")
+            conn.commit()
+            floor_conn = psycopg.connect(target.conninfo())
+            floor_conn.execute("SET synchronous_commit = on")
+            floor_conn.commit()
+            try:
+                peers = [make_peer(f"bench-{i:02d}") for i in range(THREADS)]
+                for peer in peers:
+                    store_peer_descriptor(manager, peer, "bench")
+                payload = manager.get(peers[0].kind, peers[0].id).model_dump_json()  # type: ignore[union-attr]
+                warm = WARMUP // 3
+                pg_raw_writes(conn, "lea_bench_raw", warm, 1, payload)
+                pg_raw_writes(floor_conn, "lea_bench_floor", warm, 1, payload)
+                manager_writes(manager, peers[:1], warm)
+                raw, one, eight, group, floor1, floor8 = [], [], [], [], [], []
+                next_raw = next_floor = warm + 1
+                for r in range(rounds):
+                    before = pg_raw_writes(conn, "lea_bench_raw", n, next_raw, payload)
+                    one.append(manager_writes(manager, peers[:1], n))
+                    counted = GroupStats(stats.appends, stats.events)
+                    eight.append(manager_writes(manager, peers, per_thread))
+                    group.append((stats.events - counted.events) / max(1, stats.appends - counted.appends))
+                    floor1.append(pg_floor_writes(floor_conn, "lea_bench_floor", 1, n, next_floor, payload))
+                    floor8.append(
+                        pg_floor_writes(floor_conn, "lea_bench_floor", THREADS, per_thread, next_floor + n, payload)
+                    )
+                    next_floor += n + THREADS * per_thread
+                    after = pg_raw_writes(conn, "lea_bench_raw", n, next_raw + n, payload)
+                    next_raw += 2 * n
+                    raw.append(2 / (1 / before + 1 / after))
+                    print(
+                        f"round {r + 1}/{rounds}: raw {raw[-1]:,.0f} commits/s; manager x1 {one[-1]:,.0f} "
+                        f"({one[-1] / raw[-1]:.2f}x), x{THREADS} {eight[-1]:,.0f} ({eight[-1] / raw[-1]:.2f}x, "
+                        f"avg group {group[-1]:.2f}); floor x1 {floor1[-1]:,.0f}, x{THREADS} {floor8[-1]:,.0f}",
+                        flush=True,
+                    )
+            finally:
+                for table in ("lea_bench_raw", "lea_bench_floor"):
+                    conn.execute(f"DROP TABLE IF EXISTS {table}")
+                conn.commit()
+                conn.close()
+                floor_conn.close()
+        info = machine(tmp_path)
+    r1 = median([a / b for a, b in zip(one, raw, strict=True)])
+    r8 = median([a / b for a, b in zip(eight, raw, strict=True)])
+    raw_m, one_m, eight_m = median(raw), median(one), median(eight)
+    print()
+    print(f"machine: {info}")
+    print(f"store: PostgreSQL at {where}: {settings}")
+    print(f"manager = {'bare ResourcesManager + PostgresEventStore' if args.bare else 'Backend'}; durability full "
+          f"(synchronous_commit on); payload {len(payload)} bytes; {rounds} rounds")
+    print(f"raw psycopg single-writer INSERT+COMMIT/s: {raw_m:10,.0f}   ({1e6 / raw_m:,.0f} us per commit)")
+    print(f"manager single-writer writes/s:            {one_m:10,.0f}   ratio {r1:.2f}x raw "
+          f"(target >= 0.5: {verdict(r1 >= 0.5)})")
+    print(f"manager {THREADS} writer threads writes/s:          {eight_m:10,.0f}   ratio {r8:.2f}x raw "
+          f"(target >= 3: {verdict(r8 >= 3)})")
+    print(f"manager {THREADS} writer threads avg group size: {median(group):.2f} events/commit")
+    print(f"reference: python floor x1 {median(floor1):,.0f} writes/s, x{THREADS} {median(floor8):,.0f} writes/s")
+
+
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 10, quick 3)")
@@ -170,10 +334,16 @@ def main() -> None:
         help="a bare ResourcesManager(store, rules) instead of Backend (no operator, no demo peer broker)",
     )
     p.add_argument("--writes", type=int, default=None, help="writes per measurement (default 500, quick 200)")
+    p.add_argument("--store", metavar="URL",
+                   help="postgresql://USER@HOST:PORT/DATABASE (empty), or 'pg' for a temporary PostgreSQL of its own")
+    p.add_argument("--store-password-file", metavar="FILE", help="the PostgreSQL password (else PGPASSWORD)")
     args = p.parse_args()
     rounds = args.rounds or (3 if args.quick else 10)
     n = args.writes or (200 if args.quick else 500)
     per_thread = max(1, n // THREADS) * 2  # the x8 run does 2n writes: it should be >= 3x faster
+    if args.store is not None:
+        main_postgres(args, rounds, n, per_thread)
+        return
 
     with temp_dir(args.tmp_dir) as tmp:
         tmp_path = Path(tmp)

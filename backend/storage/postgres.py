@@ -57,8 +57,6 @@ BATCH = 2000
 MAX_REVISION = 2**63 - 1
 SYNCHRONOUS_COMMIT = {"full": "on", "normal": "local", "off": "off"}
 URL_SCHEMES = ("postgresql://", "postgres://")
-#: Seconds a write waits for a pooled connection before it fails (PostgreSQL down: 503 soon, not a hang).
-WRITE_CONNECT_TIMEOUT = 2.0
 
 
 class NotStored(psycopg.OperationalError, WriteNotStored):
@@ -77,6 +75,7 @@ TABLES = (
     "peer_id text)",
     "CREATE INDEX IF NOT EXISTS idx_tokens_hash ON tokens (hash)",
 )
+INSERT_EVENT = "INSERT INTO events VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
 LEA_TABLES = frozenset({"events", "checkpoints", "meta", "tokens"})
 
 
@@ -180,6 +179,8 @@ class PostgresEventStore(EventStore):
         self.name = self.target.url
         self._synchronous_commit = SYNCHRONOUS_COMMIT[durability]
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._writer_conn: psycopg.Connection[Any] | None = None
         self._closed = False
         options = f"-c synchronous_commit={self._synchronous_commit}"
         if read_only:
@@ -210,7 +211,7 @@ class PostgresEventStore(EventStore):
     def _write_connection(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]:
         if self.writer is not None:
             return self.writer()
-        return self.pool.connection(timeout=WRITE_CONNECT_TIMEOUT)
+        return self._own_writer()
 
     def connect(self) -> psycopg.Connection[Any]:
         """A new connection of this store's database outside the pool (autocommit), the caller's to close."""
@@ -314,8 +315,10 @@ class PostgresEventStore(EventStore):
         committing = False
         try:
             with self._write_connection() as conn, conn.transaction(), conn.cursor() as cursor:
-                if rows:
-                    cursor.executemany("INSERT INTO events VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
+                if len(rows) == 1:  # executemany's pipeline costs more than it saves for one row
+                    cursor.execute(INSERT_EVENT, rows[0])
+                elif rows:
+                    cursor.executemany(INSERT_EVENT, rows)
                 if reserve_up_to is not None:
                     self._set_meta(conn, "revision_reserved", str(reserve_up_to))
                 committing = True  # leaving the block sends COMMIT: from here the outcome may be unknown
@@ -323,6 +326,27 @@ class PostgresEventStore(EventStore):
             if committing:
                 raise
             raise NotStored(" ".join(str(exc).split()) or type(exc).__name__) from exc
+
+    @contextlib.contextmanager
+    def _own_writer(self) -> Iterator[psycopg.Connection[Any]]:
+        """The commit path's own connection (the manager is the single sequencer: one writer)."""
+        with self._write_lock:
+            try:
+                yield self._writer()
+            except psycopg.OperationalError:
+                self._drop_writer()  # the connection may be gone (server restarted): a new one next time
+                raise
+
+    def _writer(self) -> psycopg.Connection[Any]:
+        if self._writer_conn is None or self._writer_conn.closed:
+            self._writer_conn = psycopg.connect(self._conninfo, autocommit=True)
+        return self._writer_conn
+
+    def _drop_writer(self) -> None:
+        if self._writer_conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._writer_conn.close()
+            self._writer_conn = None
 
     def reserved_revision(self) -> int:
         with self.pool.connection() as conn:
@@ -520,4 +544,6 @@ class PostgresEventStore(EventStore):
         with self._lock:
             if not self._closed:
                 self._closed = True
+                with self._write_lock:
+                    self._drop_writer()
                 self.pool.close()

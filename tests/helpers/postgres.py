@@ -22,7 +22,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-#: Where Debian's postgresql-15 puts its programs; LEA_PG_BIN overrides, then the PATH.
+#: Where Debian's postgresql-15 puts its programs (LEA_PG_BIN overrides; then any other installed
+#: version, newest first, then the PATH).
 DEBIAN_PG_BIN = Path("/usr/lib/postgresql/15/bin")
 SUPERUSER = "lea"
 #: The unprivileged user the server runs as when this process is root.
@@ -33,6 +34,11 @@ def pg_bin() -> Path | None:
     """The directory holding initdb and pg_ctl, or None when PostgreSQL is not installed."""
     candidates = [Path(os.environ["LEA_PG_BIN"])] if os.environ.get("LEA_PG_BIN") else []
     candidates.append(DEBIAN_PG_BIN)
+    # A release without 15 ships its own (newer) version: the highest one installed.
+    candidates += sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+        reverse=True,
+    )
     found = shutil.which("pg_ctl")
     if found:
         candidates.append(Path(found).parent)

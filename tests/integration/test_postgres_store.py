@@ -188,3 +188,19 @@ def test_target_parsing() -> None:
         "postgresql://u:***@h/db?sslmode=require&password=***"
     )
     assert PostgresTarget.parse("postgres://u@h:5/db").database == "db"
+
+
+@pytest.mark.parametrize(("durability", "expected"), [("full", "on"), ("normal", "local"), ("off", "off")])
+def test_durability_is_synchronous_commit(pg_target: PostgresTarget, durability: str, expected: str) -> None:
+    with PostgresEventStore(pg_target, durability=durability) as store:
+        with store.pool.connection() as conn:
+            assert conn.execute("SHOW synchronous_commit").fetchone() == (expected,)
+        writer = store._writer()  # the commit path's own connection too
+        assert writer.execute("SHOW synchronous_commit").fetchone() == (expected,)
+
+
+def test_serve_child_refuses_a_postgresql_store(tmp_path: Path, pg_target: PostgresTarget) -> None:
+    result = lea_backend(tmp_path / "d", "serve", "--child", "--store", pg_target.url, stdin="x" * 40 + "\n")
+    assert result.returncode == 2
+    assert "serve --child is LEA's own embedded backend on lea.db" in result.stderr
+    assert not (tmp_path / "d").exists()
