@@ -2,8 +2,8 @@
 
 Every HTTP request gets 503 with a ``standby`` problem, ``/healthz`` included (its body says
 ``{"status": "standby"}``), so a load balancer's health check routes to the active server; a watch
-socket is refused (close code 1013, "try again later"). Once the standby holds the lock and has
-restored, :class:`Switch` hands every new request to the real API.
+socket is refused with the same 503 (an agent or LEA tries the next server of its list). Once the
+standby holds the lock and has restored, :class:`Switch` hands every new request to the real API.
 """
 
 from __future__ import annotations
@@ -29,12 +29,15 @@ class StandbyApp:
         self.store = store
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
+        kind = scope["type"]
+        if kind == "websocket":
             await receive()  # websocket.connect
-            await send({"type": "websocket.close", "code": 1013, "reason": "standby server"})
+            if "websocket.http.response" not in scope.get("extensions", {}):
+                await send({"type": "websocket.close", "code": 1013, "reason": "standby server"})
+                return
+        elif kind != "http":
             return
-        if scope["type"] != "http":
-            return
+        prefix = "websocket.http" if kind == "websocket" else "http"
         if scope.get("path") == "/healthz":
             body = json.dumps({"status": "standby", "store": self.store}).encode()
             media = "application/json"
@@ -46,13 +49,13 @@ class StandbyApp:
             body = error.to_problem().model_dump_json().encode()
             media = PROBLEM
         await send({
-            "type": "http.response.start", "status": 503,
+            "type": f"{prefix}.response.start", "status": 503,
             "headers": [
                 (b"content-type", media.encode()), (b"content-length", str(len(body)).encode()),
                 (b"retry-after", RETRY_AFTER.encode()),
             ],
         })
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": f"{prefix}.response.body", "body": body})
 
 
 class Switch:

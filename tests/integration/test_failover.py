@@ -7,6 +7,7 @@ count a write as acknowledged only when the server answered 200.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import subprocess
 import sys
@@ -18,9 +19,10 @@ from pathlib import Path
 import httpx
 
 from backend.storage.postgres import PostgresTarget
+from resources.kinds import ResourceKind
 from tests.helpers.factories import make_peer
 from tests.helpers.failover import REPO, PgServer, healthz, restart_postgres, start_pg_server
-from tests.helpers.postgres import LocalPostgres
+from tests.helpers.postgres import LocalPostgres, free_port
 
 TRIALS = 10
 
@@ -53,6 +55,43 @@ def lea_backend(base: Path, postgres: LocalPostgres, database: str, *args: str) 
          "--store-password-file", str(postgres.password_file), *args],
         capture_output=True, text=True, timeout=120, check=False, cwd=REPO,
     )
+
+
+class Follower:
+    """LEA's own sync path (RemoteConnection over the server list + Store + SyncEngine) in a thread."""
+
+    def __init__(self, urls: list[str]) -> None:
+        from lea_app.connection.remote import RemoteConnection
+        from lea_app.sync.engine import Backoff, SyncEngine
+        from lea_app.sync.store import Store
+
+        self.loop = asyncio.new_event_loop()
+        self.connection = RemoteConnection(",".join(urls), None, keepalive=2.0)
+        self.store = Store()
+        self.engine = SyncEngine(
+            self.connection, self.store, resync_backoff=Backoff(first=0.05, maximum=0.5),
+            reconnect_backoff=Backoff(first=0.05, maximum=0.5), healthy_after=0.5,
+        )
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self._task = asyncio.run_coroutine_threadsafe(self.engine.run(), self.loop)
+
+    def peers(self) -> set[str]:
+        async def ids() -> set[str]:
+            return {str(i) for i in self.store.of_kind(ResourceKind.PEER)}
+
+        return asyncio.run_coroutine_threadsafe(ids(), self.loop).result(10)
+
+    def stop(self) -> None:
+        async def end() -> None:
+            await self.engine.stop()
+            await self.connection.close()
+
+        asyncio.run_coroutine_threadsafe(end(), self.loop).result(20)
+        self._task.result(20)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
 
 
 class Writers:
@@ -159,12 +198,14 @@ def test_kill_9_of_the_active_at_random_moments_loses_no_acknowledged_write(
     seed = random.randrange(2**32)
     rng = random.Random(seed)
     database = pg_target.database
-    active = start_pg_server(tmp_path, "s0", postgres_server, database)
-    standby = start_pg_server(tmp_path, "s1", postgres_server, database, standby=True)
+    ports = [free_port(), free_port()]  # the two addresses clients know; each new standby reuses the dead one's
+    active = start_pg_server(tmp_path, "s0", postgres_server, database, port=ports[0])
+    standby = start_pg_server(tmp_path, "s1", postgres_server, database, standby=True, port=ports[1])
     servers = [active, standby]
     writers = Writers(2)
     writers.urls = [active.url, standby.url]
     epochs = {healthz(active.url)[1]["epoch"]}
+    follower = Follower([active.url, standby.url])
     try:
         writers.start()
         for trial in range(TRIALS):
@@ -184,12 +225,25 @@ def test_kill_9_of_the_active_at_random_moments_loses_no_acknowledged_write(
             assert status == 200 and body["epoch"] not in epochs  # a new epoch: clients resync
             epochs.add(str(body["epoch"]))
             active = standby
-            standby = start_pg_server(tmp_path, f"s{trial + 2}", postgres_server, database, standby=True)
+            standby = start_pg_server(
+                tmp_path, f"s{trial + 2}", postgres_server, database, standby=True, port=ports[trial % 2]
+            )
             servers.append(standby)
-            writers.urls = [active.url, standby.url]
         writers.stop()
+        # LEA following the servers converges on the last active: its epoch, its revision, every peer.
+        final = healthz(active.url)[1]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (
+            follower.engine.epoch != final["epoch"] or follower.engine.revision != final["revision"]
+        ):
+            time.sleep(0.05)
+        assert (follower.engine.epoch, follower.engine.revision) == (final["epoch"], final["revision"])
+        assert follower.peers() == peer_ids(active.url) >= set(writers.snapshot())
+        assert follower.engine.resyncs >= TRIALS  # one resync per new epoch (a takeover), not a storm
+        assert follower.engine.resyncs <= 3 * TRIALS, follower.engine.resyncs
     finally:
         writers.stop()
+        follower.stop()
         for server in servers:
             server.kill()
     revisions = list(writers.snapshot().values())
