@@ -62,8 +62,9 @@ class Follower:
 
     def __init__(self, urls: list[str]) -> None:
         from lea_app.connection.remote import RemoteConnection
-        from lea_app.sync.engine import Backoff, SyncEngine
+        from lea_app.sync.engine import SyncEngine
         from lea_app.sync.store import Store
+        from resources.backoff import Backoff
 
         self.loop = asyncio.new_event_loop()
         self.connection = RemoteConnection(",".join(urls), None, keepalive=2.0)
