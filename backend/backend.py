@@ -71,7 +71,9 @@ class Backend:
         self.writer: WriterLock | None = None
         try:
             if self.target is not None:
-                self.writer = writer if writer is not None else WriterLock(self.target).acquire()
+                self.writer = (
+                    writer if writer is not None else WriterLock(self.target, self.settings.durability).acquire()
+                )
             self.store: EventStore = open_event_store(
                 self.data_dir, self.target, durability=self.settings.durability
             )

@@ -32,7 +32,7 @@ from typing import Any
 
 import psycopg
 
-from backend.storage.postgres import PostgresTarget, connect_error
+from backend.storage.postgres import SYNCHRONOUS_COMMIT, PostgresTarget, connect_error
 from resources.errors import DataDirLocked
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,8 @@ def holder_name() -> str:
 class WriterLock:
     """The session advisory lock of one database's writer; see the module docstring."""
 
-    def __init__(self, target: PostgresTarget) -> None:
+    def __init__(self, target: PostgresTarget, durability: str = "full") -> None:
+        """``durability``: the store's setting; the writes on this session commit accordingly."""
         self.target = target
         self.name = holder_name()
         #: This process's mark in meta ``writer`` while it is the writer (another holder changes it).
@@ -67,7 +68,8 @@ class WriterLock:
             tcp_user_timeout=SESSION_TIMEOUT * 1000,
             options=(
                 f"-c idle_session_timeout={SESSION_TIMEOUT}s -c tcp_keepalives_idle=2 "
-                f"-c tcp_keepalives_interval=1 -c tcp_keepalives_count=3 -c tcp_user_timeout={SESSION_TIMEOUT * 1000}"
+                f"-c tcp_keepalives_interval=1 -c tcp_keepalives_count=3 -c tcp_user_timeout={SESSION_TIMEOUT * 1000} "
+                f"-c synchronous_commit={SYNCHRONOUS_COMMIT[durability]}"
             ),
         )
         self._conn: psycopg.Connection[Any] | None = None

@@ -215,7 +215,7 @@ def serve(options: ServeOptions) -> int:
     writer: WriterLock | None = None
     try:
         if target is not None:
-            writer = WriterLock(target)
+            writer = WriterLock(target, settings.durability)
             if not writer.try_acquire():
                 if not options.standby:
                     writer.acquire()  # refused, naming the holder

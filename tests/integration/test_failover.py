@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from backend.storage.postgres import PostgresTarget
 from resources.kinds import ResourceKind
@@ -313,3 +314,69 @@ def test_postgresql_lost_under_the_active_answers_503_without_a_resync_storm_and
         if server is not None:
             server.kill()
         postgres.cleanup()
+
+
+def _terminate_lock_session(postgres: LocalPostgres, server: PgServer) -> None:
+    """What a DBA (or a network cut) does to the active server: its lock session ends."""
+    import psycopg
+
+    with psycopg.connect(postgres.conninfo(), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE %s",
+            (f"lea-backend % pid {server.process.pid}",),
+        ).fetchall()
+    assert rows == [(True,)], rows
+
+
+def test_an_active_whose_lock_session_ends_is_fenced_and_stops_when_a_standby_took_over(
+    tmp_path: Path, postgres_server: LocalPostgres, pg_target: PostgresTarget
+) -> None:
+    database = pg_target.database
+    active = start_pg_server(tmp_path, "a", postgres_server, database)
+    standby: PgServer | None = None
+    try:
+        with httpx.Client(timeout=10) as client:
+            # Alone: the session ends (a DBA, PostgreSQL restarted), the server gets the lock back.
+            first = put_peer(client, active.url)
+            assert first is not None
+            _terminate_lock_session(postgres_server, active)
+            deadline = time.monotonic() + 15
+            second = None
+            while second is None and time.monotonic() < deadline:
+                second = put_peer(client, active.url)
+            assert second is not None and "got the write lock of" in active.err(), active.describe()
+            assert second[1] == first[1] + 1  # refused writes used no revision, the epoch stayed
+
+            # With a standby waiting: it takes the lock first; the old active refuses writes, then exits.
+            standby = start_pg_server(tmp_path, "b", postgres_server, database, standby=True)
+            _terminate_lock_session(postgres_server, active)
+            standby.wait_active()
+            assert active.process.wait(15) == 1
+            assert "another server took the write role" in active.err() or (
+                "another server wrote to" in active.err()
+            ), active.describe()
+            assert peer_ids(standby.url) >= {first[0], second[0]}
+            third = put_peer(client, standby.url)
+            assert third is not None and third[1] > second[1]
+        assert standby.stop() == 0
+    finally:
+        active.kill()
+        if standby is not None:
+            standby.kill()
+
+
+@pytest.mark.parametrize(("durability", "expected"), [("full", "on"), ("off", "off")])
+def test_the_lock_session_writes_at_the_store_durability(
+    tmp_path: Path, pg_target: PostgresTarget, durability: str, expected: str
+) -> None:
+    from backend.backend import Backend
+
+    backend = Backend(tmp_path / "d", store=pg_target, durability=durability)
+    try:
+        assert backend.writer is not None
+        with backend.writer.connection() as conn:
+            assert conn.execute("SHOW synchronous_commit").fetchone() == (expected,)
+            assert conn.execute("SHOW idle_session_timeout").fetchone() == ("5s",)
+    finally:
+        backend.manager.close(checkpoint=False)
+        backend.close()
