@@ -183,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
         "copy every event, checkpoint and token into an empty store, all or nothing, then verify both",
     )
     migrate.add_argument("--from", dest="source", metavar="STORE",
-                         help="a data directory or postgresql://USER@HOST:PORT/DATABASE (default: --data-dir)")
+                         help="a data directory or postgresql://USER@HOST:PORT/DATABASE (default: the store of "
+                         "--data-dir: --store, lea.toml's store, or its lea.db)")
     migrate.add_argument("--to", dest="destination", metavar="STORE", required=True,
                          help="an empty PostgreSQL database (postgresql://...) or a data directory without lea.db")
     migrate.add_argument("--from-password-file", type=Path, metavar="FILE",
@@ -550,7 +551,10 @@ def _side(text: str | None, default: Path, password_file: Path | None, option: s
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    source = _side(args.source, args.data_dir, args.from_password_file, "--from")
+    if args.source is None and (configured := _target(args)) is not None:
+        source = Side(target=configured)  # --store or lea.toml's store
+    else:
+        source = _side(args.source, args.data_dir, args.from_password_file, "--from")
     target = _side(args.destination, args.data_dir, args.to_password_file, "--to")
     report = migrate(source, target)
     copied = report.copied

@@ -105,7 +105,7 @@ class LocalPostgres:
             )
 
     # -- life cycle -------------------------------------------------------------------------
-    def start(self) -> LocalPostgres:
+    def _initdb(self) -> None:
         self._chown(self.base)
         pwfile = self.base / "initdb-password"
         pwfile.write_text(self.password + "\n")
@@ -116,6 +116,12 @@ class LocalPostgres:
             "--data-checksums",
         )
         pwfile.unlink()
+
+    def start(self) -> LocalPostgres:
+        """initdb (the first time) and pg_ctl start; after ``stop()`` it starts the same cluster again,
+        on the same port (for tests that take PostgreSQL away for a while)."""
+        if not (self.data / "PG_VERSION").exists():
+            self._initdb()
         options = (
             f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.base} "
             f"-c synchronous_commit={self.synchronous_commit} -c fsync={'on' if self.fsync else 'off'} "

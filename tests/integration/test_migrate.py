@@ -200,3 +200,16 @@ def test_refusals_change_nothing(tmp_path: Path, sqlite_dir: Path, pg_target: Po
     # An empty LEA database (a server opened it once, wrote nothing) is a fine target.
     PostgresEventStore(pg_target).close()
     assert migrate.migrate(Side(data_dir=sqlite_dir), Side(target=pg_target)).ok
+
+
+def test_from_defaults_to_the_configured_store(
+    tmp_path: Path, sqlite_dir: Path, pg_target: PostgresTarget, postgres_server: LocalPostgres
+) -> None:
+    password_file = str(postgres_server.password_file)
+    ok(lea_backend(sqlite_dir, "migrate", "--to", pg_target.url, "--to-password-file", password_file))
+    server_dir = tmp_path / "server"
+    server_dir.mkdir()
+    (server_dir / "lea.toml").write_text(f'store = "{pg_target.url}"\n', encoding="utf-8")
+    env = {"PGPASSWORD": postgres_server.password}
+    out = ok(lea_backend(server_dir, "migrate", "--to", str(tmp_path / "back"), env=env))
+    assert f"from {pg_target.url} to {tmp_path / 'back'}" in out and "migrate: ok" in out

@@ -14,8 +14,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from backend import actions, admin
+from backend.backend import Backend
 from backend.storage.postgres import PostgresEventStore, PostgresTarget, redact
-from resources.errors import DataDirError
+from resources import PeerDescriptor
+from resources.errors import DataDirError, StorageFailed
 from tests.helpers.factories import make_peer
 from tests.helpers.postgres import LocalPostgres, free_port
 from tests.helpers.server import REPO, running_server
@@ -204,3 +207,26 @@ def test_serve_child_refuses_a_postgresql_store(tmp_path: Path, pg_target: Postg
     assert result.returncode == 2
     assert "serve --child is LEA's own embedded backend on lea.db" in result.stderr
     assert not (tmp_path / "d").exists()
+
+
+def test_lost_connections_fail_one_commit_then_the_store_reconnects(data_dir: Path, pg_target: PostgresTarget) -> None:
+    """Every connection of the server killed (as a PostgreSQL restart does): the commit under way fails
+    with storage_failed and nothing of it is stored; the next write and every read reconnect."""
+    backend = Backend(data_dir, store=pg_target, durability="off").start()
+    try:
+        actions.store_peer_descriptor(backend.manager, make_peer("bench-a"), "tester")
+        with psycopg.connect(pg_target.conninfo(), autocommit=True) as admin_conn:
+            killed = admin_conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+        assert killed is not None and killed[0] >= 2  # the commit connection and the pool's
+        with pytest.raises(StorageFailed):
+            actions.store_peer_descriptor(backend.manager, make_peer("bench-b"), "tester")
+        actions.store_peer_descriptor(backend.manager, make_peer("bench-c"), "tester")
+        stored = [e.resource.name for e in backend.store.read_events() if isinstance(e.resource, PeerDescriptor)]
+        assert stored == ["bench-a", "bench-c"]
+    finally:
+        backend.close()
+    with PostgresEventStore(pg_target, read_only=True) as store:
+        assert admin.verify(store).ok
