@@ -102,15 +102,3 @@ def healthz(url: str, timeout: float = 2.0) -> tuple[int, dict[str, object]]:
     response = httpx.get(url + "/healthz", timeout=timeout)
     return response.status_code, response.json()
 
-
-def restart_postgres(postgres: LocalPostgres) -> None:
-    """Start a stopped LocalPostgres again on the same data, port and options (tests/helpers/postgres.py)."""
-    options = (
-        f"-c listen_addresses=127.0.0.1 -p {postgres.port} -c unix_socket_directories={postgres.base} "
-        f"-c synchronous_commit={postgres.synchronous_commit} -c fsync={'on' if postgres.fsync else 'off'} "
-        "-c max_connections=200 -c shared_buffers=64MB"
-    )
-    postgres._run(  # the fixture's own runner (as the server's user)
-        str(postgres.bin / "pg_ctl"), "-D", str(postgres.data), "-l", str(postgres.log), "-o", options, "-w", "start"
-    )
-    postgres.running = True
