@@ -74,14 +74,14 @@ class PgServer:
 
 def start_pg_server(
     base: Path, name: str, postgres: LocalPostgres, database: str, *, standby: bool = False,
-    port: int = 0, extra: tuple[str, ...] = (),
+    port: int = 0, extra: tuple[str, ...] = (), auth: bool = False,
 ) -> PgServer:
     """``lea-backend serve --store postgresql://... [--standby]`` with a data directory of its own."""
     base.mkdir(parents=True, exist_ok=True)
     stdout, stderr = base / f"{name}.out", base / f"{name}.err"
     command = [
         sys.executable, "-m", "backend", "serve", "--data-dir", str(base / name), "--port", str(port),
-        "--insecure-no-auth", "--store", postgres.url(database),
+        *([] if auth else ["--insecure-no-auth"]), "--store", postgres.url(database),
         "--store-password-file", str(postgres.password_file), *(["--standby"] if standby else []), *extra,
     ]
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PG")}

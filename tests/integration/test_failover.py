@@ -380,3 +380,48 @@ def test_the_lock_session_writes_at_the_store_durability(
     finally:
         backend.manager.close(checkpoint=False)
         backend.close()
+
+
+def test_agents_with_the_server_list_follow_the_failover_and_the_deployment_is_reconciled(
+    tmp_path: Path, postgres_server: LocalPostgres, pg_target: PostgresTarget
+) -> None:
+    from tests.helpers.agent_process import agent_process, wait_for
+    from tests.helpers.bench_api import BenchApi
+
+    database = pg_target.database
+    created = lea_backend(tmp_path, postgres_server, database, "token", "create", "--role", "admin", "--name", "root")
+    assert created.returncode == 0, created.stderr
+    admin = created.stdout.strip()
+    heartbeat = ("--agent-heartbeat", "0.5", "--agent-timeout", "3")
+    active = start_pg_server(tmp_path, "a", postgres_server, database, extra=heartbeat, auth=True)
+    standby = start_pg_server(tmp_path, "b", postgres_server, database, standby=True, extra=heartbeat, auth=True)
+    urls = f"{active.url},{standby.url}"
+    try:
+        with httpx.Client(base_url=active.url, headers={"Authorization": f"Bearer {admin}"}, timeout=10) as http:
+            api = BenchApi(http)
+            lead, member = api.new_peer("lead"), api.new_peer("member")
+            lead_token, member_token = api.token(lead), api.token(member)
+            with (
+                agent_process(tmp_path, urls, lead.id, lead_token, underlay="192.0.2.1") as a,
+                agent_process(tmp_path, urls, member.id, member_token, underlay="192.0.2.2") as b,
+            ):
+                wait_for("both online", lambda: api.online(lead) and api.online(member),
+                         describe=lambda: a.log() + b.log())
+                cluster = api.add_cluster(lead, member)
+                api.deploy(cluster.id)
+                wait_for("deployed", lambda: api.status(cluster.id) == "deployed", describe=lambda: a.log() + b.log())
+                active.kill()
+                standby.wait_active()
+                http.base_url = httpx.URL(standby.url)
+                wait_for(
+                    "online on the new active and reconciled",
+                    lambda: api.online(lead) and api.online(member) and api.status(cluster.id) == "deployed"
+                    and api.consistent(lead) and api.consistent(member),
+                    describe=lambda: f"{api.cluster_state(cluster.id)}\n{a.log()[-3000:]}\n{b.log()[-3000:]}",
+                )
+                assert a.alive() and b.alive()
+                assert f"connecting to {standby.url.replace('http', 'ws', 1)}" in a.log(), a.log()[-2000:]
+        assert standby.stop() == 0
+    finally:
+        active.kill()
+        standby.kill()
