@@ -44,7 +44,7 @@ PING_INTERVAL = 0.5
 #: PostgreSQL ends a lock session idle (no ping) for this long, and a cut-off one within about this.
 SESSION_TIMEOUT = 5
 #: Seconds between attempts to get the lock (a standby waiting, a fenced holder getting it back).
-RETRY_INTERVAL = 0.1
+RETRY_INTERVAL = 0.05
 #: meta key naming the server that holds (or last held) the write role.
 WRITER_META = "writer"
 
@@ -117,18 +117,30 @@ class WriterLock:
         return self
 
     def wait(self, stop: threading.Event) -> bool:
-        """Wait for the lock (a standby); False when ``stop`` was set first. Connection failures
-        (PostgreSQL down) are retried."""
-        while not stop.is_set():
-            try:
-                if self.try_acquire():
-                    return True
-            except Exception as exc:
-                log.warning("standby: cannot reach %s (%s); retrying", self.target.url, exc)
-                stop.wait(1.0)
-                continue
-            stop.wait(RETRY_INTERVAL)
-        return False
+        """Wait for the lock (a standby); False when ``stop`` was set first. One session polls
+        ``pg_try_advisory_lock`` every ``RETRY_INTERVAL`` s (cheap: no new connection per try);
+        connection failures (PostgreSQL down) are retried on a new one."""
+        conn: psycopg.Connection[Any] | None = None
+        try:
+            while not stop.is_set():
+                try:
+                    if conn is None or conn.closed:
+                        conn = self._connect()
+                    if self._try(conn):
+                        self._conn, conn = conn, None
+                        return True
+                except Exception as exc:
+                    log.warning("standby: cannot reach %s (%s); retrying", self.target.url, exc)
+                    if conn is not None:
+                        conn.close()
+                    conn = None
+                    stop.wait(1.0)
+                    continue
+                stop.wait(RETRY_INTERVAL)
+            return False
+        finally:
+            if conn is not None:
+                conn.close()
 
     def holder(self) -> str:
         """Who holds the lock, as PostgreSQL knows it (application name, client address, backend pid)."""
