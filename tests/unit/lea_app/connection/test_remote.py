@@ -153,3 +153,14 @@ def test_only_standbys_is_a_lost_connection_and_a_write_cut_mid_way_is_not_sent_
             await remote.close()
 
     asyncio.run(go())
+
+
+def test_normalise_urls_is_the_canonical_list() -> None:
+    from lea_app.connection.remote import normalise_urls
+
+    assert normalise_urls(" a.lab:8421 , https://b.lab:8421/ ,a.lab:8421") == "http://a.lab:8421,https://b.lab:8421"
+    assert normalise_urls("https://a.lab") == "https://a.lab"  # one server: as before (the saved token's key)
+    with pytest.raises(LeaError, match="not a server address"):
+        normalise_urls(" , ")
+    with pytest.raises(LeaError, match="not a server address: 'ftp://b'"):
+        normalise_urls("a.lab:1,ftp://b")
