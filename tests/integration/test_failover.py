@@ -178,6 +178,10 @@ def test_a_second_server_is_refused_and_a_standby_answers_503_until_it_takes_ove
         with httpx.Client(timeout=10) as client:
             second = put_peer(client, active.url)
         assert second is not None
+        waiting = start_pg_server(tmp_path, "w", postgres_server, database, standby=True)
+        started = time.monotonic()
+        assert waiting.stop() == 0 and time.monotonic() - started < 10  # SIGTERM while waiting: a clean exit
+        assert "serving" not in waiting.out()
 
         assert active.stop() == 0  # a clean stop releases the lock too
         standby.wait_active()
