@@ -179,6 +179,13 @@ def test_a_second_server_is_refused_and_a_standby_answers_503_until_it_takes_ove
             second = put_peer(client, active.url)
         assert second is not None
         waiting = start_pg_server(tmp_path, "w", postgres_server, database, standby=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # uvicorn runs (its SIGTERM handler is in place)
+            try:
+                if healthz(waiting.url)[0] == 503:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.02)
         started = time.monotonic()
         assert waiting.stop() == 0 and time.monotonic() - started < 10  # SIGTERM while waiting: a clean exit
         assert "serving" not in waiting.out()
