@@ -21,9 +21,10 @@ from backend.peers.broker import Brokers
 from backend.peers.demo import DemoFaults, DemoPeerBroker
 from backend.settings import Settings, load_settings
 from backend.storage.base import EventStore
-from backend.storage.postgres import PostgresTarget
+from backend.storage.postgres import PostgresEventStore, PostgresTarget
 from backend.stores import StoreTarget, open_event_store, open_token_store, resolve_store
 from backend.tokens import TokenStore
+from backend.writer_lock import WriterLock
 
 if TYPE_CHECKING:
     from backend.server.agent_listener import AgentListener
@@ -50,10 +51,14 @@ class Backend:
         demo_seed: int = 0,
         demo_faults: DemoFaults | None = None,
         store: PostgresTarget | str | None = None,
+        writer: WriterLock | None = None,
         **setting_overrides: Any,
     ) -> None:
         """``store``: a PostgreSQL store (a URL, or a target with its password file) instead of the
-        data directory's ``lea.db``; else the ``store`` setting (lea.toml) decides (backend/stores.py)."""
+        data directory's ``lea.db``; else the ``store`` setting (lea.toml) decides (backend/stores.py).
+
+        On PostgreSQL the backend holds the database's write lock (backend/writer_lock.py): ``writer``
+        is one already held (a standby that just got it), else it is taken now or refused."""
         self.data_dir = DataDir(data_dir)
         if isinstance(store, str):
             setting_overrides["store"] = store
@@ -63,18 +68,34 @@ class Backend:
         )
         self.data_dir.ensure()
         self._lock: DataDirLock = self.data_dir.lock().acquire()
+        self.writer: WriterLock | None = None
         try:
+            if self.target is not None:
+                self.writer = (
+                    writer if writer is not None else WriterLock(self.target, self.settings.durability).acquire()
+                )
             self.store: EventStore = open_event_store(
                 self.data_dir, self.target, durability=self.settings.durability
             )
         except BaseException:
+            if self.writer is not None:
+                self.writer.release()
             self._lock.release()
             raise
         self.manager = ResourcesManager(self.store, self.settings, rules=rules.check)
         try:
+            if self.writer is not None and isinstance(self.store, PostgresEventStore):
+                # Writes go through the lock's session; the mark says this server is the writer now
+                # (before the restore: whatever the previous writer committed is read below).
+                self.store.writer = self.writer.connection
+                self.writer.claim()
+                self.writer.on_lost = self.manager.fence
+                self.writer.on_regained = self.manager.unfence
             self.manager.restore()
         except BaseException:
             self.store.close()
+            if self.writer is not None:
+                self.writer.release()
             self._lock.release()
             raise
         # Operators and brokers subscribe now, before the manager accepts writes.
@@ -120,6 +141,8 @@ class Backend:
         self.manager.start()
         self.operator.start()
         self.brokers.start()
+        if self.writer is not None:
+            self.writer.start_watchdog()
         self._started = True
         return self
 
@@ -148,6 +171,8 @@ class Backend:
             self.manager.close()
         finally:
             self.store.close()
+            if self.writer is not None:
+                self.writer.release()  # the session ends: a standby takes over
             self._lock.release()
 
     def __enter__(self) -> Backend:

@@ -183,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "line on stdout, exit cleanly when stdin closes (LEA starts it so; loopback only)")
     serve.add_argument("--agents-listen", type=_host_port, metavar="HOST:PORT",
                        help="with --child: accept bench agents (lea-peer) on HOST:PORT")
+    serve.add_argument("--standby", action="store_true",
+                       help="PostgreSQL store only: when another server holds the database, wait (503 'standby', "
+                       "/healthz too) and take over when it stops (docs/server.md)")
     serve.add_argument("--agents-tls-cert", type=Path, metavar="FILE", help="TLS certificate for --agents-listen")
     serve.add_argument("--agents-tls-key", type=Path, metavar="FILE", help="TLS private key for --agents-listen")
     serve.add_argument("--demo-delay-scale", type=_scale, default=1.0, metavar="F",
@@ -612,7 +615,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         insecure_http=args.insecure_http, insecure_no_auth=args.insecure_no_auth, demo=args.demo,
         agent_heartbeat=args.agent_heartbeat, agent_timeout=args.agent_timeout,
         demo_delay_scale=args.demo_delay_scale, child=args.child, agents_listen=args.agents_listen,
-        agents_tls_cert=args.agents_tls_cert, agents_tls_key=args.agents_tls_key,
+        agents_tls_cert=args.agents_tls_cert, agents_tls_key=args.agents_tls_key, standby=args.standby,
     )
     if not options.child:
         return serve(options)

@@ -31,7 +31,7 @@ from uuid import UUID
 from backend.restore import restore_state
 from backend.settings import Settings
 from backend.state import State
-from backend.storage.base import EventStore
+from backend.storage.base import EventStore, WriteNotStored
 from backend.subscription import Encoded, Published, Ring, StreamSubscription, Subscription, encode_batch
 from resources.errors import (
     AlreadyExists,
@@ -154,6 +154,8 @@ class ResourcesManager:
         self._storage_recovered_at = 0.0
         self._failure_epochs: deque[float] = deque()  # when failed commits started new epochs
         self._storm_warned_at: float | None = None
+        #: Why writes are refused without touching the store (this server lost its write lock).
+        self._fenced: str | None = None
 
     # -- life cycle ------------------------------------------------------------------------
     def restore(self) -> None:
@@ -222,8 +224,8 @@ class ResourcesManager:
 
     @property
     def storage_failing(self) -> bool:
-        """True from a failed commit until a later commit reaches storage again."""
-        return self._storage_failing
+        """True from a failed commit until a later commit reaches storage again, and while fenced."""
+        return self._storage_failing or self._fenced is not None
 
     @property
     def storage_recovered_at(self) -> float:
@@ -437,7 +439,25 @@ class ResourcesManager:
                 successor.signal.release()
                 return
 
+    def fence(self, reason: str) -> None:
+        """Refuse every write (503 storage_failed) without touching the store, until ``unfence``."""
+        self._fenced = reason
+
+    def unfence(self) -> None:
+        self._fenced = None
+
+    @property
+    def fenced(self) -> bool:
+        return self._fenced is not None
+
     def _process(self, group: list[_Write]) -> None:
+        fenced = self._fenced
+        if fenced is not None:
+            if not self._storage_failing:
+                self._storage_failed(len(group), RuntimeError(fenced))
+            for write in group:
+                write.future.set_exception(StorageFailed(f"the change could not be saved: {fenced}"))
+            return
         accepted: list[tuple[_Write, list[Event]]] = []
         for write in group:
             try:
@@ -470,7 +490,9 @@ class ResourcesManager:
             # The new high-water mark was not stored: the next group must reserve again, or the
             # revisions handed out after this failure could be handed out again after a crash.
             self._reserved = reserved_before
-            self._commit_failed(accepted, exc, persisted=bool(persisted))
+            # Certainly not stored (failed before its commit was sent): no new epoch, no resync.
+            certain = isinstance(exc, WriteNotStored)
+            self._commit_failed(accepted, exc, persisted=bool(persisted) and not certain)
             return
         if stores and self._storage_failing:
             self._storage_recovered()

@@ -102,10 +102,10 @@ async def open_connection(options: Options, spawned: ChildConnection | None = No
         return await spawned.ready()
     if options.connect is None:
         return await open_embedded(options)
-    from lea_app.connection.remote import RemoteConnection, normalise_url
+    from lea_app.connection.remote import RemoteConnection, normalise_urls
     from lea_app.credentials import load_token
 
-    url = normalise_url(options.connect)
+    url = normalise_urls(options.connect)
     connection = RemoteConnection(url, options.token or load_token(url), ca_file=options.ca_file)
     try:
         await connection.whoami()  # fail now, clearly, on a wrong address or token

@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--connect",
         metavar="URL",
-        help="use the shared server at URL instead of the embedded backend (token from $LEA_TOKEN or the keyring)",
+        help="use the shared server at URL instead of the embedded backend (token from $LEA_TOKEN or the keyring);"
+        " URL,URL,... lists an active server and its standbys, tried in turn",
     )
     parser.add_argument("--ca-file", help="CA certificate to trust for the server's TLS certificate")
     parser.add_argument(

@@ -179,7 +179,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="read these options from a TOML file (the package's /etc/lea/peer.toml: backend, peer-id,"
                           " ...); the command line's options win")
     run.add_argument("--backend", required=True, metavar="URL",
-                     help="the backend, e.g. https://lea.example:8421 (the agent endpoint path is added)")
+                     help="the backend, e.g. https://lea.example:8421 (the agent endpoint path is added); an active"
+                          " server and its standbys: URL,URL,... (tried in turn)")
     run.add_argument("--peer-id", required=True, metavar="UUID", help="this bench's peer id in LEA")
     run.add_argument("--token-file", required=True, type=Path, metavar="FILE",
                      help="file holding the bench token (systemd: $CREDENTIALS_DIRECTORY/token)")
@@ -211,7 +212,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> AgentSettings:
-    url = agent_endpoint(args.backend)
+    # URL[,URL...]: an active server and its standbys (docs/server.md); the agent tries them in turn.
+    urls = [agent_endpoint(item.strip()) for item in args.backend.split(",") if item.strip()]
+    if not urls:
+        raise UsageError(f"--backend {args.backend!r}: no server URL")
+    url = urls[0]
     peer_id = parse_peer_id(args.peer_id)
     token = read_token(args.token_file)
     if args.recheck_s <= 0:
@@ -224,7 +229,8 @@ def _settings(args: argparse.Namespace) -> AgentSettings:
     else:
         underlay = default_underlay_address(url)
     return AgentSettings(url=url, peer_id=peer_id, token=token, underlay_address=underlay,
-                         ssl=ssl_context(url, args.ca_file), recheck_s=args.recheck_s)
+                         ssl=ssl_context(url, args.ca_file), recheck_s=args.recheck_s,
+                         fallback_urls=tuple(urls[1:]))
 
 
 async def _run(settings: AgentSettings, args: argparse.Namespace, simulations: list[EcuAddress]) -> None:

@@ -75,6 +75,8 @@ class AgentSettings:
     ssl: ssl.SSLContext | None = None
     recheck_s: float = RECHECK_S
     open_timeout_s: float = OPEN_TIMEOUT_S
+    #: Further servers of the same database (standbys): a failed connection tries the next one.
+    fallback_urls: tuple[str, ...] = ()
 
 
 def final_message(code: int, reason: str, peer_id: UUID) -> str | None:
@@ -118,6 +120,8 @@ class Agent:
         self.capabilities = Capabilities()
         #: Connections that reached the welcome (tests read it).
         self.sessions = 0
+        self._urls = (settings.url, *settings.fallback_urls)
+        self._turn = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, apply and report until ``stop`` is set; raises ``FinalError``."""
@@ -134,7 +138,7 @@ class Agent:
             while not stop.is_set():
                 started: float | None = None
                 try:
-                    log.info("connecting to %s", self.settings.url)
+                    log.info("connecting to %s", self._url)
                     ws = await _unless_stopped(self._connect(), stop)
                     if ws is None:
                         return
@@ -163,6 +167,7 @@ class Agent:
                     why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 if started is not None:
                     self.schedule.connected_for(time.monotonic() - started)
+                self._turn += 1  # the next server of the list (the same one when there is one)
                 delay = self.schedule.next_delay()
                 log.warning("%s; connecting again in %.1f s", why, delay)
                 with contextlib.suppress(TimeoutError):
@@ -179,9 +184,13 @@ class Agent:
                 await applier_task
             await self.data_plane.close()
 
+    @property
+    def _url(self) -> str:
+        return self._urls[self._turn % len(self._urls)]
+
     async def _connect(self) -> ClientConnection:
         return await connect(
-            self.settings.url,
+            self._url,
             additional_headers={"Authorization": f"Bearer {self.settings.token}"},
             ssl=self.settings.ssl,
             max_size=MAX_MESSAGE_BYTES,

@@ -184,12 +184,20 @@ class ShuttingDown(LeaError):
     http_status = 503
 
 
+class Standby(LeaError):
+    """A standby server (``serve --standby``): another server is the active one; try it."""
+
+    code = "standby"
+    title = "Standby server"
+    http_status = 503
+
+
 ERRORS_BY_CODE: dict[str, type[LeaError]] = {
     cls.code: cls
     for cls in (
         InvalidResource, InvalidDocument, NotFound, AlreadyExists, Conflict, NameTaken, DeviceIdTaken,
         MissingReference, ReferencedByCluster, ClusterDeployed, PeerInDeployedCluster, PeerBlocked,
-        StorageFailed, SchemaTooNew, DataDirLocked, DataDirError, ShuttingDown, Unauthorized, Forbidden,
+        StorageFailed, SchemaTooNew, DataDirLocked, DataDirError, ShuttingDown, Standby, Unauthorized, Forbidden,
         PayloadTooLarge, InvalidRequest,
     )
 }

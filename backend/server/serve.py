@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -24,9 +25,12 @@ from backend.logs import setup_logging
 from backend.server import child
 from backend.server.app import create_app
 from backend.server.limits import server_options
-from backend.settings import load_settings
+from backend.server.standby import StandbyApp, Switch
+from backend.settings import Settings, load_settings
+from backend.storage.postgres import PostgresTarget
 from backend.stores import count_tokens, resolve_store
 from backend.tokens import TokenStore
+from backend.writer_lock import WriterLock
 from resources.errors import InvalidRequest
 from resources.gc_policy import freeze_start_up, raise_gc_threshold
 
@@ -59,6 +63,8 @@ class ServeOptions:
     #: A PostgreSQL store instead of the data directory's lea.db (else lea.toml's ``store``).
     store: str | None = None
     store_password_file: Path | None = None
+    #: PostgreSQL only: wait for the database's write lock (503 "standby" meanwhile), then take over.
+    standby: bool = False
 
 
 def is_loopback(host: str) -> bool:
@@ -212,18 +218,32 @@ def serve(options: ServeOptions) -> int:
         raise InvalidRequest(
             "serve --child is LEA's own embedded backend on lea.db; a PostgreSQL store is for `lea-backend serve`"
         )
+    if options.standby and target is None:
+        raise InvalidRequest(
+            "--standby is for a PostgreSQL store (--store postgresql://...): servers on one lea.db cannot share it"
+        )
     auth = check_exposure(options, lambda: count_tokens(data_dir, target))
     check_tls(options)
     session_token = child.read_session_token(sys.stdin) if options.child else None
     sock = bind(options.host, options.port)
+    writer: WriterLock | None = None
     try:
+        if target is not None:
+            writer = WriterLock(target, settings.durability)
+            if not writer.try_acquire():
+                if not options.standby:
+                    writer.acquire()  # refused, naming the holder
+                data_dir.lock().acquire().release()  # a data directory in use is refused now, not at takeover
+                return _standby(options, settings, target, writer, sock, auth)
         # Refusals from here on (lock, damaged or newer database) happen before anything is written.
         restore_cpu = time.process_time()
         backend = Backend(
-            options.data_dir, store=target, demo_delay_scale=options.demo_delay_scale,
+            options.data_dir, store=target, writer=writer, demo_delay_scale=options.demo_delay_scale,
             agent_heartbeat=options.agent_heartbeat, agent_timeout=options.agent_timeout,
         )
     except BaseException:
+        if writer is not None:
+            writer.release()
         sock.close()
         raise
     restore_cpu = time.process_time() - restore_cpu
@@ -235,28 +255,10 @@ def serve(options: ServeOptions) -> int:
         else:
             tokens = backend.open_tokens()
         app = create_app(backend, tokens if auth else None)
-        config = uvicorn.Config(
-            app,
-            ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
-            ssl_keyfile=str(options.tls_key) if options.tls_key else None,
-            log_config=None,  # uvicorn's records go to the server's log (backend.logs), not its own handlers
-            access_log=False,
-            ws_ping_interval=None,  # the API sends its own pings
-            lifespan="off",
-            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
-            **server_options(backend.settings),  # timeouts, sizes, connection cap, log level
-        )
-        logging.getLogger("uvicorn.error").addFilter(_RefusedUpgradeNoise())  # after Config set logging up
-        try:
-            config.load()  # now, so that a bad certificate fails before the "serving" line
-        except OSError as exc:  # ssl.SSLError is an OSError
-            raise InvalidRequest(
-                f"cannot use the TLS certificate {options.tls_cert} and key {options.tls_key}: "
-                f"{exc.strerror or exc}"
-            ) from exc
-        server = _Server(config)
+        server = _Server(_config(options, app, backend.settings))
         started = True  # from here on the backend writes (demo fleet, commits, the final checkpoint)
         setup_logging(backend.data_dir.path)
+        lost = _watch_writer(backend, server)
         backend.start()
         if options.demo:
             seed_demo(backend.manager)
@@ -265,10 +267,7 @@ def serve(options: ServeOptions) -> int:
                 *options.agents_listen, tls_cert=options.agents_tls_cert, tls_key=options.agents_tls_key
             )
         freeze_start_up()  # everything loaded so far stays out of every later collection
-        scheme = "https" if options.tls_cert else "http"
-        port = sock.getsockname()[1]
-        shown_host = f"[{options.host}]" if ":" in options.host else options.host
-        url = f"{scheme}://{shown_host}:{port}"
+        url = _url(options, sock)
         log.info(
             "start-up: ready %.0f ms after serve began (CPU: %.0f ms before serve - interpreter and imports -, "
             "restore %.0f ms, %.0f ms in all)",
@@ -287,8 +286,7 @@ def serve(options: ServeOptions) -> int:
             if auth and tokens.count() == 0:
                 print(first_token_hint(backend.data_dir.path), flush=True)
         server.run(sockets=[sock])  # returns after SIGINT/SIGTERM, once connections are closed
-        print("lea-backend: stopped", file=sys.stderr, flush=True)
-        return 0
+        return _stopped(lost)
     finally:
         if tokens is not None:
             tokens.close()  # first: the store's close decides whether the WAL is merged
@@ -297,3 +295,125 @@ def serve(options: ServeOptions) -> int:
         # Clean shutdown: operators stop, a final checkpoint is written, the lock is released.
         backend.close()
         sock.close()
+
+
+def _config(options: ServeOptions, app: Any, settings: Settings) -> uvicorn.Config:
+    config = uvicorn.Config(
+        app,
+        ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
+        ssl_keyfile=str(options.tls_key) if options.tls_key else None,
+        log_config=None,  # uvicorn's records go to the server's log (backend.logs), not its own handlers
+        access_log=False,
+        ws_ping_interval=None,  # the API sends its own pings
+        lifespan="off",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+        **server_options(settings),  # timeouts, sizes, connection cap, log level
+    )
+    logging.getLogger("uvicorn.error").addFilter(_RefusedUpgradeNoise())  # after Config set logging up
+    try:
+        config.load()  # now, so that a bad certificate fails before the "serving" line
+    except OSError as exc:  # ssl.SSLError is an OSError
+        raise InvalidRequest(
+            f"cannot use the TLS certificate {options.tls_cert} and key {options.tls_key}: "
+            f"{exc.strerror or exc}"
+        ) from exc
+    return config
+
+
+def _url(options: ServeOptions, sock: socket.socket) -> str:
+    scheme = "https" if options.tls_cert else "http"
+    port = sock.getsockname()[1]
+    shown_host = f"[{options.host}]" if ":" in options.host else options.host
+    return f"{scheme}://{shown_host}:{port}"
+
+
+def _watch_writer(backend: Backend, server: _Server) -> list[str]:
+    """When another server became the writer while this one had lost its lock: fence and stop.
+    Returns the list the reason lands in (the exit status is 1 then)."""
+    lost: list[str] = []
+    if backend.writer is not None:
+        def taken(reason: str) -> None:
+            backend.manager.fence(reason)
+            lost.append(reason)
+            server.stop_soon()
+
+        backend.writer.on_taken = taken
+    return lost
+
+
+def _stopped(lost: list[str]) -> int:
+    if lost:
+        print(f"lea-backend: stopped: {lost[0]}", file=sys.stderr, flush=True)
+        return 1
+    print("lea-backend: stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def _standby(
+    options: ServeOptions, settings: Settings, target: PostgresTarget, writer: WriterLock,
+    sock: socket.socket, auth: bool,
+) -> int:
+    """Serve 503 "standby" until the write lock is ours, then restore, start and serve the API."""
+    switch = Switch(StandbyApp(target.url))
+    server = _Server(_config(options, switch, settings))
+    setup_logging(DataDir(options.data_dir).path)
+    url = _url(options, sock)
+    print(f"lea-backend: standby for {target.url} on {url}: the active server is {writer.holder()}", flush=True)
+    stop = threading.Event()
+    state: dict[str, Any] = {}
+
+    def take_over() -> None:
+        if not writer.wait(stop):
+            return
+        started = time.monotonic()
+        try:
+            backend = Backend(
+                options.data_dir, store=target, writer=writer, demo_delay_scale=options.demo_delay_scale,
+                agent_heartbeat=options.agent_heartbeat, agent_timeout=options.agent_timeout,
+            )
+        except Exception as exc:
+            writer.release()
+            log.exception("standby: taking over %s failed", target.url)
+            state["failed"] = exc
+            server.stop_soon()
+            return
+        state["backend"] = backend
+        try:
+            tokens = backend.open_tokens()
+            state["tokens"] = tokens
+            app = create_app(backend, tokens if auth else None)
+            state["lost"] = _watch_writer(backend, server)
+            backend.start()
+        except Exception as exc:
+            log.exception("standby: starting on %s failed", target.url)
+            state["failed"] = exc
+            server.stop_soon()
+            return
+        freeze_start_up()  # as at an active server's start: what the takeover loaded stays out of collections
+        switch.inner = app
+        log.warning(
+            "standby took over %s at revision %d (epoch %s) in %.2f s",
+            target.url, backend.manager.revision, backend.manager.epoch, time.monotonic() - started,
+        )
+        print(f"lea-backend: serving {target.url} on {url}{'' if auth else ' (no authentication)'}", flush=True)
+
+    thread = threading.Thread(target=take_over, name="lea-standby", daemon=True)
+    thread.start()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        stop.set()
+        thread.join(60)
+        tokens = state.get("tokens")
+        if tokens is not None:
+            tokens.close()
+        backend = state.get("backend")
+        if backend is not None:
+            backend.close()
+        else:
+            writer.release()
+        sock.close()
+    failed = state.get("failed")
+    if failed is not None:
+        raise failed
+    return _stopped(state.get("lost", []))

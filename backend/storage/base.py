@@ -32,6 +32,11 @@ class CheckpointInfo:
     created_at: str
 
 
+class WriteNotStored(Exception):
+    """Mixed into a store's error when a write certainly left nothing in the store (it failed before
+    its commit was sent): the manager keeps its epoch and reuses the revisions (no client resyncs)."""
+
+
 class EventStore(ABC):
     """Append-only events (persisted kinds only), checkpoints, meta and tokens."""
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,7 +39,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import ValidationError
 
-from backend.storage.base import CheckpointInfo, EventStore, ReplayedChange
+from backend.storage.base import CheckpointInfo, EventStore, ReplayedChange, WriteNotStored
 from backend.storage.rows import KINDS, TYPES, VALIDATE_JSON, checksum, load_resource
 from backend.storage.upcasters import upcast
 from resources.errors import DataDirError, SchemaTooNew, invalid_resource_from
@@ -57,6 +57,11 @@ BATCH = 2000
 MAX_REVISION = 2**63 - 1
 SYNCHRONOUS_COMMIT = {"full": "on", "normal": "local", "off": "off"}
 URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+class NotStored(psycopg.OperationalError, WriteNotStored):
+    """A write failed before its COMMIT was sent: certainly nothing of it is in the database (the
+    manager then keeps its epoch and hands the revisions out again: no resync for the clients)."""
 
 TABLES = (
     "CREATE TABLE IF NOT EXISTS events (revision bigint PRIMARY KEY, epoch text NOT NULL, tx text NOT NULL, "
@@ -199,6 +204,14 @@ class PostgresEventStore(EventStore):
             check=psycopg_pool.ConnectionPool.check_connection, open=False, name="lea-store", timeout=30,
         )
         self.pool.open(wait=False)
+        #: The connection every write goes through, when a server holds the database's write lock
+        #: (backend/writer_lock.py: the lock's own session, so a server that lost it cannot write).
+        self.writer: Callable[[], contextlib.AbstractContextManager[psycopg.Connection[Any]]] | None = None
+
+    def _write_connection(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]:
+        if self.writer is not None:
+            return self.writer()
+        return self._own_writer()
 
     def connect(self) -> psycopg.Connection[Any]:
         """A new connection of this store's database outside the pool (autocommit), the caller's to close."""
@@ -281,7 +294,7 @@ class PostgresEventStore(EventStore):
 
     def set_meta(self, key: str, value: str) -> None:
         self._check_writable()
-        with self.pool.connection() as conn, conn.transaction():
+        with self._write_connection() as conn, conn.transaction():
             self._set_meta(conn, key, value)
 
     def _check_writable(self) -> None:
@@ -299,22 +312,32 @@ class PostgresEventStore(EventStore):
             )
             for e in events
         ]
+        committing = False
+        try:
+            with self._write_connection() as conn, conn.transaction(), conn.cursor() as cursor:
+                if len(rows) == 1:  # executemany's pipeline costs more than it saves for one row
+                    cursor.execute(INSERT_EVENT, rows[0])
+                elif rows:
+                    cursor.executemany(INSERT_EVENT, rows)
+                if reserve_up_to is not None:
+                    self._set_meta(conn, "revision_reserved", str(reserve_up_to))
+                committing = True  # leaving the block sends COMMIT: from here the outcome may be unknown
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+            if committing:
+                raise
+            raise NotStored(" ".join(str(exc).split()) or type(exc).__name__) from exc
+
+    @contextlib.contextmanager
+    def _own_writer(self) -> Iterator[psycopg.Connection[Any]]:
+        """The commit path's own connection (the manager is the single sequencer: one writer)."""
         with self._write_lock:
-            conn = self._writer()
             try:
-                with conn.transaction(), conn.cursor() as cursor:
-                    if len(rows) == 1:  # executemany's pipeline costs more than it saves for one row
-                        cursor.execute(INSERT_EVENT, rows[0])
-                    elif rows:
-                        cursor.executemany(INSERT_EVENT, rows)
-                    if reserve_up_to is not None:
-                        self._set_meta(conn, "revision_reserved", str(reserve_up_to))
+                yield self._writer()
             except psycopg.OperationalError:
                 self._drop_writer()  # the connection may be gone (server restarted): a new one next time
                 raise
 
     def _writer(self) -> psycopg.Connection[Any]:
-        """The commit path's own connection (the manager is the single sequencer: one writer)."""
         if self._writer_conn is None or self._writer_conn.closed:
             self._writer_conn = psycopg.connect(self._conninfo, autocommit=True)
         return self._writer_conn
@@ -435,7 +458,7 @@ class PostgresEventStore(EventStore):
     def write_checkpoint(self, checkpoint: Checkpoint) -> None:
         self._check_writable()
         payload = RESOURCE_LIST_ADAPTER.dump_json(list(checkpoint.resources)).decode("utf-8")
-        with self.pool.connection() as conn, conn.transaction():
+        with self._write_connection() as conn, conn.transaction():
             conn.execute(
                 "INSERT INTO checkpoints VALUES (%s, %s, %s, %s, %s) ON CONFLICT (revision) DO UPDATE SET "
                 "schema_version = excluded.schema_version, checksum = excluded.checksum, "
@@ -484,7 +507,7 @@ class PostgresEventStore(EventStore):
         infos = self.checkpoints()
         keep_revisions = {c.revision for c in [c for c in infos if c.valid][:keep]}
         doomed = [c.revision for c in infos if c.revision not in keep_revisions]
-        with self.pool.connection() as conn, conn.transaction():
+        with self._write_connection() as conn, conn.transaction():
             conn.execute("DELETE FROM checkpoints WHERE revision = ANY(%s)", (doomed,))
         return len(doomed)
 

@@ -1,5 +1,11 @@
 """The remote connection: HTTP (httpx) for snapshot, reads and actions; one WebSocket for events.
 
+The address may list several servers, comma-separated (an active and its standbys on one
+PostgreSQL database, docs/server.md): requests go to the current one, and one that cannot be
+reached (or answers 503 ``standby``) makes the connection try the next. A write moves on only when
+it certainly did not reach a server (no connection, or a standby's refusal). The sync engine then
+resumes on the new server, sees its new epoch and resyncs.
+
 Errors arrive as problem+json and become the same typed LeaError the embedded backend raises;
 network trouble becomes ConnectionLost, which the sync engine answers by resuming.
 """
@@ -20,7 +26,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from lea_app.connection.base import Connection, ConnectionLost, Delivery, EventStream, Identity, PeerToken
 from resources.cluster import ClusterDescriptor
-from resources.errors import LeaError, Problem, Unauthorized, error_from_problem
+from resources.errors import LeaError, Problem, Standby, Unauthorized, error_from_problem
 from resources.events import Event, StateSnapshot, WriteResult
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
@@ -44,6 +50,24 @@ def normalise_url(url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise LeaError(f"not a server address: {url!r} (expected e.g. https://lea.example.org:8421)")
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def split_urls(text: str) -> list[str]:
+    """``URL[,URL...]`` -> the normalised server addresses (at least one; duplicates dropped)."""
+    urls: list[str] = []
+    for item in text.split(","):
+        if item.strip():
+            url = normalise_url(item)
+            if url not in urls:
+                urls.append(url)
+    if not urls:
+        raise LeaError(f"not a server address: {text!r} (expected e.g. https://lea.example.org:8421)")
+    return urls
+
+
+def normalise_urls(text: str) -> str:
+    """One or more server addresses as one canonical text (the key of the saved token)."""
+    return ",".join(split_urls(text))
 
 
 class RemoteEventStream(EventStream):
@@ -84,12 +108,13 @@ class RemoteConnection(Connection):
         timeout: float = 15.0,
         keepalive: float = KEEPALIVE_SECONDS,
     ) -> None:
-        self.url = normalise_url(url)
-        self.address = self.url
-        self.agent_url = self.url  # benches connect to the same server (WS /api/v1/peer/connect)
+        self.urls = split_urls(url)
+        self._current = 0
+        self.address = ",".join(self.urls)
+        self.agent_url = self.address  # benches connect to the same servers (WS /api/v1/peer/connect)
         self.token = token
         self.keepalive = keepalive
-        self.description = f"server {self.url}"
+        self.description = f"server {self.address}" if len(self.urls) == 1 else f"servers {self.address}"
         self._ssl = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._client = httpx.AsyncClient(
@@ -98,15 +123,38 @@ class RemoteConnection(Connection):
             timeout=timeout,
             verify=self._ssl if self.url.startswith("https") else True,
         )
+        #: Server switches after a failure (tests and the status bar read it).
+        self.switches = 0
         #: The event streams not closed yet: closing the connection ends them (as the embedded one does).
         self._streams: set[RemoteEventStream] = set()
 
+    @property
+    def url(self) -> str:
+        """The server requests go to now."""
+        return self.urls[self._current]
+
+    def _next_server(self) -> None:
+        if len(self.urls) > 1:
+            self._current = (self._current + 1) % len(self.urls)
+            self.switches += 1
+
     # -- plumbing --------------------------------------------------------------------------
     async def _response(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = await self._client.request(method, API + path, **kwargs)
-        except httpx.TransportError as exc:
-            raise ConnectionLost(f"cannot reach {self.url}: {exc}") from exc
+        for attempt in range(len(self.urls)):
+            last = attempt == len(self.urls) - 1
+            url = self.url
+            try:
+                response = await self._client.request(method, url + API + path, **kwargs)
+            except httpx.TransportError as exc:
+                # A read may go anywhere again; a write only when it certainly reached no server.
+                if not last and (method == "GET" or isinstance(exc, httpx.ConnectError)):
+                    self._next_server()
+                    continue
+                raise ConnectionLost(f"cannot reach {url}: {exc}") from exc
+            if response.status_code == 503 and _is_standby(response) and not last:
+                self._next_server()
+                continue
+            break
         if response.status_code >= 400:
             raise _error(response)
         return response
@@ -137,6 +185,16 @@ class RemoteConnection(Connection):
 
     # -- Connection ------------------------------------------------------------------------
     async def subscribe(self, after: int | None = None, epoch: str | None = None) -> EventStream:
+        failures: list[str] = []
+        for _ in range(len(self.urls)):
+            try:
+                return await self._subscribe(after, epoch)
+            except ConnectionLost as exc:
+                failures.append(str(exc))
+                self._next_server()
+        raise ConnectionLost("; ".join(failures))
+
+    async def _subscribe(self, after: int | None, epoch: str | None) -> EventStream:
         query = {k: v for k, v in (("after", after), ("epoch", epoch)) if v is not None}
         parts = urlsplit(self.url)
         ws_url = urlunsplit(
@@ -163,7 +221,9 @@ class RemoteConnection(Connection):
                 close_timeout=CLOSE_TIMEOUT_SECONDS,
             )
         except InvalidStatus as exc:
-            raise ConnectionLost(f"the server refused the event stream (HTTP {exc.response.status_code})") from exc
+            raise ConnectionLost(
+                f"{self.url} refused the event stream (HTTP {exc.response.status_code})"
+            ) from exc
         except (OSError, WebSocketException, TimeoutError) as exc:
             raise ConnectionLost(f"cannot reach {self.url}: {exc}") from exc
         stream = RemoteEventStream(websocket, self._streams.discard)
@@ -260,9 +320,19 @@ class RemoteConnection(Connection):
 _UNAVAILABLE = (502, 503, 504)
 
 
+def _is_standby(response: httpx.Response) -> bool:
+    try:
+        return Problem.model_validate_json(response.content).code == Standby.code
+    except ValidationError:
+        return False
+
+
 def _error(response: httpx.Response) -> LeaError | ConnectionLost:
     try:
-        return error_from_problem(Problem.model_validate_json(response.content))
+        error = error_from_problem(Problem.model_validate_json(response.content))
+        if isinstance(error, Standby):  # every server of the list is a standby: a takeover is under way
+            return ConnectionLost(f"no active server: {error}")
+        return error
     except ValidationError:
         if response.status_code in _UNAVAILABLE:
             return ConnectionLost(f"the server is unavailable (HTTP {response.status_code})")

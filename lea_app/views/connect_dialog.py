@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lea_app.connection.remote import normalise_url
+from lea_app.connection.remote import normalise_urls
 from lea_app.credentials import keyring_status, load_token
 from resources.errors import LeaError
 
@@ -47,6 +47,7 @@ class ConnectDialog(QDialog):
         self.url = QLineEdit(current_url)
         self.url.setPlaceholderText("https://lea.example.org:8421")
         self.url.setAccessibleName("Server address")
+        self.url.setToolTip("One server, or an active server and its standbys: https://a:8421,https://b:8421")
         self.token = QLineEdit(token)
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
         self.token.setPlaceholderText("lea_… (from `lea-backend token create`)")
@@ -95,7 +96,7 @@ class ConnectDialog(QDialog):
         if self.token.text():
             return
         try:
-            saved = load_token(normalise_url(self.url.text()))
+            saved = load_token(normalise_urls(self.url.text()))
         except LeaError:
             return
         if saved:
@@ -107,7 +108,7 @@ class ConnectDialog(QDialog):
             self.accept()
             return
         try:
-            url = normalise_url(self.url.text())
+            url = normalise_urls(self.url.text())
         except LeaError as exc:
             self.show_error(exc.message)
             self.url.setFocus()

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -223,7 +224,17 @@ def test_lost_connections_fail_one_commit_then_the_store_reconnects(data_dir: Pa
         assert killed is not None and killed[0] >= 2  # the commit connection and the pool's
         with pytest.raises(StorageFailed):
             actions.store_peer_descriptor(backend.manager, make_peer("bench-b"), "tester")
-        actions.store_peer_descriptor(backend.manager, make_peer("bench-c"), "tester")
+        # Writes go on once the server has its write lock back (backend/writer_lock.py: fenced until
+        # then, within a second); each refusal meanwhile is storage_failed and stores nothing.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                actions.store_peer_descriptor(backend.manager, make_peer("bench-c"), "tester")
+                break
+            except StorageFailed:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         stored = [e.resource.name for e in backend.store.read_events() if isinstance(e.resource, PeerDescriptor)]
         assert stored == ["bench-a", "bench-c"]
     finally:

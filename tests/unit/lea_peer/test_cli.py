@@ -213,3 +213,46 @@ def test_the_can_plane_follows_can_and_can_sim() -> None:
 def test_probe_announces_the_can_support(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["probe", "--data-plane", "memory"]) == 0
     assert json.loads(capsys.readouterr().out)["can"] == "userspace"
+
+
+def test_a_list_of_backends_is_tried_in_turn(
+    token_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+    import logging
+    import random
+    import socket
+    import uuid as uuid_module
+
+    from lea_peer.connection import Agent
+    from lea_peer.dataplane.memory import MemoryDataPlane
+    from lea_peer.reconnect import ReconnectSchedule
+
+    closed = []
+    for _ in range(2):  # two loopback ports nobody listens on
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            closed.append(sock.getsockname()[1])
+    args = cli._parser().parse_args([
+        "run", "--backend", f"http://127.0.0.1:{closed[0]}, http://127.0.0.1:{closed[1]}",
+        "--peer-id", str(uuid_module.uuid4()), "--token-file", str(token_file), "--underlay-address", "127.0.0.1",
+    ])
+    settings = cli._settings(args)
+    assert settings.url == f"ws://127.0.0.1:{closed[0]}/api/v1/peer/connect"
+    assert settings.fallback_urls == (f"ws://127.0.0.1:{closed[1]}/api/v1/peer/connect",)
+
+    async def go() -> None:
+        agent = Agent(settings, MemoryDataPlane(), ReconnectSchedule(random.Random(1), first=0.01, maximum=0.02))
+        stop = asyncio.Event()
+        task = asyncio.create_task(agent.run(stop))
+        await asyncio.sleep(0.5)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+    with caplog.at_level(logging.INFO, logger="lea_peer.connection"):
+        asyncio.run(go())
+    tried = [r.getMessage() for r in caplog.records if r.getMessage().startswith("connecting to")]
+    assert len(tried) >= 4
+    assert tried[0].endswith(f":{closed[0]}/api/v1/peer/connect")
+    assert tried[1].endswith(f":{closed[1]}/api/v1/peer/connect")
+    assert tried[2].endswith(f":{closed[0]}/api/v1/peer/connect")

@@ -787,6 +787,8 @@ def _run_once(db: Db, run: int, clean: bool) -> list[int]:
         backend.brokers.stop()
         backend.manager.close(checkpoint=False)
         backend.store.close()
+        if backend.writer is not None:  # PostgreSQL: the dead process's session ends, and its write lock
+            backend.writer.release()
         backend._lock.release()
     return seen
 

@@ -117,3 +117,66 @@ def test_the_address_is_the_server_url_as_the_connection_dialog_shows_it() -> No
         assert remote.address == URL
     finally:
         asyncio.run(remote.close())
+
+
+def test_a_list_of_servers_moves_on_from_a_standby_and_an_unreachable_one() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.host)
+        if request.url.host == "a.example.org":
+            raise httpx.ConnectError("connection refused", request=request)
+        if request.url.host == "b.example.org":
+            return problem(503, "standby", "this server is the standby")
+        return httpx.Response(200, json={"revision": 7, "version": 1, "id": str(uuid4())})
+
+    async def go() -> None:
+        remote = RemoteConnection("a.example.org:8421, https://b.example.org:8421/,c.example.org:8421", "t")
+        assert remote.urls == ["http://a.example.org:8421", "https://b.example.org:8421", "http://c.example.org:8421"]
+        remote._client = httpx.AsyncClient(headers=remote._client.headers, transport=httpx.MockTransport(handler))
+        try:
+            result = await remote.delete_cluster_deployment(uuid4())
+            assert result.revision == 7 and remote.url == "http://c.example.org:8421"
+            assert seen == ["a.example.org", "b.example.org", "c.example.org"]
+            await remote.delete_cluster_deployment(uuid4())  # stays on the one that answered
+            assert seen[-1] == "c.example.org" and remote.switches == 2
+        finally:
+            await remote.close()
+
+    asyncio.run(go())
+
+
+def test_only_standbys_is_a_lost_connection_and_a_write_cut_mid_way_is_not_sent_again() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.host)
+        if request.url.host == "a.example.org":
+            raise httpx.ReadError("connection reset", request=request)
+        return problem(503, "standby", "this server is the standby")
+
+    async def go() -> None:
+        remote = RemoteConnection("a.example.org:8421,b.example.org:8421", "t")
+        remote._client = httpx.AsyncClient(headers=remote._client.headers, transport=httpx.MockTransport(handler))
+        try:
+            with pytest.raises(ConnectionLost, match=r"cannot reach http://a\.example\.org"):
+                await remote.delete_cluster_deployment(uuid4())  # it may have arrived: not sent again
+            assert seen == ["a.example.org"]
+            with pytest.raises(ConnectionLost, match="no active server"):
+                await remote.fetch_snapshot()  # a read goes on: b is a standby, and so is every other
+            assert seen == ["a.example.org", "a.example.org", "b.example.org"]
+        finally:
+            await remote.close()
+
+    asyncio.run(go())
+
+
+def test_normalise_urls_is_the_canonical_list() -> None:
+    from lea_app.connection.remote import normalise_urls
+
+    assert normalise_urls(" a.lab:8421 , https://b.lab:8421/ ,a.lab:8421") == "http://a.lab:8421,https://b.lab:8421"
+    assert normalise_urls("https://a.lab") == "https://a.lab"  # one server: as before (the saved token's key)
+    with pytest.raises(LeaError, match="not a server address"):
+        normalise_urls(" , ")
+    with pytest.raises(LeaError, match="not a server address: 'ftp://b'"):
+        normalise_urls("a.lab:1,ftp://b")
