@@ -198,7 +198,13 @@ class ResourcesManager:
             # Every write queued before this one is committed first (the queue is in order).
             last = _Write([], "close", signal=threading.Lock())
             self._enqueue_waiting(last, refuse=False)
-            self._wait(last, None)
+            try:
+                self._wait(last, None)
+            except StorageFailed as exc:
+                # The marker holds no change: its group's failure is its writers' to report (this
+                # thread may have led the group). Closing goes on; the checkpoint below is skipped
+                # or fails on its own.
+                log.warning("closing: the last writes were not stored: %s", exc)
             with self._state_lock:
                 self._helper_stop = True
             self._helper_wake.set()
