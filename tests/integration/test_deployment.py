@@ -755,6 +755,48 @@ def test_member_offline_while_deployed_degrades_then_recovers(data_dir: Path, ba
     assert all(isinstance(r.state, ParameterPresent) for r in report.parameters)
 
 
+def test_the_operator_is_not_woken_for_peers_that_cannot_matter(data_dir: Path, backends: Backends) -> None:
+    """A peer in no deployed cluster and no running action: its descriptor and connection changes
+    do not wake the operator; when a cluster of it is deployed later, the operator reads it as it
+    is then (here: it went offline and came back while nobody followed it)."""
+    backend = backends.start(data_dir)
+    lead, can, eth = three_demo_peers()
+    outsider, other = make_peer("bench-outsider", devices=1, demo=True), make_peer("bench-other", demo=True)
+    add_peers(backend, lead, can, eth, outsider, other)
+    cluster = add_cluster(backend, "followed-cluster", lead, can, eth)
+    later = add_cluster(backend, "later-cluster", other, outsider)
+    actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)
+    wait_status(backend, cluster.id, Deployed)
+    assert backend.wait_idle()
+    woken = backend.operator.wakeups
+
+    for n in range(5):  # descriptor changes of a peer in no deployed cluster
+        renamed = PeerDescriptor.model_validate({**outsider.model_dump(), "name": f"bench-outsider-{n}"})
+        actions.store_peer_descriptor(backend.manager, renamed, ACTOR)
+    backend.demo_peers.set_online(outsider.id, False)  # and its connection, both ways
+    wait_online(backend, outsider, online=False)
+    backend.demo_peers.set_online(outsider.id, True)
+    wait_online(backend, outsider)
+    assert backend.wait_idle()
+    assert backend.operator.wakeups == woken
+
+    backend.demo_peers.set_online(eth.id, False)  # a member of the deployed cluster: it matters
+    wait_for(lambda: isinstance(s := status(backend, cluster.id), Deployed) and s.health == "degraded",
+             what="degraded")
+    assert backend.operator.wakeups > woken
+    backend.demo_peers.set_online(eth.id, True)
+    wait_for(lambda: status(backend, cluster.id) == Deployed(health="healthy"), what="healthy again")
+
+    actions.store_cluster_deployment(backend.manager, later.id, ACTOR)
+    wait_status(backend, later.id, Deployed)
+    assert configuration_total(backend, later) > 0
+    stored = backend.manager.get(ResourceKind.PEER, outsider.id)
+    assert isinstance(stored, PeerDescriptor) and stored.name == "bench-outsider-4"
+    backend.demo_peers.set_online(outsider.id, False)  # followed now: a deployed cluster's member
+    wait_for(lambda: isinstance(s := status(backend, later.id), Deployed) and s.peers == (outsider.id,),
+             what="the later cluster degraded, naming the outsider")
+
+
 def test_a_failed_cluster_stays_failed_when_a_member_goes_offline(data_dir: Path, backends: Backends) -> None:
     faults = DemoFaults(failures=[ParameterFailure("bench-eth", ParameterKind.GRE_INTERFACE, "no route")])
     backend = backends.start(data_dir, demo_faults=faults)
