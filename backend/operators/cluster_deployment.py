@@ -258,8 +258,11 @@ class ClusterDeploymentOperator:
                 self._member_changed(event.id, event.id in self._world.online)
         elif event.kind == ResourceKind.CLUSTER_DEPLOYMENT:
             if event.type == EventType.DELETED:
+                # Not _cover first: the cluster is no longer deployed, and its members are kept
+                # followed by the undeploy action itself once it has begun.
                 self._undeploy(event.id)
             else:
+                self._cover()  # its members as they are now, before the action is given them
                 self._deploy(event.id)
 
     def _member_changed(self, peer_id: UUID, online: bool) -> None:
