@@ -8,6 +8,7 @@ demo peers, nothing left for them to do): nothing here depends on how fast a loa
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 import time
@@ -26,6 +27,7 @@ from backend.demo import CLUSTERS, FLEET, seed_demo
 from backend.deployment.runner import ActionRunner, ClusterAction
 from backend.peers.broker import PeerBroker
 from backend.peers.demo import DemoFaults, OfflineFault, ParameterFailure
+from backend.state import State
 from resources.cluster import ClusterDescriptor
 from resources.configuration import (
     ParameterKind,
@@ -795,6 +797,57 @@ def test_the_operator_is_not_woken_for_peers_that_cannot_matter(data_dir: Path, 
     backend.demo_peers.set_online(outsider.id, False)  # followed now: a deployed cluster's member
     wait_for(lambda: isinstance(s := status(backend, later.id), Deployed) and s.peers == (outsider.id,),
              what="the later cluster degraded, naming the outsider")
+
+
+def test_the_operators_view_of_followed_peers_matches_the_state(data_dir: Path, backends: Backends) -> None:
+    """Peers come and go, clusters are deployed and undeployed meanwhile: once idle, the operator
+    follows exactly the members of the deployed clusters, and holds each as the state does."""
+    backend = backends.start(data_dir)
+    peers = [make_peer(f"bench-{n:02d}", devices=1, demo=True) for n in range(12)]
+    add_peers(backend, *peers)
+    clusters = [add_cluster(backend, f"churn-{n}", peers[2 * n], peers[2 * n + 1]) for n in range(5)]
+    stop = threading.Event()
+
+    def churn() -> None:  # every peer, in a cluster or not, goes away and comes back, over and over
+        n = 0
+        while not stop.is_set():
+            backend.demo_peers.set_online(peers[n % len(peers)].id, n % 3 != 0)
+            n += 1
+            time.sleep(0.001)
+
+    churner = threading.Thread(target=churn, name="test-churn", daemon=True)
+    churner.start()
+    try:
+        for cluster in clusters:
+            actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)
+            time.sleep(0.02)
+        for cluster in clusters[:2]:
+            actions.delete_cluster_deployment(backend.manager, cluster.id, ACTOR)
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        churner.join(10)
+    for peer in peers:
+        backend.demo_peers.set_online(peer.id, True)
+    wait_online(backend, *peers)
+    def healthy(cluster_id: UUID) -> Callable[[], bool]:
+        return lambda: status(backend, cluster_id) == Deployed(health="healthy")
+
+    for cluster in clusters[2:]:
+        wait_for(healthy(cluster.id), what=f"{cluster.name} healthy")
+    for cluster in clusters[:2]:
+        wait_status(backend, cluster.id, Undeployed)
+    assert backend.wait_idle()
+
+    operator = backend.operator
+    members = [backend.manager.read(functools.partial(State.cluster_members, cluster=c)) for c in clusters[2:]]
+    expected = set().union(*members)
+    assert operator._covered_peers == expected
+    world = operator._world
+    assert set(world.peers) == expected
+    for peer_id in expected:
+        assert world.peers[peer_id] == backend.manager.get(ResourceKind.PEER, peer_id)
+        assert (peer_id in world.online) == is_online(backend, peer_id)
 
 
 def test_a_failed_cluster_stays_failed_when_a_member_goes_offline(data_dir: Path, backends: Backends) -> None:
