@@ -96,15 +96,93 @@ class TxResult:
 
 @dataclass(eq=False)
 class _Write:
+    """One queued transaction. A ``submit``-ted one is resolved through its Future; one whose
+    writer waits in ``write`` (``signal`` set) holds its outcome itself: no Future (a Condition, a
+    lock and its callbacks per write) for a writer that reads its result once, often as its own
+    leader. Either way the outcome is set before ``signal`` is released."""
+
     changes: Sequence[Change]
     actor: str
-    future: Future[TxResult] = field(default_factory=Future)
+    future: Future[TxResult] | None = None  # submitted: resolved through it
     event_json: list[str] = field(default_factory=list)  # each staged event's JSON, encoded once
     #: Held while its writer waits (None: submitted, nobody waits); released when the write is
     #: resolved or its writer is made the leader.
     signal: threading.Lock | None = None
     leads: bool = False  # its writer was handed the leadership
     abandoned: bool = False  # its writer stopped waiting (timeout): never hand it the leadership
+    result: TxResult | None = None  # a waited-for write's outcome: its result ...
+    error: BaseException | None = None  # ... or why it was refused
+
+    @property
+    def done(self) -> bool:
+        if self.future is not None:
+            return self.future.done()
+        return self.result is not None or self.error is not None
+
+    def resolve(self, result: TxResult) -> None:
+        if self.future is not None:
+            self.future.set_result(result)
+        else:
+            self.result = result
+
+    def fail(self, exc: BaseException) -> None:
+        if self.future is not None:
+            self.future.set_exception(exc)
+        else:
+            self.error = exc
+
+    def outcome(self) -> TxResult:
+        """(A waited-for write, once resolved.) Its result, or its error raised."""
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+# Models the sequencer builds from values that are all of their types already (its own values,
+# resources validated on their way in): what ``model_construct`` makes, without its per-field
+# Python loop. Measured per Event: validating 2.7 us, model_construct 3.9 us, this 0.8 us.
+for _model in (Event, EventBatch):
+    if _model.__pydantic_post_init__ or _model.__private_attributes__ or _model.model_config.get("extra") == "allow":
+        raise TypeError(f"{_model.__name__} is built as a plain pydantic model: no post-init, private or extra fields")
+_EVENT_FIELDS = frozenset(Event.model_fields)
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _event(**fields: object) -> Event:
+    """An Event from every one of its fields (``_EVENT_FIELDS``), none validated again."""
+    event: Event = _new(Event)
+    _set(event, "__dict__", fields)
+    _set(event, "__pydantic_fields_set__", set(_EVENT_FIELDS))  # a set: model_copy updates it
+    _set(event, "__pydantic_extra__", None)
+    _set(event, "__pydantic_private__", None)
+    return event
+
+
+def _with_version(resource: AnyResource, version: int) -> AnyResource:
+    """``resource.model_copy(update={"version": version})`` without pydantic's generic copy (a
+    resource has no private or extra fields: the copy is its field values and which were set)."""
+    if resource.__pydantic_private__ is not None or resource.__pydantic_extra__ is not None:
+        return resource.model_copy(update={"version": version})
+    copied: AnyResource = _new(type(resource))
+    values = resource.__dict__.copy()
+    values["version"] = version
+    _set(copied, "__dict__", values)
+    _set(copied, "__pydantic_fields_set__", resource.__pydantic_fields_set__ | {"version"})
+    _set(copied, "__pydantic_extra__", None)
+    _set(copied, "__pydantic_private__", None)
+    return copied
+
+
+def _batch(events: tuple[Event, ...]) -> EventBatch:
+    """``EventBatch(events=events)`` without validating the events again."""
+    batch: EventBatch = _new(EventBatch)
+    _set(batch, "__dict__", {"type": "events", "events": events})
+    _set(batch, "__pydantic_fields_set__", {"events"})
+    _set(batch, "__pydantic_extra__", None)
+    _set(batch, "__pydantic_private__", None)
+    return batch
 
 #: A resync storm: this many epochs started by failed commits within STORM_WINDOW seconds.
 STORM_EPOCHS = 10
@@ -334,17 +412,18 @@ class ResourcesManager:
 
         The caller never blocks: a writer waiting in ``write`` or the sequencer thread commits it.
         """
-        write = _Write(list(changes), actor)
+        future: Future[TxResult] = Future()
+        write = _Write(list(changes), actor, future=future)
         with self._state_lock:
             if not self._accepting:
-                write.future.set_exception(ShuttingDown(self._refusal()))
-                return write.future
+                future.set_exception(ShuttingDown(self._refusal()))
+                return future
             self._pending.append(write)
             if self._leading:
-                return write.future
+                return future
             self._leading = self._helper_leads = True
         self._helper_wake.set()
-        return write.future
+        return future
 
     def write(self, changes: Sequence[Change], actor: str) -> TxResult:
         """Queue one transaction and wait for its commit; the first waiting writer commits the
@@ -382,7 +461,7 @@ class ResourcesManager:
                 raise StorageFailed(f"the write was not committed within {timeout:g} s")
         if write.leads:
             self._lead(write)
-        return write.future.result()
+        return write.outcome()
 
     def write_checkpoint(self) -> int:
         """Write a checkpoint of the persisted kinds at the published revision; returns it."""
@@ -423,8 +502,8 @@ class ResourcesManager:
                 except BaseException as exc:  # a bug: fail the group, never strand its writers
                     log.exception("unexpected error while committing a group")
                     for write in group:
-                        if not write.future.done():
-                            write.future.set_exception(exc)
+                        if not write.done:
+                            write.fail(exc)
                 finally:
                     for write in group:
                         if write.signal is not None and not write.leads:
@@ -433,7 +512,7 @@ class ResourcesManager:
                 if not self._pending:
                     self._leading = False
                     return
-                if own is None or not own.future.done():
+                if own is None or not own.done:
                     continue
                 successor = next((w for w in self._pending if w.signal is not None and not w.abandoned), None)
                 if successor is None:
@@ -469,16 +548,16 @@ class ResourcesManager:
             try:
                 events = self._stage(write)
             except LeaError as exc:
-                write.future.set_exception(exc)
+                write.fail(exc)
                 continue
             except Exception as exc:
                 log.exception("unexpected error while validating a write")
-                write.future.set_exception(exc)
+                write.fail(exc)
                 continue
             if events:
                 accepted.append((write, events))
             else:
-                write.future.set_result(TxResult(()))
+                write.resolve(TxResult(()))
         if not accepted:
             return
         all_events = [e for _, events in accepted for e in events]
@@ -513,13 +592,13 @@ class ResourcesManager:
                 encoded = Encoded(encode_batch(write.event_json), events[0].revision, events[-1].revision)
                 self._ring.append(encoded)
                 self._published_revision = events[-1].revision
-                batches.append(Published(EventBatch(events=tuple(events)), encoded))
+                batches.append(Published(_batch(tuple(events)), encoded))
             # One hand-over per subscriber per group (one lock, one wake-up), still one batch per tx.
             for sub in self._subscribers:
                 sub._offer_all(batches)
             self._since_checkpoint += len(persisted)
         for write, events in accepted:
-            write.future.set_result(TxResult(tuple(events)))
+            write.resolve(TxResult(tuple(events)))
         if self._since_checkpoint >= self.settings.checkpoint_interval:
             try:
                 self.write_checkpoint()
@@ -579,9 +658,9 @@ class ResourcesManager:
                     actual=current_version,
                 )
             self._rules(self._working, change)
-            stored = res.model_copy(update={"version": current_version + 1})
+            stored = _with_version(res, current_version + 1)
             # Every field is already of its type (``stored`` is a validated resource): no validation.
-            return Event.model_construct(
+            return _event(
                 epoch=self._epoch, revision=revision,
                 type=EventType.CREATED if current is None else EventType.UPDATED,
                 kind=res.kind, id=res.id, resource=stored, actor=actor, at=at, tx=tx,
@@ -601,7 +680,7 @@ class ResourcesManager:
                 actual=current.version,
             )
         self._rules(self._working, change)
-        return Event.model_construct(
+        return _event(
             epoch=self._epoch, revision=revision, type=EventType.DELETED, kind=change.kind,
             id=change.id, resource=None, actor=actor, at=at, tx=tx,
         )
@@ -633,7 +712,7 @@ class ResourcesManager:
         if persisted:
             self._note_new_epoch(exc)
         for write, _ in accepted:
-            write.future.set_exception(error)
+            write.fail(error)
 
     def _storage_failed(self, writes: int, exc: Exception) -> None:
         """Log the first failed commit of an episode (a full disk fails every commit until freed)."""

@@ -58,8 +58,11 @@ def deployed_clusters(view: ResourceView) -> list[ClusterDescriptor]:
 
 def deployed_clusters_of_peer(view: ResourceView, peer_id: UUID) -> list[ClusterDescriptor]:
     """The deployed clusters the peer is a member of, by name (at most one while the rules hold)."""
+    clusters = view.clusters_of_peer(peer_id)
+    if not clusters:  # most peers, on every write of one: no generators, no sort
+        return []
     deployed = view.of_kind(ResourceKind.CLUSTER_DEPLOYMENT)
-    return clusters_by_name(view, (c for c in view.clusters_of_peer(peer_id) if c in deployed))
+    return clusters_by_name(view, (c for c in clusters if c in deployed))
 
 
 def blocking_cluster(view: ResourceView, peer_id: UUID) -> ClusterDescriptor | None:

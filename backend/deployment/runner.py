@@ -98,6 +98,8 @@ class ActionRunner:
         #: Every member of a running action; read on the writer's thread (reports of other peers
         #: are not delivered at all), so replaced as a whole, never changed in place.
         self.watched: frozenset[UUID] = frozenset()
+        #: The clusters with a running action (replaced with ``watched``).
+        self.watched_clusters: frozenset[UUID] = frozenset()
 
     # -- reading (any thread) --------------------------------------------------------------
     def running(self, cluster_id: UUID) -> ClusterAction | None:
@@ -317,6 +319,7 @@ class ActionRunner:
             self._by_peer.setdefault(peer, set()).add(cluster_id)
 
     def _rewatch(self) -> None:
+        self.watched_clusters = frozenset(self._members)
         self.watched = frozenset(self._by_peer)
 
     def _outbox(self, cluster_id: UUID) -> _Outbox:

@@ -20,6 +20,7 @@ from resources.derived import device_owners, ordered_member_ids
 from resources.events import Event, StateSnapshot
 from resources.kinds import ResourceKind
 from resources.peer import PeerDescriptor
+from resources.resource import AnyResource
 from resources.state import ClusterState, ClusterStatus, Online, PeerConnectionState
 
 
@@ -157,6 +158,29 @@ class World:
                 self.online[r.id] = reachable(r.state, session)
         self._owners = self._clusters_of = None
         return states
+
+    def refresh(self, peer_id: UUID, descriptor: AnyResource | None, connection: AnyResource | None) -> None:
+        """The peer as the manager's state holds it now (it was not followed from events before).
+
+        A peer online before and now keeps its session; one the World did not know online gets a new one.
+        """
+        if isinstance(descriptor, PeerDescriptor):
+            self.peers[peer_id] = descriptor
+        else:
+            self.peers.pop(peer_id, None)
+        state = connection.state if isinstance(connection, PeerConnectionState) else None
+        if isinstance(state, Online):
+            before = self.online.get(peer_id)
+            self.online[peer_id] = reachable(state, before.session if before is not None else next(self._sessions))
+        else:
+            self.online.pop(peer_id, None)
+        self._owners = self._clusters_of = None
+
+    def forget(self, peer_id: UUID) -> None:
+        """Stop keeping the peer (no event of it is followed any more: a copy would go stale)."""
+        self.peers.pop(peer_id, None)
+        self.online.pop(peer_id, None)
+        self._owners = self._clusters_of = None
 
     def apply(self, event: Event) -> bool:
         """Apply one event; True when it brought a peer online or took it offline."""

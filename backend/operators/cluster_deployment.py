@@ -14,24 +14,36 @@ One thread and one subscription (registered before the manager accepts writes): 
 keeps a ``World`` from its events, applies the rules above in event order, and runs every action
 on the same thread (``ActionRunner``): reports reach only the actions of their peers, and the
 thread sleeps until a delivery or the runner's next timer, never polling.
+
+Only the peers that can matter are followed (``_cover``): the members of every deployed cluster
+and of every cluster with a running action. A descriptor or connection change of any other peer
+is not delivered at all (the subscription's ``accept``, on the writer's thread), so the thread is
+not woken for it and takes no GIL from the writer. When a peer starts to matter (a deployment is
+created, an action starts, a cluster or a peer changes its members) the operator reads it from
+the manager's state as it is then, under the publish lock, where no event can slip between the
+read and the new filter; while a peer does not matter the World does not keep it.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from uuid import UUID
 
 from backend.deployment.runner import ActionRunner, ClusterAction
 from backend.deployment.view import Report, World
 from backend.manager import ResourcesManager
 from backend.peers.broker import Brokers
+from backend.state import State
 from resources.cluster import ClusterDescriptor
 from resources.configuration import PeerConfigurationState
 from resources.errors import LeaError
 from resources.events import Event, EventType
 from resources.kinds import ResourceKind
+from resources.resource import AnyResource
 from resources.state import Deployed, Failed, Undeployed
 from resources.wire import EventBatch, Resync
 
@@ -52,6 +64,14 @@ class ClusterDeploymentOperator:
         self._signalled = True  # the Hello, and whatever is delivered before the thread starts
         self._busy = True  # until the thread has reconciled and waits
         self._stopping = False
+        self.wakeups = 0  # deliveries that woke the thread (for tests and benchmarks)
+        # The peers followed from events, and the clusters whose members are (see _cover); read on
+        # the writer's thread by _accepts, so replaced as a whole, only under the publish lock.
+        self._covered_peers: frozenset[UUID] = frozenset()
+        self._covered_clusters: frozenset[UUID] = frozenset()
+        self._covered_watched: frozenset[UUID] | None = None  # runner.watched as of the last _cover
+        self._cover_due = True
+        self._fresh_at: dict[UUID, int] = {}  # peer -> the revision it was read at by _cover
         # Registered now, before the manager accepts writes: nothing is missed. Reports of peers
         # no action is about are not even delivered.
         self._subscription = manager.subscribe(kinds=WATCHED, accept=self._accepts)
@@ -91,10 +111,70 @@ class ClusterDeploymentOperator:
 
     # -- the operator's thread -------------------------------------------------------------
     def _accepts(self, event: Event) -> bool:
-        """On the writer's thread: drop reports no running action needs (one set lookup)."""
-        return event.kind != ResourceKind.PEER_CONFIGURATION_STATE or event.id in self._runner.watched
+        """On the writer's thread, under the publish lock: drop reports no running action needs,
+        and descriptor and connection changes of peers that are in no followed cluster."""
+        kind = event.kind
+        if kind == ResourceKind.PEER_CONFIGURATION_STATE:
+            return event.id in self._runner.watched
+        if kind == ResourceKind.PEER or kind == ResourceKind.PEER_CONNECTION_STATE:
+            # A member of a followed cluster as of this event (it may have just joined one): the
+            # published state already holds the event, and the publish lock is held (reentrant).
+            return event.id in self._covered_peers or self.manager.read(self._in_covered_cluster(event.id))
+        return True
+
+    def _in_covered_cluster(self, peer_id: UUID) -> Callable[[State], bool]:
+        return lambda state: not self._covered_clusters.isdisjoint(state.clusters_of_peer(peer_id))
+
+    def _cover(self) -> None:
+        """Follow exactly the peers that can matter now; read the newly followed ones as they are.
+
+        Under the publish lock: every event offered before the read is in what is read (its own
+        delivery, if any, is skipped by ``_fresh_at``), every event after it meets the new filter.
+        """
+        for _ in range(4):  # a refresh re-indexes the running actions, which may follow more peers
+            watched = self._runner.watched
+            if not self._cover_due and watched is self._covered_watched:
+                return
+            self._cover_due = False
+            self._covered_watched = watched
+            revision, fresh = self.manager.read(functools.partial(self._cover_in, watched=watched))
+            world = self._world
+            dropped = [p for p in world.peers.keys() | world.online.keys() if p not in self._covered_peers]
+            for peer_id in dropped:
+                world.forget(peer_id)
+                self._fresh_at.pop(peer_id, None)
+            for peer_id, (descriptor, connection) in fresh.items():
+                world.refresh(peer_id, descriptor, connection)
+                self._fresh_at[peer_id] = revision
+            if not fresh and not dropped:
+                return
+            self._runner.peers_changed()  # members may have changed: re-index, step every action
+
+    def _cover_in(
+        self, state: State, watched: frozenset[UUID]
+    ) -> tuple[int, dict[UUID, tuple[AnyResource | None, AnyResource | None]]]:
+        """(Under the publish lock.) Publish the new filter; the newly followed peers as of now."""
+        world = self._world
+        clusters = set(world.deployments)
+        clusters.update(state.of_kind(ResourceKind.CLUSTER_DEPLOYMENT))
+        clusters.update(self._runner.watched_clusters)
+        peers = set(watched)
+        for cluster_id in clusters:
+            peers.update(state.members(cluster_id))
+            known = world.clusters.get(cluster_id)
+            if known is not None:
+                peers.add(known.leader)
+        old = self._covered_peers
+        fresh = {
+            p: (state.get(ResourceKind.PEER, p), state.get(ResourceKind.PEER_CONNECTION_STATE, p))
+            for p in peers if p not in old
+        }
+        self._covered_clusters = frozenset(clusters)
+        self._covered_peers = frozenset(peers)
+        return self.manager.revision, fresh
 
     def _wake(self) -> None:
+        self.wakeups += 1
         with self._cond:
             self._signalled = True
             self._cond.notify_all()
@@ -103,7 +183,9 @@ class ClusterDeploymentOperator:
         try:
             self._reconcile()
             while True:
+                self._cover()
                 self._runner.run(time.monotonic())
+                self._cover()
                 if not self._sleep():
                     return
                 self._take()
@@ -152,12 +234,21 @@ class ClusterDeploymentOperator:
                 for event in item.events:
                     if event.revision > self._world.revision:  # older ones are in the snapshot
                         self._handle(event)
+        self._cover()
 
     def _handle(self, event: Event) -> None:
         if event.kind == ResourceKind.PEER_CONFIGURATION_STATE:
             if isinstance(event.resource, PeerConfigurationState):
                 self._runner.report(Report(event.id, event.revision, event.resource))
             return
+        kind = event.kind
+        if kind == ResourceKind.PEER or kind == ResourceKind.PEER_CONNECTION_STATE:
+            if event.revision <= self._fresh_at.get(event.id, 0):
+                return  # read by _cover after this event: already in the World
+            if event.id not in self._covered_peers:
+                self._cover_due = True  # it joined a followed cluster: follow it (read it again)
+        if kind == ResourceKind.PEER or kind == ResourceKind.CLUSTER or kind == ResourceKind.CLUSTER_DEPLOYMENT:
+            self._cover_due = True
         came_or_went = self._world.apply(event)
         if event.kind == ResourceKind.PEER:
             self._runner.peers_changed()
@@ -167,8 +258,11 @@ class ClusterDeploymentOperator:
                 self._member_changed(event.id, event.id in self._world.online)
         elif event.kind == ResourceKind.CLUSTER_DEPLOYMENT:
             if event.type == EventType.DELETED:
+                # Not _cover first: the cluster is no longer deployed, and its members are kept
+                # followed by the undeploy action itself once it has begun.
                 self._undeploy(event.id)
             else:
+                self._cover()  # its members as they are now, before the action is given them
                 self._deploy(event.id)
 
     def _member_changed(self, peer_id: UUID, online: bool) -> None:
@@ -203,6 +297,8 @@ class ClusterDeploymentOperator:
             ]
         )
         states = self._world.rebuild(snapshot)
+        self._fresh_at.clear()
+        self._cover_due = True
         self._runner.known_statuses(states)
         self._runner.resynced()
         self._runner.peers_changed()

@@ -8,6 +8,7 @@ demo peers, nothing left for them to do): nothing here depends on how fast a loa
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 import time
@@ -26,6 +27,7 @@ from backend.demo import CLUSTERS, FLEET, seed_demo
 from backend.deployment.runner import ActionRunner, ClusterAction
 from backend.peers.broker import PeerBroker
 from backend.peers.demo import DemoFaults, OfflineFault, ParameterFailure
+from backend.state import State
 from resources.cluster import ClusterDescriptor
 from resources.configuration import (
     ParameterKind,
@@ -753,6 +755,99 @@ def test_member_offline_while_deployed_degrades_then_recovers(data_dir: Path, ba
     report = backend.manager.get(ResourceKind.PEER_CONFIGURATION_STATE, eth.id)
     assert isinstance(report, PeerConfigurationState)
     assert all(isinstance(r.state, ParameterPresent) for r in report.parameters)
+
+
+def test_the_operator_is_not_woken_for_peers_that_cannot_matter(data_dir: Path, backends: Backends) -> None:
+    """A peer in no deployed cluster and no running action: its descriptor and connection changes
+    do not wake the operator; when a cluster of it is deployed later, the operator reads it as it
+    is then (here: it went offline and came back while nobody followed it)."""
+    backend = backends.start(data_dir)
+    lead, can, eth = three_demo_peers()
+    outsider, other = make_peer("bench-outsider", devices=1, demo=True), make_peer("bench-other", demo=True)
+    add_peers(backend, lead, can, eth, outsider, other)
+    cluster = add_cluster(backend, "followed-cluster", lead, can, eth)
+    later = add_cluster(backend, "later-cluster", other, outsider)
+    actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)
+    wait_status(backend, cluster.id, Deployed)
+    assert backend.wait_idle()
+    woken = backend.operator.wakeups
+
+    for n in range(5):  # descriptor changes of a peer in no deployed cluster
+        renamed = PeerDescriptor.model_validate({**outsider.model_dump(), "name": f"bench-outsider-{n}"})
+        actions.store_peer_descriptor(backend.manager, renamed, ACTOR)
+    backend.demo_peers.set_online(outsider.id, False)  # and its connection, both ways
+    wait_online(backend, outsider, online=False)
+    backend.demo_peers.set_online(outsider.id, True)
+    wait_online(backend, outsider)
+    assert backend.wait_idle()
+    assert backend.operator.wakeups == woken
+
+    backend.demo_peers.set_online(eth.id, False)  # a member of the deployed cluster: it matters
+    wait_for(lambda: isinstance(s := status(backend, cluster.id), Deployed) and s.health == "degraded",
+             what="degraded")
+    assert backend.operator.wakeups > woken
+    backend.demo_peers.set_online(eth.id, True)
+    wait_for(lambda: status(backend, cluster.id) == Deployed(health="healthy"), what="healthy again")
+
+    actions.store_cluster_deployment(backend.manager, later.id, ACTOR)
+    wait_status(backend, later.id, Deployed)
+    assert configuration_total(backend, later) > 0
+    stored = backend.manager.get(ResourceKind.PEER, outsider.id)
+    assert isinstance(stored, PeerDescriptor) and stored.name == "bench-outsider-4"
+    backend.demo_peers.set_online(outsider.id, False)  # followed now: a deployed cluster's member
+    wait_for(lambda: isinstance(s := status(backend, later.id), Deployed) and s.peers == (outsider.id,),
+             what="the later cluster degraded, naming the outsider")
+
+
+def test_the_operators_view_of_followed_peers_matches_the_state(data_dir: Path, backends: Backends) -> None:
+    """Peers come and go, clusters are deployed and undeployed meanwhile: once idle, the operator
+    follows exactly the members of the deployed clusters, and holds each as the state does."""
+    backend = backends.start(data_dir)
+    peers = [make_peer(f"bench-{n:02d}", devices=1, demo=True) for n in range(12)]
+    add_peers(backend, *peers)
+    clusters = [add_cluster(backend, f"churn-{n}", peers[2 * n], peers[2 * n + 1]) for n in range(5)]
+    stop = threading.Event()
+
+    def churn() -> None:  # every peer, in a cluster or not, goes away and comes back, over and over
+        n = 0
+        while not stop.is_set():
+            backend.demo_peers.set_online(peers[n % len(peers)].id, n % 3 != 0)
+            n += 1
+            time.sleep(0.001)
+
+    churner = threading.Thread(target=churn, name="test-churn", daemon=True)
+    churner.start()
+    try:
+        for cluster in clusters:
+            actions.store_cluster_deployment(backend.manager, cluster.id, ACTOR)
+            time.sleep(0.02)
+        for cluster in clusters[:2]:
+            actions.delete_cluster_deployment(backend.manager, cluster.id, ACTOR)
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        churner.join(10)
+    for peer in peers:
+        backend.demo_peers.set_online(peer.id, True)
+    wait_online(backend, *peers)
+    def healthy(cluster_id: UUID) -> Callable[[], bool]:
+        return lambda: status(backend, cluster_id) == Deployed(health="healthy")
+
+    for cluster in clusters[2:]:
+        wait_for(healthy(cluster.id), what=f"{cluster.name} healthy")
+    for cluster in clusters[:2]:
+        wait_status(backend, cluster.id, Undeployed)
+    assert backend.wait_idle()
+
+    operator = backend.operator
+    members = [backend.manager.read(functools.partial(State.cluster_members, cluster=c)) for c in clusters[2:]]
+    expected = set().union(*members)
+    assert operator._covered_peers == expected
+    world = operator._world
+    assert set(world.peers) == expected
+    for peer_id in expected:
+        assert world.peers[peer_id] == backend.manager.get(ResourceKind.PEER, peer_id)
+        assert (peer_id in world.online) == is_online(backend, peer_id)
 
 
 def test_a_failed_cluster_stays_failed_when_a_member_goes_offline(data_dir: Path, backends: Backends) -> None:
