@@ -82,6 +82,7 @@ from _common import machine, parser, percentile, temp_dir, verdict
 from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
+from lea_app.app import schedule_collections
 from lea_app.connection.child import ChildConnection
 from lea_app.connection.process import ChildOptions, backend_command
 from lea_app.controller import Controller
@@ -91,7 +92,7 @@ from lea_app.sync.engine import SyncEngine, SyncState
 from lea_app.sync.store import Store
 from lea_app.views.main_window import MainWindow
 from resources.events import StateSnapshot
-from resources.gc_policy import raise_gc_threshold
+from resources.gc_policy import ScheduledCollector, raise_gc_threshold
 from resources.state import Online, PeerConnectionState
 
 T_IMPORTED = time.perf_counter()
@@ -186,6 +187,7 @@ class GcProbe:
     def __init__(self) -> None:
         self.pauses: list[tuple[int, float, float]] = []  # (generation, seconds, end)
         self.ui_cpu = 0.0  # CPU seconds the UI thread spent collecting
+        self.cpu_pauses: list[tuple[int, float, float]] = []  # (generation, UI-thread CPU seconds, end)
         self._start = 0.0
         self._start_cpu = 0.0
         self._ui = threading.get_ident()
@@ -200,17 +202,21 @@ class GcProbe:
         else:
             self.pauses.append((int(info["generation"]), now - self._start, now))
             if ui:
-                self.ui_cpu += time.thread_time() - self._start_cpu
+                cpu = time.thread_time() - self._start_cpu
+                self.ui_cpu += cpu
+                self.cpu_pauses.append((int(info["generation"]), cpu, now))
 
     def by_generation(self, start: float, end: float) -> str:
         """'gen G: N, longest L ms, total T ms' for the pauses that ended in [start, end]."""
         parts = []
         for generation in (0, 1, 2):
             pauses = [d for g, d, e in self.pauses if g == generation and start <= e <= end]
+            cpu = [c for g, c, e in self.cpu_pauses if g == generation and start <= e <= end]
             if pauses:
                 parts.append(
                     f"gen {generation}: {len(pauses)}, longest {max(pauses) * 1000:.0f} ms, "
-                    f"total {sum(pauses) * 1000:.0f} ms"
+                    f"total {sum(pauses) * 1000:.0f} ms (UI-thread CPU: longest {max(cpu, default=0) * 1000:.0f} ms, "
+                    f"total {sum(cpu) * 1000:.0f} ms)"
                 )
         return "; ".join(parts) or "none"
 
@@ -338,6 +344,10 @@ class GuiResult:
     gc_detail: str = ""
     resyncs: int = 0
     rss: float = 0.0  # MiB, LEA's process once painted
+    rss_after: float = 0.0  # MiB, LEA's process once the tables are consistent after the burst
+    gc_old: int = 0  # old-generation collections (+ freeze) of the scheduled collector during the burst
+    gc_full: int = 0  # safety-net full collections of the scheduled collector during the burst
+    gc_growth: int = 0  # objects it froze during the burst since its last full collection
     child_rss: float = 0.0  # MiB, the backend's child process then
     applied: float = 0.0  # burst start -> every event in the store
     consistent: float = 0.0  # burst start -> tables consistent (last flush)
@@ -349,7 +359,7 @@ class GuiResult:
 
 async def gui_phase(
     data_dir: Path, settings_path: Path, result_path: Path, n_peers: int, n_clusters: int, t_app: float,
-    profile: str | None, gc_freeze: bool,
+    profile: str | None, gc_freeze: bool, gc_scheduled: bool = False,
 ) -> GuiResult:
     result = GuiResult()
     spawned = ChildConnection.spawn(BenchChild(data_dir))  # first, as LEA does: it restores meanwhile
@@ -383,7 +393,10 @@ async def gui_phase(
         model.flushed.connect(lambda: flushes.append(time.perf_counter()))
     await asyncio.sleep(0.3)  # let the first-paint work settle
     client = httpx.AsyncClient()
-    if gc_freeze:
+    scheduled: tuple[ScheduledCollector, Any] | None = None
+    if gc_scheduled:
+        scheduled = schedule_collections()  # what LEA does once live (lea_app/app.py: tune_gc)
+    elif gc_freeze:
         gc.freeze()
     stall = StallProbe()
     stall.start()
@@ -411,6 +424,13 @@ async def gui_phase(
         profiler.disable()
         profiler.dump_stats(profile)  # type: ignore[arg-type]
     stall.stop()
+    result.rss_after = rss_mib()
+    if scheduled is not None:
+        result.gc_full = scheduled[0].full_collections
+        result.gc_old = scheduled[0].old_collections
+        result.gc_growth = scheduled[0].growth
+        scheduled[1].stop()
+        scheduled[0].stop()
     result.gc = GC.between(burst.started, time.perf_counter())
     result.gc_detail = GC.by_generation(burst.started, time.perf_counter())
     result.problems = problems + burst.errors
@@ -494,6 +514,11 @@ def main() -> int:
         "--no-app-gc", action="store_true",
         help="leave the collector at Python's defaults instead of LEA's policy (resources/gc_policy.py)",
     )
+    p.add_argument(
+        "--gc-scheduled", action="store_true",
+        help="the scheduled collector during the burst (gc off, a young collection + freeze every 25 ms, "
+        "lea_app/app.py: schedule_collections) instead of the threshold + one freeze",
+    )
     p.add_argument("--profile", default=None, help="cProfile the UI thread during the burst into this file")
     args = p.parse_args()
     if not args.no_app_gc:
@@ -535,7 +560,7 @@ def main() -> int:
             gui = loop.run_until_complete(
                 gui_phase(
                     root / "gui", root / "lea.ini", root / "burst.json", n_peers, n_clusters, t_app, args.profile,
-                    args.gc_freeze,
+                    args.gc_freeze, args.gc_scheduled,
                 )
             )
             gc.unfreeze()
@@ -577,7 +602,14 @@ def main() -> int:
         + (" (gc.freeze() after the initial load)" if args.gc_freeze else "")
         + (f" (gc.set_threshold({args.gc_threshold}))" if args.gc_threshold else "")
     )
-    print(f"collector pauses with the window by generation: {gui.gc_detail}")
+    print(
+        f"collector pauses with the window by generation: {gui.gc_detail}"
+        + (
+            f" (scheduled collector: {gui.gc_old} old-generation collections + freeze, {gui.gc_full} "
+            f"safety-net full collections, {gui.gc_growth:,} objects frozen during the burst)"
+            if args.gc_scheduled else " (automatic collector)"
+        )
+    )
     print("--- results ---")
     print(f"imports (process start -> QApplication): {imports * 1000:.0f} ms")
     print(
@@ -585,7 +617,10 @@ def main() -> int:
         f"first paint with {gui.rows} resources {gui.painted * 1000:.0f} ms "
         f"(process start -> painted {(imports + gui.painted) * 1000:.0f} ms; target < 2000 ms: {verdict(ok_paint)})"
     )
-    print(f"memory once painted: LEA's process {gui.rss:.0f} MiB, the backend's child {gui.child_rss:.0f} MiB")
+    print(
+        f"memory once painted: LEA's process {gui.rss:.0f} MiB, the backend's child {gui.child_rss:.0f} MiB; "
+        f"LEA's process after the burst {gui.rss_after:.0f} MiB"
+    )
     print(
         f"burst stall with the window: longest {gui.stall[0] * 1000:.1f} ms (target < 50 ms: {verdict(ok_stall)}), "
         f"p99 {gui.stall[1] * 1000:.1f} ms (target < 20 ms: {verdict(ok_p99)}), {gui.stall[2]} gaps > 50 ms; "
