@@ -346,6 +346,7 @@ class GuiResult:
     rss: float = 0.0  # MiB, LEA's process once painted
     rss_after: float = 0.0  # MiB, LEA's process once the tables are consistent after the burst
     gc_old: int = 0  # old-generation collections (+ freeze) of the scheduled collector during the burst
+    gc_survivors: int = 0  # the scheduled collector's estimate of unfrozen survivors after the burst
     gc_full: int = 0  # safety-net full collections of the scheduled collector during the burst
     gc_growth: int = 0  # objects it froze during the burst since its last full collection
     child_rss: float = 0.0  # MiB, the backend's child process then
@@ -425,14 +426,15 @@ async def gui_phase(
         profiler.dump_stats(profile)  # type: ignore[arg-type]
     stall.stop()
     result.rss_after = rss_mib()
+    result.gc = GC.between(burst.started, time.perf_counter())
+    result.gc_detail = GC.by_generation(burst.started, time.perf_counter())
     if scheduled is not None:
         result.gc_full = scheduled[0].full_collections
         result.gc_old = scheduled[0].old_collections
         result.gc_growth = scheduled[0].growth
+        result.gc_survivors = scheduled[0].survivors
         scheduled[1].stop()
         scheduled[0].stop()
-    result.gc = GC.between(burst.started, time.perf_counter())
-    result.gc_detail = GC.by_generation(burst.started, time.perf_counter())
     result.problems = problems + burst.errors
     result.stall = stall.summary()
     result.worst = stall.worst(burst.started)
@@ -606,7 +608,8 @@ def main() -> int:
         f"collector pauses with the window by generation: {gui.gc_detail}"
         + (
             f" (scheduled collector: {gui.gc_old} old-generation collections + freeze, {gui.gc_full} "
-            f"safety-net full collections, {gui.gc_growth:,} objects frozen during the burst)"
+            f"safety-net full collections, {gui.gc_growth:,} objects frozen during the burst, "
+            f"~{gui.gc_survivors:,} young-collection survivors left for the old one)"
             if args.gc_scheduled else " (automatic collector)"
         )
     )
