@@ -37,13 +37,17 @@ Store + SyncEngine on the same kind of connection with no Qt models. Ratio = eve
 window / events/s without it, both from the burst's first submit to the last event applied (1.0
 means the window keeps up with the sync engine alone).
 
-    .venv/bin/python bench/gui_burst.py [--quick] [--profile FILE] [--gc-freeze] [--gc-threshold G0,G1,G2]
+    .venv/bin/python bench/gui_burst.py [--quick] [--profile FILE] [--gc-automatic] [--gc-freeze]
+        [--gc-threshold G0,G1,G2]
 
 (QT_QPA_PLATFORM is set to offscreen by the script.) Startup is timed from creating the
 QApplication; the import time of this process (measured from the first line of this script; LEA's
 modules only, the setup's backend modules are imported later) is printed too, and their sum is
-"process start to painted". ``--gc-freeze`` and ``--gc-threshold`` try garbage-collector settings
-LEA does not make (yet); ``--profile`` writes a cProfile of the UI thread during the burst. The
+"process start to painted". The window phase runs LEA's collector policy (the raised threshold,
+then the scheduled collector of lea_app/app.py from the burst's start; the engine-alone phase keeps
+the threshold and one freeze); ``--gc-automatic`` runs the previous policy (threshold, one freeze,
+allocation-triggered collections); ``--gc-freeze`` and ``--gc-threshold`` try other settings;
+``--profile`` writes a cProfile of the UI thread during the burst. The
 figures and ratios are the last lines printed.
 """
 
@@ -517,16 +521,18 @@ def main() -> int:
         help="leave the collector at Python's defaults instead of LEA's policy (resources/gc_policy.py)",
     )
     p.add_argument(
-        "--gc-scheduled", action="store_true",
-        help="the scheduled collector during the burst (gc off, a young collection + freeze every 25 ms, "
-        "lea_app/app.py: schedule_collections) instead of the threshold + one freeze",
+        "--gc-automatic", action="store_true",
+        help="LEA's previous policy in the window phase: the threshold and one freeze, collections triggered by "
+        "allocations, instead of the scheduled collector (lea_app/app.py: schedule_collections)",
     )
     p.add_argument("--profile", default=None, help="cProfile the UI thread during the burst into this file")
     args = p.parse_args()
     if not args.no_app_gc:
-        # What LEA does (resources/gc_policy.py): a higher threshold, and freeze once the first snapshot is in.
+        # What LEA does (resources/gc_policy.py): a higher threshold, and freeze once the first snapshot is in
+        # (then the scheduled collector, unless --gc-automatic).
         raise_gc_threshold()
         args.gc_freeze = True
+    args.gc_scheduled = not (args.no_app_gc or args.gc_automatic or args.gc_threshold)
     n_peers = args.peers or (1_800 if args.quick else 9_000)
     n_clusters = args.clusters or (200 if args.quick else 1_000)
     n_events = args.events or (4_000 if args.quick else 20_000)

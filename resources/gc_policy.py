@@ -4,7 +4,8 @@ With tens of thousands of resources and a ring of recent events, a full collecti
 of thousands of objects: 50-200 ms with every thread stopped in the server, 0.3-1.9 s in the window
 (bench/fanout.py, bench/gui_burst.py). A higher young-generation threshold makes collections rare,
 and freezing what is loaded at start-up takes it out of every later collection. Both the server
-(``lea-backend serve``) and the desktop app apply this one policy.
+(``lea-backend serve``) and the desktop app apply this one policy; the desktop app then moves
+its collections onto its event loop's schedule (:class:`ScheduledCollector`).
 """
 
 from __future__ import annotations
