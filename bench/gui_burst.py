@@ -351,6 +351,8 @@ class GuiResult:
     rss_after: float = 0.0  # MiB, LEA's process once the tables are consistent after the burst
     gc_old: int = 0  # old-generation collections (+ freeze) of the scheduled collector during the burst
     gc_survivors: int = 0  # the scheduled collector's estimate of unfrozen survivors after the burst
+    idle_gc: str = ""  # the scheduled collector's collections once LEA is quiet after the burst
+    rss_idle: float = 0.0  # MiB, LEA's process after them
     gc_full: int = 0  # safety-net full collections of the scheduled collector during the burst
     gc_growth: int = 0  # objects it froze during the burst since its last full collection
     child_rss: float = 0.0  # MiB, the backend's child process then
@@ -400,7 +402,8 @@ async def gui_phase(
     client = httpx.AsyncClient()
     scheduled: tuple[ScheduledCollector, Any] | None = None
     if gc_scheduled:
-        scheduled = schedule_collections()  # what LEA does once live (lea_app/app.py: tune_gc)
+        # What LEA does once live (lea_app/app.py: tune_gc, GcSchedule).
+        scheduled = schedule_collections(ScheduledCollector(activity=lambda: controller.engine.revision))
     elif gc_freeze:
         gc.freeze()
     stall = StallProbe()
@@ -437,6 +440,12 @@ async def gui_phase(
         result.gc_old = scheduled[0].old_collections
         result.gc_growth = scheduled[0].growth
         result.gc_survivors = scheduled[0].survivors
+        # The survivors are collected once LEA is quiet: wait for it, note its pause and the memory then.
+        t_idle = time.perf_counter()
+        with contextlib.suppress(TimeoutError):
+            await wait_until(lambda: scheduled[0].old_collections > 0, timeout=scheduled[0].idle_after + 10, step=0.05)
+        result.idle_gc = f"after {time.perf_counter() - t_idle:.1f} s: {GC.by_generation(t_idle, time.perf_counter())}"
+        result.rss_idle = rss_mib()
         scheduled[1].stop()
         scheduled[0].stop()
     result.problems = problems + burst.errors
@@ -629,7 +638,10 @@ def main() -> int:
     print(
         f"memory once painted: LEA's process {gui.rss:.0f} MiB, the backend's child {gui.child_rss:.0f} MiB; "
         f"LEA's process after the burst {gui.rss_after:.0f} MiB"
+        + (f", after the quiet collection {gui.rss_idle:.0f} MiB" if gui.rss_idle else "")
     )
+    if gui.idle_gc:
+        print(f"scheduled collector once quiet after the burst: {gui.idle_gc}")
     print(
         f"burst stall with the window: longest {gui.stall[0] * 1000:.1f} ms (target < 50 ms: {verdict(ok_stall)}), "
         f"p99 {gui.stall[1] * 1000:.1f} ms (target < 20 ms: {verdict(ok_p99)}), {gui.stall[2]} gaps > 50 ms; "

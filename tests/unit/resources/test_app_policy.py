@@ -156,3 +156,20 @@ def test_the_old_generation_is_collected_and_frozen_when_it_reaches_its_bound_ev
 def test_the_scheduled_collector_refuses_bad_settings_by_name(arguments: dict[str, float], named: str) -> None:
     with pytest.raises(ValueError, match=named):
         ScheduledCollector(**arguments)  # type: ignore[arg-type]
+
+
+@pytest.mark.usefixtures("restored_gc")
+def test_the_owners_activity_keeps_the_collector_from_thinking_it_is_quiet() -> None:
+    gc.unfreeze()
+    clock = Clock()
+    revision = [0]
+    collector = ScheduledCollector(check_every=1, idle_after=5.0, clock=clock, activity=lambda: revision[0])
+    collector.start()
+    kept = [[i] for i in range(100)]
+    for step in range(1, 20):  # a steady stream: few net new objects per tick, but events applied
+        clock.now = float(step)
+        revision[0] = step
+        assert collector.tick() == "young"
+    clock.now = 30.0  # no event for 11 s: quiet, the survivors are collected and frozen
+    assert collector.tick() == "old"
+    assert len(kept) == 100
