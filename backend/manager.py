@@ -541,7 +541,7 @@ class ResourcesManager:
             if not self._storage_failing:
                 self._storage_failed(len(group), RuntimeError(fenced))
             for write in group:
-                write.future.set_exception(StorageFailed(f"the change could not be saved: {fenced}"))
+                write.fail(StorageFailed(f"the change could not be saved: {fenced}"))
             return
         accepted: list[tuple[_Write, list[Event]]] = []
         for write in group:

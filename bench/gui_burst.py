@@ -37,13 +37,17 @@ Store + SyncEngine on the same kind of connection with no Qt models. Ratio = eve
 window / events/s without it, both from the burst's first submit to the last event applied (1.0
 means the window keeps up with the sync engine alone).
 
-    .venv/bin/python bench/gui_burst.py [--quick] [--profile FILE] [--gc-freeze] [--gc-threshold G0,G1,G2]
+    .venv/bin/python bench/gui_burst.py [--quick] [--profile FILE] [--gc-automatic] [--gc-freeze]
+        [--gc-threshold G0,G1,G2]
 
 (QT_QPA_PLATFORM is set to offscreen by the script.) Startup is timed from creating the
 QApplication; the import time of this process (measured from the first line of this script; LEA's
 modules only, the setup's backend modules are imported later) is printed too, and their sum is
-"process start to painted". ``--gc-freeze`` and ``--gc-threshold`` try garbage-collector settings
-LEA does not make (yet); ``--profile`` writes a cProfile of the UI thread during the burst. The
+"process start to painted". The window phase runs LEA's collector policy (the raised threshold,
+then the scheduled collector of lea_app/app.py from the burst's start; the engine-alone phase keeps
+the threshold and one freeze); ``--gc-automatic`` runs the previous policy (threshold, one freeze,
+allocation-triggered collections); ``--gc-freeze`` and ``--gc-threshold`` try other settings;
+``--profile`` writes a cProfile of the UI thread during the burst. The
 figures and ratios are the last lines printed.
 """
 
@@ -82,6 +86,7 @@ from _common import machine, parser, percentile, temp_dir, verdict
 from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
+from lea_app.app import schedule_collections
 from lea_app.connection.child import ChildConnection
 from lea_app.connection.process import ChildOptions, backend_command
 from lea_app.controller import Controller
@@ -91,7 +96,7 @@ from lea_app.sync.engine import SyncEngine, SyncState
 from lea_app.sync.store import Store
 from lea_app.views.main_window import MainWindow
 from resources.events import StateSnapshot
-from resources.gc_policy import raise_gc_threshold
+from resources.gc_policy import ScheduledCollector, raise_gc_threshold
 from resources.state import Online, PeerConnectionState
 
 T_IMPORTED = time.perf_counter()
@@ -186,6 +191,7 @@ class GcProbe:
     def __init__(self) -> None:
         self.pauses: list[tuple[int, float, float]] = []  # (generation, seconds, end)
         self.ui_cpu = 0.0  # CPU seconds the UI thread spent collecting
+        self.cpu_pauses: list[tuple[int, float, float]] = []  # (generation, UI-thread CPU seconds, end)
         self._start = 0.0
         self._start_cpu = 0.0
         self._ui = threading.get_ident()
@@ -200,17 +206,21 @@ class GcProbe:
         else:
             self.pauses.append((int(info["generation"]), now - self._start, now))
             if ui:
-                self.ui_cpu += time.thread_time() - self._start_cpu
+                cpu = time.thread_time() - self._start_cpu
+                self.ui_cpu += cpu
+                self.cpu_pauses.append((int(info["generation"]), cpu, now))
 
     def by_generation(self, start: float, end: float) -> str:
         """'gen G: N, longest L ms, total T ms' for the pauses that ended in [start, end]."""
         parts = []
         for generation in (0, 1, 2):
             pauses = [d for g, d, e in self.pauses if g == generation and start <= e <= end]
+            cpu = [c for g, c, e in self.cpu_pauses if g == generation and start <= e <= end]
             if pauses:
                 parts.append(
                     f"gen {generation}: {len(pauses)}, longest {max(pauses) * 1000:.0f} ms, "
-                    f"total {sum(pauses) * 1000:.0f} ms"
+                    f"total {sum(pauses) * 1000:.0f} ms (UI-thread CPU: longest {max(cpu, default=0) * 1000:.0f} ms, "
+                    f"total {sum(cpu) * 1000:.0f} ms)"
                 )
         return "; ".join(parts) or "none"
 
@@ -338,6 +348,13 @@ class GuiResult:
     gc_detail: str = ""
     resyncs: int = 0
     rss: float = 0.0  # MiB, LEA's process once painted
+    rss_after: float = 0.0  # MiB, LEA's process once the tables are consistent after the burst
+    gc_old: int = 0  # old-generation collections (+ freeze) of the scheduled collector during the burst
+    gc_survivors: int = 0  # the scheduled collector's estimate of unfrozen survivors after the burst
+    idle_gc: str = ""  # the scheduled collector's collections once LEA is quiet after the burst
+    rss_idle: float = 0.0  # MiB, LEA's process after them
+    gc_full: int = 0  # safety-net full collections of the scheduled collector during the burst
+    gc_growth: int = 0  # objects it froze during the burst since its last full collection
     child_rss: float = 0.0  # MiB, the backend's child process then
     applied: float = 0.0  # burst start -> every event in the store
     consistent: float = 0.0  # burst start -> tables consistent (last flush)
@@ -349,7 +366,7 @@ class GuiResult:
 
 async def gui_phase(
     data_dir: Path, settings_path: Path, result_path: Path, n_peers: int, n_clusters: int, t_app: float,
-    profile: str | None, gc_freeze: bool,
+    profile: str | None, gc_freeze: bool, gc_scheduled: bool = False,
 ) -> GuiResult:
     result = GuiResult()
     spawned = ChildConnection.spawn(BenchChild(data_dir))  # first, as LEA does: it restores meanwhile
@@ -383,7 +400,11 @@ async def gui_phase(
         model.flushed.connect(lambda: flushes.append(time.perf_counter()))
     await asyncio.sleep(0.3)  # let the first-paint work settle
     client = httpx.AsyncClient()
-    if gc_freeze:
+    scheduled: tuple[ScheduledCollector, Any] | None = None
+    if gc_scheduled:
+        # What LEA does once live (lea_app/app.py: tune_gc, GcSchedule).
+        scheduled = schedule_collections(ScheduledCollector(activity=lambda: controller.engine.revision))
+    elif gc_freeze:
         gc.freeze()
     stall = StallProbe()
     stall.start()
@@ -411,8 +432,22 @@ async def gui_phase(
         profiler.disable()
         profiler.dump_stats(profile)  # type: ignore[arg-type]
     stall.stop()
+    result.rss_after = rss_mib()
     result.gc = GC.between(burst.started, time.perf_counter())
     result.gc_detail = GC.by_generation(burst.started, time.perf_counter())
+    if scheduled is not None:
+        result.gc_full = scheduled[0].full_collections
+        result.gc_old = scheduled[0].old_collections
+        result.gc_growth = scheduled[0].growth
+        result.gc_survivors = scheduled[0].survivors
+        # The survivors are collected once LEA is quiet: wait for it, note its pause and the memory then.
+        t_idle = time.perf_counter()
+        with contextlib.suppress(TimeoutError):
+            await wait_until(lambda: scheduled[0].old_collections > 0, timeout=scheduled[0].idle_after + 10, step=0.05)
+        result.idle_gc = f"after {time.perf_counter() - t_idle:.1f} s: {GC.by_generation(t_idle, time.perf_counter())}"
+        result.rss_idle = rss_mib()
+        scheduled[1].stop()
+        scheduled[0].stop()
     result.problems = problems + burst.errors
     result.stall = stall.summary()
     result.worst = stall.worst(burst.started)
@@ -494,12 +529,19 @@ def main() -> int:
         "--no-app-gc", action="store_true",
         help="leave the collector at Python's defaults instead of LEA's policy (resources/gc_policy.py)",
     )
+    p.add_argument(
+        "--gc-automatic", action="store_true",
+        help="LEA's previous policy in the window phase: the threshold and one freeze, collections triggered by "
+        "allocations, instead of the scheduled collector (lea_app/app.py: schedule_collections)",
+    )
     p.add_argument("--profile", default=None, help="cProfile the UI thread during the burst into this file")
     args = p.parse_args()
     if not args.no_app_gc:
-        # What LEA does (resources/gc_policy.py): a higher threshold, and freeze once the first snapshot is in.
+        # What LEA does (resources/gc_policy.py): a higher threshold, and freeze once the first snapshot is in
+        # (then the scheduled collector, unless --gc-automatic).
         raise_gc_threshold()
         args.gc_freeze = True
+    args.gc_scheduled = not (args.no_app_gc or args.gc_automatic or args.gc_threshold)
     n_peers = args.peers or (1_800 if args.quick else 9_000)
     n_clusters = args.clusters or (200 if args.quick else 1_000)
     n_events = args.events or (4_000 if args.quick else 20_000)
@@ -535,7 +577,7 @@ def main() -> int:
             gui = loop.run_until_complete(
                 gui_phase(
                     root / "gui", root / "lea.ini", root / "burst.json", n_peers, n_clusters, t_app, args.profile,
-                    args.gc_freeze,
+                    args.gc_freeze, args.gc_scheduled,
                 )
             )
             gc.unfreeze()
@@ -577,7 +619,15 @@ def main() -> int:
         + (" (gc.freeze() after the initial load)" if args.gc_freeze else "")
         + (f" (gc.set_threshold({args.gc_threshold}))" if args.gc_threshold else "")
     )
-    print(f"collector pauses with the window by generation: {gui.gc_detail}")
+    print(
+        f"collector pauses with the window by generation: {gui.gc_detail}"
+        + (
+            f" (scheduled collector: {gui.gc_old} old-generation collections + freeze, {gui.gc_full} "
+            f"safety-net full collections, {gui.gc_growth:,} objects frozen during the burst, "
+            f"~{gui.gc_survivors:,} young-collection survivors left for the old one)"
+            if args.gc_scheduled else " (automatic collector)"
+        )
+    )
     print("--- results ---")
     print(f"imports (process start -> QApplication): {imports * 1000:.0f} ms")
     print(
@@ -585,7 +635,13 @@ def main() -> int:
         f"first paint with {gui.rows} resources {gui.painted * 1000:.0f} ms "
         f"(process start -> painted {(imports + gui.painted) * 1000:.0f} ms; target < 2000 ms: {verdict(ok_paint)})"
     )
-    print(f"memory once painted: LEA's process {gui.rss:.0f} MiB, the backend's child {gui.child_rss:.0f} MiB")
+    print(
+        f"memory once painted: LEA's process {gui.rss:.0f} MiB, the backend's child {gui.child_rss:.0f} MiB; "
+        f"LEA's process after the burst {gui.rss_after:.0f} MiB"
+        + (f", after the quiet collection {gui.rss_idle:.0f} MiB" if gui.rss_idle else "")
+    )
+    if gui.idle_gc:
+        print(f"scheduled collector once quiet after the burst: {gui.idle_gc}")
     print(
         f"burst stall with the window: longest {gui.stall[0] * 1000:.1f} ms (target < 50 ms: {verdict(ok_stall)}), "
         f"p99 {gui.stall[1] * 1000:.1f} ms (target < 20 ms: {verdict(ok_p99)}), {gui.stall[2]} gaps > 50 ms; "

@@ -28,7 +28,7 @@ from lea_app.views.connect_dialog import ConnectDialog, ConnectionChoice
 from lea_app.views.main_window import MainWindow
 from resources.app import APP_NAME, default_config_dir
 from resources.errors import LeaError
-from resources.gc_policy import freeze_start_up, raise_gc_threshold
+from resources.gc_policy import ScheduledCollector, raise_gc_threshold
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ async def run_window(options: Options, window_ready: asyncio.Future[MainWindow] 
             await show_fatal("LEA cannot start", exc.message)
             return 1
     controller = Controller()
-    tune_gc(controller)
+    gc_schedule = tune_gc(controller)
     window = MainWindow(
         controller, settings(options.demo), data_dir=str(options.data_dir), demo=options.demo,
         log_path=str(options.log_path or ""),
@@ -166,6 +166,7 @@ async def run_window(options: Options, window_ready: asyncio.Future[MainWindow] 
         window_ready.set_result(window)
     await closed.wait()
     await controller.close()
+    gc_schedule.stop()  # started once live (the early returns above come before)
     return 0
 
 
@@ -245,26 +246,67 @@ def run(options: Options) -> int:
     return run_coroutine(run_window(options))
 
 
-def tune_gc(controller: Controller | None = None) -> None:
+#: How often the scheduled collector runs a young collection once LEA is live (resources/gc_policy.py).
+GC_TICK_MS = 25
+
+
+def schedule_collections(collector: ScheduledCollector | None = None) -> tuple[ScheduledCollector, QTimer]:
+    """Freeze what is alive, switch the automatic collector off and run ``collector.tick`` from the
+    event loop every ``GC_TICK_MS``: the young generation is collected between the window's own
+    steps, never in the middle of one, and is short because it holds only the last tick's objects.
+    The caller keeps the timer (a dropped QTimer stops)."""
+    collector = collector or ScheduledCollector()
+    collector.start()
+    timer = QTimer()
+    timer.setInterval(GC_TICK_MS)
+    timer.timeout.connect(collector.tick)
+    timer.start()
+    return collector, timer
+
+
+def tune_gc(controller: Controller | None = None) -> GcSchedule:
     """Keep the garbage collector from freezing the window.
 
     With 10,000 resources in the store a full collection walks ~700,000 objects (0.3-1.9 s
-    measured by bench/gui_burst.py). A higher threshold makes collections rare, and once the first
-    snapshot is applied ``gc.freeze()`` moves everything loaded so far out of the collector's way -
-    without a full collection first: that one cost 110-140 ms of the UI thread right before the first
-    paint, to free 58 unreachable objects (measured with 10,000 resources; docs/decisions.md).
+    measured by bench/gui_burst.py). A higher threshold makes collections rare during start-up, and
+    once the first snapshot is applied everything loaded so far is frozen - without a full
+    collection first: that one cost 110-140 ms of the UI thread right before the first paint, to
+    free 58 unreachable objects (measured with 10,000 resources; docs/decisions.md) - and the
+    collections move onto the event loop's schedule (:func:`schedule_collections`).
     """
     raise_gc_threshold()
+    schedule = GcSchedule(controller)
     if controller is not None:
-        frozen = False
+        controller.sync_state_changed.connect(schedule.on_state)
+    return schedule
 
-        def freeze_once(state: str) -> None:
-            nonlocal frozen
-            if state == "live" and not frozen:
-                frozen = True
-                freeze_start_up()
 
-        controller.sync_state_changed.connect(freeze_once)
+class GcSchedule:
+    """The scheduled collector of one window, started the first time the sync engine is live."""
+
+    def __init__(self, controller: Controller | None = None) -> None:
+        self.controller = controller
+        self.collector: ScheduledCollector | None = None
+        self.timer: QTimer | None = None
+
+    def on_state(self, state: str) -> None:
+        if state == "live" and self.collector is None:
+            # Quiet means no event applied too: a steady stream allocates about as much as it frees.
+            self.collector, self.timer = schedule_collections(ScheduledCollector(activity=self.applied))
+
+    def applied(self) -> int | None:
+        """The last applied revision (None when not connected)."""
+        try:
+            return self.controller.engine.revision if self.controller is not None else None
+        except LeaError:
+            return None
+
+    def stop(self) -> None:
+        """The timer stopped and the automatic collector back on (the window is gone)."""
+        if self.timer is not None:
+            self.timer.stop()
+        if self.collector is not None:
+            self.collector.stop()
 
 
 def make_application() -> QApplication:

@@ -159,7 +159,7 @@ def test_sigterm_closes_lea_cleanly(tmp_path: Path) -> None:
     assert verify.returncode == 0 and "matches the checkpoint" in verify.stdout, verify.stdout + verify.stderr
 
 
-def test_the_window_freezes_its_start_up_once_live_without_a_full_collection(qtbot: QtBot) -> None:
+def test_the_window_freezes_its_start_up_once_live_and_schedules_its_collections(qtbot: QtBot) -> None:
     import gc
 
     from lea_app.app import tune_gc
@@ -168,14 +168,21 @@ def test_the_window_freezes_its_start_up_once_live_without_a_full_collection(qtb
     gc.unfreeze()
     try:
         controller = Controller()
-        tune_gc(controller)
-        assert gc.get_freeze_count() == 0
+        schedule = tune_gc(controller)
+        assert gc.get_freeze_count() == 0 and gc.isenabled()
         full = gc.get_stats()[2]["collections"]
         controller.sync_state_changed.emit("syncing")
         assert gc.get_freeze_count() == 0
         controller.sync_state_changed.emit("live")
         assert gc.get_freeze_count() > 0
         assert gc.get_stats()[2]["collections"] == full  # no 100+ ms collection before the first paint
+        assert not gc.isenabled()  # collections run on the event loop's timer from now on
+        assert schedule.collector is not None and schedule.timer is not None and schedule.timer.isActive()
+        young = gc.get_stats()[0]["collections"]
+        qtbot.waitUntil(lambda: gc.get_stats()[0]["collections"] > young, timeout=2_000)
+        schedule.stop()
+        assert gc.isenabled() and not schedule.timer.isActive()
     finally:
         gc.unfreeze()
+        gc.enable()
         gc.set_threshold(*threshold)
