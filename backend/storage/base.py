@@ -5,9 +5,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from resources.errors import DataDirError
+from pydantic import ValidationError
+
+from backend.storage.rows import KINDS, TYPES, load_resource
+from resources.errors import DataDirError, invalid_resource_from
 from resources.events import Checkpoint, Event, EventType
 from resources.kinds import ResourceKind
 from resources.resource import AnyResource
@@ -100,3 +105,31 @@ class EventStore(ABC):
     @abstractmethod
     def damaged(self, detail: str) -> DataDirError:
         """The error for a store that is not what LEA wrote (named; nothing was changed)."""
+
+    # -- reading rows (both stores keep the same columns) ---------------------------------
+    def event_from_row(self, row: Sequence[Any]) -> Event:
+        """A stored event from its columns: revision, epoch, tx, kind, resource_id, type, payload,
+        schema_version, actor, at (payload upcast when an older schema wrote it)."""
+        revision, epoch, tx, kind_s, rid, type_s, payload, version, actor, at = row
+        k, t = KINDS.get(kind_s), TYPES.get(type_s)
+        if k is None or t is None:
+            raise self.unknown_row(revision, kind_s, type_s)
+        try:
+            return Event(
+                epoch=epoch, revision=revision, type=t, kind=k, id=UUID(rid),
+                resource=None if payload is None else load_resource(k, payload, version),
+                actor=actor, at=datetime.fromisoformat(at), tx=UUID(tx),
+            )
+        except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+            raise self.unreadable_row(revision, k, exc) from exc
+
+    def unknown_row(self, revision: int, kind: object, type: object) -> DataDirError:
+        what = f"kind {kind!r}" if kind not in KINDS else f"type {type!r}"
+        return self.damaged(f"the event at revision {revision} has an unknown {what}")
+
+    def unreadable_row(self, revision: int, kind: ResourceKind | None, exc: Exception) -> DataDirError:
+        if isinstance(exc, ValidationError):
+            reason = invalid_resource_from(exc, f"stored {kind.value if kind else 'resource'}").message
+        else:
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        return self.damaged(f"the event at revision {revision} cannot be read ({reason})")

@@ -37,12 +37,11 @@ import psycopg
 import psycopg_pool
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from pydantic import ValidationError
 
 from backend.storage.base import CheckpointInfo, EventStore, ReplayedChange, WriteNotStored
 from backend.storage.rows import KINDS, TYPES, VALIDATE_JSON, checksum, load_resource
 from backend.storage.upcasters import upcast
-from resources.errors import DataDirError, SchemaTooNew, invalid_resource_from
+from resources.errors import DataDirError, SchemaTooNew
 from resources.events import SCHEMA_VERSION, Checkpoint, Event
 from resources.kinds import ResourceKind
 from resources.resource import RESOURCE_LIST_ADAPTER, resource_from_dict
@@ -408,21 +407,8 @@ class PostgresEventStore(EventStore):
             where += " AND resource_id = %s"
             args.append(str(resource_id))
         columns = "revision, epoch, tx, kind, resource_id, type, payload, schema_version, actor, at"
-        for revision, epoch, tx, kind_s, rid, type_s, payload, version, actor, at in self._batches(
-            columns, where, args, after, MAX_REVISION, limit
-        ):
-            k, t = KINDS.get(kind_s), TYPES.get(type_s)
-            if k is None or t is None:
-                raise self._unknown(revision, kind_s, type_s)
-            try:
-                event = Event(
-                    epoch=epoch, revision=revision, type=t, kind=k, id=UUID(rid),
-                    resource=None if payload is None else load_resource(k, payload, version),
-                    actor=actor, at=datetime.fromisoformat(at), tx=UUID(tx),
-                )
-            except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
-                raise self._unreadable(revision, k, exc) from exc
-            yield event
+        for row in self._batches(columns, where, args, after, MAX_REVISION, limit):
+            yield self.event_from_row(row)
 
     def replay(self, after: int = 0, up_to: int | None = None) -> Iterator[ReplayedChange]:
         kinds, types, validate = KINDS, TYPES, VALIDATE_JSON
@@ -434,25 +420,14 @@ class PostgresEventStore(EventStore):
             ):
                 k, t = kinds.get(kind_s), types.get(type_s)
                 if k is None or t is None:
-                    raise self._unknown(revision, kind_s, type_s)
+                    raise self.unknown_row(revision, kind_s, type_s)
                 if payload is None:
                     yield ReplayedChange(revision, t, k, UUID(rid), None)
                 else:
                     res = validate[k](payload) if version == SCHEMA_VERSION else load_resource(k, payload, version)
                     yield ReplayedChange(revision, t, k, res.id, res)
         except (ValueError, TypeError) as exc:  # a row that is no event; ValidationError is a ValueError
-            raise self._unreadable(revision, k, exc) from exc
-
-    def _unknown(self, revision: int, kind: object, type: object) -> DataDirError:
-        what = f"kind {kind!r}" if kind not in KINDS else f"type {type!r}"
-        return self.damaged(f"the event at revision {revision} has an unknown {what}")
-
-    def _unreadable(self, revision: int, kind: ResourceKind | None, exc: Exception) -> DataDirError:
-        if isinstance(exc, ValidationError):
-            reason = invalid_resource_from(exc, f"stored {kind.value if kind else 'resource'}").message
-        else:
-            reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-        return self.damaged(f"the event at revision {revision} cannot be read ({reason})")
+            raise self.unreadable_row(revision, k, exc) from exc
 
     # -- checkpoints -----------------------------------------------------------------------
     def write_checkpoint(self, checkpoint: Checkpoint) -> None:

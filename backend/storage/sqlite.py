@@ -18,12 +18,10 @@ from pathlib import Path
 from typing import Any, Literal
 from uuid import UUID, uuid4
 
-from pydantic import ValidationError
-
 from backend.storage.base import CheckpointInfo, EventStore, ReplayedChange
 from backend.storage.rows import KINDS, TYPES, VALIDATE_JSON, checksum, load_resource
 from backend.storage.upcasters import upcast
-from resources.errors import DataDirError, LeaError, SchemaTooNew, invalid_resource_from
+from resources.errors import DataDirError, LeaError, SchemaTooNew
 from resources.events import SCHEMA_VERSION, Checkpoint, Event
 from resources.kinds import ResourceKind
 from resources.resource import RESOURCE_LIST_ADAPTER, resource_from_dict
@@ -288,19 +286,8 @@ class SqliteEventStore(EventStore):
                 rows = self._conn.execute(sql, args).fetchall()
         except sqlite3.DatabaseError as exc:
             raise self.damaged(f"reading its events failed ({exc})") from exc
-        for revision, epoch, tx, kind_s, rid, type_s, payload, version, actor, at in rows:
-            k, t = _KINDS.get(kind_s), _TYPES.get(type_s)
-            if k is None or t is None:
-                raise self._unknown(revision, kind_s, type_s)
-            try:
-                event = Event(
-                    epoch=epoch, revision=revision, type=t, kind=k, id=UUID(rid),
-                    resource=None if payload is None else _load_resource(k, payload, version),
-                    actor=actor, at=datetime.fromisoformat(at), tx=UUID(tx),
-                )
-            except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
-                raise self._unreadable(revision, k, exc) from exc
-            yield event
+        for row in rows:
+            yield self.event_from_row(row)
 
     def replay(self, after: int = 0, up_to: int | None = None) -> Iterator[ReplayedChange]:
         # The hot path of start-up and verify (bench/restore.py): the resource id column is read only
@@ -318,7 +305,7 @@ class SqliteEventStore(EventStore):
                 for revision, type_s, kind_s, rid, payload, version in cursor:
                     k, t = kinds.get(kind_s), types.get(type_s)
                     if k is None or t is None:
-                        raise self._unknown(revision, kind_s, type_s)
+                        raise self.unknown_row(revision, kind_s, type_s)
                     if payload is None:
                         yield ReplayedChange(revision, t, k, UUID(rid), None)
                     else:
@@ -329,18 +316,7 @@ class SqliteEventStore(EventStore):
             except sqlite3.DatabaseError as exc:
                 raise self.damaged(f"reading the events after revision {revision} failed ({exc})") from exc
             except (ValueError, TypeError) as exc:  # a row that is no event; ValidationError is a ValueError
-                raise self._unreadable(revision, k, exc) from exc
-
-    def _unknown(self, revision: int, kind: object, type: object) -> DataDirError:
-        what = f"kind {kind!r}" if kind not in _KINDS else f"type {type!r}"
-        return self.damaged(f"the event at revision {revision} has an unknown {what}")
-
-    def _unreadable(self, revision: int, kind: ResourceKind | None, exc: Exception) -> DataDirError:
-        if isinstance(exc, ValidationError):
-            reason = invalid_resource_from(exc, f"stored {kind.value if kind else 'resource'}").message
-        else:
-            reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-        return self.damaged(f"the event at revision {revision} cannot be read ({reason})")
+                raise self.unreadable_row(revision, k, exc) from exc
 
     # -- checkpoints -----------------------------------------------------------------------
     def write_checkpoint(self, checkpoint: Checkpoint) -> None:
