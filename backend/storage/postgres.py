@@ -23,7 +23,6 @@ server process: the pool may close and reopen its connections at any time).
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
@@ -39,12 +38,11 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from backend.storage.base import CheckpointInfo, EventStore, ReplayedChange, WriteNotStored
-from backend.storage.rows import KINDS, TYPES, VALIDATE_JSON, checksum, load_resource
-from backend.storage.upcasters import upcast
+from backend.storage.rows import KINDS, TYPES, VALIDATE_JSON, checkpoint_from_row, checksum, load_resource
 from resources.errors import DataDirError, SchemaTooNew
 from resources.events import SCHEMA_VERSION, Checkpoint, Event
 from resources.kinds import ResourceKind
-from resources.resource import RESOURCE_LIST_ADAPTER, resource_from_dict
+from resources.resource import RESOURCE_LIST_ADAPTER
 
 #: The meta row marking a LEA database (the value of SQLite's PRAGMA application_id, "LEA1").
 APPLICATION_KEY = "application_id"
@@ -451,19 +449,9 @@ class PostgresEventStore(EventStore):
                 ).fetchone()
             if row is None:
                 continue  # pruned meanwhile
-            version, digest, payload = row
-            if payload is None or checksum(payload) != digest:
-                continue  # damaged: fall back to an older checkpoint or a full replay
-            if version > SCHEMA_VERSION:
-                raise SchemaTooNew(f"checkpoint {revision} has schema version {version}")
-            if version == SCHEMA_VERSION:
-                resources = tuple(RESOURCE_LIST_ADAPTER.validate_json(payload))
-            else:
-                resources = tuple(
-                    resource_from_dict(KINDS[item["kind"]], upcast(KINDS[item["kind"]], item, version))
-                    for item in json.loads(payload)
-                )
-            return Checkpoint(revision=revision, schema_version=SCHEMA_VERSION, resources=resources)
+            checkpoint = checkpoint_from_row(revision, *row)
+            if checkpoint is not None:
+                return checkpoint
         return None
 
     def checkpoints(self) -> list[CheckpointInfo]:

@@ -7,7 +7,6 @@ group, one ``executemany`` per group.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import sqlite3
@@ -19,12 +18,11 @@ from typing import Any, Literal
 from uuid import UUID, uuid4
 
 from backend.storage.base import CheckpointInfo, EventStore, ReplayedChange
-from backend.storage.rows import KINDS, TYPES, VALIDATE_JSON, checksum, load_resource
-from backend.storage.upcasters import upcast
+from backend.storage.rows import KINDS, TYPES, VALIDATE_JSON, checkpoint_from_row, checksum, load_resource
 from resources.errors import DataDirError, LeaError, SchemaTooNew
 from resources.events import SCHEMA_VERSION, Checkpoint, Event
 from resources.kinds import ResourceKind
-from resources.resource import RESOURCE_LIST_ADAPTER, resource_from_dict
+from resources.resource import RESOURCE_LIST_ADAPTER
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 #: PRAGMA application_id marking a LEA database ("LEA1").
@@ -338,20 +336,9 @@ class SqliteEventStore(EventStore):
                     "SELECT schema_version, checksum, payload FROM checkpoints WHERE revision = ?",
                     (revision,),
                 ).fetchone()
-                version, checksum, payload = row
-                if payload is None or _checksum(payload) != checksum:
-                    continue  # damaged: fall back to an older checkpoint or a full replay
-                if version > SCHEMA_VERSION:
-                    raise SchemaTooNew(f"checkpoint {revision} has schema version {version}")
-                if version == SCHEMA_VERSION:
-                    resources = tuple(RESOURCE_LIST_ADAPTER.validate_json(payload))
-                else:
-                    resources = tuple(
-                        resource_from_dict(_KINDS[item["kind"]], upcast(_KINDS[item["kind"]], item, version))
-                        for item in json.loads(payload)
-                    )
-                # Validated just above (or by the upcasters' path): not a second time over 10,000 resources.
-                return Checkpoint.model_construct(revision=revision, schema_version=SCHEMA_VERSION, resources=resources)
+                checkpoint = checkpoint_from_row(revision, *row)
+                if checkpoint is not None:
+                    return checkpoint
         return None
 
     def checkpoints(self) -> list[CheckpointInfo]:
