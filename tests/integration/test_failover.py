@@ -252,8 +252,9 @@ def test_kill_9_of_the_active_at_random_moments_loses_no_acknowledged_write(
             time.sleep(0.05)
         assert (follower.engine.epoch, follower.engine.revision) == (final["epoch"], final["revision"])
         assert follower.peers() == peer_ids(active.url) >= set(writers.snapshot())
-        assert follower.engine.resyncs >= TRIALS  # one resync per new epoch (a takeover), not a storm
-        assert follower.engine.resyncs <= 3 * TRIALS, follower.engine.resyncs
+        # A resync per new epoch it meets, not a storm. It may meet fewer than TRIALS epochs: while it
+        # reconnects after one takeover the next one can happen, and it resyncs once into the newer.
+        assert 1 <= follower.engine.resyncs <= 3 * TRIALS, follower.engine.resyncs
     finally:
         writers.stop()
         follower.stop()
