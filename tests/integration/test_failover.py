@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -360,9 +361,15 @@ def test_an_active_whose_lock_session_ends_is_fenced_and_stops_when_a_standby_to
             assert second[1] == first[1] + 1  # refused writes used no revision, the epoch stayed
 
             # With a standby waiting: it takes the lock first; the old active refuses writes, then exits.
+            # The active is frozen meanwhile (as a stalled machine would be): left running, its watchdog
+            # may win the lock back before the standby's next poll, and then it rightly stays active.
             standby = start_pg_server(tmp_path, "b", postgres_server, database, standby=True)
-            _terminate_lock_session(postgres_server, active)
-            standby.wait_active()
+            active.process.send_signal(signal.SIGSTOP)
+            try:
+                _terminate_lock_session(postgres_server, active)
+                standby.wait_active()
+            finally:
+                active.process.send_signal(signal.SIGCONT)
             assert active.process.wait(15) == 1
             assert "another server took the write role" in active.err() or (
                 "another server wrote to" in active.err()
