@@ -370,11 +370,12 @@ class MainWindow(QMainWindow):
     def show_message(self, level: str, text: str) -> None:
         self.message_bar.show_message(level, text)
 
-    def _deployment_news(self, level: str, title: str, text: str, cluster: str) -> None:
+    def _deployment_news(self, level: str, title: str, text: str, clusters: list[str]) -> None:
         """A deployment finished, failed or degraded: said in the window (instead of its "requested",
         if that still waits), and on the desktop when LEA's window is not the one the user looks at."""
-        for requested in (f"Deployment of '{cluster}' requested", f"Undeployment of '{cluster}' requested"):
-            self.message_bar.dismiss(requested)
+        self.message_bar.dismiss(
+            *(f"{verb} of '{cluster}' requested" for cluster in clusters for verb in ("Deployment", "Undeployment"))
+        )
         self.message_bar.show_message(level, text)
         self.desktop.notify(level, title, text)
 

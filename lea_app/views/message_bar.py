@@ -5,7 +5,9 @@ Floating over a host widget (``MessageBar(queued=True, host=...)``, the main win
 the bottom of the host instead of pushing its content down (clicks never land on something that
 moved), and messages queue rather than replace each other: an error or a warning goes before the
 messages of lower priority waiting (errors, then warnings, then info), one of lower priority on
-show is put back behind it, and the same text is never queued twice.
+show is put back behind it, and the same text is never queued twice. At most MAX_WAITING_INFO info
+messages wait: a newer one pushes out the oldest (info is news that fades; errors and warnings wait
+until they are seen or withdrawn).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ MARGIN = 12  # the pages' own margins: the bar lines up with their tables
 MAX_WIDTH = 720
 #: Which messages go first: errors, then warnings, then info.
 PRIORITY = {"error": 2, "warning": 1, "info": 0}
+#: Info messages waiting behind the one shown, at most (the oldest goes first).
+MAX_WAITING_INFO = 5
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,10 @@ class MessageBar(QFrame):
         # Behind the messages of its priority and above, before those below.
         position = sum(1 for m in self._waiting if m.priority >= message.priority)
         self._waiting.insert(position, message)
+        if not message.urgent:
+            info = [m for m in self._waiting if not m.urgent]
+            for old in info[: max(0, len(info) - MAX_WAITING_INFO)]:
+                self._waiting.remove(old)
         self._update_more()
         if not self._current.urgent and self._current.timeout_ms:
             remaining = self._timer.remainingTime()
@@ -113,10 +121,10 @@ class MessageBar(QFrame):
             self._timer.stop()
             self.hide()
 
-    def dismiss(self, text: str) -> None:
-        """Withdraw a message that is no longer true, shown or waiting."""
-        self._waiting = deque(m for m in self._waiting if m.text != text)
-        if self._current is not None and self._current.text == text:
+    def dismiss(self, *texts: str) -> None:
+        """Withdraw messages that are no longer true, shown or waiting."""
+        self._waiting = deque(m for m in self._waiting if m.text not in texts)
+        if self._current is not None and self._current.text in texts:
             self.dismiss_current()
         else:
             self._update_more()

@@ -3,15 +3,18 @@
 ``DeploymentNews`` watches the cluster states in the store and says, in a sentence, what changed;
 ``DesktopNotifier`` also shows it as a desktop notification (``QSystemTrayIcon.showMessage``) where
 the desktop has a system tray and LEA's window is not the active one: the window's own message bar
-shows it in any case.
+shows it in any case. News is said NEWS_MS after it happens, together with what else happened
+meanwhile: more than NEWS_EACH of one kind (a "Deploy all", a lab switch that drops a row of benches)
+are one sentence that names the first few, not a queue of hundreds of messages.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from uuid import UUID
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QSystemTrayIcon, QWidget
 
@@ -23,9 +26,53 @@ from resources.kinds import ResourceKind
 from resources.state import ClusterState, ClusterStatus, Deployed, Deploying, Failed, Undeployed, Undeploying
 
 
+#: How long news waits for more of its kind (ms): what happens within it is said together.
+NEWS_MS = 250
+#: More news of one kind than this within NEWS_MS are said as one sentence.
+NEWS_EACH = 3
+#: The title and the sentence of many news of one kind, by the title of one.
+SUMMARIES = {
+    "Deployment finished": ("Deployments finished", "{n} clusters deployed"),
+    "Deployment failed": ("Deployments failed", "{n} deployments failed (the event log says why)"),
+    "Cluster degraded": ("Clusters degraded", "{n} clusters are degraded"),
+    "Cluster healthy again": ("Clusters healthy again", "{n} clusters are healthy again"),
+    "Undeployment finished": ("Undeployments finished", "{n} clusters undeployed"),
+}
+
+
+@dataclass(frozen=True)
+class News:
+    level: str  # "info" | "warning" | "error"
+    title: str
+    text: str
+    clusters: tuple[str, ...]  # the names of the clusters it is about
+
+
+def summarise(news: Sequence[News], each: int = NEWS_EACH) -> list[News]:
+    """What to say of ``news``: each one as it happened or, when some kind (level and title) has more
+    than ``each``, one sentence for that kind naming its first ``each`` clusters by name (kinds in
+    the order they first happened)."""
+    kinds: dict[tuple[str, str], list[News]] = {}
+    for item in news:
+        kinds.setdefault((item.level, item.title), []).append(item)
+    if all(len(items) <= each for items in kinds.values()):
+        return list(news)
+    said: list[News] = []
+    for (level, title), items in kinds.items():
+        if len(items) <= each:
+            said.extend(items)
+            continue
+        names = tuple(sorted({name for item in items for name in item.clusters}, key=str.casefold))
+        plural, sentence = SUMMARIES.get(title, (title, f"{{n}} times: {title.lower()}"))
+        listed = ", ".join(f"'{name}'" for name in names[:each])
+        more = f" and {len(names) - each} more" if len(names) > each else ""
+        said.append(News(level, plural, f"{sentence.format(n=len(items))}: {listed}{more}", names))
+    return said
+
+
 class DeploymentNews(QObject):
-    #: level ("info" | "warning" | "error"), title, text, the cluster's name
-    news = Signal(str, str, str, str)
+    #: level ("info" | "warning" | "error"), title, text, the names of the clusters it is about
+    news = Signal(str, str, str, list)
 
     def __init__(self, controller: Controller, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -34,6 +81,11 @@ class DeploymentNews(QObject):
         self._known: dict[UUID, ClusterStatus] = {}
         # Until LEA is first live, what arrives is what already was (the first snapshot): no news.
         self._primed = False
+        self._pending: list[News] = []
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(NEWS_MS)
+        self._timer.timeout.connect(self._say)
         controller.sync_state_changed.connect(self._sync_state_changed)
         self.destroyed.connect(self.store.listen(self._on_change))
 
@@ -61,7 +113,14 @@ class DeploymentNews(QObject):
         name = self._name(id)
         said = news_of(name, before, now, lambda ids: peer_names_of(self.store.get, ids))
         if said is not None:
-            self.news.emit(*said, name)
+            self._pending.append(News(*said, (name,)))
+            if not self._timer.isActive():
+                self._timer.start()
+
+    def _say(self) -> None:
+        pending, self._pending = self._pending, []
+        for item in summarise(pending):
+            self.news.emit(item.level, item.title, item.text, list(item.clusters))
 
     def _name(self, id: UUID) -> str:
         cluster = self.store.get(ResourceKind.CLUSTER, id)

@@ -28,7 +28,7 @@ from lea_app.models.status_icons import StatusIcon
 from lea_app.models.table import STALE, ResourceTableModel
 from lea_app.views.configuration_dialog import PeerConfigurationDialog
 from lea_app.views.main_window import MainWindow
-from lea_app.views.message_bar import MessageBar
+from lea_app.views.message_bar import MAX_WAITING_INFO, MessageBar
 from resources.events import EventType
 from resources.resource import AnyResource
 from resources.state import ClusterState, Deployed, Deploying, Failed, Offline, Online, PeerConnectionState, Progress
@@ -259,6 +259,29 @@ def test_a_finished_or_failed_deployment_is_news_in_the_window_and_on_the_deskto
     assert len(shown) == count
 
 
+def test_many_deployments_failing_at_once_are_one_message_and_one_notification(
+    qtbot: QtBot, fake_lea: FakeLea, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shown: list[tuple[str, str]] = []
+    monkeypatch.setattr(QSystemTrayIcon, "isSystemTrayAvailable", staticmethod(lambda: True))
+    monkeypatch.setattr(QSystemTrayIcon, "show", lambda self: None)
+    monkeypatch.setattr(QSystemTrayIcon, "showMessage", lambda self, title, text, *_: shown.append((title, text)))
+    monkeypatch.setattr(fake_lea.window, "isActiveWindow", lambda: False)
+    bar = fake_lea.window.message_bar
+    names = ("hil-loop", "adas-loop", "body-control", "telematics")
+    for name in names:
+        fake_lea.window.show_message("info", f"Deployment of '{name}' requested")
+    p = fake_lea.fleet.peers
+    fake_lea.put(*(
+        ClusterState(id=fake_lea.fleet.clusters[name].id, state=Failed(peer=p["bench-01"].id, reason="busy"))
+        for name in names
+    ))
+    failed = "4 deployments failed (the event log says why): 'adas-loop', 'body-control', 'hil-loop' and 1 more"
+    qtbot.waitUntil(lambda: bar.text == failed, timeout=3_000)
+    assert bar.level == "error" and bar.pending() == []  # every "requested" it answers is withdrawn
+    assert shown == [("Deployments failed", failed)]
+
+
 def test_the_first_snapshot_is_no_news(fake_lea: FakeLea) -> None:
     """What LEA finds at start-up (a failed cluster, a degraded one) is shown in the tables, not announced."""
     bar = fake_lea.window.message_bar
@@ -295,6 +318,19 @@ def test_messages_queue_errors_first_and_repeats_are_dropped(qtbot: QtBot) -> No
     with qtbot.waitSignal(bar._timer.timeout, timeout=8_000):
         pass
     assert bar.isHidden()
+
+
+def test_at_most_a_few_info_messages_wait_the_oldest_goes_first(qtbot: QtBot) -> None:
+    host = QWidget()
+    qtbot.addWidget(host)
+    bar = MessageBar(queued=True, host=host)
+    bar.show_message("info", "shown")
+    bar.show_message("error", "broken")  # errors are never pushed out
+    for i in range(MAX_WAITING_INFO + 3):
+        bar.show_message("info", f"news {i}")
+    assert bar.text == "broken"
+    assert [m.text for m in bar.pending()] == [f"news {i}" for i in range(3, MAX_WAITING_INFO + 3)]
+    assert bar.more.text() == f"+{MAX_WAITING_INFO} more"
 
 
 def test_a_message_shifts_nothing_on_the_page(qtbot: QtBot, fake_lea: FakeLea) -> None:
