@@ -11,7 +11,7 @@ from uuid import UUID
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
 
 from lea_app.models.event_text import EventFilter, describe_change, local_time, utc_time
-from lea_app.models.table import COALESCE_MS, ID_ROLE, STALE, request_flush
+from lea_app.models.table import COALESCE_MS, ID_ROLE, STALE, Coalescing
 from lea_app.sync.store import Store
 from resources.events import Event
 from resources.kinds import ResourceKind
@@ -148,7 +148,7 @@ class EventTableModel(QAbstractTableModel):
         return None
 
 
-class LiveEventLogModel(EventTableModel):
+class LiveEventLogModel(Coalescing, EventTableModel):
     """Every applied event, newest first, capped; inserts are coalesced on a short timer. The rows
     are the events the ``event_filter`` accepts; the model keeps the last ``capacity`` stored and
     the last ``capacity`` volatile events apart, so a flood of volatile states never pushes the
@@ -186,10 +186,6 @@ class LiveEventLogModel(EventTableModel):
         if not self._scheduled:
             self._scheduled = True
             self._timer.start()
-
-    def _request_flush(self) -> None:
-        self._scheduled = False
-        request_flush(self)  # shares the event loop's flushing budget with the tables
 
     def flush(self) -> None:
         """Show every event that arrived (tests call this; the timer flushes in slices)."""

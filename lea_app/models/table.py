@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 from uuid import UUID
 
 import shiboken6
@@ -21,6 +21,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersisten
 from PySide6.QtGui import QBrush, QColor
 
 from lea_app.models.status_icons import STALE_COLOUR, StatusIcon, status_icon
+from lea_app.sync.budget import UI_BUDGET
 from lea_app.sync.store import Store, StoreChange
 
 R = TypeVar("R")
@@ -35,29 +36,66 @@ STALE = QBrush(QColor(STALE_COLOUR))
 BULK_LOAD = 500
 #: More separate ranges of updated rows than this in one flush are announced as one dataChanged.
 MAX_CHANGED_RANGES = 16
+#: Rows inserted or removed in one slice of a flush, at most: each is signalled on its own, and a
+#: view does work for each (bench/gui_burst.py: 20-30 ms flushes of the dashboard's deployments in
+#: progress, rows coming and going by the hundred); the rest follows in the next pass.
+MAX_MOVES = 64
+#: Rows the view shows, (first, last), asked at each flush (lea_app/views/tables.py sets it).
+VisibleRows = Callable[[], tuple[int, int]]
 #: Seconds of row building one event-loop pass may do for all models together; the rest follows in
 #: the next pass, so a burst touching thousands of rows of several tables never holds the loop for
-#: long. With the signals a flush then emits, a pass stays within the sync engine's 8 ms budget
-#: (lea_app/sync/engine.py: YIELD_EVERY; bench/gui_burst.py measured 16 ms passes at 20 ms).
+#: long. A flush also waits for its turn in the UI thread's budget (lea_app/sync/budget.py): after
+#: the sync engine's slice, never right behind it, so the paint it causes comes after it alone.
 FLUSH_SLICE = 0.005
+#: How long a model nobody sees (its table is on a page not shown) coalesces its changes (ms):
+#: during a burst each flush then covers a second of changes, each row built once, not twenty times.
+BACKGROUND_MS = 1000
 
 
 class Sliced(Protocol):
+    #: Nobody sees it: flushed after the models that are seen, its changes coalesced for longer.
+    background: bool
+
     def flush_until(self, deadline: float) -> bool:
         """Apply pending changes until about ``deadline`` (time.perf_counter()); True if some remain."""
         ...
+
+
+class Coalescing:
+    """A model whose changes wait on ``_timer`` (COALESCE_MS, BACKGROUND_MS while nobody sees it),
+    then ask the flusher for a turn (``_request_flush``)."""
+
+    background = False
+    _timer: QTimer
+    _scheduled: bool
+
+    def _request_flush(self) -> None:
+        self._scheduled = False
+        request_flush(cast(Sliced, self))
+
+    def set_background(self, background: bool) -> None:
+        """Its table was hidden (True) or shown (False): shown, what waits is flushed at once."""
+        if background == self.background:
+            return
+        self.background = background
+        self._timer.setInterval(BACKGROUND_MS if background else COALESCE_MS)
+        if not background:
+            self._timer.stop()
+            self._request_flush()
 
 
 class _Flusher(QObject):
     """Runs the timer-driven flushes of every model, FLUSH_SLICE seconds per event-loop pass.
 
     A model's own timer coalesces its changes (COALESCE_MS), then asks for a flush here; models
-    take turns, so one pass never runs every table's flush back to back.
+    take turns, so one pass never runs every table's flush back to back. Models nobody sees wait
+    until those that are seen have nothing left.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._queue: deque[Sliced] = deque()
+        self._background: deque[Sliced] = deque()
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         # Not 0: Qt runs zero timers only when no other event waits (glib's idle priority), and a
@@ -66,22 +104,38 @@ class _Flusher(QObject):
         self._timer.timeout.connect(self._run)
 
     def request(self, model: Sliced) -> None:
-        if model not in self._queue:
-            self._queue.append(model)
+        queue, other = (self._background, self._queue) if model.background else (self._queue, self._background)
+        if model in other:
+            other.remove(model)
+        if model not in queue:
+            queue.append(model)
         if not self._timer.isActive():
             self._timer.start()
 
     def _run(self) -> None:
-        deadline = time.perf_counter() + FLUSH_SLICE
-        while self._queue:
-            model = self._queue.popleft()
+        # A flush is followed by a paint: it starts a chain of the UI thread's work of its own.
+        start = UI_BUDGET.clock()
+        granted = UI_BUDGET.turn("flush", fresh=True)
+        if granted is None:
+            self._timer.start()  # RETRY later (the timer's 1 ms)
+            return
+        deadline = min(granted, start + FLUSH_SLICE)
+        try:
+            self._flush_until(deadline)
+        finally:
+            UI_BUDGET.done("flush", start, UI_BUDGET.clock())
+
+    def _flush_until(self, deadline: float) -> None:
+        while self._queue or self._background:
+            queue = self._queue or self._background
+            model = queue.popleft()
             if not shiboken6.isValid(model):
                 continue  # deleted meanwhile
             if model.flush_until(deadline):
-                self._queue.append(model)
+                self.request(model)  # (it may have been shown or hidden meanwhile)
             if time.perf_counter() >= deadline:
                 break
-        if self._queue:
+        if self._queue or self._background:
             self._timer.start()
 
 
@@ -129,7 +183,7 @@ class _Desc:
     __hash__ = None  # type: ignore[assignment]
 
 
-class ResourceTableModel(QAbstractTableModel, Generic[R]):
+class ResourceTableModel(Coalescing, QAbstractTableModel, Generic[R]):
     """Rows are ids; each row's content is an R built by ``make_row`` from the store."""
 
     columns: Sequence[Column[R]] = ()
@@ -153,6 +207,8 @@ class ResourceTableModel(QAbstractTableModel, Generic[R]):
         self.checks_enabled = False
         #: While LEA is not live the rows are what the store last heard: greyed, icons too.
         self._stale = False
+        #: The rows its view shows; None: not known (every updated row is announced).
+        self.visible_rows: VisibleRows | None = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(COALESCE_MS)
@@ -204,10 +260,6 @@ class ResourceTableModel(QAbstractTableModel, Generic[R]):
             self._scheduled = True
             self._timer.start()
 
-    def _request_flush(self) -> None:
-        self._scheduled = False
-        request_flush(self)
-
     def refresh_all(self) -> None:
         self._pending_all = True
         self.flush()
@@ -244,7 +296,9 @@ class ResourceTableModel(QAbstractTableModel, Generic[R]):
         text, search_text = self._filter, self.search_text
         todo = list(pending)
         for n, id in enumerate(todo):
-            if deadline is not None and n % 16 == 15 and time.perf_counter() > deadline:
+            if deadline is not None and (
+                (n % 16 == 15 and time.perf_counter() > deadline) or len(removals) + len(inserts) >= MAX_MOVES
+            ):
                 self._pending.update(todo[n:])  # for the next pass, after other events
                 left = True
                 break
@@ -333,6 +387,12 @@ class ResourceTableModel(QAbstractTableModel, Generic[R]):
             rows.append(self._index_of(id))
         last = len(self.columns) - 1
         ranges = _ranges_desc(sorted(rows, reverse=True))
+        if self.visible_rows is not None:
+            # Only what the view shows is repainted: a burst updating rows all over a table of
+            # thousands changes one or two of the thirty shown, and a span over them all made the
+            # view repaint every cell (bench/gui_burst.py). A row scrolled to later is read afresh.
+            first, final = self.visible_rows()
+            ranges = [(max(a, first), min(b, final)) for a, b in ranges if a <= final and b >= first]
         if len(ranges) > MAX_CHANGED_RANGES:
             # Scattered updates (a burst): one signal for the span; the view repaints what it shows.
             ranges = [(ranges[-1][0], ranges[0][1])]
@@ -413,32 +473,16 @@ class ResourceTableModel(QAbstractTableModel, Generic[R]):
         return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._ids) or not 0 <= index.column() < len(self.columns):
+        # A paint asks every visible cell for about seven roles: answer the roles no column has at
+        # once, and the others without Qt enum lookups (bench/gui_burst.py: 1,300 calls per paint).
+        answer = _ROLE_ANSWERS.get(role)
+        if answer is None:
             return None
-        id = self._ids[index.row()]
-        row = self._rows[id]
-        column = self.columns[index.column()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return column.display(row)
-        if role == ID_ROLE:
-            return str(id)
-        if role == Qt.ItemDataRole.ToolTipRole and column.tooltip is not None:
-            return column.tooltip(row)
-        if role == PROGRESS_ROLE and column.progress is not None:
-            return column.progress(row)
-        if role == Qt.ItemDataRole.ForegroundRole:
-            if self._stale:
-                return STALE
-            return column.foreground(row) if column.foreground is not None else None
-        if role == Qt.ItemDataRole.DecorationRole and column.decoration is not None:
-            kind = column.decoration(row)
-            return status_icon(kind, self._stale) if kind is not None else None
-        if role == Qt.ItemDataRole.CheckStateRole and column.checkable is not None:
-            checked = column.checkable(row)
-            if checked is None:
-                return None
-            return Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked
-        return None
+        r, c = index.row(), index.column()  # -1 for an invalid index
+        if not (0 <= r < len(self._ids) and 0 <= c < len(self.columns)):
+            return None
+        id = self._ids[r]
+        return answer(self, id, self._rows[id], self.columns[c])
 
     def flags(self, index: Index) -> Qt.ItemFlag:
         if not index.isValid():
@@ -460,6 +504,56 @@ class ResourceTableModel(QAbstractTableModel, Generic[R]):
         # The row changes when the backend's event arrives, not now.
         self.checked(id, bool(checked))
         return True
+
+
+def _display(model: ResourceTableModel[Any], id: UUID, row: Any, column: Column[Any]) -> Any:
+    return column.display(row)
+
+
+def _id(model: ResourceTableModel[Any], id: UUID, row: Any, column: Column[Any]) -> Any:
+    return str(id)
+
+
+def _tooltip(model: ResourceTableModel[Any], id: UUID, row: Any, column: Column[Any]) -> Any:
+    return column.tooltip(row) if column.tooltip is not None else None
+
+
+def _progress(model: ResourceTableModel[Any], id: UUID, row: Any, column: Column[Any]) -> Any:
+    return column.progress(row) if column.progress is not None else None
+
+
+def _foreground(model: ResourceTableModel[Any], id: UUID, row: Any, column: Column[Any]) -> Any:
+    if model.stale:
+        return STALE
+    return column.foreground(row) if column.foreground is not None else None
+
+
+def _decoration(model: ResourceTableModel[Any], id: UUID, row: Any, column: Column[Any]) -> Any:
+    if column.decoration is None:
+        return None
+    kind = column.decoration(row)
+    return status_icon(kind, model.stale) if kind is not None else None
+
+
+def _check_state(model: ResourceTableModel[Any], id: UUID, row: Any, column: Column[Any]) -> Any:
+    if column.checkable is None:
+        return None
+    checked = column.checkable(row)
+    if checked is None:
+        return None
+    return Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked
+
+
+#: What ``ResourceTableModel.data`` answers, by role (plain ints: a role arrives as one).
+_ROLE_ANSWERS: dict[int, Callable[[ResourceTableModel[Any], UUID, Any, Column[Any]], Any]] = {
+    int(Qt.ItemDataRole.DisplayRole): _display,
+    int(ID_ROLE): _id,
+    int(Qt.ItemDataRole.ToolTipRole): _tooltip,
+    int(PROGRESS_ROLE): _progress,
+    int(Qt.ItemDataRole.ForegroundRole): _foreground,
+    int(Qt.ItemDataRole.DecorationRole): _decoration,
+    int(Qt.ItemDataRole.CheckStateRole): _check_state,
+}
 
 
 def _ranges_desc(rows_desc: list[int]) -> list[tuple[int, int]]:

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from enum import StrEnum
 
 from lea_app.connection.base import Connection, ConnectionLost, Delivery, EventStream
+from lea_app.sync.budget import RETRY, UI_BUDGET, WorkBudget
 from lea_app.sync.store import Store
 from resources.backoff import Backoff
 from resources.errors import LeaError
@@ -28,7 +29,8 @@ from resources.wire import EventBatch, Hello, Resync
 log = logging.getLogger(__name__)
 
 
-#: Longest stretch of applying events before the engine lets the event loop run (seconds).
+#: Longest stretch of applying events before the engine lets the event loop run (seconds); within
+#: the UI thread's shared budget (lea_app/sync/budget.py), which may cut it shorter.
 YIELD_EVERY = 0.008
 
 
@@ -55,6 +57,7 @@ class SyncEngine:
         reconnect_backoff: Backoff | None = None,
         healthy_after: float = 10.0,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        budget: WorkBudget = UI_BUDGET,
     ) -> None:
         self.connection = connection
         self.store = store
@@ -72,7 +75,8 @@ class SyncEngine:
         self._error_listeners: list[Callable[[LeaError], None]] = []
         self._stopped = False
         self._live_since = 0.0
-        self._last_yield = 0.0
+        self._budget = budget
+        self._deadline = 0.0  # the end of the slice the engine works in
 
     def on_error(self, listener: Callable[[LeaError], None]) -> None:
         """Hear refusals that keep the engine from syncing (it retries with backoff)."""
@@ -183,13 +187,26 @@ class SyncEngine:
     # -- LIVE ------------------------------------------------------------------------------
     async def _live(self) -> None:
         assert self._stream is not None
-        self._handle(await self._stream.next())
+        budget = self._budget
+        asked = budget.clock()
+        item = await self._stream.next()
         # During a burst the deliveries are already queued, so next() returns without ever
-        # suspending: give the event loop (painting, input, the table timers) a turn every few ms.
-        now = time.monotonic()
-        if now - self._last_yield > YIELD_EVERY:
-            await asyncio.sleep(0)
-            self._last_yield = time.monotonic()
+        # suspending: the engine works in slices of the UI thread's budget and between them gives
+        # the event loop (painting, input, the table flushes) its turn. Reading and parsing the
+        # delivery is work too, unless next() waited (then the loop was free meanwhile).
+        start = budget.clock()
+        if start - asked < budget.quiet:
+            start = asked
+        if start >= self._deadline:  # the slice is over (or this is the first delivery)
+            if self._deadline:
+                budget.done("sync", start, budget.clock())
+                await asyncio.sleep(0)  # the event loop takes a turn between any two slices
+            while (deadline := budget.turn("sync")) is None:
+                await asyncio.sleep(RETRY)
+            start = budget.clock()
+            self._deadline = min(deadline, start + YIELD_EVERY)
+        self._handle(item)
+        budget.done("sync", start, budget.clock())
 
     def _handle(self, item: Delivery) -> None:
         if isinstance(item, Resync):

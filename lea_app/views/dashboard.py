@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from uuid import UUID
 
 from PySide6.QtCore import QEvent, QSize, Qt, QTimer
-from PySide6.QtGui import QResizeEvent
+from PySide6.QtGui import QHideEvent, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
     QFrame,
@@ -20,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from lea_app.controller import Controller
 from lea_app.models.resources import DeploymentsModel, cluster_status, is_degraded, status_detail
-from lea_app.models.table import COALESCE_MS
+from lea_app.models.table import BACKGROUND_MS, COALESCE_MS
 from lea_app.sync.store import StoreChange
 from lea_app.views.tables import EmptyState, configure_table
 from resources.cluster import ClusterDescriptor
@@ -44,6 +45,10 @@ CLUSTER_STATES = ("deployed", "degraded", "deploying", "waiting", "failed", "und
 ATTENTION = ("failed", "degraded", "waiting")
 #: How many clusters needing attention the card names (the rest are counted).
 NAMED = 3
+#: How often the figures follow the store while the page is shown (ms).
+REFRESH_MS = COALESCE_MS * 2
+#: Seconds of counting one event-loop pass may do.
+COUNT_SLICE = 0.004
 
 
 def state_name(status: ClusterStatus) -> str:
@@ -183,8 +188,12 @@ class DashboardPage(QWidget):
         self.idle_hint.set_text("No deployment in progress — deploy a cluster on the Clusters page (Ctrl+D).")
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
-        self._timer.setInterval(COALESCE_MS * 2)
+        self._timer.setInterval(REFRESH_MS if self.isVisible() else BACKGROUND_MS)
         self._timer.timeout.connect(self._refresh_due)
+        self._more = QTimer(self)  # the rest of a count cut short
+        self._more.setSingleShot(True)
+        self._more.setInterval(1)
+        self._more.timeout.connect(self._refresh_due)
         self._scheduled = False  # the timer runs (a flag: asking Qt costs, per batch)
         # The counts are kept per peer and per cluster, brought up to date for the ids that changed
         # (a refresh during a burst must not walk every peer and cluster).
@@ -217,15 +226,47 @@ class DashboardPage(QWidget):
         if not self._scheduled:
             self._scheduled = True
             self._timer.start()
+        elif not self.isVisible():
+            # Not shown: counted once the changes pause (a burst would otherwise make each
+            # refresh walk a second's worth of peers and clusters: 20 ms at once); shown: now.
+            self._timer.start()
 
     def _refresh_due(self) -> None:
+        # Counted in slices (a second of a burst's changes, hidden, are thousands of ids).
+        if not self._catch_up(time.perf_counter() + COUNT_SLICE):
+            self._more.start()
+            return
         self._scheduled = False
         self.refresh()
 
+    # While the page is not shown its figures follow BACKGROUND_MS after the changes pause; shown,
+    # they are current.
+    def showEvent(self, event: QShowEvent) -> None:
+        self._timer.setInterval(REFRESH_MS)
+        if self._scheduled:
+            self._timer.stop()
+            self._refresh_due()
+        super().showEvent(event)
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        self._timer.setInterval(BACKGROUND_MS)
+        super().hideEvent(event)
+
     def counts(self) -> tuple[int, int, int, Counter[str]]:
         """Peers online, offline, demo benches among them; clusters by their state (CLUSTER_STATES)."""
+        self._catch_up(None)
+        online, peers = len(self._online), len(self.store.all(ResourceKind.PEER))
+        return online, peers - online, len(self._demo), Counter(self._cluster_states.values())
+
+    def _catch_up(self, deadline: float | None) -> bool:
+        """Bring the counts up to date for the peers and clusters that changed, all or as many as
+        ``deadline`` (time.perf_counter()) allows; True when nothing is left."""
         peers = self.store.all(ResourceKind.PEER)
-        for peer_id in self._peers_dirty:
+        dirty = self._peers_dirty
+        while dirty:
+            if deadline is not None and len(dirty) % 64 == 0 and time.perf_counter() > deadline:
+                return False
+            peer_id = dirty.pop()
             peer = peers.get(peer_id)
             state = self.store.get(ResourceKind.PEER_CONNECTION_STATE, peer_id)
             if peer_id in peers and isinstance(state, PeerConnectionState) and isinstance(state.state, Online):
@@ -236,9 +277,12 @@ class DashboardPage(QWidget):
                 self._demo.add(peer_id)
             else:
                 self._demo.discard(peer_id)
-        self._peers_dirty = set()
         clusters = self.store.all(ResourceKind.CLUSTER)
-        for cluster_id in self._clusters_dirty:
+        dirty = self._clusters_dirty
+        while dirty:
+            if deadline is not None and len(dirty) % 64 == 0 and time.perf_counter() > deadline:
+                return False
+            cluster_id = dirty.pop()
             if cluster_id in clusters:
                 name = self._cluster_states[cluster_id] = state_name(cluster_status(self.store.get, cluster_id))
                 if name in ATTENTION:
@@ -248,9 +292,7 @@ class DashboardPage(QWidget):
             else:
                 self._cluster_states.pop(cluster_id, None)
                 self._attention.discard(cluster_id)
-        self._clusters_dirty = set()
-        online = len(self._online)
-        return online, len(peers) - online, len(self._demo), Counter(self._cluster_states.values())
+        return True
 
     def needed_offline(self) -> list[str]:
         """The names of the offline peers a deployed cluster has as members, sorted."""

@@ -1,11 +1,15 @@
 """A visible keyboard focus ring: the platform style's focus frame, drawn as a 2 px ring in the
-palette's highlight colour (Fusion's is a faint line that is easy to lose on a button or a cell)."""
+palette's highlight colour (Fusion's is a faint line that is easy to lose on a button or a field).
+
+Tables paint with the platform style itself (``plain_style``): a style written in Python is called
+back for every primitive of every cell, 6 of the 15 ms a 200-cell paint of a live table took
+(bench/gui_burst.py); a table shows where the keyboard is by its highlighted current row."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QPainter, QPalette, QPen
-from PySide6.QtWidgets import QApplication, QProxyStyle, QStyle, QStyleOption, QWidget
+from PySide6.QtWidgets import QApplication, QProxyStyle, QStyle, QStyleFactory, QStyleOption, QWidget
 
 RING_WIDTH = 2
 
@@ -38,3 +42,14 @@ def install_focus_ring() -> None:
     if not isinstance(app, QApplication) or isinstance(app.style(), FocusRingStyle):
         return
     app.setStyle(FocusRingStyle(app.style().name()))
+
+
+def plain_style() -> QStyle | None:
+    """A new instance of the platform style under the focus ring, for a widget that paints many
+    items (a table; PySide makes the widget its owner: one each); None when the application has no
+    focus ring (its style is plain already)."""
+    app = QApplication.instance()
+    ring = app.style() if isinstance(app, QApplication) else None
+    if not isinstance(ring, FocusRingStyle):
+        return None
+    return QStyleFactory.create(ring.baseStyle().name())  # (a proxy's own name is empty)

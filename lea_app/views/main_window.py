@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, Signal
+from PySide6.QtCore import QByteArray, QEvent, QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from lea_app.controller import Controller
+from lea_app.sync.budget import UI_BUDGET
 from lea_app.views.app_icon import app_icon
 from lea_app.views.bench_dialog import BenchSetupDialog
 from lea_app.views.configuration_dialog import PeerConfigurationDialog
@@ -452,6 +453,18 @@ class MainWindow(QMainWindow):
         if not self._shown_once:  # now the frame and the screen the window is on are known
             self._shown_once = True
             self.fit_to_screen()
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() != QEvent.Type.UpdateRequest:
+            return super().event(event)
+        # The window paints what changed: that counts in the UI thread's budget of back-to-back
+        # work (lea_app/sync/budget.py), so the engine and the flushes yield right after a paint.
+        start = UI_BUDGET.clock()
+        try:
+            return super().event(event)
+        finally:
+            UI_BUDGET.done("paint", start, UI_BUDGET.clock())
+
     def unsaved_editors(self) -> list[ResourceEditor[Any]]:
         return [e for e in self.editors.values() if e.isVisible() and e.is_dirty()]
 

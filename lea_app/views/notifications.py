@@ -25,7 +25,6 @@ from resources.cluster import ClusterDescriptor
 from resources.kinds import ResourceKind
 from resources.state import ClusterState, ClusterStatus, Deployed, Deploying, Failed, Undeployed, Undeploying
 
-
 #: How long news waits for more of its kind (ms): what happens within it is said together.
 NEWS_MS = 250
 #: More news of one kind than this within NEWS_MS are said as one sentence.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,8 +11,9 @@ from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView, QWidget
 
-from lea_app.models.table import ResourceTableModel
+from lea_app.models.table import Coalescing, ResourceTableModel
 from lea_app.views.delegates import ProgressDelegate
+from lea_app.views.focus import plain_style
 
 ROW_HEIGHT = 26  # at the usual 9-10 pt font; rows grow with a larger font (row_height)
 #: The average character width the preferred column widths were chosen at.
@@ -29,6 +31,9 @@ def setup_table_view(
     """Row selection, rows as high as the font needs, columns that share the viewport's width
     (no ResizeToContents: on a live table it re-measures every row on each update); ``stretch``:
     the column that takes the spare width (default: the last)."""
+    style = plain_style()
+    if style is not None:
+        view.setStyle(style)  # its cells are painted without calls into Python (lea_app/views/focus.py)
     view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     view.setAlternatingRowColors(True)
@@ -43,6 +48,40 @@ def setup_table_view(
     header.setHighlightSections(False)
     header.setMinimumSectionSize(40)
     ColumnFitter(view, widths, minimums, stretch)
+    model = view.model()
+    if isinstance(model, Coalescing):
+        SeenFollower(view, model)
+    if isinstance(model, ResourceTableModel):
+        model.visible_rows = functools.partial(visible_rows, view)
+
+
+def visible_rows(view: QTableView) -> tuple[int, int]:
+    """The rows ``view`` shows now, (first, last); (0, -1) when it shows none (hidden or empty)."""
+    if not shiboken6.isValid(view) or not view.isVisible():
+        return 0, -1
+    first = view.rowAt(0)
+    if first < 0:
+        return 0, -1
+    last = view.rowAt(view.viewport().height() - 1)
+    return first, last if last >= 0 else view.model().rowCount() - 1
+
+
+class SeenFollower(QObject):
+    """Tells a live model whether its table is seen: hidden (its page is not shown), the model
+    coalesces its changes for longer and waits behind the models that are seen
+    (lea_app/models/table.py: BACKGROUND_MS); shown, it is brought up to date at once."""
+
+    def __init__(self, view: QAbstractItemView, model: Coalescing) -> None:
+        super().__init__(view)
+        self._model = model
+        model.set_background(not view.isVisible())
+        view.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        kind = event.type()
+        if kind in (QEvent.Type.Show, QEvent.Type.Hide) and shiboken6.isValid(self._model):
+            self._model.set_background(kind == QEvent.Type.Hide)
+        return False
 
 
 class ColumnFitter(QObject):

@@ -30,6 +30,7 @@ from lea_app.models.resources import ClustersModel, DeploymentsModel, PeersModel
 from lea_app.models.table import ID_ROLE, PROGRESS_ROLE, ResourceTableModel
 from lea_app.sync.store import Store
 from lea_app.views.dashboard import DashboardPage
+from lea_app.views.tables import configure_table
 from resources.cluster import ClusterDeployment, ClusterDescriptor
 from resources.events import Event, EventType, StateSnapshot
 from resources.kinds import ResourceKind
@@ -481,6 +482,37 @@ class SignalLog:
     def take(self) -> list[tuple[str, int, int]]:
         calls, self.calls = self.calls, []
         return calls
+
+
+def test_only_the_rows_a_view_shows_are_announced_as_changed(qtbot: QtBot) -> None:
+    """A burst updates rows all over a big table: the view repaints the few it shows, not a span."""
+    fleet = make_fleet()
+    many = [make_peer(f"rack-{i:03d}") for i in range(200)]
+    fleet.feed.put(*many)
+    view = QTableView()
+    qtbot.addWidget(view)
+    peers = PeersModel(fleet.store)
+    peers.setParent(view)
+    configure_table(view, peers)
+    view.resize(600, 300)
+    view.show()
+    peers.refresh_all()
+    qtbot.waitUntil(lambda: view.rowAt(0) == 0, timeout=2_000)
+    first, last = peers.visible_rows() if peers.visible_rows is not None else (0, -1)
+    assert first == 0 and 0 < last < 100, "the view shows a few of the rows"
+    log = SignalLog(peers)
+    shown, hidden = peers.id_at(1), peers.id_at(150)
+    by_id = {p.id: p for p in [*fleet.peers, *many]}
+    assert shown is not None and hidden is not None
+    fleet.feed.put(online(by_id[hidden]))
+    peers.flush()
+    assert log.take() == []  # nothing shown changed: nothing to repaint
+    fleet.feed.put(online(by_id[shown]), online(by_id[hidden], "10.0.0.2"))
+    peers.flush()
+    assert log.take() == [("changed", 1, 1)]
+    view.scrollTo(peers.index(150, 0))  # scrolled to, the row is read as it is now
+    state = [c.title for c in peers.columns].index("State")
+    assert "online" in str(peers.index(150, state).data()).lower()
 
 
 def test_single_changes_are_incremental(fleet: Fleet, holder: QObject) -> None:

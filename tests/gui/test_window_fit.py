@@ -173,7 +173,23 @@ def test_the_bundled_icons_are_the_svg_rendered(tmp_path: Path) -> None:
     bundled = sorted(ASSETS.glob("lea-*.png"))
     assert [p.name for p in bundled] == ["lea-16.png", "lea-256.png", "lea-32.png", "lea-48.png"]
     for png in bundled:
-        assert QImage(str(png)) == QImage(str(tmp_path / png.name)), f"{png.name} differs from the SVG's rendering"
+        # Within one level per channel: Qt's rasteriser rounds a few edge pixels differently on
+        # another CPU (seen: 24 pixels of lea-256.png one level apart on an AVX-512 machine).
+        assert largest_difference(QImage(str(png)), QImage(str(tmp_path / png.name))) <= 1, (
+            f"{png.name} differs from the SVG's rendering"
+        )
+
+
+def largest_difference(a: QImage, b: QImage) -> int:
+    """The largest difference of one channel of one pixel (255: not even the same size)."""
+    if a.size() != b.size():
+        return 255
+    worst = 0
+    for x in range(a.width()):
+        for y in range(a.height()):
+            p, q = a.pixelColor(x, y), b.pixelColor(x, y)
+            worst = max(worst, *(abs(u - v) for u, v in zip(p.getRgb(), q.getRgb(), strict=True)))
+    return worst
 
 
 def test_the_window_has_the_icon(qtbot: QtBot) -> None:
