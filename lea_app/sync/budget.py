@@ -55,6 +55,12 @@ class WorkBudget:
         self._waiting.pop(worker, None)
         return now + left
 
+    def yielded(self, worker: str) -> None:
+        """``worker`` let the event loop take a turn: its own work before is no longer back to back
+        with what comes next (the work of others, a paint, still is)."""
+        if self._last_worker == worker:
+            self._chained = 0.0
+
     def done(self, worker: str, start: float, end: float) -> None:
         """``worker`` worked from ``start`` to ``end`` (``clock`` times)."""
         if start - self._last_end >= self.quiet:

@@ -201,6 +201,7 @@ class SyncEngine:
             if self._deadline:
                 budget.done("sync", start, budget.clock())
                 await asyncio.sleep(0)  # the event loop takes a turn between any two slices
+                budget.yielded("sync")
             while (deadline := budget.turn("sync")) is None:
                 await asyncio.sleep(RETRY)
             start = budget.clock()

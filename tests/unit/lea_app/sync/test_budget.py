@@ -60,3 +60,15 @@ def test_a_worker_that_stopped_asking_is_owed_nothing() -> None:
     assert budget.turn("flush") is None
     clock.now += OWED_FOR + 0.001  # the flusher had nothing more to do
     assert budget.turn("sync") is not None
+
+
+def test_a_worker_that_let_the_loop_turn_starts_afresh_unless_others_worked_since() -> None:
+    clock = Clock()
+    budget = WorkBudget(limit=0.010, quiet=0.0005, clock=clock)
+    work(budget, clock, "sync", 0.008)
+    budget.yielded("sync")
+    assert budget.turn("sync") == clock.now + 0.010
+    work(budget, clock, "sync", 0.008)
+    work(budget, clock, "paint", 0.004)  # a paint came in the loop's turn: it is still back to back
+    budget.yielded("sync")
+    assert budget.turn("sync") is None
