@@ -183,9 +183,7 @@ class LiveEventLogModel(Coalescing, EventTableModel):
     def _on_events(self, events: list[Event]) -> None:
         for event in events:
             self._arriving[event.kind.persisted].append(event)
-        if not self._scheduled:
-            self._scheduled = True
-            self._timer.start()
+        self._schedule()
 
     def flush(self) -> None:
         """Show every event that arrived (tests call this; the timer flushes in slices)."""

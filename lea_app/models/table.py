@@ -69,6 +69,14 @@ class Coalescing:
     _timer: QTimer
     _scheduled: bool
 
+    def _schedule(self) -> None:
+        """Changes wait: COALESCE_MS, BACKGROUND_MS while nobody sees a model that has rows (its
+        first load, a snapshot, is never held back: the page may be shown any moment)."""
+        if not self._scheduled:
+            self._scheduled = True
+            loaded = cast(QAbstractTableModel, self).rowCount() > 0
+            self._timer.start(BACKGROUND_MS if self.background and loaded else COALESCE_MS)
+
     def _request_flush(self) -> None:
         self._scheduled = False
         request_flush(cast(Sliced, self))
@@ -78,7 +86,6 @@ class Coalescing:
         if background == self.background:
             return
         self.background = background
-        self._timer.setInterval(BACKGROUND_MS if background else COALESCE_MS)
         if not background:
             self._timer.stop()
             self._request_flush()
@@ -256,9 +263,7 @@ class ResourceTableModel(Coalescing, QAbstractTableModel, Generic[R]):
             self._pending |= ids
         elif not self._deferred:
             return
-        if not self._scheduled:
-            self._scheduled = True
-            self._timer.start()
+        self._schedule()
 
     def refresh_all(self) -> None:
         self._pending_all = True
