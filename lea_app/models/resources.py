@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -178,22 +179,36 @@ class NamedPeers:
     """Which peers each cluster's state names by name (Waiting for them, Degraded by them, an undeploy
     waiting for them, a deployment's "Per peer"), and back: a peer's new name finds the rows showing
     it without walking every cluster state (issue #13: that walk took 6 ms per flush in a burst).
-    A named peer need not be a member any more (its devices may have moved since the state was made)."""
+    A named peer need not be a member any more (its devices may have moved since the state was made).
+
+    One per store (``NamedPeers.of``), kept up to date by the store's changes: the models that need
+    it share it (three did the same 10,000 re-reads each in a 20,000-event burst)."""
+
+    _shared: weakref.WeakKeyDictionary[Store, NamedPeers] = weakref.WeakKeyDictionary()
+
+    @classmethod
+    def of(cls, store: Store) -> NamedPeers:
+        named = cls._shared.get(store)
+        if named is None:
+            named = cls._shared[store] = cls(store)
+        return named
 
     def __init__(self, store: Store) -> None:
-        self.store = store
+        self._store = weakref.ref(store)  # (the store keeps this alive: it holds the listener)
         self._named: dict[UUID, frozenset[UUID]] = {}
         self._naming: dict[UUID, set[UUID]] = {}
-        # The clusters whose state changed since: re-read when asked (a burst changes each state
-        # many times between two flushes; 33,000 re-reads per 20,000 events when done at once).
-        self._changed: set[UUID] = set(store.all(ResourceKind.CLUSTER_STATE))  # a model made over a filled store
+        for cluster_id in store.all(ResourceKind.CLUSTER_STATE):  # made over a filled store
+            self._index(store, cluster_id)
+        store.listen(self._on_change)
 
-    def changed(self, cluster_ids: Iterable[UUID]) -> None:
-        """These clusters' states changed: the peers they name are re-read when next asked."""
-        self._changed.update(cluster_ids)
+    def _on_change(self, change: StoreChange) -> None:
+        store = self._store()
+        if change.kind == ResourceKind.CLUSTER_STATE and store is not None:
+            for cluster_id in _changed_ids(change):
+                self._index(store, cluster_id)
 
-    def _index(self, cluster_id: UUID) -> None:
-        state = self.store.get(ResourceKind.CLUSTER_STATE, cluster_id)
+    def _index(self, store: Store, cluster_id: UUID) -> None:
+        state = store.get(ResourceKind.CLUSTER_STATE, cluster_id)
         status = state.state if isinstance(state, ClusterState) else None
         named = frozenset(
             status.peers if isinstance(status, Deploying) else named_peer_ids(status) if status is not None else ()
@@ -201,6 +216,8 @@ class NamedPeers:
         before = self._named.pop(cluster_id, frozenset())
         if named:
             self._named[cluster_id] = named
+        if named == before:
+            return
         for peer in before - named:
             clusters = self._naming.get(peer)
             if clusters is not None:
@@ -211,9 +228,6 @@ class NamedPeers:
             self._naming.setdefault(peer, set()).add(cluster_id)
 
     def clusters_naming(self, peers: Iterable[UUID]) -> set[UUID]:
-        changed, self._changed = self._changed, set()
-        for cluster_id in changed:
-            self._index(cluster_id)
         found: set[UUID] = set()
         for peer in peers:
             found |= self._naming.get(peer, set())
@@ -439,7 +453,8 @@ class ClustersModel(ResourceTableModel[ClusterRow]):
         # The members each cluster's row was last built with (filtered out or not): the store's index
         # says when they changed, the model only remembers what it built from.
         self._built_members: dict[UUID, frozenset[UUID]] = {}
-        self._named = NamedPeers(store)  # peers a row names in Progress and Reason, members or not
+        self._built_with: dict[UUID, set[UUID]] = {}  # and back: peer -> the clusters built with it
+        self._named = NamedPeers.of(store)  # peers a row names in Progress and Reason, members or not
 
     def candidate_ids(self) -> Iterable[UUID]:
         return self.store.all(ResourceKind.CLUSTER).keys()
@@ -447,8 +462,6 @@ class ClustersModel(ResourceTableModel[ClusterRow]):
     def affected_ids(self, change: StoreChange) -> set[UUID] | None:
         if change.kind in (ResourceKind.CLUSTER, ResourceKind.CLUSTER_STATE, ResourceKind.CLUSTER_DEPLOYMENT):
             ids = _changed_ids(change)
-            if change.kind == ResourceKind.CLUSTER_STATE:
-                self._named.changed(ids)
             return ids
         if change.kind == ResourceKind.PEER:
             self._peers_changed |= _changed_ids(change)  # leader names and members: see deferred_ids
@@ -461,19 +474,35 @@ class ClustersModel(ResourceTableModel[ClusterRow]):
         devices)."""
         peers, self._peers_changed = self._peers_changed, set()
         affected = self._named.clusters_naming(peers)
-        for peer_id in peers:
+        for peer_id in peers:  # a member now, or when the row was built (only a peer's change moves one)
             affected |= self.store.clusters_of_peer(peer_id)
-        members = self.store.members
-        affected.update(id for id, built in self._built_members.items() if members(id) != built)
+            affected |= self._built_with.get(peer_id, set())
         return affected
+
+    def _built(self, id: UUID, members: frozenset[UUID]) -> None:
+        """Remember the members the row of cluster ``id`` is built with (empty: no row)."""
+        before = self._built_members.pop(id, frozenset())
+        if members:
+            self._built_members[id] = members
+        if members == before:
+            return
+        for peer in before - members:
+            clusters = self._built_with.get(peer)
+            if clusters is not None:
+                clusters.discard(id)
+                if not clusters:
+                    del self._built_with[peer]
+        for peer in members - before:
+            self._built_with.setdefault(peer, set()).add(id)
 
     def make_row(self, id: UUID) -> ClusterRow | None:
         cluster = self.store.get(ResourceKind.CLUSTER, id)
         if not isinstance(cluster, ClusterDescriptor):
-            self._built_members.pop(id, None)
+            self._built(id, frozenset())
             return None
         leader = self.store.get(ResourceKind.PEER, cluster.leader)
-        members = self._built_members[id] = frozenset(self.store.members(id))
+        members = frozenset(self.store.members(id))
+        self._built(id, members)
         status = cluster_status(self.store.get, id)
         return ClusterRow(
             cluster,
@@ -538,7 +567,7 @@ class DeploymentsModel(ResourceTableModel[DeploymentRow]):
         super().__init__(store, parent)
         self.active_only = active_only
         self._peers_changed: set[UUID] = set()
-        self._named = NamedPeers(store)  # peers a row names ("Per peer", an undeploy waiting for them)
+        self._named = NamedPeers.of(store)  # peers a row names ("Per peer", an undeploy waiting for them)
 
     def candidate_ids(self) -> Iterable[UUID]:
         return set(self.store.all(ResourceKind.CLUSTER_DEPLOYMENT)) | set(self.store.all(ResourceKind.CLUSTER_STATE))
@@ -546,8 +575,6 @@ class DeploymentsModel(ResourceTableModel[DeploymentRow]):
     def affected_ids(self, change: StoreChange) -> set[UUID] | None:
         if change.kind in (ResourceKind.CLUSTER, ResourceKind.CLUSTER_STATE, ResourceKind.CLUSTER_DEPLOYMENT):
             ids = _changed_ids(change)
-            if change.kind == ResourceKind.CLUSTER_STATE:
-                self._named.changed(ids)
             return ids
         if change.kind == ResourceKind.PEER:
             self._peers_changed |= _changed_ids(change)  # names in "Per peer": see deferred_ids

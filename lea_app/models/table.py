@@ -290,8 +290,8 @@ class ResourceTableModel(Coalescing, QAbstractTableModel, Generic[R]):
             pending |= self.deferred_ids()
         if not pending:
             return False
-        if len(pending) > BULK_LOAD and len(pending) > len(self._ids):
-            deadline = None  # a bulk load goes in as one reset
+        if len(pending) > BULK_LOAD and not self._ids:
+            deadline = None  # a first load goes in as one reset (later ones in slices, MAX_MOVES each)
         left = False
         self.prepare()
         removals: list[UUID] = []
