@@ -47,6 +47,8 @@ VisibleRows = Callable[[], tuple[int, int]]
 #: long. A flush also waits for its turn in the UI thread's budget (lea_app/sync/budget.py): after
 #: the sync engine's slice, never right behind it, so the paint it causes comes after it alone.
 FLUSH_SLICE = 0.005
+#: While the sync engine works (a burst), a flush turn comes at most this often (seconds).
+BUSY_FLUSH_GAP = 0.1
 #: How long a model nobody sees (its table is on a page not shown) coalesces its changes (ms):
 #: during a burst each flush then covers a second of changes, each row built once, not twenty times.
 BACKGROUND_MS = 1000
@@ -117,14 +119,20 @@ class _Flusher(QObject):
         if model not in queue:
             queue.append(model)
         if not self._timer.isActive():
-            self._timer.start()
+            self._timer.start(1)
 
     def _run(self) -> None:
+        # While the sync engine is busy (a burst), the tables follow at most every BUSY_FLUSH_GAP:
+        # each flush and its paint take the engine's time, and the rows catch up once it is done.
+        wait = BUSY_FLUSH_GAP - UI_BUDGET.since("flush")
+        if wait > 0 and UI_BUDGET.since("sync") < BUSY_FLUSH_GAP:
+            self._timer.start(max(1, int(wait * 1000)))
+            return
         # A flush is followed by a paint: it starts a chain of the UI thread's work of its own.
         start = UI_BUDGET.clock()
         granted = UI_BUDGET.turn("flush", fresh=True)
         if granted is None:
-            self._timer.start()  # RETRY later (the timer's 1 ms)
+            self._timer.start(1)  # RETRY later
             return
         deadline = min(granted, start + FLUSH_SLICE)
         try:
@@ -143,7 +151,7 @@ class _Flusher(QObject):
             if time.perf_counter() >= deadline:
                 break
         if self._queue or self._background:
-            self._timer.start()
+            self._timer.start(1)
 
 
 _flusher: _Flusher | None = None

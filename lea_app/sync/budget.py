@@ -38,6 +38,7 @@ class WorkBudget:
         self._last_end = float("-inf")
         self._last_worker = ""
         self._waiting: dict[str, float] = {}  # worker -> when it was last told to yield
+        self._worked: dict[str, float] = {}  # worker -> when its last work ended
         #: How often a worker was told to yield (for the benchmarks).
         self.yields = 0
 
@@ -68,6 +69,11 @@ class WorkBudget:
         self._chained += end - start
         self._last_end = end
         self._last_worker = worker
+        self._worked[worker] = end
+
+    def since(self, worker: str) -> float:
+        """Seconds since ``worker`` last worked (infinite: never)."""
+        return self.clock() - self._worked.get(worker, float("-inf"))
 
 
 #: The budget of LEA's UI thread (the sync engine, the table flushes and the window's paints).
