@@ -175,6 +175,36 @@ def _changed_ids(change: StoreChange) -> set[UUID]:
     return change.inserted | change.changed | change.removed
 
 
+class PeerLinks:
+    """Clusters linked to peers, both ways: cluster -> its peers, peer -> its clusters."""
+
+    def __init__(self) -> None:
+        self._peers: dict[UUID, frozenset[UUID]] = {}
+        self._clusters: dict[UUID, set[UUID]] = {}
+
+    def link(self, cluster_id: UUID, peers: frozenset[UUID]) -> None:
+        """Cluster ``cluster_id`` is linked to ``peers`` now (none: to no peer)."""
+        before = self._peers.pop(cluster_id, frozenset())
+        if peers:
+            self._peers[cluster_id] = peers
+        if peers == before:
+            return
+        for peer in before - peers:
+            clusters = self._clusters.get(peer)
+            if clusters is not None:
+                clusters.discard(cluster_id)
+                if not clusters:
+                    del self._clusters[peer]
+        for peer in peers - before:
+            self._clusters.setdefault(peer, set()).add(cluster_id)
+
+    def clusters_of(self, peers: Iterable[UUID]) -> set[UUID]:
+        found: set[UUID] = set()
+        for peer in peers:
+            found |= self._clusters.get(peer, set())
+        return found
+
+
 class NamedPeers:
     """Which peers each cluster's state names by name (Waiting for them, Degraded by them, an undeploy
     waiting for them, a deployment's "Per peer"), and back: a peer's new name finds the rows showing
@@ -195,8 +225,7 @@ class NamedPeers:
 
     def __init__(self, store: Store) -> None:
         self._store = weakref.ref(store)  # (the store keeps this alive: it holds the listener)
-        self._named: dict[UUID, frozenset[UUID]] = {}
-        self._naming: dict[UUID, set[UUID]] = {}
+        self._links = PeerLinks()
         for cluster_id in store.all(ResourceKind.CLUSTER_STATE):  # made over a filled store
             self._index(store, cluster_id)
         store.listen(self._on_change)
@@ -213,25 +242,10 @@ class NamedPeers:
         named = frozenset(
             status.peers if isinstance(status, Deploying) else named_peer_ids(status) if status is not None else ()
         )
-        before = self._named.pop(cluster_id, frozenset())
-        if named:
-            self._named[cluster_id] = named
-        if named == before:
-            return
-        for peer in before - named:
-            clusters = self._naming.get(peer)
-            if clusters is not None:
-                clusters.discard(cluster_id)
-                if not clusters:
-                    del self._naming[peer]
-        for peer in named - before:
-            self._naming.setdefault(peer, set()).add(cluster_id)
+        self._links.link(cluster_id, named)
 
     def clusters_naming(self, peers: Iterable[UUID]) -> set[UUID]:
-        found: set[UUID] = set()
-        for peer in peers:
-            found |= self._naming.get(peer, set())
-        return found
+        return self._links.clusters_of(peers)
 
 
 # -- peers ---------------------------------------------------------------------------------
@@ -450,10 +464,9 @@ class ClustersModel(ResourceTableModel[ClusterRow]):
     def __init__(self, store: Store, parent: QObject | None = None) -> None:
         super().__init__(store, parent)
         self._peers_changed: set[UUID] = set()
-        # The members each cluster's row was last built with (filtered out or not): the store's index
-        # says when they changed, the model only remembers what it built from.
-        self._built_members: dict[UUID, frozenset[UUID]] = {}
-        self._built_with: dict[UUID, set[UUID]] = {}  # and back: peer -> the clusters built with it
+        # The members each cluster's row was last built with (filtered out or not), and back: a changed
+        # peer finds the rows built with it (only a peer's change moves a member).
+        self._built = PeerLinks()
         self._named = NamedPeers.of(store)  # peers a row names in Progress and Reason, members or not
 
     def candidate_ids(self) -> Iterable[UUID]:
@@ -476,33 +489,17 @@ class ClustersModel(ResourceTableModel[ClusterRow]):
         affected = self._named.clusters_naming(peers)
         for peer_id in peers:  # a member now, or when the row was built (only a peer's change moves one)
             affected |= self.store.clusters_of_peer(peer_id)
-            affected |= self._built_with.get(peer_id, set())
+        affected |= self._built.clusters_of(peers)
         return affected
-
-    def _built(self, id: UUID, members: frozenset[UUID]) -> None:
-        """Remember the members the row of cluster ``id`` is built with (empty: no row)."""
-        before = self._built_members.pop(id, frozenset())
-        if members:
-            self._built_members[id] = members
-        if members == before:
-            return
-        for peer in before - members:
-            clusters = self._built_with.get(peer)
-            if clusters is not None:
-                clusters.discard(id)
-                if not clusters:
-                    del self._built_with[peer]
-        for peer in members - before:
-            self._built_with.setdefault(peer, set()).add(id)
 
     def make_row(self, id: UUID) -> ClusterRow | None:
         cluster = self.store.get(ResourceKind.CLUSTER, id)
         if not isinstance(cluster, ClusterDescriptor):
-            self._built(id, frozenset())
+            self._built.link(id, frozenset())
             return None
         leader = self.store.get(ResourceKind.PEER, cluster.leader)
         members = frozenset(self.store.members(id))
-        self._built(id, members)
+        self._built.link(id, members)
         status = cluster_status(self.store.get, id)
         return ClusterRow(
             cluster,

@@ -214,14 +214,22 @@ def test_while_disconnected_the_data_is_greyed_and_says_as_of_when(qtbot: QtBot,
 
 
 # -- news: finished, failed ----------------------------------------------------------------
-def test_a_finished_or_failed_deployment_is_news_in_the_window_and_on_the_desktop(
-    qtbot: QtBot, fake_lea: FakeLea, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def desktop(fake_lea: FakeLea, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """The desktop notifications shown (title, text), on a desktop with a tray, while the user looks
+    elsewhere (LEA's window is not the active one)."""
     shown: list[tuple[str, str]] = []
     monkeypatch.setattr(QSystemTrayIcon, "isSystemTrayAvailable", staticmethod(lambda: True))
     monkeypatch.setattr(QSystemTrayIcon, "show", lambda self: None)
     monkeypatch.setattr(QSystemTrayIcon, "showMessage", lambda self, title, text, *_: shown.append((title, text)))
-    monkeypatch.setattr(fake_lea.window, "isActiveWindow", lambda: False)  # the user looks elsewhere
+    monkeypatch.setattr(fake_lea.window, "isActiveWindow", lambda: False)
+    return shown
+
+
+def test_a_finished_or_failed_deployment_is_news_in_the_window_and_on_the_desktop(
+    qtbot: QtBot, fake_lea: FakeLea, desktop: list[tuple[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shown = desktop
     bar = fake_lea.window.message_bar
     fake_lea.window.show_message("info", "Connected to fake connection")
     fake_lea.window.show_message("info", "Deployment of 'body-control' requested")  # what the click said
@@ -260,13 +268,9 @@ def test_a_finished_or_failed_deployment_is_news_in_the_window_and_on_the_deskto
 
 
 def test_many_deployments_failing_at_once_are_one_message_and_one_notification(
-    qtbot: QtBot, fake_lea: FakeLea, monkeypatch: pytest.MonkeyPatch
+    qtbot: QtBot, fake_lea: FakeLea, desktop: list[tuple[str, str]]
 ) -> None:
-    shown: list[tuple[str, str]] = []
-    monkeypatch.setattr(QSystemTrayIcon, "isSystemTrayAvailable", staticmethod(lambda: True))
-    monkeypatch.setattr(QSystemTrayIcon, "show", lambda self: None)
-    monkeypatch.setattr(QSystemTrayIcon, "showMessage", lambda self, title, text, *_: shown.append((title, text)))
-    monkeypatch.setattr(fake_lea.window, "isActiveWindow", lambda: False)
+    shown = desktop
     bar = fake_lea.window.message_bar
     names = ("hil-loop", "adas-loop", "body-control", "telematics")
     for name in names:
