@@ -188,7 +188,8 @@ def largest_difference(a: QImage, b: QImage) -> int:
     for x in range(a.width()):
         for y in range(a.height()):
             p, q = a.pixelColor(x, y), b.pixelColor(x, y)
-            worst = max(worst, *(abs(u - v) for u, v in zip(p.getRgb(), q.getRgb(), strict=True)))
+            for u, v in ((p.red(), q.red()), (p.green(), q.green()), (p.blue(), q.blue()), (p.alpha(), q.alpha())):
+                worst = max(worst, abs(u - v))
     return worst
 
 
