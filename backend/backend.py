@@ -21,13 +21,13 @@ from backend.peers.broker import Brokers
 from backend.peers.demo import DemoFaults, DemoPeerBroker
 from backend.settings import Settings, load_settings
 from backend.storage.base import EventStore
-from backend.storage.postgres import PostgresEventStore, PostgresTarget
+from backend.storage.pg_target import PostgresTarget
 from backend.stores import StoreTarget, open_event_store, open_token_store, resolve_store
 from backend.tokens import TokenStore
-from backend.writer_lock import WriterLock
 
 if TYPE_CHECKING:
     from backend.server.agent_listener import AgentListener
+    from backend.writer_lock import WriterLock
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ class Backend:
         self.writer: WriterLock | None = None
         try:
             if self.target is not None:
+                from backend.writer_lock import WriterLock  # (psycopg: only for a PostgreSQL store)
+
                 self.writer = (
                     writer if writer is not None else WriterLock(self.target, self.settings.durability).acquire()
                 )
@@ -84,7 +86,10 @@ class Backend:
             raise
         self.manager = ResourcesManager(self.store, self.settings, rules=rules.check)
         try:
-            if self.writer is not None and isinstance(self.store, PostgresEventStore):
+            if self.writer is not None:
+                from backend.storage.postgres import PostgresEventStore
+
+                assert isinstance(self.store, PostgresEventStore)
                 # Writes go through the lock's session; the mark says this server is the writer now
                 # (before the restore: whatever the previous writer committed is read below).
                 self.store.writer = self.writer.connection

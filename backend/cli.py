@@ -18,10 +18,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from uuid import UUID
 
-import psycopg
 from pydantic import ValidationError
 
 from backend import admin, restore
@@ -29,11 +28,10 @@ from backend.backend import Backend, os_actor
 from backend.datadir import DataDir
 from backend.documents import apply_resources, parse_document
 from backend.logs import setup_logging
-from backend.migrate import Side, migrate
 from backend.settings import load_settings
 from backend.state import State
 from backend.storage.base import CheckpointInfo, EventStore
-from backend.storage.postgres import PostgresEventStore, PostgresTarget, is_postgres_url
+from backend.storage.pg_target import PostgresTarget, is_postgres_url
 from backend.storage.sqlite import SqliteEventStore
 from backend.stores import StoreTarget, open_event_store, open_token_store, resolve_store
 from backend.tokens import Role, TokenStore, check_peer_binding
@@ -45,6 +43,9 @@ from resources.events import Event, StateSnapshot
 from resources.kinds import PERSISTED_KINDS, ResourceKind, history_kinds
 from resources.peer import PeerDescriptor
 from resources.resource import MODEL_BY_KIND, RESOURCE_ADAPTER, AnyResource
+
+if TYPE_CHECKING:
+    from backend.migrate import Side
 
 PROG = "lea-backend"
 EXIT_OK = 0
@@ -88,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc.message)
     except OSError as exc:
         return _fail(f"{exc.filename or args.data_dir}: {exc.strerror or exc}")
-    except psycopg.Error as exc:
+    except _postgres_error() as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return _fail(f"the PostgreSQL store failed: {reason}")
     except sqlite3.OperationalError as exc:
@@ -98,6 +99,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         detail = invalid_resource_from(exc, "stored resource").message
         return _fail(f"the LEA database in {args.data_dir} holds data this LEA cannot read: {detail}")
+
+
+class _NoPostgres(Exception):
+    """Never raised: what ``_postgres_error`` names while psycopg was not imported."""
+
+
+def _postgres_error() -> type[Exception]:
+    """psycopg's base error once a PostgreSQL store was used (psycopg is imported only then:
+    backend/storage/pg_target.py); an error nothing raises before."""
+    psycopg = sys.modules.get("psycopg")
+    error = getattr(psycopg, "Error", None)
+    return error if isinstance(error, type) and issubclass(error, Exception) else _NoPostgres
 
 
 def _fail(message: str) -> int:
@@ -525,7 +538,10 @@ def cmd_compact(args: argparse.Namespace) -> int:
         backend.store.prune_checkpoints(keep)
         kept = backend.store.checkpoints()
         backend.store.vacuum()
-        if isinstance(backend.store, PostgresEventStore):
+        if backend.target is not None:  # a PostgreSQL store
+            from backend.storage.postgres import PostgresEventStore
+
+            assert isinstance(backend.store, PostgresEventStore)
             print(f"{backend.store.name}: LEA's tables take {backend.store.size_bytes()} bytes after VACUUM")
     kept_revisions = {c.revision for c in kept}
     pruned = [c for c in before if c.revision not in kept_revisions]
@@ -555,6 +571,8 @@ def _size_on_disk(database: Path) -> int:
 
 # -- migrate -------------------------------------------------------------------------------------
 def _side(text: str | None, default: Path, password_file: Path | None, option: str) -> Side:
+    from backend.migrate import Side  # (psycopg: only to migrate)
+
     if text is not None and is_postgres_url(text):
         return Side(target=PostgresTarget.parse(text, password_file))
     if password_file is not None:
@@ -563,6 +581,8 @@ def _side(text: str | None, default: Path, password_file: Path | None, option: s
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    from backend.migrate import Side, migrate
+
     if args.source is None and (configured := _target(args)) is not None:
         source = Side(target=configured)  # --store or lea.toml's store
     else:

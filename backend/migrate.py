@@ -31,15 +31,8 @@ import psycopg
 from backend import admin, restore
 from backend.datadir import DataDir, DataDirLock
 from backend.storage.base import EventStore
-from backend.storage.postgres import (
-    APPLICATION_KEY,
-    APPLICATION_VALUE,
-    SCHEMA_LOCK_KEY,
-    TABLES,
-    PostgresEventStore,
-    PostgresTarget,
-    connect_error,
-)
+from backend.storage.pg_target import PostgresTarget, connect_error
+from backend.storage.postgres import APPLICATION_KEY, APPLICATION_VALUE, SCHEMA_LOCK_KEY, TABLES, PostgresEventStore
 from backend.storage.sqlite import SqliteEventStore, open_read_only, tokens_have_peer_column
 from backend.tokens import PostgresTokenStore, TokenStore
 from resources.errors import DataDirError, InvalidRequest

@@ -11,7 +11,7 @@ from __future__ import annotations
 from backend.datadir import DataDir
 from backend.settings import Settings
 from backend.storage.base import EventStore
-from backend.storage.postgres import PostgresEventStore, PostgresTarget, is_postgres_url
+from backend.storage.pg_target import PostgresTarget, is_postgres_url
 from backend.storage.sqlite import Durability, SqliteEventStore
 from backend.tokens import PostgresTokenStore, TokenStore
 from backend.tokens import count_tokens as count_sqlite_tokens
@@ -45,6 +45,8 @@ def open_event_store(
     data_dir: DataDir, target: StoreTarget, *, durability: Durability = "full", read_only: bool = False
 ) -> EventStore:
     if target is not None:
+        from backend.storage.postgres import PostgresEventStore  # (psycopg: only for a PostgreSQL store)
+
         return PostgresEventStore(target, durability=durability, read_only=read_only)
     if read_only:
         path = data_dir.db_path
@@ -57,6 +59,8 @@ def open_event_store(
 
 def open_token_store(data_dir: DataDir, target: StoreTarget, *, read_only: bool = False) -> TokenStore:
     if target is not None:
+        from backend.storage.postgres import PostgresEventStore
+
         if not read_only:
             PostgresEventStore(target).close()  # a new database gets LEA's tables (and is checked as LEA's)
         return PostgresTokenStore(target, read_only=read_only)

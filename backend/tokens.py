@@ -18,13 +18,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import psycopg
-import psycopg_pool
-
-from backend.storage.postgres import PostgresTarget, connect_error
+from backend.storage.pg_target import PostgresTarget, connect_error
 from backend.storage.sqlite import (
     CREATE_TOKENS_TABLE,
     close_keeping_wal,
@@ -34,6 +31,10 @@ from backend.storage.sqlite import (
     wal_path,
 )
 from resources.errors import AlreadyExists, DataDirError, InvalidDocument, InvalidResource, NotFound
+
+if TYPE_CHECKING:
+    import psycopg
+    import psycopg_pool
 
 TOKEN_PREFIX = "lea_"
 #: 1 to 64 ASCII letters, digits, '.', '_', '-' and '@', not starting with '.': a name that is a
@@ -210,6 +211,9 @@ class PostgresTokenStore(TokenStore):
         self._lock = threading.Lock()
         options = "-c default_transaction_read_only=on" if read_only else ""
         conninfo = target.conninfo(options=options) if options else target.conninfo()
+        import psycopg  # (only for a PostgreSQL store: backend/storage/pg_target.py)
+        import psycopg_pool
+
         try:
             with psycopg.connect(conninfo, autocommit=True) as conn:
                 row = conn.execute("SELECT to_regclass('tokens') IS NOT NULL").fetchone()
@@ -232,6 +236,8 @@ class PostgresTokenStore(TokenStore):
 
     def create(self, name: str, role: Role, peer_id: UUID | None = None) -> str:
         token = _new_token(name, role, peer_id)
+        import psycopg
+
         try:
             with self._pool.connection() as conn:
                 conn.execute(

@@ -32,7 +32,7 @@ from typing import Any
 
 import psycopg
 
-from backend.storage.postgres import SYNCHRONOUS_COMMIT, PostgresTarget, connect_error
+from backend.storage.pg_target import SYNCHRONOUS_COMMIT, PostgresTarget, connect_error
 from resources.errors import DataDirLocked
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from backend.manager import ResourcesManager
     from backend.storage.base import EventStore
-    from backend.storage.postgres import PostgresTarget
+    from backend.storage.pg_target import PostgresTarget
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = Path(__file__).resolve().parent / "out"

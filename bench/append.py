@@ -242,7 +242,7 @@ def main_postgres(args: Any, rounds: int, n: int, per_thread: int) -> None:
 
     import psycopg
 
-    from backend.storage.postgres import PostgresTarget
+    from backend.storage.pg_target import PostgresTarget
     from tests.helpers.postgres import LocalPostgres
 
     with contextlib.ExitStack() as stack:

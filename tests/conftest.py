@@ -12,7 +12,7 @@ import pytest
 from tests.helpers.postgres import LocalPostgres, pg_bin
 
 if TYPE_CHECKING:
-    from backend.storage.postgres import PostgresTarget
+    from backend.storage.pg_target import PostgresTarget
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -55,7 +55,7 @@ def postgres_server() -> Iterator[LocalPostgres]:
 @pytest.fixture
 def pg_target(postgres_server: LocalPostgres) -> Iterator[PostgresTarget]:
     """A fresh, empty database on the session's server, dropped after the test."""
-    from backend.storage.postgres import PostgresTarget
+    from backend.storage.pg_target import PostgresTarget
 
     name = postgres_server.create_database()
     try:

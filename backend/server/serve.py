@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -27,12 +27,14 @@ from backend.server.app import create_app
 from backend.server.limits import server_options
 from backend.server.standby import StandbyApp, Switch
 from backend.settings import Settings, load_settings
-from backend.storage.postgres import PostgresTarget
+from backend.storage.pg_target import PostgresTarget
 from backend.stores import count_tokens, resolve_store
 from backend.tokens import TokenStore
-from backend.writer_lock import WriterLock
 from resources.errors import InvalidRequest
 from resources.gc_policy import freeze_start_up, raise_gc_threshold
+
+if TYPE_CHECKING:
+    from backend.writer_lock import WriterLock
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +231,8 @@ def serve(options: ServeOptions) -> int:
     writer: WriterLock | None = None
     try:
         if target is not None:
+            from backend.writer_lock import WriterLock  # (psycopg: only for a PostgreSQL store)
+
             writer = WriterLock(target, settings.durability)
             if not writer.try_acquire():
                 if not options.standby:

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backend.storage.postgres import PostgresTarget
+from backend.storage.pg_target import PostgresTarget
 from resources.kinds import ResourceKind
 from tests.helpers.factories import make_peer
 from tests.helpers.failover import REPO, PgServer, healthz, start_pg_server

@@ -15,7 +15,8 @@ from backend import actions, migrate
 from backend.backend import Backend
 from backend.migrate import Side
 from backend.storage.base import EventStore
-from backend.storage.postgres import PostgresEventStore, PostgresTarget
+from backend.storage.pg_target import PostgresTarget
+from backend.storage.postgres import PostgresEventStore
 from backend.tokens import PostgresTokenStore, Role, TokenStore
 from resources import ResourceKind
 from resources.errors import DataDirLocked, InvalidRequest

@@ -17,7 +17,8 @@ import pytest
 
 from backend import actions, admin
 from backend.backend import Backend
-from backend.storage.postgres import PostgresEventStore, PostgresTarget, redact
+from backend.storage.pg_target import PostgresTarget, redact
+from backend.storage.postgres import PostgresEventStore
 from resources import PeerDescriptor
 from resources.errors import DataDirError, StorageFailed
 from tests.helpers.factories import make_peer

@@ -32,7 +32,8 @@ from hypothesis.stateful import (
 from backend import actions, admin, restore
 from backend.backend import Backend
 from backend.storage.base import EventStore
-from backend.storage.postgres import PostgresEventStore, PostgresTarget
+from backend.storage.pg_target import PostgresTarget
+from backend.storage.postgres import PostgresEventStore
 from backend.storage.sqlite import SqliteEventStore
 from resources import ClusterDeployment, ClusterDescriptor, Device, PeerDescriptor, ResourceKind
 from resources.errors import (

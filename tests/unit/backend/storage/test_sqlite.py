@@ -25,7 +25,8 @@ from backend import actions, admin, restore
 from backend.backend import Backend
 from backend.settings import Settings, load_settings
 from backend.storage.base import EventStore
-from backend.storage.postgres import PostgresEventStore, PostgresTarget
+from backend.storage.pg_target import PostgresTarget
+from backend.storage.postgres import PostgresEventStore
 from backend.storage.sqlite import Durability, SqliteEventStore
 from resources import (
     SCHEMA_VERSION,
