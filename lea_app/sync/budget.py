@@ -39,7 +39,7 @@ class WorkBudget:
         self._last_worker = ""
         self._waiting: dict[str, float] = {}  # worker -> when it was last told to yield
         self._worked: dict[str, float] = {}  # worker -> when its last work ended
-        #: How often a worker was told to yield (for the benchmarks).
+        #: How often a worker was told to yield (a count for tests and traces).
         self.yields = 0
 
     def turn(self, worker: str, fresh: bool = False) -> float | None:
